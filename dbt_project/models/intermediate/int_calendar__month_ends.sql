@@ -1,0 +1,58 @@
+-- One row per calendar month end from the month of the earliest relevant date in the sources
+-- (loan contract/disbursement dates; tax and utility periods when those sources are defined)
+-- up to the as-of date D: only month ends <= D (contract section 2).
+{%- set optional_periods = [
+    ('tax', 'tax_filings'),
+    ('utility', 'utility_bills'),
+] %}
+
+with earliest_dates as (
+
+    select min(least(contract_date, disbursement_date)) as first_date
+    from {{ source('core_banking', 'loans') }}
+    where disbursement_date <= {{ as_of_date() }}
+
+    {%- for src, tbl in optional_periods %}
+    {%- set rel = source_if_defined(src, tbl) %}
+    {%- if rel is not none %}
+
+    union all
+
+    select cast(min(period) || '-01' as date) as first_date
+    from {{ rel }}
+    where cast(period || '-01' as date) <= {{ as_of_date() }}
+    {%- endif %}
+    {%- endfor %}
+
+),
+
+bounds as (
+
+    select
+        cast(date_trunc('month', min(first_date)) as date)       as first_month,
+        cast(date_trunc('month', {{ as_of_date() }}) as date)   as last_month
+    from earliest_dates
+
+),
+
+months as (
+
+    select cast(m.month_start as date) as month_start
+    from bounds,
+        unnest(generate_series(
+            cast(bounds.first_month as timestamp),
+            cast(bounds.last_month as timestamp),
+            interval 1 month
+        )) as m(month_start)
+    where bounds.first_month is not null
+
+)
+
+select
+    cast(last_day(month_start) as date)          as month_end,
+    month_start,
+    cast(year(month_start) as integer)           as year,
+    cast(month(month_start) as integer)          as month,
+    strftime(month_start, '%Y-%m')               as period
+from months
+where last_day(month_start) <= {{ as_of_date() }}
