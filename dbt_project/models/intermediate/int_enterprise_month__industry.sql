@@ -1,0 +1,19 @@
+{#- The industry's own revenue index. Grain: industry_code x month_end (not per enterprise).
+    Over the enterprises of the industry (GB/T 4754 section) with a trailing-3-month VAT
+    revenue YoY at that month end (the enterprise itself included): the median YoY and the
+    aggregate YoY (sum of revenue_3m / sum of revenue_3m a year earlier - 1). -#}
+with firm as (
+    select e.industry_code, t.month_end, t.revenue_3m, t.revenue_3m_py, t.revenue_3m_yoy
+    from {{ ref('int_enterprise_month__tax') }} as t
+    join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = t.enterprise_id
+    where t.revenue_3m_yoy is not null
+)
+
+select
+    industry_code,
+    month_end,
+    cast(count(*) as integer)                        as industry_peer_count,
+    cast(median(revenue_3m_yoy) as double)           as industry_revenue_3m_yoy_median,
+    {{ ef_growth('sum(revenue_3m)', 'sum(revenue_3m_py)') }} as industry_revenue_3m_yoy_aggregate
+from firm
+group by 1, 2

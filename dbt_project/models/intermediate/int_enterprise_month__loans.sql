@@ -1,0 +1,71 @@
+{#- Borrowing with this bank per enterprise per month end, from fct_loan_month_end (which is
+    point in time by construction) and the contractual schedule. Principal due in the next
+    90 days: installments with due_date in (me, me + 90] of the loans on the books at me. -#}
+with spine as (
+    select enterprise_id, month_end from {{ ref('int_enterprise__month_spine') }}
+),
+
+loan_months as (
+    select loan_id, enterprise_id, month_end, outstanding_principal, dpd, is_default
+    from {{ ref('fct_loan_month_end') }}
+    where month_end <= {{ as_of_date() }}
+),
+
+per_month as (
+    select
+        enterprise_id,
+        month_end,
+        sum(outstanding_principal)                             as outstanding_principal,
+        count(*) filter (where outstanding_principal > 0)     as loans_outstanding,
+        max(dpd)                                               as dpd_max,
+        bool_or(is_default)                                    as any_default
+    from loan_months
+    group by 1, 2
+),
+
+-- each installment is due in (me, me + 90] for at most the 4 month ends before its due date
+installment_month_ends as (
+    select
+        i.loan_id,
+        i.due_date,
+        i.principal_due,
+        cast(last_day(i.due_date - to_months(k.k)) as date) as month_end
+    from {{ ref('stg_core_banking__installments') }} as i
+    cross join (select unnest([1, 2, 3, 4]) as k) as k
+),
+
+due_90d as (
+    select lm.enterprise_id, lm.month_end, sum(ime.principal_due) as principal_due_next_90d
+    from installment_month_ends as ime
+    join loan_months as lm
+        on lm.loan_id = ime.loan_id and lm.month_end = ime.month_end
+    where ime.due_date > ime.month_end and ime.due_date <= ime.month_end + 90
+    group by 1, 2
+),
+
+base as (
+    select
+        s.enterprise_id,
+        s.month_end,
+        coalesce(p.outstanding_principal, 0) as outstanding_principal,
+        coalesce(p.loans_outstanding, 0)     as loans_outstanding,
+        coalesce(p.dpd_max, 0)               as dpd_max,
+        coalesce(p.any_default, false)       as any_default,
+        coalesce(d.principal_due_next_90d, 0) as principal_due_next_90d
+    from spine as s
+    left join per_month as p on p.enterprise_id = s.enterprise_id and p.month_end = s.month_end
+    left join due_90d as d on d.enterprise_id = s.enterprise_id and d.month_end = s.month_end
+)
+
+select
+    enterprise_id,
+    month_end,
+    cast(outstanding_principal as decimal(18, 2))  as outstanding_principal,
+    cast(loans_outstanding as integer)             as loans_outstanding,
+    cast(dpd_max as integer)                       as dpd_max,
+    cast(max(dpd_max) over (partition by enterprise_id order by month_end
+        rows between 11 preceding and current row) as integer) as dpd_max_12m,
+    bool_or(any_default) over (partition by enterprise_id order by month_end
+        rows between unbounded preceding and current row) as is_default,
+    cast(principal_due_next_90d as decimal(18, 2)) as principal_due_next_90d
+from base

@@ -1,0 +1,120 @@
+{#- Registry, court and administrative events per enterprise per month end: counts in the
+    trailing 3/6/12 months (events dated on or before the month end, and on or before D).
+    Severity tiers: high = court_judgment_defendant, enforcement_listed,
+    dishonest_debtor_listed; medium = abnormal_operation_listed (net of removed),
+    admin_penalty, equity_pledge; low = legal_rep_change, shareholder_change.
+    Status at the month end: the latest status_change event on or before it whose description
+    names a status; else 'active' when a status change happens later (the registry snapshot is
+    then not the status of that time); else the registry status. -#}
+{%- set types = ['court_judgment_defendant', 'enforcement_listed', 'dishonest_debtor_listed',
+                 'abnormal_operation_listed', 'abnormal_operation_removed', 'legal_rep_change',
+                 'shareholder_change', 'equity_pledge', 'admin_penalty', 'status_change'] -%}
+{%- set reported = ['court_judgment_defendant', 'enforcement_listed', 'dishonest_debtor_listed',
+                    'abnormal_operation_listed', 'legal_rep_change', 'shareholder_change',
+                    'equity_pledge', 'admin_penalty'] -%}
+{%- set windows = [3, 6, 12] -%}
+with spine as (
+    select enterprise_id, month_end from {{ ref('int_enterprise__month_spine') }}
+),
+
+all_events as (
+    select
+        *,
+        case
+            when event_type <> 'status_change' then null
+            when lower(description) like '%cancel%' or description like '%注销%' then 'cancelled'
+            when lower(description) like '%revok%' or description like '%吊销%' then 'revoked'
+            when lower(description) like '%suspend%' or description like '%停业%'
+                or description like '%歇业%' then 'suspended'
+            when lower(description) like '%activ%' or lower(description) like '%resum%'
+                or lower(description) like '%restor%' or description like '%存续%'
+                or description like '%在营%' or description like '%开业%' then 'active'
+        end as new_status
+    from {{ ref('stg_registry__events') }}
+),
+
+status_changes_total as (
+    select enterprise_id, count(*) as n_status_changes_all
+    from all_events
+    where event_type = 'status_change'
+    group by 1
+),
+
+monthly as (
+    select
+        enterprise_id,
+        {{ ef_month_end('event_date') }} as month_end,
+        {%- for t in types %}
+        count(*) filter (where event_type = '{{ t }}') as n_{{ t }},
+        {%- endfor %}
+        sum(amount) filter (where event_type in ('court_judgment_defendant', 'enforcement_listed'))
+            as court_enforcement_amount,
+        arg_max(new_status, event_date) filter (where new_status is not null) as new_status
+    from all_events
+    where event_date <= {{ as_of_date() }}
+    group by 1, 2
+),
+
+base as (
+    select
+        s.enterprise_id,
+        s.month_end,
+        {%- for t in types %}
+        coalesce(m.n_{{ t }}, 0) as n_{{ t }},
+        {%- endfor %}
+        coalesce(m.court_enforcement_amount, 0) as court_enforcement_amount,
+        m.new_status
+    from spine as s
+    left join monthly as m on m.enterprise_id = s.enterprise_id and m.month_end = s.month_end
+),
+
+windowed as (
+    select
+        enterprise_id,
+        month_end,
+        {%- for w in windows %}
+        {%- for t in types %}
+        sum(n_{{ t }}) over w{{ w }} as {{ t }}_{{ w }}m,
+        {%- endfor %}
+        {%- endfor %}
+        sum(court_enforcement_amount) over w12 as court_enforcement_amount_12m,
+        sum(n_abnormal_operation_listed - n_abnormal_operation_removed) over wr as abnormal_net_all,
+        sum(n_status_change) over wr as status_changes_to_date,
+        last_value(new_status ignore nulls) over wr as event_status
+    from base
+    window
+        wr as (partition by enterprise_id order by month_end rows between unbounded preceding and current row),
+        w3 as (partition by enterprise_id order by month_end rows between 2 preceding and current row),
+        w6 as (partition by enterprise_id order by month_end rows between 5 preceding and current row),
+        w12 as (partition by enterprise_id order by month_end rows between 11 preceding and current row)
+)
+
+select
+    w.enterprise_id,
+    w.month_end,
+    {%- for wn in windows %}
+    {%- for t in reported %}
+    {%- if t == 'abnormal_operation_listed' %}
+    cast(greatest(w.abnormal_operation_listed_{{ wn }}m - w.abnormal_operation_removed_{{ wn }}m, 0) as integer)
+        as abnormal_operation_listed_{{ wn }}m,
+    {%- else %}
+    cast(w.{{ t }}_{{ wn }}m as integer) as {{ t }}_{{ wn }}m,
+    {%- endif %}
+    {%- endfor %}
+    cast(w.court_judgment_defendant_{{ wn }}m + w.enforcement_listed_{{ wn }}m
+        + w.dishonest_debtor_listed_{{ wn }}m as integer) as high_severity_events_{{ wn }}m,
+    cast(greatest(w.abnormal_operation_listed_{{ wn }}m - w.abnormal_operation_removed_{{ wn }}m, 0)
+        + w.admin_penalty_{{ wn }}m + w.equity_pledge_{{ wn }}m as integer) as medium_severity_events_{{ wn }}m,
+    cast(w.legal_rep_change_{{ wn }}m + w.shareholder_change_{{ wn }}m as integer) as low_severity_events_{{ wn }}m,
+    {%- endfor %}
+    cast(w.status_change_12m as integer) as status_changes_12m,
+    cast(w.court_enforcement_amount_12m as decimal(18, 2)) as court_enforcement_amount_12m,
+    w.abnormal_net_all > 0 as abnormal_operation_currently_listed,
+    coalesce(
+        w.event_status,
+        case when coalesce(t.n_status_changes_all, 0) > w.status_changes_to_date then 'active' end,
+        e.status
+    ) as status_at_month_end
+from windowed as w
+left join status_changes_total as t on t.enterprise_id = w.enterprise_id
+left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = w.enterprise_id

@@ -1,0 +1,129 @@
+{#- Utility features per enterprise per month end. At month end me: bills whose period ended
+    on or before me; a bill counts as paid only from its paid_date (<= me, <= D). Due date of
+    a bill (contract silent): period_end + 20 days; it is late when unpaid at the due date,
+    which is known from due + 1 day (month end of period_end + 21). -#}
+{%- set utilities = ['electricity', 'water', 'gas'] -%}
+with spine as (
+    select enterprise_id, month_end from {{ ref('int_enterprise__month_spine') }}
+),
+
+bills as (
+    select * from {{ ref('stg_utility__bills') }}
+    where period_end <= {{ as_of_date() }}
+),
+
+billed as (
+    select
+        enterprise_id,
+        period_end as month_end,
+        {%- for u in utilities %}
+        sum(case when utility = '{{ u }}' then consumption end) as {{ u }}_1m,
+        {%- endfor %}
+        sum(amount_billed) as billed
+    from bills
+    group by 1, 2
+),
+
+paid as (
+    select
+        enterprise_id,
+        greatest(period_end, {{ ef_month_end('paid_date') }}) as month_end,
+        sum(amount_paid) as paid
+    from bills
+    where paid_date is not null and paid_date <= {{ as_of_date() }}
+    group by 1, 2
+),
+
+late as (
+    select
+        enterprise_id,
+        {{ ef_month_end('period_end + 21') }} as month_end,
+        count(*) as late_bills
+    from bills
+    where amount_billed > 0
+      and (paid_date is null or paid_date > period_end + 20)
+      and period_end + 21 <= {{ as_of_date() }}
+    group by 1, 2
+),
+
+base as (
+    select
+        s.enterprise_id,
+        s.month_end,
+        {%- for u in utilities %}
+        b.{{ u }}_1m,
+        {%- endfor %}
+        coalesce(b.billed, 0)     as billed,
+        coalesce(p.paid, 0)       as paid,
+        coalesce(l.late_bills, 0) as late_bills
+    from spine as s
+    left join billed as b on b.enterprise_id = s.enterprise_id and b.month_end = s.month_end
+    left join paid as p on p.enterprise_id = s.enterprise_id and p.month_end = s.month_end
+    left join late as l on l.enterprise_id = s.enterprise_id and l.month_end = s.month_end
+),
+
+w1 as (
+    select
+        *,
+        {%- for u in utilities %}
+        sum({{ u }}_1m) over w3     as {{ u }}_3m,
+        count({{ u }}_1m) over w3   as {{ u }}_n3,
+        avg({{ u }}_1m) over w3     as {{ u }}_avg3,
+        avg({{ u }}_1m) over w12    as {{ u }}_avg12,
+        count({{ u }}_1m) over w12  as {{ u }}_n12,
+        lag({{ u }}_1m, 12) over wp as {{ u }}_1m_py,
+        {%- endfor %}
+        sum(billed - paid) over (partition by enterprise_id order by month_end
+            rows between unbounded preceding and current row) as utility_arrears,
+        sum(late_bills) over (partition by enterprise_id order by month_end
+            rows between 5 preceding and current row)         as utility_late_payments_6m
+    from base
+    window
+        wp as (partition by enterprise_id order by month_end),
+        w3 as (partition by enterprise_id order by month_end rows between 2 preceding and current row),
+        w12 as (partition by enterprise_id order by month_end rows between 11 preceding and current row)
+),
+
+w2 as (
+    select
+        *,
+        {%- for u in utilities %}
+        lag({{ u }}_3m, 12) over wp as {{ u }}_3m_py,
+        lag({{ u }}_n3, 12) over wp as {{ u }}_n3_py,
+        {%- endfor %}
+        -- month's electricity below the same month a year earlier (both known)
+        case when electricity_1m < electricity_1m_py then 1 else 0 end as elec_decline
+    from w1
+    window wp as (partition by enterprise_id order by month_end)
+),
+
+w3 as (
+    select
+        *,
+        sum(1 - elec_decline) over (partition by enterprise_id order by month_end
+            rows between unbounded preceding and current row) as elec_run_group
+    from w2
+),
+
+w4 as (
+    select
+        *,
+        sum(elec_decline) over (partition by enterprise_id, elec_run_group order by month_end
+            rows between unbounded preceding and current row) as elec_yoy_decline_streak
+    from w3
+)
+
+select
+    enterprise_id,
+    month_end,
+    {%- for u in utilities %}
+    cast({{ u }}_3m as decimal(18, 6))    as {{ u }}_3m,
+    cast({{ u }}_3m_py as decimal(18, 6)) as {{ u }}_3m_py,
+    {{ ef_growth(u ~ '_3m', u ~ '_3m_py', u ~ '_n3 = 3 and ' ~ u ~ '_n3_py = 3') }} as {{ u }}_3m_yoy,
+    case when {{ u }}_n3 = 3 and {{ u }}_n12 = 12
+        then {{ ef_ratio(u ~ '_avg3', u ~ '_avg12') }} end                       as {{ u }}_3m_vs_12m_avg,
+    {%- endfor %}
+    cast(elec_yoy_decline_streak as integer)  as electricity_yoy_decline_months,
+    cast(utility_arrears as decimal(18, 2))   as utility_arrears,
+    cast(utility_late_payments_6m as integer) as utility_late_payments_6m
+from w4
