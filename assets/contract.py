@@ -80,12 +80,16 @@ class Column:
             parts.append("a decimal number")
         elif self.kind == "int":
             parts.append("a whole number")
-        for op, bound in (("<", self.lt), ("<=", self.le), (">", self.gt), (">=", self.ge)):
-            if bound is not None:
-                parts.append(f"{op} {bound:g}")
+        bounds = [
+            f"{op} {bound:g}"
+            for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+            if bound is not None
+        ]
+        if bounds:
+            parts.append(" and ".join(bounds))
         if self.pattern:
             parts.append(f"matching {self.pattern}")
-        return ", ".join(parts) if parts else "text"
+        return " ".join(parts) if parts else "text"
 
 
 @dataclass(frozen=True)

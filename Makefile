@@ -1,0 +1,42 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is set-up.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null)
+SAMPLE_ENTERPRISES ?= 2000
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup run test ui lint bench clean
+
+$(BIN)/risk: pyproject.toml uv.lock
+	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
+	uv sync --frozen --extra dev
+	@touch $(BIN)/risk
+
+setup: $(BIN)/risk
+
+## run: set up, generate a sample landing directory if there is none, refresh the warehouse
+run: setup
+	@mkdir -p "$(DAGSTER_HOME)"
+	@landing="$${RISK_LANDING_DIR:-data/landing}"; \
+	if [ ! -d "$$landing" ] || [ -z "$$(ls -A "$$landing" 2>/dev/null)" ]; then \
+	  echo "No landing data in $$landing: generating $(SAMPLE_ENTERPRISES) synthetic enterprises"; \
+	  $(BIN)/risk generate --enterprises $(SAMPLE_ENTERPRISES) --seed 42 --out "$$landing"; \
+	fi
+	$(BIN)/risk refresh
+
+## test: set up and run the whole test suite
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+## ui: the Dagster UI on http://127.0.0.1:3000
+ui: setup
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: setup
+	$(BIN)/python benchmarks/bench_ingest.py --enterprises 10000
+
+clean:
+	rm -rf $(VENV) dbt_project/target dbt_project/logs .pytest_cache

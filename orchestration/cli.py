@@ -1,0 +1,111 @@
+"""`risk`: the headless entry point (contract section 5).
+
+    risk refresh                      run the nightly_refresh job in-process, recorded in DAGSTER_HOME
+    risk generate --enterprises N --seed S --out DIR [--format csv|parquet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from orchestration import settings
+
+
+def _refresh(_: argparse.Namespace) -> int:
+    settings.ensure_dagster_home()
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+
+    warehouse, landing = settings.warehouse_path(), settings.landing_dir()
+    as_of = settings.as_of_date()
+    print(f"risk refresh: landing {landing}\n              warehouse {warehouse}\n"
+          f"              as of {as_of}", flush=True)
+    started = time.perf_counter()
+    job = defs.get_job_def("nightly_refresh")
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            tags={"trigger": "risk refresh"},
+        )
+    seconds = time.perf_counter() - started
+    _print_summary(warehouse)
+    failed = [
+        e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None
+    ]
+    if not result.success:
+        print(f"\nrisk refresh FAILED after {seconds:.1f}s (run {result.run_id}); "
+              f"failed steps: {', '.join(failed) or 'see the run log'}", file=sys.stderr)
+        return 1
+    print(f"\nrisk refresh succeeded in {seconds:.1f}s (run {result.run_id}); "
+          f"warehouse: {warehouse}")
+    return 0
+
+
+def _print_summary(warehouse: Path) -> None:
+    """What was loaded, quarantined and built, read back from the warehouse."""
+    import duckdb
+
+    if not warehouse.exists():
+        return
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = {r[0] for r in con.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+        ).fetchall()}
+        if "raw.load_manifest" not in tables:
+            return
+        print("\n table                 rows in raw   quarantined   rejected files")
+        from assets.contract import LOAD_ORDER
+
+        for t in LOAD_ORDER:
+            rows = con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
+            q = con.execute(
+                "SELECT count(*) FROM raw.rejected_rows WHERE table_name = ?", [t]
+            ).fetchone()[0]
+            f = con.execute(
+                "SELECT count(*) FROM raw.rejected_files WHERE table_name = ?", [t]
+            ).fetchone()[0]
+            print(f" {t:<20} {rows:>12,} {q:>13,} {f:>16,}")
+        marts = sorted(t for t in tables if t.startswith("marts."))
+        if marts:
+            print("\n mart                                   rows")
+            for m in marts:
+                n = con.execute(f"SELECT count(*) FROM {m}").fetchone()[0]
+                print(f" {m:<36} {n:>10,}")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from synthetic.generator import generate
+
+    summary = generate(
+        Path(args.out), n_enterprises=args.enterprises, seed=args.seed, fmt=args.format
+    )
+    print(summary)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="risk", description="SME credit early-warning platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "refresh",
+        help="run nightly_refresh end to end (honours RISK_LANDING_DIR, RISK_AS_OF, "
+        "RISK_WAREHOUSE)",
+    ).set_defaults(func=_refresh)
+    gen = sub.add_parser("generate", help="write a synthetic landing directory")
+    gen.add_argument("--enterprises", type=int, required=True)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    gen.set_defaults(func=_generate)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""The one Definitions object, assembled from the per-domain modules."""
+
+from dagster import Definitions
+
+from assets.dbt_assets import risk_dbt_models
+from assets.ingestion_assets import ingestion_assets
+from orchestration.jobs import nightly_refresh
+from orchestration.resources import default_resources
+from orchestration.schedules import nightly_refresh_schedule
+
+defs = Definitions(
+    assets=[*ingestion_assets, risk_dbt_models],
+    jobs=[nightly_refresh],
+    schedules=[nightly_refresh_schedule],
+    resources=default_resources(),
+)
