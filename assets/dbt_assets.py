@@ -6,7 +6,6 @@ layer; dbt sources map onto the ingestion assets `raw/<table>` through their
 dbt tests become asset checks: severity error blocks, warn only reports.
 """
 
-
 import json
 import os
 import subprocess
@@ -48,8 +47,15 @@ def ensure_manifest() -> None:
     """`dbt parse` when the manifest is missing or stale: the asset graph is read from it."""
     if manifest_is_stale():
         subprocess.run(
-            [_dbt_executable(), "parse", "--quiet", "--project-dir", str(dbt_project.project_dir),
-             "--profiles-dir", str(dbt_project.profiles_dir)],
+            [
+                _dbt_executable(),
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(dbt_project.project_dir),
+                "--profiles-dir",
+                str(dbt_project.profiles_dir),
+            ],
             check=True,
             cwd=dbt_project.project_dir,
         )
@@ -85,9 +91,7 @@ ensure_manifest()
     project=dbt_project,
     dagster_dbt_translator=RiskDbtTranslator(),
 )
-def risk_dbt_models(
-    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
-):
+def risk_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse):
     """`dbt build` as of the run's date, against the run's warehouse."""
     dbt_vars = {"as_of_date": warehouse.as_of_date.isoformat()}
     # dbt's profile reads RISK_WAREHOUSE; DbtCliResource passes os.environ to the subprocess.

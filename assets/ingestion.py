@@ -19,7 +19,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,8 +27,16 @@ from pathlib import Path
 
 import duckdb
 
-from assets.contract import LINEAGE_COLUMNS, LOAD_ORDER, TABLES, USCC_ALPHABET, USCC_WEIGHTS
-from assets.contract import Column, Table, raw_table_ddl
+from assets.contract import (
+    LINEAGE_COLUMNS,
+    LOAD_ORDER,
+    TABLES,
+    USCC_ALPHABET,
+    USCC_WEIGHTS,
+    Column,
+    Table,
+    raw_table_ddl,
+)
 
 RAW = "raw"
 _CHUNK = 1 << 24  # 16 MiB per read when sniffing an encoding
@@ -140,9 +147,10 @@ def detect_encoding(path: Path) -> str:
 def _transcode_to_utf8(path: Path, encoding: str, tmp_dir: Path) -> Path:
     """DuckDB reads UTF-8 only (the encodings extension needs the internet): re-encode."""
     out = tmp_dir / f"{path.stem}.utf8.csv"
-    with path.open("r", encoding=encoding, newline="") as src, out.open(
-        "w", encoding="utf-8", newline=""
-    ) as dst:
+    with (
+        path.open("r", encoding=encoding, newline="") as src,
+        out.open("w", encoding="utf-8", newline="") as dst,
+    ):
         while chunk := src.read(_CHUNK):
             dst.write(chunk)
     return out
@@ -160,9 +168,9 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _read_file_into(con: duckdb.DuckDBPyConnection, path: Path, tmp_dir: Path) -> tuple[
-    dict[str, str], str | None
-]:
+def _read_file_into(
+    con: duckdb.DuckDBPyConnection, path: Path, tmp_dir: Path
+) -> tuple[dict[str, str], str | None]:
     """Read `path` into temp table `_file` (+ `_file_rejects` for malformed CSV lines).
 
     Returns {lower-cased column name: source column name} and the detected encoding.
@@ -272,7 +280,7 @@ def _column_reasons(col: Column) -> list[str]:
 
 def _pk_text(table: Table, alias: str = "") -> str:
     prefix = f"{alias}." if alias else ""
-    parts = [f"CAST({prefix}\"{k}\" AS VARCHAR)" for k in table.primary_key]
+    parts = [f'CAST({prefix}"{k}" AS VARCHAR)' for k in table.primary_key]
     return parts[0] if len(parts) == 1 else "concat_ws('|', " + ", ".join(parts) + ")"
 
 
@@ -283,9 +291,11 @@ def _validate_file_sql(table: Table, cols: dict[str, str], types: dict[str, str]
         src = cols.get(c.name.lower())
         text, typed = _typed_expr(c, src, types.get(src) if src else None)
         selects += [f'{text} AS "_txt_{c.name}"', f'{typed} AS "{c.name}"']
-    record = "to_json(struct_pack(" + ", ".join(
-        f'"{src}" := "{src}"' for src in cols.values()
-    ) + "))" if cols else "'{}'::JSON"
+    record = (
+        "to_json(struct_pack(" + ", ".join(f'"{src}" := "{src}"' for src in cols.values()) + "))"
+        if cols
+        else "'{}'::JSON"
+    )
     reasons = [r for c in table.columns for r in _column_reasons(c)]
     reasons += [
         f"CASE WHEN NOT ({rule.sql}) THEN '{rule.rule_id}: {rule.text}' END"
@@ -298,7 +308,7 @@ def _validate_file_sql(table: Table, cols: dict[str, str], types: dict[str, str]
     )
     inner = ",\n  ".join(selects)
     return f"""
-        SELECT *, concat_ws('; ', {', '.join(reasons)}) AS _reason
+        SELECT *, concat_ws('; ', {", ".join(reasons)}) AS _reason
         FROM (SELECT {inner}, {record} AS _record, _source_row FROM _file_numbered)"""
 
 
@@ -329,7 +339,9 @@ def _number_rows(con: duckdb.DuckDBPyConnection) -> None:
     n_rejects = con.execute("SELECT count(*) FROM _file_rejects").fetchone()[0]
     con.execute("DROP TABLE IF EXISTS _file_numbered")
     if n_rejects == 0:
-        con.execute("CREATE TEMP TABLE _file_numbered AS SELECT *, rowid + 1 AS _source_row FROM _file")
+        con.execute(
+            "CREATE TEMP TABLE _file_numbered AS SELECT *, rowid + 1 AS _source_row FROM _file"
+        )
         return
     con.execute(
         """CREATE TEMP TABLE _file_numbered AS
@@ -361,7 +373,7 @@ def _stage_file(
     size, mtime = _file_stamp(path)
     con.execute(
         f"""INSERT INTO _incoming BY NAME
-            SELECT * EXCLUDE ({', '.join(f'"_txt_{c.name}"' for c in table.columns)}),
+            SELECT * EXCLUDE ({", ".join(f'"_txt_{c.name}"' for c in table.columns)}),
                    {_sql_str(str(path))} AS _source_file, ?::TIMESTAMP AS _file_mtime
             FROM ({_validate_file_sql(table, cols, types)})""",
         [mtime],
@@ -369,7 +381,8 @@ def _stage_file(
     con.execute(
         f"""INSERT INTO _incoming BY NAME
             SELECT line - 1 AS _source_row, {_sql_str(str(path))} AS _source_file,
-                   ?::TIMESTAMP AS _file_mtime, to_json(struct_pack(csv_line := csv_line)) AS _record,
+                   ?::TIMESTAMP AS _file_mtime,
+                   to_json(struct_pack(csv_line := csv_line)) AS _record,
                    'malformed CSV line: ' || msg AS _reason
             FROM _file_rejects""",
         [mtime],
@@ -422,7 +435,7 @@ def _load_files(
 ) -> None:
     """Stage and validate every file (temp tables, autocommit: row ids stay file positions),
     then write raw, quarantine and manifest in one transaction: all or nothing."""
-    name, now = table.name, datetime.now(UTC).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     con.execute(_incoming_ddl(table))
     staged: list[FileResult] = []
     rejected: list[FileResult] = []
@@ -520,16 +533,31 @@ def _record_manifest(
     con: duckdb.DuckDBPyConnection, table: str, path: Path, fr: FileResult, now: datetime
 ) -> None:
     size, mtime = _file_stamp(path)
-    con.execute(f"DELETE FROM {RAW}.load_manifest WHERE table_name = ? AND source_file = ?",
-                [table, str(path)])
+    con.execute(
+        f"DELETE FROM {RAW}.load_manifest WHERE table_name = ? AND source_file = ?",
+        [table, str(path)],
+    )
     con.execute(
         f"INSERT INTO {RAW}.load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [table, str(path), size, mtime, fr.status, fr.encoding, fr.rows_read, fr.rows_loaded,
-         fr.rows_quarantined, fr.ignored_columns, now],
+        [
+            table,
+            str(path),
+            size,
+            mtime,
+            fr.status,
+            fr.encoding,
+            fr.rows_read,
+            fr.rows_loaded,
+            fr.rows_quarantined,
+            fr.ignored_columns,
+            now,
+        ],
     )
 
 
-def ingest_all(warehouse: Path, landing_dir: Path, *, force: bool = False) -> dict[str, TableResult]:
+def ingest_all(
+    warehouse: Path, landing_dir: Path, *, force: bool = False
+) -> dict[str, TableResult]:
     """Load every landing table into `warehouse` (parents first). For scripts and tests."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     landing_dir = landing_dir.resolve()
@@ -537,6 +565,3 @@ def ingest_all(warehouse: Path, landing_dir: Path, *, force: bool = False) -> di
         ensure_raw_schema(con)
         return {t: load_table(con, landing_dir, t, force=force) for t in LOAD_ORDER}
 
-
-def default_threads() -> int:
-    return max(1, os.cpu_count() or 1)

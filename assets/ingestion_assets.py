@@ -4,7 +4,6 @@ The loading itself is `assets.ingestion` (plain DuckDB, testable without Dagster
 only gives each table its asset, its quarantine check and its materialization metadata.
 """
 
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,

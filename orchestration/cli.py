@@ -1,7 +1,7 @@
 """`risk`: the headless entry point (contract section 5).
 
-    risk refresh                      run the nightly_refresh job in-process, recorded in DAGSTER_HOME
-    risk generate --enterprises N --seed S --out DIR [--format csv|parquet]
+risk refresh                      run the nightly_refresh job in-process, recorded in DAGSTER_HOME
+risk generate --enterprises N --seed S --out DIR [--format csv|parquet]
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ def _refresh(_: argparse.Namespace) -> int:
 
     warehouse, landing = settings.warehouse_path(), settings.landing_dir()
     as_of = settings.as_of_date()
-    print(f"risk refresh: landing {landing}\n              warehouse {warehouse}\n"
-          f"              as of {as_of}", flush=True)
+    print(
+        f"risk refresh: landing {landing}\n              warehouse {warehouse}\n"
+        f"              as of {as_of}",
+        flush=True,
+    )
     started = time.perf_counter()
     job = defs.get_job_def("nightly_refresh")
     with DagsterInstance.get() as instance:
@@ -35,15 +38,17 @@ def _refresh(_: argparse.Namespace) -> int:
         )
     seconds = time.perf_counter() - started
     _print_summary(warehouse)
-    failed = [
-        e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None
-    ]
+    failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None]
     if not result.success:
-        print(f"\nrisk refresh FAILED after {seconds:.1f}s (run {result.run_id}); "
-              f"failed steps: {', '.join(failed) or 'see the run log'}", file=sys.stderr)
+        print(
+            f"\nrisk refresh FAILED after {seconds:.1f}s (run {result.run_id}); "
+            f"failed steps: {', '.join(failed) or 'see the run log'}",
+            file=sys.stderr,
+        )
         return 1
-    print(f"\nrisk refresh succeeded in {seconds:.1f}s (run {result.run_id}); "
-          f"warehouse: {warehouse}")
+    print(
+        f"\nrisk refresh succeeded in {seconds:.1f}s (run {result.run_id}); warehouse: {warehouse}"
+    )
     return 0
 
 
@@ -54,9 +59,12 @@ def _print_summary(warehouse: Path) -> None:
     if not warehouse.exists():
         return
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        tables = {r[0] for r in con.execute(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables"
-        ).fetchall()}
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+            ).fetchall()
+        }
         if "raw.load_manifest" not in tables:
             return
         print("\n table                 rows in raw   quarantined   rejected files")

@@ -1,0 +1,55 @@
+"""Shared fixtures: the contract's worked examples and small landing-directory builders."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CONTRACT_EXAMPLES = FIXTURES / "contract_examples"
+
+
+@pytest.fixture
+def landing(tmp_path: Path) -> Path:
+    """A copy of the contract examples' landing directory, safe to modify."""
+    dest = tmp_path / "landing"
+    shutil.copytree(CONTRACT_EXAMPLES / "landing", dest)
+    return dest
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse.duckdb"
+
+
+def write_csv(
+    landing_dir: Path,
+    table: str,
+    name: str,
+    header: list[str],
+    rows: list[list[object]],
+    *,
+    encoding: str = "utf-8",
+    mtime: float | None = None,
+) -> Path:
+    """Write one landing CSV; `mtime` pins its modification time (newest file wins)."""
+    folder = landing_dir / table
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    with path.open("w", encoding=encoding, newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], rows[1:]
