@@ -1,10 +1,6 @@
 -- One row per calendar month end from the month of the earliest relevant date in the sources
--- (loan contract/disbursement dates; tax and utility periods when those sources are defined)
+-- (contract/disbursement date of loans disbursed by D; tax and utility periods ended by D)
 -- up to the as-of date D: only month ends <= D (contract section 2).
-{%- set optional_periods = [
-    ('tax', 'tax_filings'),
-    ('utility', 'utility_bills'),
-] %}
 
 with earliest_dates as (
 
@@ -12,17 +8,17 @@ with earliest_dates as (
     from {{ source('core_banking', 'loans') }}
     where disbursement_date <= {{ as_of_date() }}
 
-    {%- for src, tbl in optional_periods %}
-    {%- set rel = source_if_defined(src, tbl) %}
-    {%- if rel is not none %}
+    union all
+
+    select cast(min(period) || '-01' as date) as first_date
+    from {{ source('tax', 'tax_filings') }}
+    where last_day(cast(period || '-01' as date)) <= {{ as_of_date() }}
 
     union all
 
     select cast(min(period) || '-01' as date) as first_date
-    from {{ rel }}
-    where cast(period || '-01' as date) <= {{ as_of_date() }}
-    {%- endif %}
-    {%- endfor %}
+    from {{ source('utility', 'utility_bills') }}
+    where last_day(cast(period || '-01' as date)) <= {{ as_of_date() }}
 
 ),
 
