@@ -28,7 +28,7 @@ def _refresh(_: argparse.Namespace) -> int:
         flush=True,
     )
     started = time.perf_counter()
-    job = defs.get_job_def("nightly_refresh")
+    job = defs.resolve_job_def("nightly_refresh")
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,

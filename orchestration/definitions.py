@@ -7,10 +7,12 @@ from assets.ingestion_assets import ingestion_assets
 from orchestration.jobs import nightly_refresh
 from orchestration.resources import default_resources
 from orchestration.schedules import nightly_refresh_schedule
+from orchestration.sensors import landing_files_sensor
 
 defs = Definitions(
     assets=[*ingestion_assets, risk_dbt_models],
     jobs=[nightly_refresh],
     schedules=[nightly_refresh_schedule],
+    sensors=[landing_files_sensor],
     resources=default_resources(),
 )
