@@ -41,6 +41,15 @@ CONTRACT_COLUMNS = (
     "ifrs9_stage",
     "is_default",
 )
+#: This test's part of the project: the loan-performance marts, everything upstream of them
+#: (with their data and unit tests), and the other core-banking/registry staging models.
+#: Other marts are other tests' business, so a half-finished one cannot break this one.
+SELECTION = (
+    "+fct_loan_month_end",
+    "+portfolio_monthly",
+    "path:models/staging/core_banking",
+    "path:models/staging/registry",
+)
 
 
 def _land_raw(warehouse: Path, landing: Path) -> None:
@@ -99,7 +108,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     for as_of in AS_OF_DATES:
         warehouse = tmp / f"w_{as_of}.duckdb"
         _land_raw(warehouse, LANDING)
-        proc = _dbt(tmp, warehouse, "build", "--vars", json.dumps({"as_of_date": as_of}))
+        proc = _dbt(
+            tmp,
+            warehouse,
+            "build",
+            "--select",
+            *SELECTION,
+            "--vars",
+            json.dumps({"as_of_date": as_of}),
+        )
         run_results = json.loads((tmp / "target" / "run_results.json").read_text())
         shutil.copy(tmp / "target" / "run_results.json", tmp / f"run_results_{as_of}.json")
         results[as_of] = {
