@@ -284,7 +284,7 @@ class _Chunk:
         # USCC: '9' (market regulator) '1' (company), region, 9-char code from a bijection
         # of the global index (so codes are unique for any chunking), then the check char.
         space = 31**9
-        v = (gidx * 1_000_003 + (self.seed * 2_654_435_761) % space) % space
+        v = (gidx * 12_345_678_911 + (self.seed * 2_654_435_761) % space) % space  # < 7e8 firms
         first17 = np.empty((n, 17), dtype=np.int64)
         first17[:, 0] = 9
         first17[:, 1] = 1
@@ -936,8 +936,9 @@ class _Chunk:
         app_m = M - 1 - (cal.end_day - app_day) // 31
         ongoing = f.distressed & (f.start <= app_m) & ~(f.recover_at <= app_m)
         dishonest = f.dishonest_m <= app_m
-        bad_status = f.status > 0
+        bad_status = (f.status == 1) | (f.status == 2)  # suspended, revoked
         p = np.where(ongoing | dishonest | bad_status, 0.35, 0.04)
+        p = np.where(f.status == 3, 0.0, p)  # a cancelled company no longer exists
         applies = rng.random(n) < p
         firm = np.nonzero(applies)[0]
         k = len(firm)

@@ -1,0 +1,325 @@
+"""The synthetic generator writes contract-conformant, deterministic data with a true story."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from assets.contract import TABLES, is_valid_uscc, pandera_schema
+from synthetic.generator import DIVERTING_COUNTERPARTIES, generate
+
+N = 2500
+SEED = 11
+END = "2026-10"
+END_DAY = np.datetime64("2026-10-31")
+
+
+def _dtypes(table: str) -> dict[str, pl.DataType]:
+    schema = pandera_schema(table)
+    return {name: col.dtype.type for name, col in schema.columns.items()}
+
+
+def read_table(root: Path, table: str) -> pl.DataFrame:
+    """All files of one landing table, typed as the contract's pandera schema."""
+    dtypes = _dtypes(table)
+    frames = []
+    for path in sorted((root / table).glob("*")):
+        if path.suffix == ".csv":
+            df = pl.read_csv(path, schema_overrides=dtypes)
+        else:
+            df = pl.read_parquet(path).with_columns([pl.col(c).cast(t) for c, t in dtypes.items()])
+        frames.append(df.select(list(dtypes)))
+    return pl.concat(frames)
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gen") / "landing"
+    summary = generate(out, N, SEED, "csv", end_month=END, files_per_table=2)
+    assert summary.rows["enterprises"] == N
+    assert all(len(v) == 2 for v in summary.files.values())
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(landing) -> dict[str, pl.DataFrame]:
+    return {t: read_table(landing, t) for t in TABLES}
+
+
+@pytest.fixture(scope="module")
+def truth(landing) -> dict[str, pl.DataFrame]:
+    root = landing.parent / "landing_truth"
+    return {
+        "enterprises": pl.read_parquet(root / "enterprises.parquet"),
+        "loans": pl.read_parquet(root / "loans.parquet"),
+        "applications": pl.read_parquet(root / "applications.parquet"),
+        "meta": json.loads((root / "meta.json").read_text()),
+    }
+
+
+def test_truth_is_beside_not_inside(landing):
+    assert sorted(p.name for p in landing.iterdir()) == sorted(TABLES)
+    assert (landing.parent / "landing_truth" / "enterprises.parquet").exists()
+
+
+def test_deterministic_bytes(landing, tmp_path):
+    again = tmp_path / "landing"
+    generate(again, N, SEED, "csv", end_month=END, files_per_table=2)
+    for table in TABLES:
+        for a in sorted((landing / table).glob("*")):
+            assert a.read_bytes() == (again / table / a.name).read_bytes(), a
+    other = tmp_path / "other"
+    generate(other, N, SEED + 1, "csv", end_month=END, files_per_table=2)
+    a = (landing / "loans" / "part-00000.csv").read_bytes()
+    assert a != (other / "loans" / "part-00000.csv").read_bytes()
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+def test_rows_pass_contract_schema(data, table):
+    df = data[table]
+    assert df.height > 0
+    pandera_schema(table).validate(df)
+
+
+def test_csv_text_format(landing):
+    """Money has at most 2 decimals; dates ISO; months YYYY-MM, read as raw text."""
+    raw = pl.read_csv(landing / "loans" / "part-00000.csv", infer_schema=False)
+    assert raw["principal"].str.contains(r"^\d+(\.\d{1,2})?$").all()
+    assert raw["contract_date"].str.contains(r"^\d{4}-\d{2}-\d{2}$").all()
+    raw = pl.read_csv(landing / "utility_bills" / "part-00001.csv", infer_schema=False)
+    for col in ("amount_billed", "amount_paid", "consumption"):
+        assert raw[col].str.contains(r"^\d+(\.\d{1,2})?$").all()
+    assert raw["period"].str.contains(r"^\d{4}-(0[1-9]|1[0-2])$").all()
+
+
+def test_uscc_valid_and_unique(data):
+    ids = data["enterprises"]["enterprise_id"]
+    assert ids.n_unique() == N
+    assert all(is_valid_uscc(x) for x in ids.to_list())
+
+
+def test_primary_and_foreign_keys(data):
+    for name, table in TABLES.items():
+        df = data[name]
+        assert df.select(table.primary_key).is_duplicated().sum() == 0, name
+        for col, parent in table.foreign_keys:
+            parents = data[parent][col]
+            assert df[col].is_in(parents.implode()).all(), (name, col)
+
+
+def test_loan_rules_and_schedules(data):
+    loans = data["loans"]
+    assert (loans["contract_date"] <= loans["disbursement_date"]).all()
+    assert (loans["disbursement_date"] <= loans["maturity_date"]).all()
+    rate = loans["annual_rate"].cast(pl.Float64)
+    assert ((rate > 0) & (rate < 0.36)).all()
+    sched = data["repayment_schedule"]
+    sums = sched.group_by("loan_id").agg(
+        pl.col("principal_due").sum().alias("p"),
+        pl.len().alias("n"),
+        pl.col("due_date").max().alias("last_due"),
+    )
+    j = loans.join(sums, on="loan_id", how="left")
+    assert j["p"].null_count() == 0
+    assert (j["p"] == j["principal"]).all(), "principals must sum exactly to the principal"
+    assert (j["last_due"] == j["maturity_date"]).all()
+    bullet = sched.join(loans.select("loan_id", "repayment_method"), on="loan_id").filter(
+        pl.col("repayment_method") == "interest_only_bullet"
+    )
+    not_last = bullet.join(sums, on="loan_id").filter(pl.col("installment_no") < pl.col("n"))
+    assert (not_last["principal_due"].cast(pl.Float64) == 0).all()
+    assert set(loans["product"]) == {
+        "tax_credit_loan",
+        "guarantee_fund_loan",
+        "mortgage_loan",
+        "working_capital_loan",
+        "equipment_loan",
+    }
+    eq = loans.filter(pl.col("product") == "equipment_loan")
+    assert (eq["purpose"] == "equipment_purchase").all()
+    assert (eq["repayment_method"] == "equal_installment").all()
+    borrowers = loans["enterprise_id"].n_unique() / N
+    assert 0.33 <= borrowers <= 0.50
+
+
+def test_nothing_dated_after_end(data):
+    end = pl.lit(END_DAY).cast(pl.Date)
+    assert data["repayments"].filter(pl.col("payment_date") > end).height == 0
+    assert data["fund_flows"].filter(pl.col("txn_date") > end).height == 0
+    assert data["registry_events"].filter(pl.col("event_date") > end).height == 0
+    assert data["loans"].filter(pl.col("disbursement_date") > end).height == 0
+    assert data["tax_filings"]["period"].max() == END
+
+
+def _vat(data) -> pl.DataFrame:
+    return (
+        data["tax_filings"]
+        .filter(pl.col("tax_type") == "vat")
+        .with_columns(
+            pl.col("taxable_revenue").cast(pl.Float64).alias("rev"),
+            (
+                pl.col("period").str.slice(0, 4).cast(pl.Int32) * 12
+                + pl.col("period").str.slice(5, 2).cast(pl.Int32)
+                - 1
+            ).alias("g"),
+        )
+    )
+
+
+def _g(month: str) -> int:
+    return int(month[:4]) * 12 + int(month[5:]) - 1
+
+
+def test_distressed_revenue_falls_healthy_does_not(data, truth):
+    te = truth["enterprises"]
+    share = te["is_distressed"].mean()
+    assert 0.08 <= share <= 0.15
+    vat = _vat(data)
+    firms = te.filter(pl.col("is_distressed") & pl.col("distress_start_month").is_not_null())
+    firms = firms.with_columns(
+        pl.col("distress_start_month").map_elements(_g, return_dtype=pl.Int64).alias("s")
+    ).filter((pl.col("s") >= _g("2024-11")) & (pl.col("s") <= _g("2026-05")))
+    assert firms.height >= 50
+    j = vat.join(firms.select("enterprise_id", "s"), on="enterprise_id")
+    after = j.filter((pl.col("g") >= pl.col("s") + 2) & (pl.col("g") <= pl.col("s") + 4))
+    before = j.filter((pl.col("g") >= pl.col("s") - 10) & (pl.col("g") <= pl.col("s") - 8))
+    ratio = (
+        after.group_by("enterprise_id").agg(pl.col("rev").mean().alias("a"))
+        .join(before.group_by("enterprise_id").agg(pl.col("rev").mean().alias("b")),
+              on="enterprise_id")
+        .select((pl.col("a") / pl.col("b")).alias("r"))["r"]
+    )  # fmt: skip
+    assert ratio.median() < 0.6
+    healthy = te.filter(~pl.col("is_distressed") & ~pl.col("liquidity_stress")
+                        & ~pl.col("industry_downturn_affected"))["enterprise_id"]  # fmt: skip
+    h = vat.filter(pl.col("enterprise_id").is_in(healthy.implode()))
+    a = h.filter(pl.col("period").is_in(["2026-05", "2026-06", "2026-07"]))
+    b = h.filter(pl.col("period").is_in(["2025-05", "2025-06", "2025-07"]))
+    hr = (
+        a.group_by("enterprise_id").agg(pl.col("rev").mean().alias("a"))
+        .join(b.group_by("enterprise_id").agg(pl.col("rev").mean().alias("b")),
+              on="enterprise_id")
+        .select((pl.col("a") / pl.col("b")).alias("r"))["r"]
+    )  # fmt: skip
+    assert 0.9 < hr.median() < 1.25
+
+
+def test_distress_brings_arrears_events_and_missed_payments(data, truth):
+    te = truth["enterprises"]
+    dist = te.filter(pl.col("is_distressed"))["enterprise_id"].implode()
+    tax = data["tax_filings"].with_columns(
+        (pl.col("tax_paid") < pl.col("tax_payable")).alias("short"),
+        pl.col("enterprise_id").is_in(dist).alias("dist"),
+    )
+    rates = tax.group_by("dist").agg(pl.col("short").mean()).sort("dist")["short"]
+    assert rates[0] < 0.01 and rates[1] > 0.1
+    bills = data["utility_bills"].with_columns(
+        (pl.col("amount_paid") < pl.col("amount_billed")).alias("short"),
+        pl.col("enterprise_id").is_in(dist).alias("dist"),
+    )
+    rates = bills.group_by("dist").agg(pl.col("short").mean()).sort("dist")["short"]
+    assert rates[0] < 0.01 and rates[1] > 0.1
+    ev = data["registry_events"]
+    bad = ev.filter(pl.col("event_type").is_in(["court_judgment_defendant",
+                                                "dishonest_debtor_listed"]))  # fmt: skip
+    assert bad["enterprise_id"].is_in(dist).mean() > 0.8
+    # Paid vs due (due up to 3 months before the end) per loan scenario.
+    sched = data["repayment_schedule"].filter(pl.col("due_date") <= pl.date(2026, 7, 31))
+    due = sched.group_by("loan_id").agg(
+        (pl.col("principal_due") + pl.col("interest_due")).cast(pl.Float64).sum().alias("due")
+    )
+    paid = (
+        data["repayments"]
+        .group_by("loan_id")
+        .agg(pl.col("amount").cast(pl.Float64).sum().alias("paid"))
+    )
+    cover = (
+        due.join(paid, on="loan_id", how="left").fill_null(0)
+        .join(truth["loans"], on="loan_id")
+        .group_by("scenario").agg((pl.col("paid").sum() / pl.col("due").sum()).alias("c"))
+    )  # fmt: skip
+    c = dict(zip(cover["scenario"], cover["c"], strict=True))
+    assert c["performing"] > 0.97
+    assert c["distress_default"] < 0.85
+    assert c["distress_recovered"] > c["distress_default"]
+
+
+def test_diverters_have_disallowed_fund_flows(data, truth):
+    te = truth["enterprises"]
+    assert 0.01 < te.filter(pl.col("is_borrower"))["is_diverter"].mean() < 0.05
+    flows = data["fund_flows"].join(data["loans"].select("loan_id", "enterprise_id"), on="loan_id")
+    flagged = set(
+        flows.filter(pl.col("counterparty_type").is_in(DIVERTING_COUNTERPARTIES))["enterprise_id"]
+    )
+    diverters = set(te.filter(pl.col("is_diverter"))["enterprise_id"])
+    assert diverters and flagged == diverters
+    assert te.filter(pl.col("is_diverter"))["diverter_defaults"].mean() > 0.5
+
+
+def test_cny_dip_for_healthy_firms(data, truth):
+    te = truth["enterprises"]
+    healthy = te.filter(~pl.col("is_distressed") & ~pl.col("industry_downturn_affected"))
+    ids = healthy["enterprise_id"].implode()
+    vat = _vat(data).filter(pl.col("enterprise_id").is_in(ids))
+    rev = dict(vat.group_by("period").agg(pl.col("rev").sum()).iter_rows())
+    elec = data["utility_bills"].filter(
+        (pl.col("utility") == "electricity") & pl.col("enterprise_id").is_in(ids)
+    )
+    kwh = dict(elec.group_by("period").agg(pl.col("consumption").cast(pl.Float64).sum())
+               .iter_rows())  # fmt: skip
+    assert "2024-02" in truth["meta"]["cny_months"] and "2025-01" in truth["meta"]["cny_months"]
+    for series in (rev, kwh):
+        base24 = (series["2023-12"] + series["2024-04"]) / 2
+        base25 = (series["2024-12"] + series["2025-04"]) / 2
+        assert series["2024-02"] < 0.8 * base24 and series["2024-01"] > 0.9 * base24
+        assert series["2025-01"] < 0.8 * base25 and series["2025-02"] > series["2025-01"]
+
+
+def test_downturn_and_liquidity_stress(data, truth):
+    te = truth["enterprises"]
+    assert truth["meta"]["downturn_industry"] == "F"
+    vat = _vat(data).join(te.select("enterprise_id", "industry_code"), on="enterprise_id")
+    last = vat.filter(pl.col("period").is_in(["2026-07", "2026-08", "2026-09"]))
+    prior = vat.filter(pl.col("period").is_in(["2025-01", "2025-02", "2025-03"]))
+    a = last.group_by(pl.col("industry_code") == "F").agg(pl.col("rev").sum()).sort("industry_code")
+    b = (
+        prior.group_by(pl.col("industry_code") == "F")
+        .agg(pl.col("rev").sum())
+        .sort("industry_code")
+    )
+    growth = (a["rev"] / b["rev"]).to_list()  # [others, F]
+    assert growth[1] < growth[0] - 0.1
+    loans = truth["loans"].filter(pl.col("bullet_principal_default"))
+    assert loans.height > 0
+    sched = data["repayment_schedule"].join(loans.select("loan_id"), on="loan_id")
+    last_inst = sched.sort("installment_no").group_by("loan_id").last()
+    assert (last_inst["due_date"] <= date(2026, 10, 31)).all()
+    paid = data["repayments"].join(loans.select("loan_id"), on="loan_id")
+    paid_total = paid["amount"].cast(pl.Float64).sum()
+    due_total = (sched["principal_due"] + sched["interest_due"]).cast(pl.Float64).sum()
+    assert paid_total < 0.85 * due_total
+
+
+def test_applications_include_clear_declines(data, truth):
+    apps = truth["applications"]
+    assert apps.height == data["loan_applications"].height
+    assert 10 <= apps["should_decline"].sum() < apps.height
+    ent = data["enterprises"].join(apps.select("enterprise_id"), on="enterprise_id")
+    assert ent["status"].is_in(["active", "suspended", "revoked"]).all()
+
+
+def test_parquet_format_matches_csv(tmp_path, data):
+    out = tmp_path / "pq"
+    summary = generate(out, N, SEED, "parquet", end_month=END, files_per_table=2)
+    assert all(p.suffix == ".parquet" for ps in summary.files.values() for p in ps)
+    for table in ("loans", "repayments", "utility_bills"):
+        df = read_table(out, table)
+        pandera_schema(table).validate(df)
+        assert df.equals(data[table]), table
+    raw = pl.read_parquet(out / "loans" / "part-00000.parquet")
+    assert raw.schema["disbursement_date"] == pl.Date
