@@ -285,6 +285,7 @@ class _Chunk:
         # of the global index (so codes are unique for any chunking), then the check char.
         space = 31**9
         v = (gidx * 12_345_678_911 + (self.seed * 2_654_435_761) % space) % space  # < 7e8 firms
+        v = (v * 340_007) % space  # second bijective step: neighbours' codes look unrelated
         first17 = np.empty((n, 17), dtype=np.int64)
         first17[:, 0] = 9
         first17[:, 1] = 1
