@@ -175,8 +175,8 @@ def _read_file_into(
 
     Returns {lower-cased column name: source column name} and the detected encoding.
     """
-    con.execute("DROP TABLE IF EXISTS _file")
-    con.execute("DROP TABLE IF EXISTS _file_rejects")
+    for temp in ("_file_numbered", "_file", "_file_rejects"):
+        _drop_temp(con, temp)
     if path.suffix.lower() == ".parquet":
         try:
             con.execute(
@@ -265,7 +265,7 @@ def _column_reasons(col: Column) -> list[str]:
     if col.kind == "enum":
         bad.append(f"{t} NOT IN ({', '.join(_sql_str(v) for v in col.values)})")
     if col.kind == "uscc":
-        bad.append(f"NOT {_uscc_valid_sql(t)}")
+        bad.append(f'NOT "_ok_{col.name}"')
     if col.kind == "month":
         bad.append(f"NOT regexp_full_match({t}, '[0-9]{{4}}-(0[1-9]|1[0-2])')")
     if col.pattern:
@@ -285,31 +285,53 @@ def _pk_text(table: Table, alias: str = "") -> str:
 
 
 def _validate_file_sql(table: Table, cols: dict[str, str], types: dict[str, str]) -> str:
-    """SELECT over `_file` giving typed contract columns, lineage and `_reason`."""
+    """SELECT over `_file_numbered` giving typed contract columns, lineage, `_reason` and, for
+    quarantined rows only, `_record` (the delivered values).
+
+    Costly checks run once per distinct value or key, not per row: the USCC check character
+    over distinct codes, duplicate keys through a grouped aggregate rather than a window.
+    """
     selects = []
     for c in table.columns:
         src = cols.get(c.name.lower())
         text, typed = _typed_expr(c, src, types.get(src) if src else None)
         selects += [f'{text} AS "_txt_{c.name}"', f'{typed} AS "{c.name}"']
-    record = (
-        "to_json(struct_pack(" + ", ".join(f'"{src}" := "{src}"' for src in cols.values()) + "))"
-        if cols
-        else "'{}'::JSON"
-    )
+    pk = ", ".join(f'"{k}"' for k in table.primary_key)
+    uscc_cols = [c.name for c in table.columns if c.kind == "uscc"]
+    ctes = [
+        f"typed AS MATERIALIZED (SELECT {', '.join(selects)}, _source_row FROM _file_numbered)",
+        f"""dups AS (SELECT {pk}, max(_source_row) AS _keep_row FROM typed
+                     GROUP BY ALL HAVING count(*) > 1)""",
+    ]
+    joins = [f"LEFT JOIN dups USING ({pk})"]
+    for name in uscc_cols:
+        ctes.append(
+            f"""uscc_{name} AS (SELECT v AS "{name}", {_uscc_valid_sql("v")} AS "_ok_{name}"
+                FROM (SELECT DISTINCT "{name}" AS v FROM typed WHERE "{name}" IS NOT NULL))"""
+        )
+        joins.append(f'LEFT JOIN uscc_{name} USING ("{name}")')
     reasons = [r for c in table.columns for r in _column_reasons(c)]
     reasons += [
         f"CASE WHEN NOT ({rule.sql}) THEN '{rule.rule_id}: {rule.text}' END"
         for rule in table.row_rules
     ]
-    pk = ", ".join(f'"{k}"' for k in table.primary_key)
     reasons.append(
-        f"CASE WHEN row_number() OVER (PARTITION BY {pk} ORDER BY _source_row DESC) > 1 "
-        f"THEN 'duplicate primary key in this file: a later row with the same key is kept' END"
+        "CASE WHEN _keep_row IS NOT NULL AND _source_row <> _keep_row "
+        "THEN 'duplicate primary key in this file: a later row with the same key is kept' END"
     )
-    inner = ",\n  ".join(selects)
+    record = (
+        "to_json(struct_pack("
+        + ", ".join(f'"{c.name}" := "_txt_{c.name}"' for c in table.columns)
+        + "))"
+    )
+    ok_cols = "".join(f', "_ok_{n}"' for n in uscc_cols)
     return f"""
-        SELECT *, concat_ws('; ', {", ".join(reasons)}) AS _reason
-        FROM (SELECT {inner}, {record} AS _record, _source_row FROM _file_numbered)"""
+        WITH {", ".join(ctes)},
+        checked AS (SELECT *, concat_ws('; ', {", ".join(reasons)}) AS _reason
+                    FROM typed {" ".join(joins)})
+        SELECT * EXCLUDE (_keep_row{ok_cols}),
+               CASE WHEN _reason <> '' THEN {record} END AS _record
+        FROM checked"""
 
 
 # --- loading a table -------------------------------------------------------------------------
@@ -330,6 +352,17 @@ def _file_stamp(path: Path) -> tuple[int, datetime]:
     return st.st_size, datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC).replace(tzinfo=None)
 
 
+def _drop_temp(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a temp table or view of that name, whichever it is."""
+    kind = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = ? "
+        "AND table_catalog = 'temp'",
+        [name],
+    ).fetchone()
+    if kind:
+        con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} {name}")
+
+
 def _number_rows(con: duckdb.DuckDBPyConnection) -> None:
     """`_file_numbered`: `_file` with its 1-based data row number.
 
@@ -337,10 +370,10 @@ def _number_rows(con: duckdb.DuckDBPyConnection) -> None:
     around them so every row keeps the number of its position in the file.
     """
     n_rejects = con.execute("SELECT count(*) FROM _file_rejects").fetchone()[0]
-    con.execute("DROP TABLE IF EXISTS _file_numbered")
+    _drop_temp(con, "_file_numbered")
     if n_rejects == 0:
         con.execute(
-            "CREATE TEMP TABLE _file_numbered AS SELECT *, rowid + 1 AS _source_row FROM _file"
+            "CREATE TEMP VIEW _file_numbered AS SELECT *, rowid + 1 AS _source_row FROM _file"
         )
         return
     con.execute(
@@ -453,8 +486,8 @@ def _load_files(
         con.execute("ROLLBACK")
         raise
     result.files += rejected + staged
-    for temp in ("_incoming", "_clean", "_file", "_file_numbered", "_file_rejects"):
-        con.execute(f"DROP TABLE IF EXISTS {temp}")
+    for temp in ("_incoming", "_clean", "_file_numbered", "_file", "_file_rejects"):
+        _drop_temp(con, temp)
 
 
 def _publish(
@@ -492,10 +525,17 @@ def _publish(
     join = " AND ".join(f'o."{k}" = n."{k}"' for k in table.primary_key)
     contract_cols = ", ".join(f'"{c}"' for c in table.column_names)
     lineage = ", ".join(LINEAGE_COLUMNS)
-    # Newest delivery of each key in this batch (mtime, then file name, then row).
+    # Newest delivery of each key in this batch (mtime, then file name, then row); only keys
+    # delivered more than once go through the window.
+    clean = "FROM _incoming WHERE _reason = ''"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _clean AS
-            SELECT {contract_cols}, {lineage} FROM _incoming WHERE _reason = ''
+            WITH repeated AS (SELECT {pk_cols} {clean} GROUP BY ALL HAVING count(*) > 1)
+            SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) ANTI JOIN repeated
+              USING ({pk_cols})
+            UNION ALL
+            SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) SEMI JOIN repeated
+              USING ({pk_cols})
             QUALIFY row_number() OVER (PARTITION BY {pk_cols}
               ORDER BY _file_mtime DESC, _source_file DESC, _source_row DESC) = 1"""
     )
@@ -564,4 +604,3 @@ def ingest_all(
     with duckdb.connect(str(warehouse)) as con:
         ensure_raw_schema(con)
         return {t: load_table(con, landing_dir, t, force=force) for t in LOAD_ORDER}
-
