@@ -1,10 +1,10 @@
 """Loan performance marts against the contract's worked examples (contract sections 2-4).
 
-Builds `tests/fixtures/contract_examples/landing` into a fresh DuckDB file, runs `dbt build`
-as of 2024-09-30 and 2024-12-31 and compares `marts.fct_loan_month_end` with the expected CSV
-row for row, value for value (money to the cent). The dbt unit tests (the tricky cases of
-the loan-performance logic) run as part of each `dbt build`; a separate test asserts they
-all passed.
+Loads `tests/fixtures/contract_examples/landing` into a fresh DuckDB file with the project's
+ingestion, runs `dbt build` (the loan-performance selection) as of 2024-09-30 and 2024-12-31
+and compares `marts.fct_loan_month_end` with the expected CSV row for row, value for value
+(money to the cent). The dbt unit tests (the tricky cases of the loan-performance logic) run
+as part of each `dbt build`; a separate test asserts they all passed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from assets.contract import LOAD_ORDER, TABLES, raw_table_ddl  # noqa: E402
+from assets.contract import LOAD_ORDER  # noqa: E402
+from assets.ingestion import ingest_all  # noqa: E402
 
 EXAMPLES = ROOT / "tests" / "fixtures" / "contract_examples"
 LANDING = EXAMPLES / "landing"
@@ -53,37 +54,17 @@ SELECTION = (
 
 
 def _land_raw(warehouse: Path, landing: Path) -> None:
-    """Raw tables for `landing`: the project's ingestion when it exists, else a minimal one."""
-    try:
-        from assets.ingestion import ingest_all  # type: ignore[import-not-found]
-    except ImportError:
-        ingest_all = None
-    if ingest_all is not None:
-        ingest_all(warehouse=warehouse, landing_dir=landing)
-        return
-    con = duckdb.connect(str(warehouse))
-    try:
-        con.execute("create schema if not exists raw")
-        for name in LOAD_ORDER:
-            table = TABLES[name]
-            con.execute(raw_table_ddl(table))
-            for path in sorted((landing / name).glob("*.csv")):
-                casts = ", ".join(
-                    f'cast(nullif(trim("{c.name}"), \'\') as {c.sql_type}) as "{c.name}"'
-                    for c in table.columns
-                )
-                con.execute(
-                    f"insert into raw.{name} select {casts}, ? as _source_file, "
-                    "row_number() over () as _source_row, now()::timestamp as _file_mtime "
-                    "from read_csv(?, all_varchar = true, header = true)",
-                    [path.name, str(path)],
-                )
-    finally:
-        con.close()
+    """Raw tables for `landing`, loaded by the project's own ingestion (contract section 1)."""
+    result = ingest_all(warehouse=warehouse, landing_dir=landing)
+    assert set(result) == set(LOAD_ORDER)
 
 
 def _dbt(tmp: Path, warehouse: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RISK_WAREHOUSE": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env = {
+        **os.environ,
+        "RISK_WAREHOUSE": str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     env.pop("RISK_AS_OF", None)
     cmd = [
         str(DBT),
@@ -223,9 +204,7 @@ def test_portfolio_monthly_reconciles(built: dict) -> None:
 @pytest.mark.parametrize("as_of", AS_OF_DATES)
 def test_dbt_unit_tests_pass(built: dict, as_of: str) -> None:
     unit = [
-        r
-        for r in built[as_of]["run_results"]["results"]
-        if r["unique_id"].startswith("unit_test.")
+        r for r in built[as_of]["run_results"]["results"] if r["unique_id"].startswith("unit_test.")
     ]
     assert len(unit) >= 9, "the dbt unit tests of the loan-performance logic did not run"
     failed = [(r["unique_id"], r.get("message")) for r in unit if r["status"] != "pass"]
