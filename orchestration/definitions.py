@@ -3,14 +3,24 @@
 from dagster import Definitions
 
 from assets.dbt_assets import risk_dbt_models
+from assets.early_warning import early_warning_assets, early_warning_checks
+from assets.exports import export_assets
 from assets.ingestion_assets import ingestion_assets
+from assets.screening import screening_assets, screening_checks
 from orchestration.jobs import nightly_refresh
 from orchestration.resources import default_resources
 from orchestration.schedules import nightly_refresh_schedule
 from orchestration.sensors import landing_files_sensor
 
 defs = Definitions(
-    assets=[*ingestion_assets, risk_dbt_models],
+    assets=[
+        *ingestion_assets,
+        risk_dbt_models,
+        *early_warning_assets,
+        *export_assets,
+        *screening_assets,
+    ],
+    asset_checks=[*early_warning_checks, *screening_checks],
     jobs=[nightly_refresh],
     schedules=[nightly_refresh_schedule],
     sensors=[landing_files_sensor],
