@@ -96,7 +96,7 @@ grid as (
     from loan_bounds as b
     inner join {{ ref('int_calendar__month_ends') }} as c
         on c.month_end >= b.disbursement_date
-        and (b.fully_settled_date is null or c.month_end < b.fully_settled_date)
+        and c.month_end < coalesce(b.fully_settled_date, date '9999-12-31')
 
 ),
 
