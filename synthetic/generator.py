@@ -305,12 +305,12 @@ class _Chunk:
         start = np.where(u < base_p, _randint(rng, 3, M - 3, n), _randint(rng, d0, M - 3, n))
         start = np.where(distressed, start, BIG)
         rec_lag = _randint(rng, 5, 12, n)
-        recovered = distressed & (rng.random(n) < 0.36) & (start + rec_lag <= M - 2)
+        recovered = distressed & (rng.random(n) < 0.42) & (start + rec_lag <= M - 2)
         recover_at = np.where(recovered, start + rec_lag, BIG)
         partial_from = np.where(distressed, start + _randint(rng, 3, 6, n), BIG)
         stop_from = np.where(distressed, partial_from + _randint(rng, 1, 3, n), BIG)
 
-        borrower = rng.random(n) < np.where(distressed, 0.75, 0.38)
+        borrower = rng.random(n) < np.where(distressed, 0.6, 0.38)
         diverter = borrower & ~distressed & (rng.random(n) < 0.025)
         diverter_defaults = diverter & (rng.random(n) < 0.75)
         liquidity = borrower & ~distressed & ~diverter & (rng.random(n) < 0.03)
@@ -938,7 +938,7 @@ class _Chunk:
         ongoing = f.distressed & (f.start <= app_m) & ~(f.recover_at <= app_m)
         dishonest = f.dishonest_m <= app_m
         bad_status = (f.status == 1) | (f.status == 2)  # suspended, revoked
-        p = np.where(ongoing | dishonest | bad_status, 0.35, 0.04)
+        p = np.where(ongoing | dishonest | bad_status, 0.2, 0.04)
         p = np.where(f.status == 3, 0.0, p)  # a cancelled company no longer exists
         applies = rng.random(n) < p
         firm = np.nonzero(applies)[0]

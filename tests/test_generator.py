@@ -212,18 +212,28 @@ def test_distressed_revenue_falls_healthy_does_not(data, truth):
 def test_distress_brings_arrears_events_and_missed_payments(data, truth):
     te = truth["enterprises"]
     dist = te.filter(pl.col("is_distressed"))["enterprise_id"].implode()
-    tax = data["tax_filings"].with_columns(
-        (pl.col("tax_paid") < pl.col("tax_payable")).alias("short"),
-        pl.col("enterprise_id").is_in(dist).alias("dist"),
-    )
-    rates = tax.group_by("dist").agg(pl.col("short").mean()).sort("dist")["short"]
-    assert rates[0] < 0.01 and rates[1] > 0.1
-    bills = data["utility_bills"].with_columns(
-        (pl.col("amount_paid") < pl.col("amount_billed")).alias("short"),
-        pl.col("enterprise_id").is_in(dist).alias("dist"),
-    )
-    rates = bills.group_by("dist").agg(pl.col("short").mean()).sort("dist")["short"]
-    assert rates[0] < 0.01 and rates[1] > 0.1
+    window = te.filter(pl.col("is_distressed")).select(
+        "enterprise_id",
+        pl.col("distress_start_month").map_elements(_g, return_dtype=pl.Int64).alias("s"),
+        pl.col("recovery_month").map_elements(_g, return_dtype=pl.Int64).fill_null(10**6)
+        .alias("r"),
+    )  # fmt: skip
+
+    def short_rates(df: pl.DataFrame, paid: str, due: str) -> list[float]:
+        """Share of rows paid short: [healthy firms, distressed firms 2+ months into it]."""
+        df = df.with_columns(
+            (pl.col(paid) < pl.col(due)).alias("short"),
+            (pl.col("period").str.slice(0, 4).cast(pl.Int64) * 12
+             + pl.col("period").str.slice(5, 2).cast(pl.Int64) - 1).alias("g"),
+        ).join(window, on="enterprise_id", how="left")  # fmt: skip
+        healthy = df.filter(pl.col("s").is_null())["short"].mean()
+        sick = df.filter((pl.col("g") >= pl.col("s") + 2) & (pl.col("g") < pl.col("r")))
+        return [healthy, sick["short"].mean()]
+
+    tax_h, tax_d = short_rates(data["tax_filings"], "tax_paid", "tax_payable")
+    assert tax_h < 0.01 and tax_d > 0.3
+    bill_h, bill_d = short_rates(data["utility_bills"], "amount_paid", "amount_billed")
+    assert bill_h < 0.02 and bill_d > 0.3
     ev = data["registry_events"]
     bad = ev.filter(pl.col("event_type").is_in(["court_judgment_defendant",
                                                 "dishonest_debtor_listed"]))  # fmt: skip
