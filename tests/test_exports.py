@@ -1,0 +1,289 @@
+"""Exports: the watchlist files and the self-contained HTML report, from a hand-built warehouse."""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import materialize
+
+from assets.exports import (
+    ReportData,
+    as_items,
+    render_report,
+    svg_bar_chart,
+    svg_stacked_bars,
+    watchlist_report,
+)
+from orchestration.resources import RiskWarehouse
+
+AS_OF = "2025-06-30"
+E1, E2, E3 = "91110000MA00000001", "91110000MA00000002", "91110000MA00000003"
+SCRIPT_REASON = "<script>alert('x')</script> overdue tax"
+
+WATCHLIST_DDL = """
+    CREATE TABLE marts.{name} (
+        as_of_date DATE, enterprise_id VARCHAR, tier VARCHAR, risk_score DOUBLE,
+        signals VARCHAR[], reasons VARCHAR[], first_flagged_date DATE, status VARCHAR,
+        recommended_action VARCHAR)
+"""
+
+
+def _build_warehouse(path: Path, *, empty: bool = False, screening: bool = False) -> None:
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA marts")
+    con.execute("CREATE SCHEMA raw")
+    con.execute(WATCHLIST_DDL.format(name="watchlist"))
+    con.execute(WATCHLIST_DDL.format(name="watchlist_history"))
+    rows = [
+        (
+            AS_OF,
+            E1,
+            "red",
+            88.5,
+            ["S01", "S07"],
+            ["连续三个月欠税", SCRIPT_REASON],
+            AS_OF,
+            "new",
+            "冻结额度并现场检查",
+        ),
+        (
+            AS_OF,
+            E2,
+            "amber",
+            61.0,
+            ["S07"],
+            ["utility arrears, 2 months"],
+            "2025-05-31",
+            "continuing",
+            "enhanced monitoring",
+        ),
+        (
+            AS_OF,
+            E3,
+            "red",
+            75.25,
+            ["S02"],
+            ["court judgment as defendant"],
+            "2025-05-31",
+            "escalated",
+            "reduce exposure",
+        ),
+    ]
+    if not empty:
+        con.executemany("INSERT INTO marts.watchlist VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    con.executemany("INSERT INTO marts.watchlist_history VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    con.executemany(
+        "INSERT INTO marts.watchlist_history VALUES (?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                "2025-05-31",
+                E2,
+                "amber",
+                55.0,
+                ["S07"],
+                ["utility arrears"],
+                "2025-05-31",
+                "new",
+                "enhanced monitoring",
+            ),
+            (
+                "2025-05-31",
+                E3,
+                "amber",
+                58.0,
+                ["S02"],
+                ["court judgment"],
+                "2025-05-31",
+                "new",
+                "enhanced monitoring",
+            ),
+        ],
+    )
+    con.execute(
+        """CREATE TABLE marts.portfolio_monthly (month_end DATE, branch_id VARCHAR,
+           industry_code VARCHAR, loans BIGINT, outstanding_principal DOUBLE,
+           npl_principal DOUBLE, npl_ratio DOUBLE, default_count BIGINT)"""
+    )
+    con.executemany(
+        "INSERT INTO marts.portfolio_monthly VALUES (?,?,?,?,?,?,?,?)",
+        [
+            ("2025-05-31", "BR001", "C", 10, 1000.0, 50.0, 0.05, 0),
+            ("2025-05-31", "BR002", "F", 5, 500.0, 0.0, 0.0, 0),
+            ("2025-07-31", "BR001", "C", 10, 1000.0, 900.0, 0.9, 3),  # after D: ignored
+        ],
+    )
+    con.execute("CREATE TABLE raw.enterprises (enterprise_id VARCHAR, name VARCHAR)")
+    con.executemany(
+        "INSERT INTO raw.enterprises VALUES (?, ?)",
+        [(E1, "杭州示例机械制造有限公司"), (E2, "Acme Trading Co."), (E3, "深圳某科技")],
+    )
+    if screening:
+        con.execute(
+            """CREATE TABLE marts.application_screening (application_id VARCHAR,
+               enterprise_id VARCHAR, decision VARCHAR, reasons VARCHAR,
+               recommended_product VARCHAR, recommended_limit DOUBLE,
+               guarantee_recommended BOOLEAN)"""
+        )
+        con.executemany(
+            "INSERT INTO marts.application_screening VALUES (?,?,?,?,?,?,?)",
+            [
+                ("APP1", E1, "decline", "on red watchlist；欠税", None, None, False),
+                ("APP2", E2, "approve", "", "tax_credit_loan", 500000.0, True),
+            ],
+        )
+    con.close()
+
+
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wh: Path) -> tuple[Path, dict]:
+    exports = tmp_path / "exports"
+    monkeypatch.setenv("RISK_EXPORTS_DIR", str(exports))
+    result = materialize(
+        [watchlist_report],
+        resources={
+            "warehouse": RiskWarehouse(warehouse=str(wh), landing_dir=str(tmp_path), as_of=AS_OF)
+        },
+    )
+    assert result.success
+    mats = result.asset_materializations_for_node(watchlist_report.op.name)
+    return exports / AS_OF, mats[0].metadata
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], rows[1:]
+
+
+def _assert_self_contained(page: str) -> None:
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "<link" not in page.lower()
+    assert "<script" not in page.lower()  # we ship no JS, and data never gets in unescaped
+
+
+def test_exports_match_the_watchlist(tmp_path, monkeypatch):
+    wh = tmp_path / "wh.duckdb"
+    _build_warehouse(wh)
+    out, meta = _run(tmp_path, monkeypatch, wh)
+
+    con = duckdb.connect(str(wh), read_only=True)
+    expected = con.execute(
+        "SELECT * FROM marts.watchlist ORDER BY risk_score DESC, enterprise_id"
+    ).fetchall()
+    cols = [d[0] for d in con.description]
+
+    header, rows = _read_csv(out / "watchlist.csv")
+    assert header == cols
+    assert [r[1] for r in rows] == [e[1] for e in expected]
+    assert [float(r[3]) for r in rows] == [e[3] for e in expected]
+    assert [r[5].split("; ") for r in rows] == [e[5] for e in expected]  # list -> "a; b"
+    assert rows[0][8] == "冻结额度并现场检查"
+
+    parquet = con.execute(f"SELECT * FROM read_parquet('{out / 'watchlist.parquet'}')").fetchall()
+    assert parquet == expected
+    con.close()
+
+    assert meta["dagster/row_count"].value == 3
+    assert meta["new_entries"].value == 1
+    assert E1 in meta["preview"].value
+    assert not (out / "application_screening.csv").exists()
+
+    page = (out / "report.html").read_text(encoding="utf-8")
+    _assert_self_contained(page)
+    assert "<svg" in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; overdue tax" in page
+    assert "连续三个月欠税" in page and "杭州示例机械制造有限公司" in page
+    # Tier counts for both dates: 2025-05-31 amber 2; 2025-06-30 red 2, amber 1.
+    assert "<tr><td>2025-05-31</td><td>0</td><td>2</td><td>2</td></tr>" in page
+    assert "<tr><td>2025-06-30</td><td>2</td><td>1</td><td>3</td></tr>" in page
+    # NPL ratio from the latest month end <= D only.
+    assert "Month end 2025-05-31" in page and "5.00%" in page and "90.00%" not in page
+    new_section = page.split('id="new"')[1].split("<h2")[0]
+    assert E1 in new_section and E2 not in new_section
+
+
+def test_empty_watchlist(tmp_path, monkeypatch):
+    wh = tmp_path / "wh.duckdb"
+    _build_warehouse(wh, empty=True)
+    out, meta = _run(tmp_path, monkeypatch, wh)
+    header, rows = _read_csv(out / "watchlist.csv")
+    assert header[:3] == ["as_of_date", "enterprise_id", "tier"] and rows == []
+    con = duckdb.connect()
+    assert con.execute(f"SELECT count(*) FROM '{out / 'watchlist.parquet'}'").fetchone()[0] == 0
+    con.close()
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "no firms on the watchlist" in page.lower()
+    assert meta["dagster/row_count"].value == 0
+
+
+def test_missing_tables_give_a_message(tmp_path, monkeypatch):
+    wh = tmp_path / "wh.duckdb"
+    duckdb.connect(str(wh)).close()  # a warehouse with no marts yet
+    out, meta = _run(tmp_path, monkeypatch, wh)
+    header, rows = _read_csv(out / "watchlist.csv")
+    assert "enterprise_id" in header and rows == []
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "marts.watchlist does not exist yet" in page
+    assert "marts.portfolio_monthly does not exist yet" in page
+    assert sorted(meta["missing_tables"].value) == [
+        "portfolio_monthly",
+        "watchlist",
+        "watchlist_history",
+    ]
+
+
+def test_application_screening_csv(tmp_path, monkeypatch):
+    wh = tmp_path / "wh.duckdb"
+    _build_warehouse(wh, screening=True)
+    out, meta = _run(tmp_path, monkeypatch, wh)
+    header, rows = _read_csv(out / "application_screening.csv")
+    assert header == [
+        "application_id",
+        "enterprise_id",
+        "decision",
+        "reasons",
+        "recommended_product",
+        "recommended_limit",
+        "guarantee_recommended",
+    ]
+    assert sorted(r[0] for r in rows) == ["APP1", "APP2"]
+    assert "on red watchlist；欠税" in {r[3] for r in rows}
+    assert meta["application_screening_rows"].value == 2
+    assert 'id="screening"' in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_text_signals_and_reasons_are_split():
+    assert as_items("S01, S02;S03") == ["S01", "S02", "S03"]
+    assert as_items('["a", "b"]') == ["a", "b"]
+    assert as_items("late, twice; court judgment", reasons=True) == [
+        "late, twice",
+        "court judgment",
+    ]
+    assert as_items(None) == [] and as_items(["x", None, " "]) == ["x"]
+
+
+def test_render_is_pure_and_escapes():
+    data = ReportData(
+        as_of=date(2025, 6, 30),
+        watchlist_columns=["enterprise_id", "tier", "reasons", "signals", "status"],
+        watchlist_rows=[
+            {
+                "enterprise_id": "E<1>",
+                "tier": "red",
+                "reasons": "a <b>; c",
+                "signals": "S1,S2",
+                "status": "new",
+            }
+        ],
+        tier_history=[("2025-06-30", "red", 1)],
+    )
+    page = render_report(data)
+    assert "E&lt;1&gt;" in page and "a &lt;b&gt;" in page and "a <b>" not in page
+    assert svg_bar_chart([], title="t").count("no data") == 1
+    chart = svg_stacked_bars(["d<1"], [("red", "#f00", [2])], title="x&y")
+    assert "d&lt;1" in chart and "x&amp;y" in chart
