@@ -132,6 +132,13 @@ class GenerationSummary:
     def total_rows(self) -> int:
         return sum(self.rows.values())
 
+    def __str__(self) -> str:
+        """Compact report for the CLI (the repr lists every file)."""
+        lines = [f"wrote {self.out_dir} in {self.seconds:.1f}s (ground truth: {self.truth_dir})"]
+        lines += [f"  {t:<20} {n:>13,}" for t, n in self.rows.items()]
+        lines.append(f"  {'total':<20} {self.total_rows:>13,}")
+        return "\n".join(lines)
+
 
 # --- small vectorised helpers -------------------------------------------------------------
 

@@ -333,3 +333,18 @@ def test_parquet_format_matches_csv(tmp_path, data):
         assert df.equals(data[table]), table
     raw = pl.read_parquet(out / "loans" / "part-00000.parquet")
     assert raw.schema["disbursement_date"] == pl.Date
+
+
+def test_project_ingestion_loads_every_row(tmp_path):
+    """The project's own loader quarantines nothing the generator writes (both formats)."""
+    from assets.ingestion import ingest_all
+
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / f"landing_{fmt}"
+        summary = generate(out, 400, SEED, fmt, end_month=END)
+        results = ingest_all(tmp_path / f"{fmt}.duckdb", out)
+        for table, res in results.items():
+            assert not res.files_rejected, (fmt, table)
+            assert res.rows_quarantined == 0, (fmt, table)
+            assert res.rows_loaded == summary.rows[table], (fmt, table)
+    assert "enterprises" in str(summary) and "total" in str(summary)
