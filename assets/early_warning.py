@@ -1,4 +1,629 @@
-"""Early-warning engine (issue 4): signal checks, risk profile, watchlist. Being built."""
+"""Early-warning engine (issue 4): signal checks, risk profile, watchlist, IFRS 9 stage overlay.
 
-early_warning_assets: list = []
-early_warning_checks: list = []
+Everything is DuckDB SQL generated from the signal catalog (`assets/signals/catalog.yml`), run
+inside the warehouse; no table is pulled into Python. The `build_*` functions are plain
+(connection, catalog, as-of date) so tests and back-tests run them without Dagster; the assets
+and checks below only wire them into the graph and report metadata.
+
+Tables written (schema `marts`): signal_hits (+ signal_hits_history), enterprise_risk_profile,
+watchlist_history (persisted; a re-run of a date replaces that date), watchlist, loan_ifrs9_stage.
+"""
+
+import calendar
+from datetime import date, timedelta
+
+import duckdb
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+
+from assets.signals.catalog import (
+    DIMENSIONS,
+    Catalog,
+    Signal,
+    dimension_score_sql,
+    latest_features_sql,
+    load_catalog,
+    risk_score_sql,
+    signal_hits_sql,
+    signal_sql,
+    tier_sql,
+)
+from orchestration.resources import RiskWarehouse
+
+GROUP = "early_warning"
+OWNERS = ["team:credit-risk"]
+KINDS = {"duckdb", "python"}
+
+FEATURES_KEY = AssetKey(["marts", "fct_enterprise_month_end"])
+LOANS_KEY = AssetKey(["marts", "fct_loan_month_end"])
+RAW_LOANS_KEY = AssetKey(["raw", "loans"])
+RAW_APPLICATIONS_KEY = AssetKey(["raw", "loan_applications"])
+SIGNAL_HITS_KEY = AssetKey(["marts", "signal_hits"])
+PROFILE_KEY = AssetKey(["marts", "enterprise_risk_profile"])
+HISTORY_KEY = AssetKey(["marts", "watchlist_history"])
+WATCHLIST_KEY = AssetKey(["marts", "watchlist"])
+IFRS9_KEY = AssetKey(["marts", "loan_ifrs9_stage"])
+
+CATALOG = load_catalog()
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain SQL builders (no Dagster)
+
+
+def last_month_end(d: date) -> date:
+    """The latest month end on or before d."""
+    if d.day == calendar.monthrange(d.year, d.month)[1]:
+        return d
+    return d.replace(day=1) - timedelta(days=1)
+
+
+def _lit(d: date) -> str:
+    return f"DATE '{d.isoformat()}'"
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+            "AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def monitored_enterprises_sql(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date
+) -> str:
+    """Enterprise ids monitored as of D: an outstanding loan (balance or arrears at the last
+    month end, or disbursed since) or an application dated within the pending window."""
+    me, d = _lit(last_month_end(as_of)), _lit(as_of)
+    parts = []
+    if _table_exists(con, "marts", "fct_loan_month_end"):
+        parts.append(
+            "SELECT enterprise_id FROM marts.fct_loan_month_end "
+            f"WHERE month_end = {me} AND (outstanding_principal > 0 OR dpd > 0)"
+        )
+    if _table_exists(con, "raw", "loans"):
+        parts.append(
+            "SELECT enterprise_id FROM raw.loans "
+            f"WHERE disbursement_date > {me} AND disbursement_date <= {d}"
+        )
+    if _table_exists(con, "raw", "loan_applications"):
+        parts.append(
+            "SELECT enterprise_id FROM raw.loan_applications WHERE application_date <= "
+            f"{d} AND application_date > {d} - INTERVAL {catalog.pending_application_days} DAY"
+        )
+    if not parts:
+        return "SELECT NULL::VARCHAR AS enterprise_id WHERE FALSE"
+    return " UNION ".join(parts)
+
+
+def build_signal_hits(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> int:
+    """marts.signal_hits for the monitored firms as of D; appended to signal_hits_history
+    (the date's rows replaced) so later refreshes can tell new hits from old."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    pop = monitored_enterprises_sql(con, catalog, as_of)
+    con.execute(
+        "CREATE OR REPLACE TABLE marts.signal_hits AS "
+        + signal_hits_sql(catalog, as_of, pop)
+        + " ORDER BY enterprise_id, signal_id"
+    )
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS marts.signal_hits_history AS "
+        "SELECT * FROM marts.signal_hits WHERE FALSE"
+    )
+    con.execute(f"DELETE FROM marts.signal_hits_history WHERE as_of_date = {_lit(as_of)}")
+    con.execute("INSERT INTO marts.signal_hits_history BY NAME SELECT * FROM marts.signal_hits")
+    return con.execute("SELECT count(*) FROM marts.signal_hits").fetchone()[0]
+
+
+def build_risk_profile(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> int:
+    """marts.enterprise_risk_profile: one row per monitored firm, scores, tier, signals."""
+    d = _lit(as_of)
+    pop = monitored_enterprises_sql(con, catalog, as_of)
+    sev_rank = "CASE h.severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END"
+    dims = ",\n".join(
+        f"{dimension_score_sql(catalog, dim, 'h.dimension', 'h.severity')} AS {dim}_score"
+        for dim in DIMENSIONS
+    )
+    latest = latest_features_sql(catalog, as_of, pop)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE marts.enterprise_risk_profile AS
+        WITH pop AS ({pop}),
+        feat AS (SELECT enterprise_id, month_end, industry_code FROM ({latest})),
+        agg AS (
+            SELECT p.enterprise_id,
+                {dims},
+                count(*) FILTER (WHERE h.severity = 'high') AS n_high,
+                count(*) FILTER (WHERE h.severity = 'medium') AS n_medium,
+                count(*) FILTER (WHERE h.severity = 'low') AS n_low,
+                coalesce(list(h.signal_id ORDER BY {sev_rank}, h.signal_id)
+                    FILTER (WHERE h.signal_id IS NOT NULL), []::VARCHAR[]) AS signals,
+                coalesce(string_agg(h.reason, '; ' ORDER BY {sev_rank}, h.signal_id), '')
+                    AS reasons
+            FROM pop AS p
+            LEFT JOIN marts.signal_hits AS h
+                ON h.enterprise_id = p.enterprise_id AND h.as_of_date = {d}
+            GROUP BY p.enterprise_id
+        )
+        SELECT a.enterprise_id, {d} AS as_of_date,
+            {", ".join(f"CAST(a.{x}_score AS INTEGER) AS {x}_score" for x in DIMENSIONS)},
+            {risk_score_sql(catalog, {x: f"a.{x}_score" for x in DIMENSIONS})} AS risk_score,
+            {tier_sql(catalog, "a.n_high", "a.n_medium", "a.n_low", "a.signals")} AS tier,
+            a.signals, a.reasons, a.n_high, a.n_medium, a.n_low,
+            f.month_end AS feature_month_end, f.industry_code,
+            '{catalog.version}' AS catalog_version
+        FROM agg AS a LEFT JOIN feat AS f USING (enterprise_id)
+        ORDER BY risk_score DESC, enterprise_id
+        """
+    )
+    return con.execute("SELECT count(*) FROM marts.enterprise_risk_profile").fetchone()[0]
+
+
+HISTORY_DDL = """
+CREATE TABLE IF NOT EXISTS marts.watchlist_history (
+    as_of_date DATE, enterprise_id VARCHAR, tier VARCHAR, risk_score INTEGER,
+    signals VARCHAR[], reasons VARCHAR, first_flagged_date DATE, status VARCHAR,
+    recommended_action VARCHAR, clearing BOOLEAN, clear_refreshes INTEGER,
+    catalog_version VARCHAR
+)"""
+
+
+def build_watchlist_history(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date
+) -> int:
+    """Add this refresh's listed firms to marts.watchlist_history (replacing D's rows).
+
+    Status against the previous refresh (the latest date < D): new, escalated (amber -> red),
+    continuing. A listed firm now clear stays (tier as before, clearing) until clear for
+    `exit_after_clear_refreshes` refreshes running; first_flagged_date starts the episode.
+    """
+    d = _lit(as_of)
+    n_exit = catalog.exit_after_clear_refreshes
+    action = (
+        f"CASE tier WHEN 'red' THEN '{_esc(catalog.recommended_action['red'])}' "
+        f"ELSE '{_esc(catalog.recommended_action['amber'])}' END"
+    )
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute(HISTORY_DDL)
+    con.execute(f"DELETE FROM marts.watchlist_history WHERE as_of_date = {d}")
+    con.execute(
+        f"""
+        INSERT INTO marts.watchlist_history BY NAME
+        WITH prev AS (
+            SELECT * FROM marts.watchlist_history
+            WHERE as_of_date = (SELECT max(as_of_date) FROM marts.watchlist_history
+                                WHERE as_of_date < {d})
+        ),
+        cur AS (SELECT * FROM marts.enterprise_risk_profile WHERE as_of_date = {d}),
+        listed AS (
+            SELECT c.enterprise_id, c.tier, c.risk_score, c.signals, c.reasons,
+                coalesce(p.first_flagged_date, {d}) AS first_flagged_date,
+                CASE WHEN p.enterprise_id IS NULL THEN 'new'
+                     WHEN p.tier = 'amber' AND c.tier = 'red' THEN 'escalated'
+                     ELSE 'continuing' END AS status,
+                FALSE AS clearing, 0 AS clear_refreshes
+            FROM cur AS c LEFT JOIN prev AS p USING (enterprise_id)
+            WHERE c.tier IN ('red', 'amber')
+        ),
+        clearing AS (
+            SELECT p.enterprise_id, p.tier, coalesce(c.risk_score, 0) AS risk_score,
+                coalesce(c.signals, []::VARCHAR[]) AS signals,
+                concat('clearing: below the amber rule for ', p.clear_refreshes + 1, ' of ',
+                       {n_exit}, ' refreshes needed to leave the watchlist',
+                       CASE WHEN coalesce(c.reasons, '') <> '' THEN '; ' || c.reasons END)
+                    AS reasons,
+                p.first_flagged_date, 'continuing' AS status, TRUE AS clearing,
+                p.clear_refreshes + 1 AS clear_refreshes
+            FROM prev AS p LEFT JOIN cur AS c USING (enterprise_id)
+            WHERE coalesce(c.tier, 'green') = 'green' AND p.clear_refreshes + 1 < {n_exit}
+        ),
+        rows AS (SELECT * FROM listed UNION ALL BY NAME SELECT * FROM clearing)
+        SELECT {d} AS as_of_date, *, {action} AS recommended_action,
+            '{catalog.version}' AS catalog_version
+        FROM rows
+        """
+    )
+    return con.execute(
+        f"SELECT count(*) FROM marts.watchlist_history WHERE as_of_date = {d}"
+    ).fetchone()[0]
+
+
+def build_watchlist(con: duckdb.DuckDBPyConnection, as_of: date) -> int:
+    """marts.watchlist: this refresh's rows of watchlist_history, red first, riskiest first."""
+    con.execute(
+        "CREATE OR REPLACE TABLE marts.watchlist AS "
+        "SELECT as_of_date, enterprise_id, tier, risk_score, signals, reasons, "
+        "first_flagged_date, status, recommended_action, clearing, clear_refreshes, "
+        f"catalog_version FROM marts.watchlist_history WHERE as_of_date = {_lit(as_of)} "
+        "ORDER BY tier = 'red' DESC, risk_score DESC, enterprise_id"
+    )
+    return con.execute("SELECT count(*) FROM marts.watchlist").fetchone()[0]
+
+
+def build_loan_ifrs9_stage(con: duckdb.DuckDBPyConnection, as_of: date) -> int:
+    """marts.loan_ifrs9_stage: the days-past-due floor, raised to 2 when the firm is red
+    (contract section 3: other evidence may only raise the stage)."""
+    d, me = _lit(as_of), _lit(last_month_end(as_of))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE marts.loan_ifrs9_stage AS
+        SELECT l.loan_id, l.enterprise_id, {d} AS as_of_date, l.month_end,
+            l.ifrs9_stage_dpd_floor,
+            greatest(l.ifrs9_stage_dpd_floor, CASE WHEN p.tier = 'red' THEN 2 ELSE 1 END)
+                AS ifrs9_stage,
+            CASE WHEN p.tier = 'red' AND l.ifrs9_stage_dpd_floor < 2
+                 THEN 'raised to 2: red watchlist tier (' || array_to_string(p.signals, ', ')
+                      || ')'
+                 ELSE 'days past due floor (' || l.dpd || ' dpd)' END AS stage_reason
+        FROM marts.fct_loan_month_end AS l
+        LEFT JOIN marts.enterprise_risk_profile AS p
+            ON p.enterprise_id = l.enterprise_id AND p.as_of_date = {d}
+        WHERE l.month_end = {me}
+        ORDER BY l.loan_id
+        """
+    )
+    return con.execute("SELECT count(*) FROM marts.loan_ifrs9_stage").fetchone()[0]
+
+
+def run_early_warning(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> None:
+    """The whole engine for one as-of date, in dependency order (tests, back-tests)."""
+    build_signal_hits(con, catalog, as_of)
+    build_risk_profile(con, catalog, as_of)
+    build_watchlist_history(con, catalog, as_of)
+    build_watchlist(con, as_of)
+    build_loan_ifrs9_stage(con, as_of)
+
+
+def _esc(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _markdown_table(rows: list[tuple], headers: list[str]) -> str:
+    def cell(v: object) -> str:
+        if isinstance(v, list):
+            v = ", ".join(map(str, v))
+        return str(v).replace("|", "\\|").replace("\n", " ")[:200]
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Signal checks: one WARN check per catalog signal on the feature mart
+
+
+def signal_check_summary(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, signal: Signal, as_of: date,
+    examples: int = 10,
+) -> dict:
+    """Hits of one signal as of D among monitored firms, new ones since the previous refresh
+    (per marts.signal_hits_history), and top examples with their reasons."""
+    pop = monitored_enterprises_sql(con, catalog, as_of)
+    features = latest_features_sql(catalog, as_of, pop)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _signal_now AS "
+        f"WITH features AS ({features}) {signal_sql(signal, 'features')}"
+    )
+    if _table_exists(con, "marts", "signal_hits_history"):
+        prev = (
+            "SELECT enterprise_id FROM marts.signal_hits_history WHERE signal_id = "
+            f"'{signal.id}' AND as_of_date = (SELECT max(as_of_date) FROM "
+            f"marts.signal_hits_history WHERE as_of_date < {_lit(as_of)})"
+        )
+    else:
+        prev = "SELECT NULL::VARCHAR AS enterprise_id WHERE FALSE"
+    hits, new = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE enterprise_id NOT IN ({prev})) "
+        "FROM _signal_now"
+    ).fetchone()
+    rows = con.execute(
+        f"SELECT enterprise_id, enterprise_id NOT IN ({prev}) AS new, reason FROM _signal_now "
+        f"ORDER BY new DESC, enterprise_id LIMIT {examples}"
+    ).fetchall()
+    return {"hits": hits, "new_hits": new, "examples": rows}
+
+
+def _signal_check(signal: Signal) -> AssetChecksDefinition:
+    @asset_check(
+        asset=FEATURES_KEY,
+        name=f"signal_{signal.id}",
+        description=(
+            f"[{signal.dimension}/{signal.stage}/{signal.severity}] {signal.description} "
+            "WARN when any monitored firm triggers it (thresholds: assets/signals/catalog.yml)."
+        ),
+        blocking=False,
+    )
+    def _check(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
+        with warehouse.connect() as con:
+            s = signal_check_summary(con, CATALOG, signal, warehouse.as_of_date)
+        return AssetCheckResult(
+            passed=s["hits"] == 0,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "hits": s["hits"],
+                "new_hits": s["new_hits"],
+                "as_of_date": warehouse.as_of_date.isoformat(),
+                "catalog_version": CATALOG.version,
+                "examples": MetadataValue.md(
+                    _markdown_table(s["examples"], ["enterprise_id", "new", "reason"])
+                ),
+            },
+        )
+
+    return _check
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocking data checks: broken inputs stop the watchlist from publishing
+
+
+def loan_mart_problems(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, int]:
+    """Counts of broken-data conditions in marts.fct_loan_month_end as of D."""
+    d, me = _lit(as_of), _lit(last_month_end(as_of))
+    loan_rows, neg_dpd, neg_out = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE dpd < 0), "
+        f"count(*) FILTER (WHERE outstanding_principal < 0) "
+        f"FROM marts.fct_loan_month_end WHERE month_end <= {d}"
+    ).fetchone()
+    raw_loans = 0
+    if _table_exists(con, "raw", "loans"):
+        raw_loans = con.execute(
+            f"SELECT count(*) FROM raw.loans WHERE disbursement_date <= {me}"
+        ).fetchone()[0]
+    return {
+        "loan_rows": loan_rows,
+        "raw_loans_disbursed": raw_loans,
+        "negative_dpd": neg_dpd,
+        "negative_outstanding": neg_out,
+    }
+
+
+@asset_check(
+    asset=LOANS_KEY,
+    name="loan_rows_present_as_of",
+    description="ERROR (blocks the watchlist): no loan rows as of D although raw.loans has "
+    "loans disbursed by the last month end.",
+    blocking=True,
+)
+def loan_rows_present_as_of(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
+    with warehouse.connect() as con:
+        p = loan_mart_problems(con, warehouse.as_of_date)
+    return AssetCheckResult(
+        passed=not (p["loan_rows"] == 0 and p["raw_loans_disbursed"] > 0),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"loan_rows": p["loan_rows"], "raw_loans_disbursed": p["raw_loans_disbursed"]},
+    )
+
+
+@asset_check(
+    asset=LOANS_KEY,
+    name="dpd_not_negative",
+    description="ERROR (blocks the watchlist): a negative days-past-due value.",
+    blocking=True,
+)
+def dpd_not_negative(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
+    with warehouse.connect() as con:
+        p = loan_mart_problems(con, warehouse.as_of_date)
+    return AssetCheckResult(
+        passed=p["negative_dpd"] == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"rows_with_negative_dpd": p["negative_dpd"]},
+    )
+
+
+@asset_check(
+    asset=LOANS_KEY,
+    name="outstanding_principal_not_negative",
+    description="ERROR (blocks the watchlist): a negative outstanding principal.",
+    blocking=True,
+)
+def outstanding_principal_not_negative(
+    context: AssetCheckExecutionContext, warehouse: RiskWarehouse
+):
+    with warehouse.connect() as con:
+        p = loan_mart_problems(con, warehouse.as_of_date)
+    return AssetCheckResult(
+        passed=p["negative_outstanding"] == 0,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"rows_with_negative_outstanding": p["negative_outstanding"]},
+    )
+
+
+@asset_check(
+    asset=FEATURES_KEY,
+    name="feature_rows_present_as_of",
+    description="ERROR (blocks the watchlist): loans exist as of D but no enterprise has a "
+    "feature row with month_end <= D.",
+    blocking=True,
+)
+def feature_rows_present_as_of(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
+    d = _lit(warehouse.as_of_date)
+    with warehouse.connect() as con:
+        features = con.execute(
+            f"SELECT count(*) FROM marts.fct_enterprise_month_end WHERE month_end <= {d}"
+        ).fetchone()[0]
+        loans = con.execute(
+            f"SELECT count(*) FROM marts.fct_loan_month_end WHERE month_end <= {d}"
+        ).fetchone()[0]
+    return AssetCheckResult(
+        passed=not (features == 0 and loans > 0),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"feature_rows": features, "loan_rows": loans},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Assets
+
+
+def _counts_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str, int]:
+    return dict(
+        con.execute(f"SELECT {column}, count(*) FROM {table} GROUP BY ALL ORDER BY 1").fetchall()
+    )
+
+
+@asset(
+    key=SIGNAL_HITS_KEY,
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    deps=[FEATURES_KEY, LOANS_KEY, RAW_LOANS_KEY, RAW_APPLICATIONS_KEY],
+    description=(
+        "One row per triggered catalog signal per monitored firm as of D (firms with an "
+        "outstanding loan or an application in the last 90 days), from each firm's latest "
+        "feature row with month_end <= D: as_of_date, enterprise_id, signal_id, dimension, "
+        "severity, stage, reason (plain language, the firm's own values), catalog_version. "
+        "Also kept per refresh in marts.signal_hits_history (to tell new hits)."
+    ),
+)
+def signal_hits(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
+    with warehouse.connect() as con:
+        n = build_signal_hits(con, CATALOG, warehouse.as_of_date)
+        by_signal = _counts_by(con, "marts.signal_hits", "signal_id")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": n,
+            "catalog_version": CATALOG.version,
+            "hits_by_signal": MetadataValue.json(by_signal),
+        }
+    )
+
+
+@asset(
+    key=PROFILE_KEY,
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    deps=[SIGNAL_HITS_KEY],
+    description=(
+        "Enterprise risk profile as of D, one row per monitored firm: credit/moral/"
+        "operational/market/liquidity scores and risk_score (0-100, higher = riskier), tier "
+        "(red/amber/green by the catalog's tier rules), signals (ids) and reasons."
+    ),
+)
+def enterprise_risk_profile(
+    context: AssetExecutionContext, warehouse: RiskWarehouse
+) -> MaterializeResult:
+    with warehouse.connect() as con:
+        n = build_risk_profile(con, CATALOG, warehouse.as_of_date)
+        tiers = _counts_by(con, "marts.enterprise_risk_profile", "tier")
+    return MaterializeResult(
+        metadata={"dagster/row_count": n, "tiers": MetadataValue.json(tiers)}
+    )
+
+
+@asset(
+    key=HISTORY_KEY,
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    deps=[PROFILE_KEY],
+    description=(
+        "Watchlist history, persisted across refreshes: one row per listed firm per refresh "
+        "(as for marts.watchlist). Re-running an as-of date replaces that date's rows. Status "
+        "new/continuing/escalated against the previous refresh; a firm that clears stays "
+        "listed (clearing) until clear for the catalog's exit_after_clear_refreshes."
+    ),
+)
+def watchlist_history(
+    context: AssetExecutionContext, warehouse: RiskWarehouse
+) -> MaterializeResult:
+    with warehouse.connect() as con:
+        n = build_watchlist_history(con, CATALOG, warehouse.as_of_date)
+        total, refreshes = con.execute(
+            "SELECT count(*), count(DISTINCT as_of_date) FROM marts.watchlist_history"
+        ).fetchone()
+    return MaterializeResult(
+        metadata={"dagster/row_count": total, "rows_this_refresh": n, "refreshes": refreshes}
+    )
+
+
+@asset(
+    key=WATCHLIST_KEY,
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    deps=[HISTORY_KEY],
+    description=(
+        "The watchlist as of D: red and amber firms (plus listed firms still clearing) with "
+        "risk_score, signals, plain-language reasons, first_flagged_date, status "
+        "(new/continuing/escalated) and the recommended action of their tier."
+    ),
+)
+def watchlist(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
+    with warehouse.connect() as con:
+        n = build_watchlist(con, warehouse.as_of_date)
+        tiers = _counts_by(con, "marts.watchlist", "tier")
+        statuses = _counts_by(con, "marts.watchlist", "status")
+        top = con.execute(
+            "SELECT enterprise_id, tier, risk_score, status, first_flagged_date, reasons "
+            "FROM marts.watchlist LIMIT 20"
+        ).fetchall()
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": n,
+            "red": tiers.get("red", 0),
+            "amber": tiers.get("amber", 0),
+            "tier_counts": MetadataValue.json(tiers),
+            "status_counts": MetadataValue.json(statuses),
+            "top_20": MetadataValue.md(
+                _markdown_table(
+                    top, ["enterprise_id", "tier", "risk", "status", "first flagged", "reasons"]
+                )
+            ),
+        }
+    )
+
+
+@asset(
+    key=IFRS9_KEY,
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    deps=[PROFILE_KEY, LOANS_KEY],
+    description=(
+        "IFRS 9 stage per loan as of D (loans at the last month end): the days-past-due floor, "
+        "raised to at least 2 when the borrower's tier is red (evidence may only raise it), "
+        "with stage_reason."
+    ),
+)
+def loan_ifrs9_stage(
+    context: AssetExecutionContext, warehouse: RiskWarehouse
+) -> MaterializeResult:
+    with warehouse.connect() as con:
+        n = build_loan_ifrs9_stage(con, warehouse.as_of_date)
+        raised = con.execute(
+            "SELECT count(*) FROM marts.loan_ifrs9_stage WHERE ifrs9_stage > ifrs9_stage_dpd_floor"
+        ).fetchone()[0]
+    return MaterializeResult(metadata={"dagster/row_count": n, "raised_by_red_tier": raised})
+
+
+early_warning_assets: list[AssetsDefinition] = [
+    signal_hits,
+    enterprise_risk_profile,
+    watchlist_history,
+    watchlist,
+    loan_ifrs9_stage,
+]
+early_warning_checks: list[AssetChecksDefinition] = [
+    *(_signal_check(s) for s in CATALOG.signals),
+    loan_rows_present_as_of,
+    dpd_not_negative,
+    outstanding_principal_not_negative,
+    feature_rows_present_as_of,
+]
