@@ -52,6 +52,7 @@ WATCHLIST_COLUMNS = [
 ]
 TIER_COLORS = {"red": "#c0392b", "amber": "#e6a23c"}
 BOM = b"\xef\xbb\xbf"
+MAX_HISTORY_BARS = 60  # a year of nightly refreshes would make the chart unreadable
 
 
 def exports_dir() -> Path:
@@ -182,7 +183,7 @@ def svg_stacked_bars(
             f"<title>{_esc(title)}</title>"
             '<text x="8" y="24" font-size="13" fill="#777">no data</text></svg>'
         )
-    left, bottom, top, gap = 40, 50, 24, 14
+    left, bottom, top, gap = 40, 66, 24, 14
     width = left + len(categories) * (bar_width + gap) + 20 + 90
     plot_h = height - bottom - top
     totals = [sum(float(s[2][i]) for s in series) for i in range(len(categories))]
@@ -305,6 +306,9 @@ def render_report(data: ReportData) -> str:
         out.append(f"<p>{_esc(data.missing['watchlist_history'])}</p>")
     else:
         dates = sorted({d for d, _, _ in data.tier_history})
+        if len(dates) > MAX_HISTORY_BARS:
+            dates = dates[-MAX_HISTORY_BARS:]
+            out.append(f'<p class="meta">Last {MAX_HISTORY_BARS} refreshes.</p>')
         counts = {(d, t): n for d, t, n in data.tier_history}
         series = [
             (t, TIER_COLORS[t], [counts.get((d, t), 0) for d in dates]) for t in ("red", "amber")
@@ -497,7 +501,7 @@ def gather_report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportDat
         data.watchlist_columns = cols
         data.watchlist_rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
         stale = sorted(
-            {str(r.get("as_of_date")) for r in data.watchlist_rows} - {as_of.isoformat()}
+            {str(r.get("as_of_date"))[:10] for r in data.watchlist_rows} - {as_of.isoformat()}
         )
         if stale:
             data.notices.append(

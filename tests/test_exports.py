@@ -287,3 +287,22 @@ def test_render_is_pure_and_escapes():
     assert svg_bar_chart([], title="t").count("no data") == 1
     chart = svg_stacked_bars(["d<1"], [("red", "#f00", [2])], title="x&y")
     assert "d&lt;1" in chart and "x&amp;y" in chart
+
+
+def test_text_signals_and_reasons_in_the_mart(tmp_path, monkeypatch):
+    """The early-warning mart may store signals/reasons as text rather than VARCHAR[]."""
+    wh = tmp_path / "wh.duckdb"
+    _build_warehouse(wh)
+    con = duckdb.connect(str(wh))
+    con.execute(
+        "CREATE OR REPLACE TABLE marts.watchlist AS SELECT * REPLACE ("
+        "array_to_string(signals, ',') AS signals, array_to_string(reasons, '; ') AS reasons) "
+        "FROM marts.watchlist"
+    )
+    con.close()
+    out, _ = _run(tmp_path, monkeypatch, wh)
+    _, rows = _read_csv(out / "watchlist.csv")
+    assert rows[0][4] == "S01,S07"
+    page = (out / "report.html").read_text(encoding="utf-8")
+    reasons = page.split('id="reasons"')[1].split('id="npl"')[0]
+    assert "连续三个月欠税" in reasons and "&lt;script&gt;" in reasons and "S07: 2" in reasons
