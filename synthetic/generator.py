@@ -894,6 +894,35 @@ class _Chunk:
         first_short = np.full(len(term), BIG)
         np.minimum.at(first_short, loan, short_m)
         self.loan_first_short = first_short
+        self.loan_default_day = self._default_days(loan, prin + interest, due_day, p_loan,
+                                                   p_amt, p_day)  # fmt: skip
+
+    def _default_days(self, loan, due, due_day, p_loan, p_amt, p_day) -> np.ndarray:
+        """Default day of each loan by the end of the window (data-contract section 3: the
+        first due + 91 of an installment not settled by then), or BIG when none; installments
+        are settled when cumulative payments cover their cumulative due."""
+        n_loans = len(self.loans["firm"])
+        key = np.int64(10**12)  # > any loan's cumulative fen; keeps loans apart when sorted
+        cum_due = np.cumsum(due) - np.repeat(
+            (np.cumsum(due) - due)[np.cumsum(self.loans["term"]) - self.loans["term"]],
+            self.loans["term"],
+        )
+        counts = np.bincount(p_loan, minlength=n_loans)
+        starts = np.cumsum(counts) - counts
+        before = np.append(np.cumsum(p_amt) - p_amt, 0)  # padded: loans without payments
+        cum_paid = np.cumsum(p_amt) - np.repeat(before[starts], counts)
+        k_paid = p_loan.astype(np.int64) * key + cum_paid.astype(np.int64)
+        k_due = loan.astype(np.int64) * key + cum_due.astype(np.int64)
+        idx = np.searchsorted(k_paid, k_due, side="left")
+        ok = idx < len(k_paid)
+        ok[ok] = p_loan[idx[ok]] == loan[ok]
+        safe = np.append(p_day, BIG * 100)  # sentinel so an empty payment list indexes
+        settled = np.where(ok, safe[np.minimum(idx, len(p_day))], BIG * 100)
+        dday = due_day + 91
+        defaulted = (settled > dday) & (dday <= self.cal.end_day)
+        out = np.full(n_loans, BIG * 100, dtype=np.int64)
+        np.minimum.at(out, loan[defaulted], dday[defaulted])
+        return out
 
     def _fund_flows(self) -> None:
         rng, lo, cal = self.rng, self.loans, self.cal
@@ -991,6 +1020,8 @@ class _Chunk:
             labels = pl.Series([cal.label(i) for i in range(-72, self.M + 72)] + [None])
             return labels.gather(np.where(m >= BIG, len(labels) - 1, m + 72))
 
+        first_default = np.full(self.n, BIG * 100, dtype=np.int64)
+        np.minimum.at(first_default, lo["firm"], self.loan_default_day)
         self.truth["enterprises"] = pl.DataFrame(
             {
                 "enterprise_id": f.ids,
@@ -1009,14 +1040,17 @@ class _Chunk:
                 "liquidity_stress": f.liquidity,
                 "industry_downturn_affected": f.industry == _DOWNTURN_IDX,
                 "is_borrower": f.borrower,
+                "first_default_date": _dates(first_default, null=first_default >= BIG * 100),
                 "expected_default": (f.distressed & ~f.recovered)
                 | f.diverter_defaults
                 | f.liquidity,
             }
         )
         firm = lo["firm"]
+        no_default = self.loan_default_day >= BIG * 100
         scenario = np.full(len(firm), "performing", dtype=object)
         scenario[f.distressed[firm]] = "distress_default"
+        scenario[f.distressed[firm] & (self.loan_first_short >= BIG)] = "distress_unaffected"
         scenario[f.distressed[firm] & f.recovered[firm]] = "distress_recovered"
         scenario[f.diverter[firm]] = "diverter_other_loan"
         scenario[lo["diverted"] & f.diverter_defaults[firm]] = "diversion_default"
@@ -1031,6 +1065,7 @@ class _Chunk:
                 "bullet_principal_default": lo["bullet_default"],
                 "first_short_payment_month": month_label(self.loan_first_short),
                 "expected_shortfall": self.loan_first_short < BIG,
+                "default_date": _dates(self.loan_default_day, null=no_default),
             }
         )
 

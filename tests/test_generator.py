@@ -348,3 +348,47 @@ def test_project_ingestion_loads_every_row(tmp_path):
             assert res.rows_quarantined == 0, (fmt, table)
             assert res.rows_loaded == summary.rows[table], (fmt, table)
     assert "enterprises" in str(summary) and "total" in str(summary)
+
+
+def test_truth_default_dates_follow_contract_semantics(data, truth):
+    """Truth default_date = first due + 91 of an installment its cumulative payments had not
+    covered by then (data-contract section 3), recomputed here independently with polars."""
+    sched = (
+        data["repayment_schedule"]
+        .with_columns(
+            ((pl.col("principal_due") + pl.col("interest_due")).cast(pl.Float64) * 100)
+            .round().cast(pl.Int64).alias("due")
+        )
+        .sort("loan_id", "installment_no")
+        .with_columns(pl.col("due").cum_sum().over("loan_id").alias("cum"))
+    )  # fmt: skip
+    pays = (
+        data["repayments"]
+        .with_columns((pl.col("amount").cast(pl.Float64) * 100).round().cast(pl.Int64).alias("a"))
+        .sort("loan_id", "payment_date", "payment_id")
+        .with_columns(pl.col("a").cum_sum().over("loan_id").alias("cum"))
+    )
+    settled = sched.sort("cum").join_asof(
+        pays.sort("cum").select("loan_id", "cum", "payment_date"),
+        on="cum",
+        by="loan_id",
+        strategy="forward",
+        check_sortedness=False,
+    )
+    dday = pl.col("due_date") + pl.duration(days=91)
+    computed = (
+        settled.filter(
+            (pl.col("payment_date").is_null() | (pl.col("payment_date") > dday))
+            & (dday <= date(2026, 10, 31))
+        )
+        .group_by("loan_id")
+        .agg(dday.min().alias("computed"))
+    )
+    j = truth["loans"].join(computed, on="loan_id", how="left")
+    assert j.filter(pl.col("default_date").is_not_null()).height > 20
+    assert (j["default_date"].fill_null(date(1900, 1, 1))
+            == j["computed"].fill_null(date(1900, 1, 1))).all()  # fmt: skip
+    perf = j.filter(pl.col("scenario").is_in(["performing", "diversion_performing"]))
+    assert perf["default_date"].null_count() == perf.height
+    bad = j.filter(pl.col("scenario").is_in(["diversion_default", "bullet_principal_default"]))
+    assert bad["default_date"].is_not_null().mean() > 0.7
