@@ -1,4 +1,5 @@
-"""Pre-lending screening (issue 5): access rules, product matching, limits. Being built."""
+"""Pre-lending screening (issue 5): access rules, product matching, limits, guarantees."""
 
-screening_assets: list = []
-screening_checks: list = []
+from assets.screening.screening_assets import screening_assets, screening_checks
+
+__all__ = ["screening_assets", "screening_checks"]

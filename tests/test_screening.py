@@ -1,0 +1,457 @@
+"""Pre-lending screening (issue 5) on a hand-made warehouse: rules, products, limits, point in time.
+
+Each test builds a tiny in-memory DuckDB with just the staging/mart columns the screening reads,
+one "clean" firm per case with one thing changed, and runs the SQL built from
+`assets/screening/access_rules.yml`. One test materializes the Dagster asset and its checks.
+"""
+
+import sys
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from assets.screening.rules import (  # noqa: E402
+    RulesError,
+    build_screening,
+    load_rules,
+)
+
+AS_OF = date(2025, 6, 30)
+APP_DATE = date(2025, 6, 15)
+
+SCHEMA = """
+CREATE SCHEMA staging; CREATE SCHEMA marts;
+CREATE TABLE staging.stg_core_banking__loan_applications (application_id VARCHAR,
+    enterprise_id VARCHAR, application_date DATE, requested_amount DECIMAL(18,2),
+    requested_term_months INTEGER, requested_product VARCHAR, purpose VARCHAR);
+CREATE TABLE staging.stg_registry__enterprises (enterprise_id VARCHAR, established_date DATE,
+    size_class VARCHAR, status VARCHAR);
+CREATE TABLE staging.stg_registry__events (event_id VARCHAR, enterprise_id VARCHAR,
+    event_date DATE, event_type VARCHAR, amount DECIMAL(18,2), description VARCHAR);
+CREATE TABLE staging.stg_tax__ratings (enterprise_id VARCHAR, year INTEGER, rating VARCHAR,
+    rating_rank INTEGER);
+CREATE TABLE staging.stg_tax__filings (enterprise_id VARCHAR, period VARCHAR, period_start DATE,
+    period_end DATE, tax_type VARCHAR, taxable_revenue DECIMAL(18,2),
+    tax_payable DECIMAL(18,2), tax_paid DECIMAL(18,2), filed_date DATE);
+CREATE TABLE staging.stg_core_banking__loans (loan_id VARCHAR, enterprise_id VARCHAR,
+    product VARCHAR, purpose VARCHAR, contract_date DATE, disbursement_date DATE,
+    principal DECIMAL(18,2), collateral_type VARCHAR, collateral_value DECIMAL(18,2));
+CREATE TABLE marts.fct_loan_month_end (loan_id VARCHAR, enterprise_id VARCHAR, month_end DATE,
+    outstanding_principal DECIMAL(18,2), dpd INTEGER, is_default BOOLEAN, default_date DATE);
+"""
+
+# Feature-mart columns: the screening's own plus every column the signal catalog reads.
+FEATURE_COLUMNS = {
+    "enterprise_id": "VARCHAR", "month_end": "DATE", "size_class": "VARCHAR",
+    "status_at_month_end": "VARCHAR", "abnormal_operation_currently_listed": "BOOLEAN",
+    "revenue_12m": "DECIMAL(18,2)", "tax_arrears": "DECIMAL(18,2)",
+    "utility_arrears": "DECIMAL(18,2)", "outstanding_principal": "DECIMAL(18,2)",
+    "is_default": "BOOLEAN", "dpd_max": "INTEGER", "dpd_max_12m": "INTEGER",
+    "tax_rating": "VARCHAR", "tax_rating_prev": "VARCHAR", "tax_rating_downgraded": "BOOLEAN",
+}
+
+
+def _feature_schema() -> str:
+    cols = dict(FEATURE_COLUMNS)
+    try:
+        from assets.signals.catalog import feature_columns, load_catalog
+
+        for col in feature_columns(load_catalog()):
+            cols.setdefault(col, "DOUBLE")
+    except ImportError:
+        pass
+    body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
+    return f"CREATE TABLE marts.fct_enterprise_month_end ({body});"
+
+
+def firm(
+    con: duckdb.DuckDBPyConnection,
+    eid: str,
+    *,
+    established: date = date(2015, 1, 1),
+    size: str = "small",
+    status: str = "active",
+    rating: str | None = "B",
+    rating_year: int = 2024,
+    vat_months: int = 24,
+    monthly_revenue: int = 100_000,
+    monthly_tax_paid: int = 5_000,
+    tax_arrears: int = 0,
+    utility_arrears: int = 0,
+    outstanding: int = 0,
+    abnormal: bool = False,
+    requested: int = 500_000,
+    purpose: str = "working_capital",
+    app_date: date = APP_DATE,
+    features: bool = True,
+) -> None:
+    """A clean small firm applying on APP_DATE; keyword arguments change one thing at a time."""
+    con.execute(
+        "INSERT INTO staging.stg_registry__enterprises VALUES (?, ?, ?, ?)",
+        [eid, established, size, status],
+    )
+    con.execute(
+        "INSERT INTO staging.stg_core_banking__loan_applications VALUES (?,?,?,?,?,?,?)",
+        [f"A-{eid}", eid, app_date, requested, 12, None, purpose],
+    )
+    if rating:
+        con.execute(
+            "INSERT INTO staging.stg_tax__ratings VALUES (?, ?, ?, NULL)",
+            [eid, rating_year, rating],
+        )
+    # VAT filings for the vat_months periods ending 2025-05 (the month before APP_DATE).
+    for k in range(vat_months):
+        y, m = divmod(2025 * 12 + 4 - k, 12)
+        start = date(y, m + 1, 1)
+        end = (date(y + (m + 1) // 12, (m + 1) % 12 + 1, 1)) - timedelta(days=1)
+        con.execute(
+            "INSERT INTO staging.stg_tax__filings VALUES (?,?,?,?,'vat',?,?,?,NULL)",
+            [eid, start.strftime("%Y-%m"), start, end, monthly_revenue, monthly_tax_paid,
+             monthly_tax_paid],
+        )
+    if features:
+        revenue_12m = monthly_revenue * min(vat_months, 12) if vat_months else None
+        con.execute(
+            """INSERT INTO marts.fct_enterprise_month_end (enterprise_id, month_end, size_class,
+                   status_at_month_end, abnormal_operation_currently_listed, revenue_12m,
+                   tax_arrears, utility_arrears, outstanding_principal, is_default, dpd_max,
+                   dpd_max_12m, tax_rating)
+               VALUES (?, DATE '2025-05-31', ?, ?, ?, ?, ?, ?, ?, FALSE, 0, 0, ?)""",
+            [eid, size, status, abnormal, revenue_12m, tax_arrears, utility_arrears,
+             outstanding, rating],
+        )
+
+
+def event(con: duckdb.DuckDBPyConnection, eid: str, event_type: str, when: date) -> None:
+    n = con.execute("SELECT count(*) FROM staging.stg_registry__events").fetchone()[0]
+    con.execute(
+        "INSERT INTO staging.stg_registry__events VALUES (?, ?, ?, ?, NULL, NULL)",
+        [f"E{n}", eid, when, event_type],
+    )
+
+
+def loan(
+    con: duckdb.DuckDBPyConnection,
+    eid: str,
+    *,
+    contract: date = date(2023, 1, 10),
+    collateral: str = "none",
+    default_date: date | None = None,
+) -> None:
+    lid = f"L-{eid}-{contract.isoformat()}"
+    con.execute(
+        "INSERT INTO staging.stg_core_banking__loans VALUES (?,?,?,?,?,?,?,?,?)",
+        [lid, eid, "working_capital_loan", "working_capital", contract, contract, 100_000,
+         collateral, 500_000 if collateral != "none" else None],
+    )
+    con.execute(
+        "INSERT INTO marts.fct_loan_month_end VALUES (?, ?, DATE '2025-05-31', 0, 0, ?, ?)",
+        [lid, eid, default_date is not None, default_date],
+    )
+
+
+@pytest.fixture
+def con():
+    c = duckdb.connect()
+    c.execute(SCHEMA)
+    c.execute(_feature_schema())
+    yield c
+    c.close()
+
+
+def screen(con: duckdb.DuckDBPyConnection, as_of: date = AS_OF) -> dict[str, dict]:
+    build_screening(con, as_of)
+    cur = con.execute("SELECT * FROM marts.application_screening")
+    cols = [d[0] for d in cur.description]
+    return {r[0]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
+
+
+# ---------------------------------------------------------------- rules file
+
+
+def test_rules_file_loads_and_is_versioned():
+    rules = load_rules()
+    assert rules.version
+    assert [r.id for r in rules.hard_declines][:6] == [
+        "HD01_dishonest_debtor", "HD02_enforcement", "HD03_registry_status",
+        "HD04_tax_rating_d", "HD05_default_with_bank", "HD06_abnormal_operation",
+    ]
+    assert rules.products[-1].product == "working_capital_loan"
+
+
+def test_rules_file_errors_name_the_problem(tmp_path):
+    bad = Path(load_rules.__globals__["RULES_PATH"]).read_text().replace(
+        "fact: enforcement_events", "fact: no_such_fact"
+    )
+    path = tmp_path / "rules.yml"
+    path.write_text(bad)
+    with pytest.raises(RulesError, match="HD02_enforcement: unknown fact 'no_such_fact'"):
+        load_rules(path)
+
+
+# ---------------------------------------------------------------- the clean firm
+
+
+def test_clean_firm_is_approved_with_exact_limit(con):
+    firm(con, "OK")
+    row = screen(con)["A-OK"]
+    assert row["decision"] == "approve"
+    assert row["rule_ids"] == []
+    assert row["reasons"] == ["Passed every access rule"]
+    # rating B, no arrears, 24 VAT months -> tax credit loan
+    assert (row["recommended_product"], row["product_rule_id"]) == (
+        "tax_credit_loan", "PR03_tax_credit")
+    # max(0.25 * 1,200,000 = 300,000 ; 8 * 60,000 = 480,000) - 0, under the 500,000 request
+    assert row["recommended_limit"] == Decimal("480000.00")
+    assert row["guarantee_recommended"] is False
+    assert row["rules_version"] == load_rules().version
+
+
+# ---------------------------------------------------------------- hard declines
+
+
+@pytest.mark.parametrize("event_type,rule", [
+    ("dishonest_debtor_listed", "HD01_dishonest_debtor"),
+    ("enforcement_listed", "HD02_enforcement"),
+])
+def test_court_listings_decline_only_when_dated_by_the_application(con, event_type, rule):
+    firm(con, "BEFORE")
+    event(con, "BEFORE", event_type, APP_DATE)  # same day counts
+    firm(con, "AFTER")
+    event(con, "AFTER", event_type, APP_DATE + timedelta(days=1))
+    rows = screen(con)
+    assert rows["A-BEFORE"]["decision"] == "decline"
+    assert rule in rows["A-BEFORE"]["rule_ids"]
+    assert rows["A-BEFORE"]["recommended_limit"] == 0
+    assert rows["A-BEFORE"]["recommended_product"] is None
+    assert rows["A-BEFORE"]["guarantee_recommended"] is False
+    assert rows["A-AFTER"]["decision"] == "approve"
+
+
+def test_registry_status_not_active_declines(con):
+    firm(con, "SUSP", status="suspended")
+    firm(con, "ACT", status="active")
+    rows = screen(con)
+    assert rows["A-SUSP"]["decision"] == "decline"
+    assert rows["A-SUSP"]["rule_ids"] == ["HD03_registry_status"]
+    assert rows["A-SUSP"]["reasons"] == ["Registry status is suspended, not active"]
+    assert rows["A-ACT"]["decision"] == "approve"
+
+
+def test_tax_rating_d_declines_only_from_a_previous_year(con):
+    firm(con, "D24", rating="D", rating_year=2024)
+    # a D for the application's own year is not known yet; the 2024 B is the latest known
+    firm(con, "D25", rating="D", rating_year=2025)
+    con.execute("INSERT INTO staging.stg_tax__ratings VALUES ('D25', 2024, 'B', NULL)")
+    rows = screen(con)
+    assert rows["A-D24"]["decision"] == "decline"
+    assert "HD04_tax_rating_d" in rows["A-D24"]["rule_ids"]
+    assert rows["A-D25"]["decision"] == "approve"
+
+
+def test_default_with_the_bank_declines_only_when_dated_by_the_application(con):
+    firm(con, "DEF")
+    loan(con, "DEF", default_date=date(2025, 3, 1))
+    firm(con, "LATE")
+    loan(con, "LATE", default_date=APP_DATE + timedelta(days=1))
+    firm(con, "OK")
+    loan(con, "OK")
+    rows = screen(con)
+    assert rows["A-DEF"]["decision"] == "decline"
+    assert rows["A-DEF"]["rule_ids"] == ["HD05_default_with_bank"]
+    assert rows["A-DEF"]["reasons"] == ["Already in default with the bank (since 2025-03-01)"]
+    assert "HD05_default_with_bank" not in rows["A-LATE"]["rule_ids"]
+    assert rows["A-LATE"]["decision"] != "decline"
+    assert rows["A-OK"]["decision"] == "approve"
+
+
+def test_abnormal_operation_listing_declines(con):
+    firm(con, "ABN", abnormal=True)
+    firm(con, "OK")
+    rows = screen(con)
+    assert rows["A-ABN"]["decision"] == "decline"
+    assert "HD06_abnormal_operation" in rows["A-ABN"]["rule_ids"]
+    assert rows["A-OK"]["decision"] == "approve"
+
+
+def test_feature_row_of_the_application_month_is_not_used(con):
+    """Only the latest month end strictly before the application date counts."""
+    firm(con, "X", app_date=date(2025, 5, 31))
+    rows = screen(con)
+    # the only feature row is 2025-05-31 = the application date: no features known
+    assert rows["A-X"]["feature_month_end"] is None
+    assert "RF05_no_revenue_history" in rows["A-X"]["rule_ids"]
+
+
+# ---------------------------------------------------------------- refers
+
+
+def test_short_operating_history_refers(con):
+    firm(con, "NEW", established=date(2023, 6, 16))  # 1 year 11 months
+    firm(con, "TWO", established=date(2023, 6, 15))  # exactly 2 years
+    rows = screen(con)
+    assert rows["A-NEW"]["decision"] == "refer"
+    assert rows["A-NEW"]["rule_ids"] == ["RF01_short_history"]
+    assert rows["A-TWO"]["decision"] == "approve"
+
+
+def test_tax_rating_c_and_arrears_refer(con):
+    firm(con, "C", rating="C")
+    firm(con, "TAX", tax_arrears=5_000)
+    firm(con, "UTIL", utility_arrears=800)
+    firm(con, "SMALLARR", tax_arrears=1_000, utility_arrears=500)  # at the limits: no refer
+    rows = screen(con)
+    assert "RF02_tax_rating_c" in rows["A-C"]["rule_ids"]
+    assert rows["A-TAX"]["decision"] == "refer"
+    assert "RF03_tax_arrears" in rows["A-TAX"]["rule_ids"]
+    assert rows["A-TAX"]["reasons"][0].startswith("Tax arrears of 5000.00 CNY at 2025-05-31")
+    assert rows["A-UTIL"]["rule_ids"] == ["RF04_utility_arrears"]
+    assert "RF03_tax_arrears" not in rows["A-SMALLARR"]["rule_ids"]
+    assert "RF04_utility_arrears" not in rows["A-SMALLARR"]["rule_ids"]
+
+
+def test_decline_outranks_refer_and_lists_every_reason(con):
+    firm(con, "BOTH", rating="C", status="revoked")
+    row = screen(con)["A-BOTH"]
+    assert row["decision"] == "decline"
+    assert row["rule_ids"][0] == "HD03_registry_status"
+    assert "RF02_tax_rating_c" in row["rule_ids"]
+    assert len(row["reasons"]) == len(row["rule_ids"])
+
+
+# ---------------------------------------------------------------- products
+
+
+def test_product_rules_in_priority_order(con):
+    firm(con, "EQ", purpose="equipment_purchase")
+    loan(con, "EQ", collateral="real_estate")  # equipment purpose still wins
+    firm(con, "MORT")
+    loan(con, "MORT", collateral="real_estate")
+    firm(con, "TAXC")  # rating B, no arrears, 24 months of VAT
+    firm(con, "SHORTTAX", vat_months=23)  # < 24 months of filings -> guarantee fund
+    firm(con, "MED", size="medium", rating="M")  # no collateral, not micro/small
+    firm(con, "MICRO", size="micro", rating="A", tax_arrears=200)  # arrears below refer level
+    rows = screen(con)
+
+    def product(app: str) -> tuple[str, str]:
+        return rows[app]["recommended_product"], rows[app]["product_rule_id"]
+
+    assert product("A-EQ") == ("equipment_loan", "PR01_equipment")
+    assert product("A-MORT") == ("mortgage_loan", "PR02_mortgage")
+    assert product("A-TAXC") == ("tax_credit_loan", "PR03_tax_credit")
+    assert product("A-SHORTTAX") == ("guarantee_fund_loan", "PR04_guarantee_fund")
+    assert product("A-MED") == ("working_capital_loan", "PR05_working_capital")
+    assert product("A-MICRO") == ("guarantee_fund_loan", "PR04_guarantee_fund")
+
+
+def test_collateral_pledged_after_the_application_does_not_count(con):
+    firm(con, "LATER")
+    loan(con, "LATER", contract=APP_DATE + timedelta(days=3), collateral="real_estate")
+    assert screen(con)["A-LATER"]["recommended_product"] == "tax_credit_loan"
+
+
+# ---------------------------------------------------------------- limits
+
+
+def test_limit_revenue_based_minus_outstanding_rounded_down(con):
+    # revenue 12m = 12 * 333,333 = 3,999,996 -> 0.25x = 999,999; tax 8 * 12 * 1,000 = 96,000
+    # minus outstanding 123,456 -> 876,543 -> rounded down to 870,000 (request 2,000,000)
+    firm(con, "REV", size="medium", rating="M", monthly_revenue=333_333,
+         monthly_tax_paid=1_000, outstanding=123_456, requested=2_000_000)
+    row = screen(con)["A-REV"]
+    assert row["recommended_product"] == "working_capital_loan"
+    assert row["recommended_limit"] == Decimal("870000.00")
+
+
+def test_limit_capped_by_request_and_product_cap(con):
+    firm(con, "REQ", requested=255_555)  # capacity 480,000 -> request 255,555 -> 250,000
+    # tax credit loan: capacity 8 * 12 * 50,000 = 4,800,000, request 5,000,000, cap 3,000,000
+    firm(con, "CAP", monthly_tax_paid=50_000, requested=5_000_000)
+    rows = screen(con)
+    assert rows["A-REQ"]["recommended_limit"] == Decimal("250000.00")
+    assert rows["A-CAP"]["recommended_product"] == "tax_credit_loan"
+    assert rows["A-CAP"]["recommended_limit"] == Decimal("3000000.00")
+
+
+def test_no_capacity_left_refers_with_zero_limit(con):
+    firm(con, "FULL", outstanding=600_000)  # capacity 480,000 - 600,000 < 0
+    row = screen(con)["A-FULL"]
+    assert row["recommended_limit"] == Decimal("0.00")
+    assert row["decision"] == "refer"
+    assert row["rule_ids"] == ["RF06_no_limit_capacity"]
+
+
+# ---------------------------------------------------------------- guarantee
+
+
+def test_guarantee_recommendation(con):
+    firm(con, "GF", vat_months=23)  # guarantee fund loan -> guarantee
+    # medium firm: working capital loan, no guarantee whatever the limit
+    firm(con, "MED", size="medium", rating="M", monthly_revenue=500_000, requested=1_500_000)
+    # small firm, tax credit loan, no collateral, limit 1,440,000 > 1,000,000 -> guarantee
+    firm(con, "BIG", monthly_tax_paid=15_000, requested=2_000_000)
+    # same with real-estate collateral -> mortgage, no guarantee
+    firm(con, "SEC", monthly_tax_paid=15_000, requested=2_000_000)
+    loan(con, "SEC", collateral="real_estate")
+    rows = screen(con)
+    assert rows["A-GF"]["guarantee_recommended"] is True
+    assert rows["A-MED"]["recommended_limit"] == Decimal("1500000.00")
+    assert rows["A-MED"]["guarantee_recommended"] is False
+    assert rows["A-BIG"]["recommended_limit"] == Decimal("1440000.00")
+    assert rows["A-BIG"]["guarantee_recommended"] is True
+    assert rows["A-SEC"]["recommended_product"] == "mortgage_loan"
+    assert rows["A-SEC"]["guarantee_recommended"] is False
+
+
+# ---------------------------------------------------------------- point in time
+
+
+def test_applications_after_as_of_are_not_screened(con):
+    firm(con, "FUT", app_date=date(2025, 7, 2))
+    assert "A-FUT" not in screen(con)
+
+
+def test_rebuilding_as_of_an_earlier_date_uses_only_what_was_known(con):
+    firm(con, "PIT")
+    event(con, "PIT", "dishonest_debtor_listed", date(2025, 6, 20))
+    assert screen(con, AS_OF)["A-PIT"]["decision"] == "approve"
+
+
+# ---------------------------------------------------------------- Dagster
+
+
+def test_asset_materializes_with_checks(tmp_path):
+    from dagster import materialize
+
+    from assets.screening import screening_assets, screening_checks
+    from orchestration.resources import RiskWarehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    c = duckdb.connect(str(path))
+    c.execute(SCHEMA)
+    c.execute(_feature_schema())
+    firm(c, "OK")
+    firm(c, "BAD", status="revoked")
+    firm(c, "NEW", established=date(2024, 1, 1))
+    c.close()
+    result = materialize(
+        [*screening_assets, *screening_checks],
+        resources={"warehouse": RiskWarehouse(
+            warehouse=str(path), landing_dir=str(tmp_path), as_of="2025-06-30")},
+    )
+    assert result.success
+    (mat,) = result.get_asset_materialization_events()
+    meta = mat.materialization.metadata
+    assert meta["dagster/row_count"].value == 3
+    assert (meta["approve"].value, meta["refer"].value, meta["decline"].value) == (1, 1, 1)
+    checks = {e.asset_check_key.name: e for e in result.get_asset_check_evaluations()}
+    assert checks["no_approval_with_hard_decline_hit"].passed
+    assert checks["limits_within_request"].passed
+    # 1 of 3 declined (33%) is above the 25% per-rule warning share
+    assert not checks["decline_share_per_reason"].passed
