@@ -286,7 +286,7 @@ class _Chunk:
         employees = _randint(rng, emp_lo, emp_hi)
         cap = base_rev * 12 * rng.uniform(0.05, 0.6, n)
         cap = np.maximum(np.round(cap / 1e4) * 1e4, 1e4)
-        established = self.cal.start_day - _randint(rng, 365, 365 * 20, n)
+        established = self.cal.start_day - _randint(rng, 2 * 365, 20 * 365, n)  # before any loan
 
         # USCC: '9' (market regulator) '1' (company), region, 9-char code from a bijection
         # of the global index (so codes are unique for any chunking), then the check char.
@@ -654,7 +654,7 @@ class _Chunk:
         dec = (yy * 12 + 11) - cal.g0  # local month of December of that year
         troubled = (f.start[yfirm] <= dec) & (f.recover_at[yfirm] > dec)
         u = rng.random(n * Y)
-        healthy_rating = np.searchsorted(np.cumsum([0.30, 0.45, 0.15, 0.10]), u, side="right")
+        healthy_rating = np.searchsorted(np.cumsum([0.30, 0.47, 0.17, 0.06]), u, side="right")
         bad_rating = np.where(rng.random(n * Y) < 0.5, 3, 4)
         rating = np.where(troubled, bad_rating, np.minimum(healthy_rating, 3))
         self.tables["tax_ratings"] = pl.DataFrame(
@@ -1095,7 +1095,12 @@ def generate(
     `<out_dir>_truth/`; deterministic for the same arguments.
 
     Enterprises are generated in chunks (CHUNK_SIZE, or n / files_per_table when given), one
-    file per table per chunk; previous `part-*` files in the table folders are replaced.
+    file per table per chunk, each chunk with its own random stream seeded by (seed, chunk):
+    the chunking is part of "the same arguments". Previous `part-*` files in the table
+    folders are replaced. Tax filings and utility payments may be dated up to 20 days after
+    the end month (the delivery date); loan payments, fund flows, events, applications and
+    disbursements never after its last day. Truth files: enterprises, loans, applications
+    (parquet) and meta.json (window, CNY months, downturn industry and start).
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
