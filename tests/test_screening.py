@@ -86,6 +86,7 @@ def firm(
     utility_arrears: int = 0,
     outstanding: int = 0,
     abnormal: bool = False,
+    dpd_max: int = 0,
     requested: int = 500_000,
     purpose: str = "working_capital",
     app_date: date = APP_DATE,
@@ -122,9 +123,9 @@ def firm(
                    status_at_month_end, abnormal_operation_currently_listed, revenue_12m,
                    tax_arrears, utility_arrears, outstanding_principal, is_default, dpd_max,
                    dpd_max_12m, tax_rating)
-               VALUES (?, DATE '2025-05-31', ?, ?, ?, ?, ?, ?, ?, FALSE, 0, 0, ?)""",
+               VALUES (?, DATE '2025-05-31', ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?)""",
             [eid, size, status, abnormal, revenue_12m, tax_arrears, utility_arrears,
-             outstanding, rating],
+             outstanding, dpd_max, dpd_max, rating],
         )
 
 
@@ -239,8 +240,9 @@ def test_registry_status_not_active_declines(con):
     firm(con, "ACT", status="active")
     rows = screen(con)
     assert rows["A-SUSP"]["decision"] == "decline"
-    assert rows["A-SUSP"]["rule_ids"] == ["HD03_registry_status"]
-    assert rows["A-SUSP"]["reasons"] == ["Registry status is suspended, not active"]
+    # (the signal catalog may also flag the status: RF07 then follows the decline reasons)
+    assert rows["A-SUSP"]["rule_ids"][0] == "HD03_registry_status"
+    assert rows["A-SUSP"]["reasons"][0] == "Registry status is suspended, not active"
     assert rows["A-ACT"]["decision"] == "approve"
 
 
@@ -323,6 +325,24 @@ def test_decline_outranks_refer_and_lists_every_reason(con):
     assert row["rule_ids"][0] == "HD03_registry_status"
     assert "RF02_tax_rating_c" in row["rule_ids"]
     assert len(row["reasons"]) == len(row["rule_ids"])
+
+
+def test_amber_early_warning_signals_refer_via_the_signal_catalog(con):
+    """Signals and tiers come from assets/signals/catalog.yml; screening only refers on them."""
+    from assets.signals.catalog import load_catalog
+
+    catalog = load_catalog()
+    overdue = catalog.signal("overdue_now")  # high severity: one high signal is amber
+    threshold = next(c.threshold for c in overdue.conditions if c.feature == "dpd_max")
+    firm(con, "LATE", dpd_max=threshold + 1)
+    firm(con, "EDGE", dpd_max=threshold)
+    rows = screen(con)
+    late = rows["A-LATE"]
+    assert late["decision"] == "refer"
+    assert "RF07_early_warning_signals" in late["rule_ids"]
+    assert late["early_warning_tier"] in ("amber", "red")
+    assert "overdue_now" in late["early_warning_signals"]
+    assert "overdue_now" not in rows["A-EDGE"]["early_warning_signals"]
 
 
 # ---------------------------------------------------------------- products

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from assets.signals import catalog as signal_catalog
+
 RULES_PATH = Path(__file__).with_name("access_rules.yml")
 TARGET = "marts.application_screening"
 
@@ -44,6 +46,9 @@ FACTS: dict[str, str] = {
     "tax_paid_12m": "tax_paid (VAT + CIT) of the 12 periods ending at the feature month end.",
     "vat_filing_months": "Distinct VAT periods filed, ended on or before application_date.",
     "has_real_estate_collateral": "A loan contracted <= application_date pledged `collateral`.",
+    "early_warning_tier": "red/amber/green by the signal catalog on the feature row (NULL: none).",
+    "early_warning_signals": "Ids of the catalog's signals triggered on the feature row.",
+    "early_warning_reasons": "Their plain-language reasons, joined by '; '.",
 }
 #: Facts derived by the screening itself (usable by refers and the guarantee rule only).
 DERIVED_FACTS: dict[str, str] = {
@@ -89,7 +94,6 @@ class AccessRules:
     rounding_unit: Decimal
     product_caps: dict[str, Decimal]
     guarantee_when: dict
-    early_warning: dict
     checks: dict[str, float]
 
 
@@ -138,7 +142,6 @@ def load_rules(path: Path | str = RULES_PATH) -> AccessRules:
         rounding_unit=params["rounding_unit"],
         product_caps=caps,
         guarantee_when=guarantee,
-        early_warning=dict(raw.get("early_warning") or {}),
         checks=checks,
     )
 
@@ -282,14 +285,13 @@ dflt AS (
     GROUP BY a.application_id
 ),
 feat AS (
-    SELECT a.application_id, f.month_end AS feature_month_end, f.status_at_month_end,
-           f.abnormal_operation_currently_listed, f.revenue_12m, f.tax_arrears,
-           f.utility_arrears, f.outstanding_principal
+    SELECT a.application_id, f.*, f.month_end AS feature_month_end
     FROM apps a
     JOIN marts.fct_enterprise_month_end f
       ON f.enterprise_id = a.enterprise_id AND f.month_end < a.application_date
     QUALIFY row_number() OVER (PARTITION BY a.application_id ORDER BY f.month_end DESC) = 1
 ),
+{early_warning_sql()}
 tax AS (
     SELECT a.application_id,
            count(DISTINCT t.period) FILTER (WHERE t.tax_type = 'vat') AS vat_filing_months,
@@ -334,7 +336,10 @@ SELECT
     coalesce(fe.outstanding_principal, 0) AS outstanding_principal,
     coalesce(tax.tax_paid_12m, 0) AS tax_paid_12m,
     coalesce(tax.vat_filing_months, 0) AS vat_filing_months,
-    coll.application_id IS NOT NULL AS has_real_estate_collateral
+    coll.application_id IS NOT NULL AS has_real_estate_collateral,
+    ews.early_warning_tier,
+    ews.early_warning_signals,
+    ews.early_warning_reasons
 FROM apps a
 LEFT JOIN staging.stg_registry__enterprises e ON e.enterprise_id = a.enterprise_id
 LEFT JOIN ev ON ev.application_id = a.application_id
@@ -343,7 +348,57 @@ LEFT JOIN dflt ON dflt.application_id = a.application_id
 LEFT JOIN feat fe ON fe.application_id = a.application_id
 LEFT JOIN tax ON tax.application_id = a.application_id
 LEFT JOIN coll ON coll.application_id = a.application_id
+LEFT JOIN ews ON ews.application_id = a.application_id
 """
+
+
+def early_warning_sql() -> str:
+    """CTEs `ewf` + `ews`: the signal catalog's signals and tier on each application's
+    feature row (`feat`). Thresholds and tier rules come from the catalog, never from here."""
+    catalog = signal_catalog.load_catalog()
+    mart = signal_catalog.FEATURE_MART
+    joins, cols = [], []
+    for k, (feature, months) in enumerate(catalog.change_columns):
+        col = f'"{feature}"'
+        joins.append(
+            f"LEFT JOIN {mart} p{k} ON p{k}.enterprise_id = l.enterprise_id "
+            f"AND p{k}.month_end = last_day(l.month_end - INTERVAL {months} MONTH)"
+        )
+        cols.append(f'l.{col} - p{k}.{col} AS "{feature}_chg_{months}m"')
+    ids = ", ".join(
+        f"CASE WHEN {signal_catalog.signal_predicate_sql(s)} THEN {_literal(s.id)} END"
+        for s in catalog.signals
+    )
+    reasons = ", ".join(
+        f"CASE WHEN {signal_catalog.signal_predicate_sql(s)} "
+        f"THEN {signal_catalog.signal_reason_sql(s)} END"
+        for s in catalog.signals
+    )
+    counts = {
+        sev: " + ".join(
+            f"CASE WHEN {signal_catalog.signal_predicate_sql(s)} THEN 1 ELSE 0 END"
+            for s in catalog.signals if s.severity == sev
+        ) or "0"
+        for sev in signal_catalog.SEVERITIES
+    }
+    tier = signal_catalog.tier_sql(catalog, signals="early_warning_signals")
+    return f"""ewf AS (
+    SELECT l.*{"".join(", " + c for c in cols)}
+    FROM feat l {" ".join(joins)}
+),
+ews0 AS (
+    SELECT f.application_id,
+           list_filter([{ids}]::VARCHAR[], lambda x: x IS NOT NULL) AS early_warning_signals,
+           list_filter([{reasons}]::VARCHAR[], lambda x: x IS NOT NULL) AS ew_reasons,
+           {counts["high"]} AS n_high, {counts["medium"]} AS n_medium, {counts["low"]} AS n_low
+    FROM ewf AS f
+),
+ews AS (
+    SELECT application_id, early_warning_signals,
+           array_to_string(ew_reasons, '; ') AS early_warning_reasons,
+           {tier} AS early_warning_tier
+    FROM ews0
+),"""
 
 
 def _limit_sql(rules: AccessRules) -> str:
@@ -410,6 +465,8 @@ SELECT
     requested_product,
     purpose,
     feature_month_end,
+    early_warning_tier,
+    early_warning_signals,
     {_literal(rules.version)} AS rules_version,
     DATE '{as_of.isoformat()}' AS as_of_date
 FROM decided
