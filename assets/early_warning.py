@@ -182,14 +182,23 @@ CREATE TABLE IF NOT EXISTS marts.watchlist_history (
 )"""
 
 
+# Every refresh, listed firms or not: "the previous refresh" must see a refresh where nobody
+# was listed (else a firm that left would look continuing when it comes back).
+REFRESHES_DDL = """
+CREATE TABLE IF NOT EXISTS marts.watchlist_refreshes (
+    as_of_date DATE, catalog_version VARCHAR, listed INTEGER, refreshed_at TIMESTAMPTZ
+)"""
+
+
 def build_watchlist_history(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date
 ) -> int:
     """Add this refresh's listed firms to marts.watchlist_history (replacing D's rows).
 
-    Status against the previous refresh (the latest date < D): new, escalated (amber -> red),
-    continuing. A listed firm now clear stays (tier as before, clearing) until clear for
-    `exit_after_clear_refreshes` refreshes running; first_flagged_date starts the episode.
+    Status against the previous refresh (the latest date < D in marts.watchlist_refreshes):
+    new, escalated (amber -> red), continuing. A listed firm now clear stays (tier as before,
+    clearing) until clear for `exit_after_clear_refreshes` refreshes running;
+    first_flagged_date starts the episode.
     """
     d = _lit(as_of)
     n_exit = catalog.exit_after_clear_refreshes
@@ -199,13 +208,14 @@ def build_watchlist_history(
     )
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(HISTORY_DDL)
+    con.execute(REFRESHES_DDL)
     con.execute(f"DELETE FROM marts.watchlist_history WHERE as_of_date = {d}")
     con.execute(
         f"""
         INSERT INTO marts.watchlist_history BY NAME
         WITH prev AS (
             SELECT * FROM marts.watchlist_history
-            WHERE as_of_date = (SELECT max(as_of_date) FROM marts.watchlist_history
+            WHERE as_of_date = (SELECT max(as_of_date) FROM marts.watchlist_refreshes
                                 WHERE as_of_date < {d})
         ),
         cur AS (SELECT * FROM marts.enterprise_risk_profile WHERE as_of_date = {d}),
@@ -237,9 +247,15 @@ def build_watchlist_history(
         FROM rows
         """
     )
-    return con.execute(
+    n = con.execute(
         f"SELECT count(*) FROM marts.watchlist_history WHERE as_of_date = {d}"
     ).fetchone()[0]
+    con.execute(f"DELETE FROM marts.watchlist_refreshes WHERE as_of_date = {d}")
+    con.execute(
+        f"INSERT INTO marts.watchlist_refreshes VALUES ({d}, '{catalog.version}', {n}, "
+        "current_timestamp)"
+    )
+    return n
 
 
 def build_watchlist(con: duckdb.DuckDBPyConnection, as_of: date) -> int:

@@ -1,0 +1,559 @@
+"""Early-warning engine on a hand-built DuckDB: every catalog signal fires on a firm made to
+trigger it and not on its near miss; tiers, watchlist status, history, IFRS 9 overlay; catalog
+validation. No dbt here: the marts are written by hand with only the columns the engine reads."""
+
+import copy
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+from dagster import AssetSpec, asset, materialize
+
+from assets import early_warning as ew
+from assets.signals.catalog import (
+    CATALOG_PATH,
+    CatalogError,
+    feature_columns,
+    load_catalog,
+    parse_catalog,
+    signal_hits_sql,
+)
+from orchestration.resources import RiskWarehouse
+
+CAT = load_catalog()
+AS_OF = date(2026, 3, 31)
+
+# Healthy value and DuckDB type of every feature the catalog reads. A catalog edit that reads
+# a new feature fails `test_every_catalog_feature_has_a_default` until it is added here.
+FEATURES: dict[str, tuple[str, object]] = {
+    "industry_code": ("VARCHAR", "C"),
+    "status_at_month_end": ("VARCHAR", "active"),
+    "revenue_1m": ("DECIMAL(18,2)", 100000),
+    "revenue_3m_yoy": ("DOUBLE", 0.05),
+    "electricity_3m_yoy": ("DOUBLE", 0.02),
+    "electricity_yoy_decline_months": ("INTEGER", 0),
+    "vat_filings_missing_3m": ("INTEGER", 0),
+    "tax_arrears": ("DECIMAL(18,2)", 0),
+    "tax_arrears_growth_3m": ("DOUBLE", None),
+    "tax_rating": ("VARCHAR", "A"),
+    "tax_rating_prev": ("VARCHAR", "A"),
+    "tax_rating_downgraded": ("BOOLEAN", False),
+    "industry_peer_count": ("INTEGER", 20),
+    "industry_revenue_3m_yoy_median": ("DOUBLE", 0.03),
+    "revenue_3m_yoy_vs_industry": ("DOUBLE", 0.02),
+    "utility_arrears": ("DECIMAL(18,2)", 0),
+    "utility_late_payments_6m": ("INTEGER", 0),
+    "enforcement_listed_6m": ("INTEGER", 0),
+    "dishonest_debtor_listed_12m": ("INTEGER", 0),
+    "legal_rep_change_6m": ("INTEGER", 0),
+    "low_severity_events_12m": ("INTEGER", 0),
+    "abnormal_operation_currently_listed": ("BOOLEAN", False),
+    "fund_diversion_max_share": ("DOUBLE", 0.0),
+    "fund_diversion_max_loan_amount": ("DECIMAL(18,2)", 0),
+    "outstanding_to_revenue_12m": ("DOUBLE", 0.4),
+    "principal_due_next_90d": ("DECIMAL(18,2)", 50000),
+    "principal_due_90d_to_avg_monthly_revenue": ("DOUBLE", 0.5),
+    "dpd_max": ("INTEGER", 0),
+    "dpd_max_12m": ("INTEGER", 0),
+    "is_default": ("BOOLEAN", False),
+}
+
+# signal id -> (overrides that trigger it, overrides of a near miss, overrides of the row
+# 3 month ends earlier for both firms). A catalog signal missing here fails its test.
+CASES: dict[str, tuple[dict, dict, dict]] = {
+    "loan_defaulted": ({"is_default": True, "dpd_max": 95}, {"dpd_max": 85}, {}),
+    "overdue_now": ({"dpd_max": 31}, {"dpd_max": 30, "dpd_max_12m": 30}, {}),
+    "overdue_recently": ({"dpd_max_12m": 20}, {"dpd_max": 45, "dpd_max_12m": 45}, {}),
+    "tax_rating_poor": ({"tax_rating": "C"}, {"tax_rating": "M"}, {}),
+    "tax_rating_downgraded": (
+        {"tax_rating_downgraded": True, "tax_rating": "B", "tax_rating_prev": "A"},
+        {"tax_rating": "B", "tax_rating_prev": "B"},
+        {},
+    ),
+    "fund_diversion": (
+        {"fund_diversion_max_share": 0.45, "fund_diversion_max_loan_amount": 450000},
+        {"fund_diversion_max_share": 0.29},
+        {},
+    ),
+    "dishonest_debtor_listed": ({"dishonest_debtor_listed_12m": 1}, {}, {}),
+    "enforcement_listed": ({"enforcement_listed_6m": 2}, {}, {}),
+    "governance_churn": ({"low_severity_events_12m": 3}, {"low_severity_events_12m": 2}, {}),
+    "legal_rep_changed": ({"legal_rep_change_6m": 1}, {"low_severity_events_12m": 1}, {}),
+    "revenue_collapse": ({"revenue_3m_yoy": -0.55}, {"revenue_3m_yoy": -0.39}, {}),
+    "revenue_decline": ({"revenue_3m_yoy": -0.25}, {"revenue_3m_yoy": -0.45}, {}),
+    "electricity_collapse": (
+        {"electricity_3m_yoy": -0.35, "electricity_yoy_decline_months": 4},
+        {"electricity_3m_yoy": -0.35, "electricity_yoy_decline_months": 2},
+        {},
+    ),
+    "vat_filings_missing": ({"vat_filings_missing_3m": 2}, {"vat_filings_missing_3m": 1}, {}),
+    "abnormal_operation_listed": ({"abnormal_operation_currently_listed": True}, {}, {}),
+    "status_not_active": (
+        {"status_at_month_end": "suspended"},
+        {"status_at_month_end": None},
+        {},
+    ),
+    "industry_downturn": (
+        {"industry_revenue_3m_yoy_median": -0.20},
+        {"industry_revenue_3m_yoy_median": -0.20, "industry_peer_count": 3},
+        {},
+    ),
+    "underperforming_industry": (
+        {"revenue_3m_yoy_vs_industry": -0.35},
+        {"revenue_3m_yoy_vs_industry": -0.25},
+        {},
+    ),
+    "tax_arrears": ({"tax_arrears": 60000}, {"tax_arrears": 49999}, {}),
+    "tax_arrears_rising": (
+        {"tax_arrears": 30000, "tax_arrears_growth_3m": 0.8},
+        {"tax_arrears": 15000, "tax_arrears_growth_3m": 0.8},
+        {},
+    ),
+    "utility_arrears": (
+        {"utility_arrears": 12000, "utility_late_payments_6m": 2},
+        {"utility_arrears": 12000, "utility_late_payments_6m": 1},
+        {},
+    ),
+    "utility_late_payments": (
+        {"utility_late_payments_6m": 3},
+        {"utility_late_payments_6m": 2},
+        {},
+    ),
+    "maturity_wall": (
+        {"principal_due_90d_to_avg_monthly_revenue": 3.5, "principal_due_next_90d": 350000},
+        {"principal_due_90d_to_avg_monthly_revenue": 2.9},
+        {},
+    ),
+    "borrowing_burden_rising": (
+        {"outstanding_to_revenue_12m": 1.5},
+        {"outstanding_to_revenue_12m": 1.5, "_prior": 1.4},
+        {"outstanding_to_revenue_12m": 1.1},
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-built warehouse
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    cols = ", ".join(f"{name} {typ}" for name, (typ, _) in FEATURES.items())
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts; CREATE SCHEMA IF NOT EXISTS raw;")
+    con.execute(
+        "CREATE TABLE marts.fct_enterprise_month_end (enterprise_id VARCHAR, month_end DATE, "
+        f"as_of_date DATE, {cols})"
+    )
+    con.execute(
+        "CREATE TABLE marts.fct_loan_month_end (loan_id VARCHAR, enterprise_id VARCHAR, "
+        "month_end DATE, outstanding_principal DECIMAL(18,2), dpd INTEGER, risk_class VARCHAR, "
+        "ifrs9_stage INTEGER, ifrs9_stage_dpd_floor INTEGER, is_default BOOLEAN, "
+        "default_date DATE)"
+    )
+    con.execute(
+        "CREATE TABLE raw.loans (loan_id VARCHAR, enterprise_id VARCHAR, contract_date DATE, "
+        "disbursement_date DATE, maturity_date DATE, principal DECIMAL(18,2))"
+    )
+    con.execute(
+        "CREATE TABLE raw.loan_applications (application_id VARCHAR, enterprise_id VARCHAR, "
+        "application_date DATE, requested_amount DECIMAL(18,2), requested_term_months INTEGER, "
+        "requested_product VARCHAR, purpose VARCHAR)"
+    )
+
+
+def put_features(con, enterprise_id: str, month_end: date, **overrides) -> None:
+    row = {name: default for name, (_, default) in FEATURES.items()}
+    row.update({k: v for k, v in overrides.items() if not k.startswith("_")})
+    names = ["enterprise_id", "month_end", "as_of_date", *row]
+    con.execute(
+        f"INSERT INTO marts.fct_enterprise_month_end ({', '.join(names)}) "
+        f"VALUES ({', '.join('?' * len(names))})",
+        [enterprise_id, month_end, month_end, *row.values()],
+    )
+
+
+def put_loan(con, enterprise_id: str, month_end: date, dpd: int = 0, floor: int = 1) -> None:
+    loan_id = f"L-{enterprise_id}"
+    if not con.execute("SELECT 1 FROM raw.loans WHERE loan_id = ?", [loan_id]).fetchall():
+        con.execute(
+            "INSERT INTO raw.loans VALUES (?, ?, DATE '2025-01-01', DATE '2025-01-05', "
+            "DATE '2028-01-05', 1000000)",
+            [loan_id, enterprise_id],
+        )
+    con.execute(
+        "INSERT INTO marts.fct_loan_month_end VALUES (?, ?, ?, 800000, ?, 'normal', ?, ?, "
+        "FALSE, NULL)",
+        [loan_id, enterprise_id, month_end, dpd, floor, floor],
+    )
+
+
+def put_month(con, month_end: date, firms: dict[str, dict]) -> None:
+    """One month end: a feature row and a loan row per firm (overrides per firm)."""
+    for firm, overrides in firms.items():
+        put_features(con, firm, month_end, **overrides)
+        put_loan(con, firm, month_end, dpd=overrides.get("dpd_max", 0) or 0,
+                 floor=overrides.get("_floor", 1))
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    c = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    create_schema(c)
+    yield c
+    c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Every signal: a firm that triggers it and a near miss that does not
+
+
+@pytest.fixture(scope="module")
+def signal_results() -> dict[str, dict[str, str]]:
+    """{enterprise_id: {signal_id: reason}} over all CASES firms, as of AS_OF."""
+    c = duckdb.connect()
+    create_schema(c)
+    prior = date(2025, 12, 31)
+    for sid, (hit, miss, before) in CASES.items():
+        for kind, over in (("hit", hit), ("miss", miss)):
+            prior_over = dict(before)
+            if "_prior" in over:
+                prior_over["outstanding_to_revenue_12m"] = over["_prior"]
+            put_features(c, f"{sid}__{kind}", prior, **prior_over)
+            put_features(c, f"{sid}__{kind}", AS_OF, **over)
+    out: dict[str, dict[str, str]] = {}
+    for eid, sid, reason in c.execute(
+        f"SELECT enterprise_id, signal_id, reason FROM ({signal_hits_sql(CAT, AS_OF)})"
+    ).fetchall():
+        out.setdefault(eid, {})[sid] = reason
+    c.close()
+    return out
+
+
+def test_every_catalog_feature_has_a_default() -> None:
+    assert set(feature_columns(CAT)) <= set(FEATURES), set(feature_columns(CAT)) - set(FEATURES)
+
+
+@pytest.mark.parametrize("signal_id", [s.id for s in CAT.signals])
+def test_signal_fires_on_its_case_and_not_on_the_near_miss(signal_id, signal_results) -> None:
+    assert signal_id in CASES, f"signal {signal_id} has no test case in CASES"
+    hit = signal_results.get(f"{signal_id}__hit", {})
+    miss = signal_results.get(f"{signal_id}__miss", {})
+    assert signal_id in hit, f"{signal_id} did not fire on its triggering firm ({hit})"
+    assert signal_id not in miss, f"{signal_id} fired on its near miss: {miss[signal_id]}"
+    reason = hit[signal_id]
+    assert reason and "{" not in reason and "n/a" not in reason, reason
+
+
+def test_cases_name_only_catalog_signals() -> None:
+    assert set(CASES) == {s.id for s in CAT.signals}
+
+
+def test_reasons_quote_the_firms_own_values(signal_results) -> None:
+    assert signal_results["electricity_collapse__hit"]["electricity_collapse"] == (
+        "electricity down 35% year on year, 4 months running"
+    )
+    assert signal_results["tax_arrears__hit"]["tax_arrears"] == "60,000 CNY of tax unpaid"
+    assert "up 0.40 in 3 months" in (
+        signal_results["borrowing_burden_rising__hit"]["borrowing_burden_rising"]
+    )
+
+
+def test_healthy_firm_triggers_nothing(con) -> None:
+    put_features(con, "healthy", AS_OF)
+    assert con.execute(f"SELECT count(*) FROM ({signal_hits_sql(CAT, AS_OF)})").fetchone()[0] == 0
+
+
+def test_catalog_covers_every_dimension_and_stage() -> None:
+    assert {s.dimension for s in CAT.signals} == {
+        "credit", "moral", "operational", "market", "liquidity"
+    }
+    assert {s.stage for s in CAT.signals} == {"pre_lending", "lending", "post_lending"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Engine: seasonality, tiers, population, watchlist status, history, IFRS 9
+
+
+def test_chinese_new_year_month_does_not_flood_the_watchlist(con) -> None:
+    """Jan revenue/electricity fall ~50% month on month, as they did last January: the
+    year-on-year features stay flat, so nobody is flagged."""
+    jan = date(2026, 1, 31)
+    put_month(con, date(2025, 12, 31), {f"cny{i}": {"revenue_1m": 200000} for i in range(30)})
+    put_month(
+        con, jan,
+        {f"cny{i}": {"revenue_1m": 95000, "revenue_3m_yoy": -0.03, "electricity_3m_yoy": -0.04,
+                     "electricity_yoy_decline_months": 1} for i in range(30)},
+    )
+    ew.run_early_warning(con, CAT, jan)
+    assert con.execute("SELECT count(*) FROM marts.enterprise_risk_profile").fetchone()[0] == 30
+    assert con.execute("SELECT count(*) FROM marts.signal_hits").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM marts.watchlist").fetchone()[0] == 0
+
+
+TIER_FIRMS = {
+    "one_medium": ({"tax_arrears": 60000}, "green"),
+    "one_low": ({"legal_rep_change_6m": 1}, "green"),
+    "two_medium": ({"tax_arrears": 60000, "vat_filings_missing_3m": 2}, "amber"),
+    "one_high": ({"revenue_3m_yoy": -0.6}, "amber"),
+    "medium_two_low": (
+        {"tax_arrears": 60000, "legal_rep_change_6m": 1, "utility_late_payments_6m": 3},
+        "amber",
+    ),
+    "two_high": ({"revenue_3m_yoy": -0.6, "abnormal_operation_currently_listed": True}, "red"),
+    "high_two_medium": (
+        {"revenue_3m_yoy": -0.6, "tax_arrears": 60000, "vat_filings_missing_3m": 2},
+        "red",
+    ),
+    "three_medium": (
+        {"tax_arrears": 60000, "vat_filings_missing_3m": 2, "enforcement_listed_6m": 1},
+        "red",
+    ),
+    "defaulted": ({"is_default": True, "dpd_max": 20, "dpd_max_12m": 120}, "red"),
+}
+
+
+def test_tier_rules(con) -> None:
+    put_month(con, AS_OF, {f: over for f, (over, _) in TIER_FIRMS.items()})
+    ew.run_early_warning(con, CAT, AS_OF)
+    got = dict(con.execute("SELECT enterprise_id, tier FROM marts.enterprise_risk_profile")
+               .fetchall())
+    assert got == {f: tier for f, (_, tier) in TIER_FIRMS.items()}
+    rows = con.execute(
+        "SELECT credit_score, moral_score, operational_score, market_score, liquidity_score, "
+        "risk_score, catalog_version FROM marts.enterprise_risk_profile"
+    ).fetchall()
+    assert all(0 <= v <= 100 for r in rows for v in r[:6]) and {r[6] for r in rows} == {
+        CAT.version
+    }
+    wl = dict(con.execute("SELECT enterprise_id, tier FROM marts.watchlist").fetchall())
+    assert wl == {f: t for f, (_, t) in TIER_FIRMS.items() if t != "green"}
+    action = con.execute(
+        "SELECT recommended_action FROM marts.watchlist WHERE enterprise_id = 'two_high'"
+    ).fetchone()[0]
+    assert action == CAT.recommended_action["red"]
+
+
+def test_population_is_borrowers_and_recent_applicants(con) -> None:
+    put_features(con, "applicant", AS_OF, revenue_3m_yoy=-0.6)
+    put_features(con, "old_applicant", AS_OF, revenue_3m_yoy=-0.6)
+    put_features(con, "stranger", AS_OF, revenue_3m_yoy=-0.6)
+    con.execute(
+        "INSERT INTO raw.loan_applications VALUES ('A1', 'applicant', DATE '2026-02-20', 1e5, 12, "
+        "NULL, 'working_capital'), ('A2', 'old_applicant', DATE '2025-09-01', 1e5, 12, NULL, "
+        "'working_capital')"
+    )
+    ew.run_early_warning(con, CAT, AS_OF)
+    got = con.execute("SELECT enterprise_id, tier FROM marts.enterprise_risk_profile").fetchall()
+    assert got == [("applicant", "amber")]
+
+
+def _watch(con, as_of: date) -> dict[str, tuple]:
+    ew.run_early_warning(con, CAT, as_of)
+    return {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT enterprise_id, tier, status, first_flagged_date, clearing FROM marts.watchlist"
+        ).fetchall()
+    }
+
+
+def test_status_new_continuing_escalated_then_exit_after_clear_refreshes(con) -> None:
+    amber, red = {"revenue_3m_yoy": -0.6}, {
+        "revenue_3m_yoy": -0.6, "abnormal_operation_currently_listed": True
+    }
+    months = [date(2025, m, 28 if m == 2 else 30 if m in (4, 6, 9, 11) else 31)
+              for m in range(1, 13)]
+    jan, feb, mar = months[:3]
+    put_month(con, jan, {"x": amber})
+    assert _watch(con, jan) == {"x": ("amber", "new", jan, False)}
+    put_month(con, feb, {"x": amber})
+    assert _watch(con, feb) == {"x": ("amber", "continuing", jan, False)}
+    put_month(con, mar, {"x": red})
+    assert _watch(con, mar) == {"x": ("red", "escalated", jan, False)}
+    n = CAT.exit_after_clear_refreshes
+    for k, me in enumerate(months[3:3 + n]):
+        put_month(con, me, {"x": {}})
+        got = _watch(con, me)
+        if k < n - 1:
+            assert got == {"x": ("red", "continuing", jan, True)}, k
+        else:
+            assert got == {}, "still listed after the exit_after_clear_refreshes clear refreshes"
+    again = months[3 + n]
+    put_month(con, again, {"x": amber})
+    assert _watch(con, again) == {"x": ("amber", "new", again, False)}
+    hist = con.execute(
+        "SELECT count(*), count(DISTINCT as_of_date) FROM marts.watchlist_history"
+    ).fetchone()
+    assert hist == (3 + n - 1 + 1, 3 + n - 1 + 1)
+
+
+def test_rerunning_the_same_date_leaves_no_duplicates(con) -> None:
+    jan, feb = date(2026, 1, 31), date(2026, 2, 28)
+    put_month(con, jan, {"x": {"revenue_3m_yoy": -0.6}, "y": {}})
+    put_month(con, feb, {"x": {"revenue_3m_yoy": -0.6}, "y": {"revenue_3m_yoy": -0.5}})
+    _watch(con, jan)
+    first = _watch(con, feb)
+    second = _watch(con, feb)
+    assert first == second == {
+        "x": ("amber", "continuing", jan, False), "y": ("amber", "new", feb, False)
+    }
+    dupes = con.execute(
+        "SELECT count(*) FROM (SELECT as_of_date, enterprise_id FROM marts.watchlist_history "
+        "GROUP BY ALL HAVING count(*) > 1)"
+    ).fetchone()[0]
+    assert dupes == 0
+    assert con.execute("SELECT count(*) FROM marts.watchlist_history").fetchone()[0] == 3
+    hits = con.execute(
+        "SELECT count(*) FROM marts.signal_hits_history WHERE as_of_date = ?", [feb]
+    ).fetchone()[0]
+    assert hits == 2
+
+
+def test_red_tier_raises_ifrs9_stage_to_2(con) -> None:
+    red = {"revenue_3m_yoy": -0.6, "abnormal_operation_currently_listed": True}
+    put_month(con, AS_OF, {
+        "red_firm": red,
+        "red_stage3": {**red, "dpd_max": 120, "_floor": 3},
+        "amber_firm": {"revenue_3m_yoy": -0.6},
+        "fine": {},
+    })
+    ew.run_early_warning(con, CAT, AS_OF)
+    got = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT enterprise_id, ifrs9_stage_dpd_floor, ifrs9_stage, stage_reason "
+            "FROM marts.loan_ifrs9_stage"
+        ).fetchall()
+    }
+    assert got["red_firm"][:2] == (1, 2) and "red watchlist tier" in got["red_firm"][2]
+    assert got["red_stage3"][:2] == (3, 3)
+    assert got["amber_firm"][:2] == (1, 1)
+    assert got["fine"][:2] == (1, 1)
+
+
+def test_signal_check_reports_new_hits(con) -> None:
+    jan, feb = date(2026, 1, 31), date(2026, 2, 28)
+    put_month(con, jan, {"x": {"revenue_3m_yoy": -0.6}, "y": {}})
+    ew.run_early_warning(con, CAT, jan)
+    put_month(con, feb, {"x": {"revenue_3m_yoy": -0.6}, "y": {"revenue_3m_yoy": -0.5}})
+    s = ew.signal_check_summary(con, CAT, CAT.signal("revenue_collapse"), feb)
+    assert (s["hits"], s["new_hits"]) == (2, 1)
+    assert s["examples"][0][:2] == ("y", True)
+    assert "down 50% year on year" in s["examples"][0][2]
+
+
+def test_loan_mart_problems_detects_broken_data(con) -> None:
+    put_month(con, AS_OF, {"x": {}})
+    assert ew.loan_mart_problems(con, AS_OF)["negative_dpd"] == 0
+    con.execute("UPDATE marts.fct_loan_month_end SET dpd = -3, outstanding_principal = -1")
+    p = ew.loan_mart_problems(con, AS_OF)
+    assert p["negative_dpd"] == 1 and p["negative_outstanding"] == 1
+    con.execute("DELETE FROM marts.fct_loan_month_end")
+    p = ew.loan_mart_problems(con, AS_OF)
+    assert p["loan_rows"] == 0 and p["raw_loans_disbursed"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Dagster wiring
+
+
+def _upstream_specs() -> list[AssetSpec]:
+    return [AssetSpec(k) for k in (ew.FEATURES_KEY, ew.LOANS_KEY, ew.RAW_LOANS_KEY,
+                                   ew.RAW_APPLICATIONS_KEY)]
+
+
+def test_assets_materialize_with_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    c = duckdb.connect(str(path))
+    create_schema(c)
+    put_month(c, AS_OF, {f: over for f, (over, _) in TIER_FIRMS.items()})
+    c.close()
+    wh = RiskWarehouse(warehouse=str(path), landing_dir=str(tmp_path), as_of=AS_OF.isoformat())
+    result = materialize(
+        [*ew.early_warning_assets, *_upstream_specs()], resources={"warehouse": wh}
+    )
+    assert result.success
+    mats = {
+        m.asset_key: m.metadata for m in result.get_asset_materialization_events()
+        for m in [m.materialization]
+    }
+    meta = mats[ew.WATCHLIST_KEY]
+    assert meta["dagster/row_count"].value == 7
+    assert meta["red"].value == 4 and meta["amber"].value == 3
+    assert "| enterprise_id |" in meta["top_20"].value
+
+
+def test_checks_run_and_blocking_check_stops_the_watchlist(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    c = duckdb.connect(str(path))
+    create_schema(c)
+    put_month(c, AS_OF, {"x": {"revenue_3m_yoy": -0.6}})
+    c.execute("UPDATE marts.fct_loan_month_end SET dpd = -1")
+    c.close()
+    wh = RiskWarehouse(warehouse=str(path), landing_dir=str(tmp_path), as_of=AS_OF.isoformat())
+    # The dbt marts as no-op assets (tables already written), so their checks run in the job.
+    stubs = [asset(key=k, group_name="marts")(lambda: None) for k in (ew.FEATURES_KEY,
+                                                                       ew.LOANS_KEY)]
+    raw = [AssetSpec(ew.RAW_LOANS_KEY), AssetSpec(ew.RAW_APPLICATIONS_KEY)]
+    result = materialize(
+        [*ew.early_warning_assets, *ew.early_warning_checks, *stubs, *raw],
+        resources={"warehouse": wh},
+        raise_on_error=False,
+    )
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evals["signal_revenue_collapse"].passed is False
+    assert evals["signal_revenue_collapse"].metadata["hits"].value == 1
+    assert evals["dpd_not_negative"].passed is False
+    assert ew.WATCHLIST_KEY not in {
+        e.asset_key for e in result.get_asset_materialization_events()
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalog validation
+
+
+def _raw_catalog() -> dict:
+    return yaml.safe_load(CATALOG_PATH.read_text(encoding="utf-8"))
+
+
+def _signal(data: dict, sid: str) -> dict:
+    return next(s for s in data["signals"] if s["id"] == sid)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: _signal(d, "overdue_now")["conditions"][0].update(op="~"),
+         "signal 'overdue_now': conditions[0]: field 'op'"),
+        (lambda d: _signal(d, "tax_arrears")["conditions"][0].pop("threshold"),
+         "signal 'tax_arrears': conditions[0]: field 'threshold' is required"),
+        (lambda d: _signal(d, "tax_arrears").update(severity="critical"),
+         "signal 'tax_arrears': field 'severity'"),
+        (lambda d: _signal(d, "tax_arrears").update(dimension="legal"),
+         "signal 'tax_arrears': field 'dimension'"),
+        (lambda d: _signal(d, "tax_arrears")["conditions"][0].update(threshold="lots"),
+         "signal 'tax_arrears': conditions[0]: field 'threshold' must be a number"),
+        (lambda d: d["signals"].append(copy.deepcopy(_signal(d, "tax_arrears"))),
+         "signal 'tax_arrears': field 'id': duplicate"),
+        (lambda d: _signal(d, "tax_arrears").update(reason="{tax_arrears_chg_3m} CNY"),
+         "signal 'tax_arrears': field 'reason'"),
+        (lambda d: d["tiers"]["red"].append({"min": {"medium": 1}}),
+         "tiers.red[4]: a red rule needs 2+ signals"),
+        (lambda d: d["tiers"]["red"].append({"any_signal": ["tax_arrears"]}),
+         "signal 'tax_arrears' is medium"),
+        (lambda d: d.pop("version"), "field 'version' is required"),
+        (lambda d: d.update(exit_after_clear_refreshes=0), "exit_after_clear_refreshes"),
+    ],
+)
+def test_catalog_validation_errors_are_clear(mutate, message) -> None:
+    data = _raw_catalog()
+    mutate(data)
+    with pytest.raises(CatalogError) as exc:
+        parse_catalog(data)
+    assert message in str(exc.value)
+
+
+def test_shipped_catalog_is_valid() -> None:
+    assert parse_catalog(_raw_catalog()) == CAT
