@@ -52,7 +52,8 @@ FEATURE_COLUMNS = {
     "status_at_month_end": "VARCHAR", "abnormal_operation_currently_listed": "BOOLEAN",
     "revenue_12m": "DECIMAL(18,2)", "tax_arrears": "DECIMAL(18,2)",
     "utility_arrears": "DECIMAL(18,2)", "outstanding_principal": "DECIMAL(18,2)",
-    "is_default": "BOOLEAN", "dpd_max": "INTEGER", "dpd_max_12m": "INTEGER",
+    "utility_late_payments_6m": "INTEGER", "is_default": "BOOLEAN", "dpd_max": "INTEGER",
+    "dpd_max_12m": "INTEGER",
     "tax_rating": "VARCHAR", "tax_rating_prev": "VARCHAR", "tax_rating_downgraded": "BOOLEAN",
 }
 
@@ -84,6 +85,7 @@ def firm(
     monthly_tax_paid: int = 5_000,
     tax_arrears: int = 0,
     utility_arrears: int = 0,
+    late_bills: int = 0,
     outstanding: int = 0,
     abnormal: bool = False,
     dpd_max: int = 0,
@@ -121,11 +123,11 @@ def firm(
         con.execute(
             """INSERT INTO marts.fct_enterprise_month_end (enterprise_id, month_end, size_class,
                    status_at_month_end, abnormal_operation_currently_listed, revenue_12m,
-                   tax_arrears, utility_arrears, outstanding_principal, is_default, dpd_max,
-                   dpd_max_12m, tax_rating)
-               VALUES (?, DATE '2025-05-31', ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?)""",
+                   tax_arrears, utility_arrears, utility_late_payments_6m, outstanding_principal,
+                   is_default, dpd_max, dpd_max_12m, tax_rating)
+               VALUES (?, DATE '2025-05-31', ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?, ?)""",
             [eid, size, status, abnormal, revenue_12m, tax_arrears, utility_arrears,
-             outstanding, dpd_max, dpd_max, rating],
+             late_bills, outstanding, dpd_max, dpd_max, rating],
         )
 
 
@@ -306,8 +308,9 @@ def test_short_operating_history_refers(con):
 def test_tax_rating_c_and_arrears_refer(con):
     firm(con, "C", rating="C")
     firm(con, "TAX", tax_arrears=5_000)
-    firm(con, "UTIL", utility_arrears=800)
-    firm(con, "SMALLARR", tax_arrears=1_000, utility_arrears=500)  # at the limits: no refer
+    firm(con, "UTIL", late_bills=2)
+    # tax arrears at the limit, one late bill, and the month's bill not yet due: no refer
+    firm(con, "SMALLARR", tax_arrears=1_000, late_bills=1, utility_arrears=80_000)
     rows = screen(con)
     assert "RF02_tax_rating_c" in rows["A-C"]["rule_ids"]
     assert rows["A-TAX"]["decision"] == "refer"
