@@ -70,7 +70,7 @@ def build_landing(con: duckdb.DuckDBPyConnection) -> None:
     ins("enterprises", [
         (E1, "Alpha Mfg", "C", "310000", date(2015, 1, 1), 1_000_000, 50, "small", "active",
          "Zhang Wei", "110101198001011234"),
-        (E2, "Beta Mfg", "C", "310000", date(2016, 1, 1), 1_000_000, 30, "small", "active",
+        (E2, "Beta Mfg", "C", "310000", date(2016, 1, 1), 1_000_000, 30, "small", "suspended",
          "Li Na", "110101198502023456"),
         (E3, "Gamma Build", "E", "310000", date(2017, 1, 1), 500_000, 10, "micro", "revoked",
          "Wang Fang", "110101199003037890"),
@@ -120,6 +120,7 @@ def build_landing(con: duckdb.DuckDBPyConnection) -> None:
         ("ev09", E3, date(2025, 6, 30), "shareholder_change", None, None),
         ("ev10", E3, date(2025, 7, 5), "dishonest_debtor_listed", None, None),  # after D
         ("ev11", E3, date(2025, 7, 10), "status_change", None, "status changed to revoked"),
+        ("ev12", E2, date(2025, 3, 10), "status_change", None, "存续→停业"),
     ])
 
     loan = dict(branch_id="B01", product="working_capital_loan", purpose="working_capital",
@@ -315,6 +316,9 @@ def test_event_windows(f):
     # revoked later (2025-07-10): at 2025-06 it was still active
     assert r6["status_at_month_end"] == "active"
     assert row(f, E1, 2025, 6)["status_at_month_end"] == "active"
+    # the registry snapshot says suspended; the change (存续→停业) was dated 2025-03-10
+    assert row(f, E2, 2025, 2)["status_at_month_end"] == "active"
+    assert row(f, E2, 2025, 3)["status_at_month_end"] == "suspended"
 
 
 def test_fund_diversion(f):

@@ -14,7 +14,19 @@
                     'equity_pledge', 'admin_penalty'] -%}
 {%- set windows = [3, 6, 12] -%}
 with spine as (
-    select enterprise_id, month_end from {{ ref('int_enterprise__month_spine') }}
+    select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}
+),
+
+events_text as (
+    -- the new status is the text after the last arrow ("存续→停业"), else the whole text
+    select
+        *,
+        case
+            when description like '%→%' or description like '%->%'
+                then regexp_extract(description, '(→|->)\s*([^→>]*)$', 2)
+            else description
+        end as status_text
+    from {{ ref('stg_registry__events') }}
 ),
 
 all_events as (
@@ -22,15 +34,15 @@ all_events as (
         *,
         case
             when event_type <> 'status_change' then null
-            when lower(description) like '%cancel%' or description like '%注销%' then 'cancelled'
-            when lower(description) like '%revok%' or description like '%吊销%' then 'revoked'
-            when lower(description) like '%suspend%' or description like '%停业%'
-                or description like '%歇业%' then 'suspended'
-            when lower(description) like '%activ%' or lower(description) like '%resum%'
-                or lower(description) like '%restor%' or description like '%存续%'
-                or description like '%在营%' or description like '%开业%' then 'active'
+            when lower(status_text) like '%cancel%' or status_text like '%注销%' then 'cancelled'
+            when lower(status_text) like '%revok%' or status_text like '%吊销%' then 'revoked'
+            when lower(status_text) like '%suspend%' or status_text like '%停业%'
+                or status_text like '%歇业%' then 'suspended'
+            when lower(status_text) like '%activ%' or lower(status_text) like '%resum%'
+                or lower(status_text) like '%restor%' or status_text like '%存续%'
+                or status_text like '%在营%' or status_text like '%开业%' then 'active'
         end as new_status
-    from {{ ref('stg_registry__events') }}
+    from events_text
 ),
 
 status_changes_total as (
@@ -55,38 +67,51 @@ monthly as (
     group by 1, 2
 ),
 
+-- window counts on the sparse event months: an event month contributes to the 12 month
+-- ends from it on (offset k = 0..11; 3-month window: k < 3, 6-month: k < 6)
+windows as (
+    select
+        m.enterprise_id,
+        cast(last_day(m.month_end + to_months(k.k)) as date) as month_end,
+        {%- for w in windows %}
+        {%- for t in types %}
+        sum(m.n_{{ t }}) filter (where k.k < {{ w }}) as {{ t }}_{{ w }}m,
+        {%- endfor %}
+        {%- endfor %}
+        sum(m.court_enforcement_amount) as court_enforcement_amount_12m
+    from monthly as m
+    cross join (select unnest(range(12)) as k) as k
+    group by 1, 2
+),
+
 base as (
     select
         s.enterprise_id,
+        s.enterprise_key,
         s.month_end,
+        {%- for w in windows %}
         {%- for t in types %}
-        coalesce(m.n_{{ t }}, 0) as n_{{ t }},
+        coalesce(x.{{ t }}_{{ w }}m, 0) as {{ t }}_{{ w }}m,
         {%- endfor %}
-        coalesce(m.court_enforcement_amount, 0) as court_enforcement_amount,
+        {%- endfor %}
+        coalesce(x.court_enforcement_amount_12m, 0) as court_enforcement_amount_12m,
+        coalesce(m.n_abnormal_operation_listed - m.n_abnormal_operation_removed, 0) as abnormal_net,
+        coalesce(m.n_status_change, 0) as n_status_change,
         m.new_status
     from spine as s
+    left join windows as x on x.enterprise_id = s.enterprise_id and x.month_end = s.month_end
     left join monthly as m on m.enterprise_id = s.enterprise_id and m.month_end = s.month_end
 ),
 
 windowed as (
     select
-        enterprise_id,
-        month_end,
-        {%- for w in windows %}
-        {%- for t in types %}
-        sum(n_{{ t }}) over w{{ w }} as {{ t }}_{{ w }}m,
-        {%- endfor %}
-        {%- endfor %}
-        sum(court_enforcement_amount) over w12 as court_enforcement_amount_12m,
-        sum(n_abnormal_operation_listed - n_abnormal_operation_removed) over wr as abnormal_net_all,
-        sum(n_status_change) over wr as status_changes_to_date,
+        *,
+        sum(abnormal_net) over wr                  as abnormal_net_all,
+        sum(n_status_change) over wr               as status_changes_to_date,
         last_value(new_status ignore nulls) over wr as event_status
     from base
-    window
-        wr as (partition by enterprise_id order by month_end rows between unbounded preceding and current row),
-        w3 as (partition by enterprise_id order by month_end rows between 2 preceding and current row),
-        w6 as (partition by enterprise_id order by month_end rows between 5 preceding and current row),
-        w12 as (partition by enterprise_id order by month_end rows between 11 preceding and current row)
+    window wr as (partition by enterprise_key order by month_end
+        rows between unbounded preceding and current row)
 )
 
 select

@@ -2,7 +2,7 @@
     ended on or before me (and D) are used; the rating is the latest of a year before
     year(me). Windows are ROWS frames over the dense month spine (n rows = n months). -#}
 with spine as (
-    select enterprise_id, month_end from {{ ref('int_enterprise__month_spine') }}
+    select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}
 ),
 
 filings as (
@@ -17,6 +17,10 @@ vat as (
     group by 1, 2
 ),
 
+first_vat as (
+    select enterprise_id, min(month_end) as first_vat_month_end from vat group by 1
+),
+
 arrears_delta as (
     select enterprise_id, period_end as month_end, sum(tax_payable - tax_paid) as arrears_delta
     from filings
@@ -25,66 +29,50 @@ arrears_delta as (
 
 base as (
     select
+        s.enterprise_key,
         s.enterprise_id,
         s.month_end,
-        v.revenue                                   as revenue_1m,
+        v.revenue                                    as revenue_1m,
         cast(v.enterprise_id is not null as integer) as vat_filed,
-        coalesce(a.arrears_delta, 0)                as arrears_delta
+        -- an expected VAT filing is missing: filed for an earlier period, none for this one
+        case when v.enterprise_id is null and s.month_end > f.first_vat_month_end
+            then 1 else 0 end                        as vat_missing,
+        coalesce(a.arrears_delta, 0)                 as arrears_delta
     from spine as s
     left join vat as v
         on v.enterprise_id = s.enterprise_id and v.month_end = s.month_end
+    left join first_vat as f
+        on f.enterprise_id = s.enterprise_id
     left join arrears_delta as a
         on a.enterprise_id = s.enterprise_id and a.month_end = s.month_end
 ),
 
-w1 as (
-    select
-        *,
-        sum(revenue_1m) over w3                     as revenue_3m,
-        sum(revenue_1m) over w6                     as revenue_6m,
-        sum(revenue_1m) over w12                    as revenue_12m,
-        sum(vat_filed) over w3                      as vat_filed_3m,
-        sum(vat_filed) over w6                      as vat_filed_6m,
-        sum(vat_filed) over w12                     as vat_filed_12m,
-        coalesce(sum(vat_filed) over (
-            partition by enterprise_id order by month_end
-            rows between unbounded preceding and 1 preceding), 0) > 0 as filed_before,
-        sum(arrears_delta) over (
-            partition by enterprise_id order by month_end
-            rows between unbounded preceding and current row) as tax_arrears
-    from base
-    window
-        w3 as (partition by enterprise_id order by month_end rows between 2 preceding and current row),
-        w6 as (partition by enterprise_id order by month_end rows between 5 preceding and current row),
-        w12 as (partition by enterprise_id order by month_end rows between 11 preceding and current row)
-),
-
-w2 as (
-    select
-        *,
-        case when filed_before and vat_filed = 0 then 1 else 0 end as vat_missing,
-        lag(revenue_1m, 12) over wp     as revenue_1m_py,
-        lag(revenue_3m, 12) over wp     as revenue_3m_py,
-        lag(revenue_6m, 12) over wp     as revenue_6m_py,
-        lag(revenue_12m, 12) over wp    as revenue_12m_py,
-        lag(vat_filed_3m, 12) over wp   as vat_filed_3m_py,
-        lag(vat_filed_6m, 12) over wp   as vat_filed_6m_py,
-        lag(vat_filed_12m, 12) over wp  as vat_filed_12m_py,
-        lag(tax_arrears, 3) over wp     as tax_arrears_3m_ago
-    from w1
-    window wp as (partition by enterprise_id order by month_end)
-),
-
+-- one window pass: frames "n preceding" over the dense spine are "n months back";
+-- "14 preceding .. 12 preceding" is the same 3-month window a year earlier
 w3 as (
     select
-        *,
-        sum(vat_missing) over (partition by enterprise_id order by month_end
-            rows between 2 preceding and current row)  as vat_missing_3m,
-        sum(vat_missing) over (partition by enterprise_id order by month_end
-            rows between 5 preceding and current row)  as vat_missing_6m,
-        sum(vat_missing) over (partition by enterprise_id order by month_end
-            rows between 11 preceding and current row) as vat_missing_12m
-    from w2
+        enterprise_id,
+        month_end,
+        revenue_1m,
+        sum(revenue_1m) over (wk rows between 2 preceding and current row)   as revenue_3m,
+        sum(revenue_1m) over (wk rows between 5 preceding and current row)   as revenue_6m,
+        sum(revenue_1m) over (wk rows between 11 preceding and current row)  as revenue_12m,
+        sum(vat_filed) over (wk rows between 11 preceding and current row)   as vat_filed_12m,
+        sum(revenue_1m) over (wk rows between 12 preceding and 12 preceding) as revenue_1m_py,
+        sum(revenue_1m) over (wk rows between 14 preceding and 12 preceding) as revenue_3m_py,
+        sum(revenue_1m) over (wk rows between 17 preceding and 12 preceding) as revenue_6m_py,
+        sum(revenue_1m) over (wk rows between 23 preceding and 12 preceding) as revenue_12m_py,
+        sum(vat_filed) over (wk rows between 14 preceding and 12 preceding)  as vat_filed_3m_py,
+        sum(vat_filed) over (wk rows between 17 preceding and 12 preceding)  as vat_filed_6m_py,
+        sum(vat_filed) over (wk rows between 23 preceding and 12 preceding)  as vat_filed_12m_py,
+        sum(vat_missing) over (wk rows between 2 preceding and current row)  as vat_missing_3m,
+        sum(vat_missing) over (wk rows between 5 preceding and current row)  as vat_missing_6m,
+        sum(vat_missing) over (wk rows between 11 preceding and current row) as vat_missing_12m,
+        sum(arrears_delta) over (wk rows between unbounded preceding and current row) as tax_arrears,
+        sum(arrears_delta) over (wk rows between unbounded preceding and 3 preceding) as tax_arrears_3m_ago,
+        count(*) over (wk rows between unbounded preceding and current row)  as months_so_far
+    from base
+    window wk as (partition by enterprise_key order by month_end)
 ),
 
 ratings as (
@@ -100,22 +88,33 @@ ratings as (
     where year < year({{ as_of_date() }})
 ),
 
-spine_years as (
-    select enterprise_id, month_end, cast(year(month_end) - 1 as integer) as max_rating_year
-    from spine
-),
-
-rated as (
+-- each rating is the latest "of a year before" for month ends in years year+1 .. next rating's
+-- year (at most D's year): expanded to one row per such year, then an equi-join
+rating_years as (
     select
-        s.enterprise_id,
-        s.month_end,
+        r.enterprise_id,
+        cast(y.y as integer) as month_end_year,
         r.year          as tax_rating_year,
         r.rating        as tax_rating,
         r.prev_rating   as tax_rating_prev,
         r.rating_rank > r.prev_rating_rank as tax_rating_downgraded
-    from spine_years as s
-    asof left join ratings as r
-        on r.enterprise_id = s.enterprise_id and s.max_rating_year >= r.year
+    from (
+        select *, lead(year) over (partition by enterprise_id order by year) as next_year
+        from ratings
+    ) as r
+    cross join lateral (
+        select unnest(generate_series(
+            r.year + 1, least(coalesce(r.next_year, 9999), year({{ as_of_date() }})))) as y
+    ) as y
+),
+
+rated as (
+    select
+        s.enterprise_id, s.month_end, ry.tax_rating_year, ry.tax_rating, ry.tax_rating_prev,
+        ry.tax_rating_downgraded
+    from spine as s
+    join rating_years as ry
+        on ry.enterprise_id = s.enterprise_id and ry.month_end_year = year(s.month_end)
 )
 
 select
@@ -136,8 +135,9 @@ select
     cast(w.vat_missing_6m as integer)       as vat_filings_missing_6m,
     cast(w.vat_missing_12m as integer)      as vat_filings_missing_12m,
     cast(w.tax_arrears as decimal(18, 2))   as tax_arrears,
-    cast(w.tax_arrears - w.tax_arrears_3m_ago as decimal(18, 2)) as tax_arrears_change_3m,
-    {{ ef_growth('w.tax_arrears', 'w.tax_arrears_3m_ago') }}     as tax_arrears_growth_3m,
+    cast(case when w.months_so_far > 3 then w.tax_arrears - coalesce(w.tax_arrears_3m_ago, 0) end
+        as decimal(18, 2))                  as tax_arrears_change_3m,
+    {{ ef_growth('w.tax_arrears', 'w.tax_arrears_3m_ago', 'w.months_so_far > 3') }} as tax_arrears_growth_3m,
     r.tax_rating_year,
     r.tax_rating,
     r.tax_rating_prev,

@@ -4,7 +4,7 @@
     which is known from due + 1 day (month end of period_end + 21). -#}
 {%- set utilities = ['electricity', 'water', 'gas'] -%}
 with spine as (
-    select enterprise_id, month_end from {{ ref('int_enterprise__month_spine') }}
+    select enterprise_id, enterprise_key, month_end, month_index from {{ ref('int_enterprise__month_spine') }}
 ),
 
 bills as (
@@ -49,7 +49,9 @@ late as (
 base as (
     select
         s.enterprise_id,
+        s.enterprise_key,
         s.month_end,
+        s.month_index,
         {%- for u in utilities %}
         b.{{ u }}_1m,
         {%- endfor %}
@@ -62,55 +64,36 @@ base as (
     left join late as l on l.enterprise_id = s.enterprise_id and l.month_end = s.month_end
 ),
 
+-- one window pass: frames "n preceding" over the dense spine are "n months back";
+-- "14 preceding .. 12 preceding" is the same 3-month window a year earlier
 w1 as (
     select
         *,
         {%- for u in utilities %}
-        sum({{ u }}_1m) over w3     as {{ u }}_3m,
-        count({{ u }}_1m) over w3   as {{ u }}_n3,
-        avg({{ u }}_1m) over w3     as {{ u }}_avg3,
-        avg({{ u }}_1m) over w12    as {{ u }}_avg12,
-        count({{ u }}_1m) over w12  as {{ u }}_n12,
-        lag({{ u }}_1m, 12) over wp as {{ u }}_1m_py,
+        sum({{ u }}_1m) over (wk rows between 2 preceding and current row)    as {{ u }}_3m,
+        count({{ u }}_1m) over (wk rows between 2 preceding and current row)  as {{ u }}_n3,
+        sum({{ u }}_1m) over (wk rows between 14 preceding and 12 preceding)  as {{ u }}_3m_py,
+        count({{ u }}_1m) over (wk rows between 14 preceding and 12 preceding) as {{ u }}_n3_py,
+        avg({{ u }}_1m) over (wk rows between 2 preceding and current row)    as {{ u }}_avg3,
+        avg({{ u }}_1m) over (wk rows between 11 preceding and current row)   as {{ u }}_avg12,
+        count({{ u }}_1m) over (wk rows between 11 preceding and current row) as {{ u }}_n12,
         {%- endfor %}
-        sum(billed - paid) over (partition by enterprise_id order by month_end
-            rows between unbounded preceding and current row) as utility_arrears,
-        sum(late_bills) over (partition by enterprise_id order by month_end
-            rows between 5 preceding and current row)         as utility_late_payments_6m
+        sum(electricity_1m) over (wk rows between 12 preceding and 12 preceding) as electricity_1m_py,
+        sum(billed - paid) over (wk rows between unbounded preceding and current row) as utility_arrears,
+        sum(late_bills) over (wk rows between 5 preceding and current row)  as utility_late_payments_6m
     from base
-    window
-        wp as (partition by enterprise_id order by month_end),
-        w3 as (partition by enterprise_id order by month_end rows between 2 preceding and current row),
-        w12 as (partition by enterprise_id order by month_end rows between 11 preceding and current row)
+    window wk as (partition by enterprise_key order by month_end)
 ),
 
+-- consecutive months of electricity YoY decline ending at the month end: months since the
+-- last month that was not a decline (the first 12 spine months never are: no prior year)
 w2 as (
     select
         *,
-        {%- for u in utilities %}
-        lag({{ u }}_3m, 12) over wp as {{ u }}_3m_py,
-        lag({{ u }}_n3, 12) over wp as {{ u }}_n3_py,
-        {%- endfor %}
-        -- month's electricity below the same month a year earlier (both known)
-        case when electricity_1m < electricity_1m_py then 1 else 0 end as elec_decline
+        month_index - max(case when electricity_1m < electricity_1m_py then null else month_index end)
+            over (partition by enterprise_key order by month_end
+                  rows between unbounded preceding and current row) as elec_yoy_decline_streak
     from w1
-    window wp as (partition by enterprise_id order by month_end)
-),
-
-w3 as (
-    select
-        *,
-        sum(1 - elec_decline) over (partition by enterprise_id order by month_end
-            rows between unbounded preceding and current row) as elec_run_group
-    from w2
-),
-
-w4 as (
-    select
-        *,
-        sum(elec_decline) over (partition by enterprise_id, elec_run_group order by month_end
-            rows between unbounded preceding and current row) as elec_yoy_decline_streak
-    from w3
 )
 
 select
@@ -126,4 +109,4 @@ select
     cast(elec_yoy_decline_streak as integer)  as electricity_yoy_decline_months,
     cast(utility_arrears as decimal(18, 2))   as utility_arrears,
     cast(utility_late_payments_6m as integer) as utility_late_payments_6m
-from w4
+from w2
