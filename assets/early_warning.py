@@ -27,6 +27,7 @@ from dagster import (
     asset_check,
 )
 
+from assets.metadata import markdown_table, table_exists
 from assets.signals.catalog import (
     DIMENSIONS,
     Catalog,
@@ -73,34 +74,22 @@ def _lit(d: date) -> str:
     return f"DATE '{d.isoformat()}'"
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-            "AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
-
-
-def monitored_enterprises_sql(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date
-) -> str:
+def monitored_enterprises_sql(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> str:
     """Enterprise ids monitored as of D: an outstanding loan (balance or arrears at the last
     month end, or disbursed since) or an application dated within the pending window."""
     me, d = _lit(last_month_end(as_of)), _lit(as_of)
     parts = []
-    if _table_exists(con, "marts", "fct_loan_month_end"):
+    if table_exists(con, "marts", "fct_loan_month_end"):
         parts.append(
             "SELECT enterprise_id FROM marts.fct_loan_month_end "
             f"WHERE month_end = {me} AND (outstanding_principal > 0 OR dpd > 0)"
         )
-    if _table_exists(con, "raw", "loans"):
+    if table_exists(con, "raw", "loans"):
         parts.append(
             "SELECT enterprise_id FROM raw.loans "
             f"WHERE disbursement_date > {me} AND disbursement_date <= {d}"
         )
-    if _table_exists(con, "raw", "loan_applications"):
+    if table_exists(con, "raw", "loan_applications"):
         parts.append(
             "SELECT enterprise_id FROM raw.loan_applications WHERE application_date <= "
             f"{d} AND application_date > {d} - INTERVAL {catalog.pending_application_days} DAY"
@@ -190,9 +179,7 @@ CREATE TABLE IF NOT EXISTS marts.watchlist_refreshes (
 )"""
 
 
-def build_watchlist_history(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date
-) -> int:
+def build_watchlist_history(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> int:
     """Add this refresh's listed firms to marts.watchlist_history (replacing D's rows).
 
     Status against the previous refresh (the latest date < D in marts.watchlist_refreshes):
@@ -308,23 +295,15 @@ def _esc(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _markdown_table(rows: list[tuple], headers: list[str]) -> str:
-    def cell(v: object) -> str:
-        if isinstance(v, list):
-            v = ", ".join(map(str, v))
-        return str(v).replace("|", "\\|").replace("\n", " ")[:200]
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------------------------
 # Signal checks: one WARN check per catalog signal on the feature mart
 
 
 def signal_check_summary(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, signal: Signal, as_of: date,
+    con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    signal: Signal,
+    as_of: date,
     examples: int = 10,
 ) -> dict:
     """Hits of one signal as of D among monitored firms, new ones since the previous refresh
@@ -335,7 +314,7 @@ def signal_check_summary(
         f"CREATE OR REPLACE TEMP TABLE _signal_now AS "
         f"WITH features AS ({features}) {signal_sql(signal, 'features')}"
     )
-    if _table_exists(con, "marts", "signal_hits_history"):
+    if table_exists(con, "marts", "signal_hits_history"):
         prev = (
             "SELECT enterprise_id FROM marts.signal_hits_history WHERE signal_id = "
             f"'{signal.id}' AND as_of_date = (SELECT max(as_of_date) FROM "
@@ -344,8 +323,7 @@ def signal_check_summary(
     else:
         prev = "SELECT NULL::VARCHAR AS enterprise_id WHERE FALSE"
     hits, new = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE enterprise_id NOT IN ({prev})) "
-        "FROM _signal_now"
+        f"SELECT count(*), count(*) FILTER (WHERE enterprise_id NOT IN ({prev})) FROM _signal_now"
     ).fetchone()
     rows = con.execute(
         f"SELECT enterprise_id, enterprise_id NOT IN ({prev}) AS new, reason FROM _signal_now "
@@ -376,7 +354,7 @@ def _signal_check(signal: Signal) -> AssetChecksDefinition:
                 "as_of_date": warehouse.as_of_date.isoformat(),
                 "catalog_version": CATALOG.version,
                 "examples": MetadataValue.md(
-                    _markdown_table(s["examples"], ["enterprise_id", "new", "reason"])
+                    markdown_table(s["examples"], ["enterprise_id", "new", "reason"])
                 ),
             },
         )
@@ -397,7 +375,7 @@ def loan_mart_problems(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str,
         f"FROM marts.fct_loan_month_end WHERE month_end <= {d}"
     ).fetchone()
     raw_loans = 0
-    if _table_exists(con, "raw", "loans"):
+    if table_exists(con, "raw", "loans"):
         raw_loans = con.execute(
             f"SELECT count(*) FROM raw.loans WHERE disbursement_date <= {me}"
         ).fetchone()[0]
@@ -538,9 +516,7 @@ def enterprise_risk_profile(
     with warehouse.connect() as con:
         n = build_risk_profile(con, CATALOG, warehouse.as_of_date)
         tiers = _counts_by(con, "marts.enterprise_risk_profile", "tier")
-    return MaterializeResult(
-        metadata={"dagster/row_count": n, "tiers": MetadataValue.json(tiers)}
-    )
+    return MaterializeResult(metadata={"dagster/row_count": n, "tiers": MetadataValue.json(tiers)})
 
 
 @asset(
@@ -598,7 +574,7 @@ def watchlist(context: AssetExecutionContext, warehouse: RiskWarehouse) -> Mater
             "tier_counts": MetadataValue.json(tiers),
             "status_counts": MetadataValue.json(statuses),
             "top_20": MetadataValue.md(
-                _markdown_table(
+                markdown_table(
                     top, ["enterprise_id", "tier", "risk", "status", "first flagged", "reasons"]
                 )
             ),
@@ -618,9 +594,7 @@ def watchlist(context: AssetExecutionContext, warehouse: RiskWarehouse) -> Mater
         "with stage_reason."
     ),
 )
-def loan_ifrs9_stage(
-    context: AssetExecutionContext, warehouse: RiskWarehouse
-) -> MaterializeResult:
+def loan_ifrs9_stage(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
     with warehouse.connect() as con:
         n = build_loan_ifrs9_stage(con, warehouse.as_of_date)
         raised = con.execute(

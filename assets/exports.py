@@ -27,6 +27,7 @@ from dagster import (
     asset,
 )
 
+from assets.metadata import markdown_table, table_exists
 from orchestration import settings
 from orchestration.resources import RiskWarehouse
 
@@ -421,16 +422,6 @@ def render_report(data: ReportData) -> str:
 # --------------------------------------------------------------------------- warehouse side
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-            "AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
-
-
 def _columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
     return con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
@@ -492,7 +483,7 @@ def gather_report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportDat
     """Read what the report shows from the marts; missing tables become notices."""
     data = ReportData(as_of=as_of, generated_at=datetime.now().isoformat(timespec="seconds"))
     for table in ("watchlist", "watchlist_history", "portfolio_monthly"):
-        if not _table_exists(con, MARTS, table):
+        if not table_exists(con, MARTS, table):
             data.missing[table] = _missing_message(table)
 
     if "watchlist" not in data.missing:
@@ -508,7 +499,7 @@ def gather_report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportDat
                 f"marts.watchlist holds as_of_date {', '.join(stale)}, not {as_of.isoformat()}: "
                 "it may not have been rebuilt for this date."
             )
-        if _table_exists(con, "raw", "enterprises"):
+        if table_exists(con, "raw", "enterprises"):
             data.enterprise_names = dict(
                 con.execute(
                     f"SELECT e.enterprise_id, e.name FROM raw.enterprises e "
@@ -547,7 +538,7 @@ def gather_report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportDat
                 ).fetchall()
                 setattr(data, attr, [(str(k), float(r), float(o)) for k, r, o in rows])
 
-    if _table_exists(con, MARTS, "application_screening"):
+    if table_exists(con, MARTS, "application_screening"):
         data.screening_decisions = [
             (str(d), int(n))
             for d, n in con.execute(
@@ -556,17 +547,6 @@ def gather_report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportDat
             ).fetchall()
         ]
     return data
-
-
-def _markdown_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
-    def cell(v: object) -> str:
-        if isinstance(v, list | tuple):
-            v = "; ".join(str(x) for x in v)
-        return str(v).replace("|", "\\|").replace("\n", " ")[:120]
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _empty_watchlist_select() -> str:
@@ -648,7 +628,7 @@ def watchlist_report(context: AssetExecutionContext, warehouse: RiskWarehouse) -
         "amber": sum(r.get("tier") == "amber" for r in rows),
         "missing_tables": MetadataValue.json(sorted(data.missing)),
         "preview": MetadataValue.md(
-            _markdown_table([[r.get(c) for c in preview_cols] for r in top], preview_cols)
+            markdown_table([[r.get(c) for c in preview_cols] for r in top], preview_cols)
             if rows
             else "No firms on the watchlist."
         ),

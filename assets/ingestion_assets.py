@@ -18,6 +18,7 @@ from dagster import (
 
 from assets.contract import LOAD_ORDER, TABLES
 from assets.ingestion import RAW, TableResult, ensure_raw_schema, load_table
+from assets.metadata import markdown_table
 from orchestration.resources import RiskWarehouse
 
 OWNER = "team:data-engineering"
@@ -27,15 +28,6 @@ QUARANTINE_CHECK = "no_rejected_rows_or_files"
 
 def raw_asset_key(table: str) -> AssetKey:
     return AssetKey([RAW, table])
-
-
-def _markdown_table(rows: list[tuple], headers: list[str]) -> str:
-    def cell(v: object) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")[:120]
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _build_asset(table_name: str) -> AssetsDefinition:
@@ -91,7 +83,7 @@ def _build_asset(table_name: str) -> AssetsDefinition:
                     {f.source_file: f.ignored_columns for f in result.files if f.ignored_columns}
                 ),
                 "seconds": round(result.seconds, 3),
-                "preview": MetadataValue.md(_markdown_table(preview_rows, headers)),
+                "preview": MetadataValue.md(markdown_table(preview_rows, headers)),
             }
         )
         yield AssetCheckResult(
@@ -102,9 +94,9 @@ def _build_asset(table_name: str) -> AssetsDefinition:
                 "rejected_rows": rejected_rows,
                 "rejected_files": len(rejected_files),
                 "examples": MetadataValue.md(
-                    _markdown_table(examples, ["source_file", "row", "reason"])
+                    markdown_table(examples, ["source_file", "row", "reason"])
                     + "\n\n"
-                    + _markdown_table(rejected_files, ["rejected file", "reason"])
+                    + markdown_table(rejected_files, ["rejected file", "reason"])
                 ),
             },
         )

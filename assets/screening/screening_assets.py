@@ -16,6 +16,7 @@ from dagster import (
     asset_check,
 )
 
+from assets.metadata import markdown_table
 from assets.screening.rules import (
     DEPENDENCIES,
     TARGET,
@@ -28,15 +29,6 @@ from orchestration.resources import RiskWarehouse
 OWNER = "team:credit-risk"
 GROUP = "pre_lending"
 SCREENING_KEY = AssetKey(["marts", "application_screening"])
-
-
-def _markdown_table(rows: list[tuple], headers: list[str]) -> str:
-    def cell(v: object) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")[:160]
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 @asset(
@@ -59,9 +51,7 @@ def application_screening(context: AssetExecutionContext, warehouse: RiskWarehou
     rules = load_rules()
     with warehouse.connect() as con:
         rows = build_screening(con, warehouse.as_of_date, rules)
-        mix = dict(
-            con.execute(f"SELECT decision, count(*) FROM {TARGET} GROUP BY 1").fetchall()
-        )
+        mix = dict(con.execute(f"SELECT decision, count(*) FROM {TARGET} GROUP BY 1").fetchall())
         products = con.execute(
             f"""SELECT recommended_product, count(*), sum(recommended_limit) FROM {TARGET}
                 WHERE decision <> 'decline' GROUP BY 1 ORDER BY 2 DESC"""
@@ -82,13 +72,21 @@ def application_screening(context: AssetExecutionContext, warehouse: RiskWarehou
             "refer": mix.get("refer", 0),
             "decline": mix.get("decline", 0),
             "products": MetadataValue.md(
-                _markdown_table(products, ["product", "applications", "total limit"])
+                markdown_table(products, ["product", "applications", "total limit"])
             ),
             "preview": MetadataValue.md(
-                _markdown_table(
+                markdown_table(
                     preview,
-                    ["application", "enterprise", "date", "decision", "rules", "product",
-                     "limit", "guarantee"],
+                    [
+                        "application",
+                        "enterprise",
+                        "date",
+                        "decision",
+                        "rules",
+                        "product",
+                        "limit",
+                        "guarantee",
+                    ],
                 )
             ),
         }
@@ -112,7 +110,7 @@ def no_approval_with_hard_decline_hit(
         severity=AssetCheckSeverity.ERROR,
         metadata={
             "violations": len(bad),
-            "examples": MetadataValue.md(_markdown_table(bad[:10], ["application", "decision"])),
+            "examples": MetadataValue.md(markdown_table(bad[:10], ["application", "decision"])),
         },
     )
 
@@ -141,7 +139,7 @@ def limits_within_request(
         metadata={
             "violations": len(bad),
             "examples": MetadataValue.md(
-                _markdown_table(bad[:10], ["application", "requested", "limit"])
+                markdown_table(bad[:10], ["application", "requested", "limit"])
             ),
         },
     )
@@ -178,11 +176,14 @@ def decline_share_per_reason(
             "decline_share": round(share, 4),
             "max_decline_share": checks["max_decline_share"],
             "max_decline_share_per_rule": checks["max_decline_share_per_rule"],
-            "per_rule": MetadataValue.md(_markdown_table(shares, ["rule", "declines", "share"])),
+            "per_rule": MetadataValue.md(markdown_table(shares, ["rule", "declines", "share"])),
         },
     )
 
 
 screening_assets = [application_screening]
-screening_checks = [no_approval_with_hard_decline_hit, limits_within_request,
-                    decline_share_per_reason]
+screening_checks = [
+    no_approval_with_hard_decline_hit,
+    limits_within_request,
+    decline_share_per_reason,
+]
