@@ -32,7 +32,7 @@ def uscc(n: int) -> str:
     return first17 + uscc_check_char(first17)
 
 
-E1, E2, E3, E4 = (uscc(i) for i in (1, 2, 3, 4))
+E1, E2, E3, E4, E5 = (uscc(i) for i in (1, 2, 3, 4, 5))
 
 
 def months(start: str = "2023-05", end: str = "2025-06") -> list[str]:
@@ -76,6 +76,8 @@ def build_landing(con: duckdb.DuckDBPyConnection) -> None:
          "Wang Fang", "110101199003037890"),
         (E4, "Delta Mfg", "C", "310000", date(2018, 1, 1), 800_000, 20, "micro", "active",
          "Liu Yang", "11010119920404567X"),
+        (E5, "Epsilon Retail", "G", "310000", date(2018, 1, 1), 800_000, 20, "micro", "active",
+         "Chen Jie", "110101199305056789"),
     ])
 
     tax = []
@@ -91,6 +93,9 @@ def build_landing(con: duckdb.DuckDBPyConnection) -> None:
         # E4: -50% from 2025-01 (a sector peer in decline).
         r4 = rev * 0.5 if p >= "2025-01" else rev
         tax.append((E4, p, "vat", r4, r4 * 0.1, r4 * 0.1, None))
+        # E5: flat, the New Year dip moves with the lunar calendar (Feb 2024, Jan 2025)
+        r5 = 50_000 if p in ("2024-02", "2025-01") else 100_000
+        tax.append((E5, p, "vat", r5, r5 * 0.1, r5 * 0.1, None))
     tax.append((E1, "2025-03", "cit", 0, 5000, 3000, date(2025, 4, 20)))
     # a period after D: never used when building as of 2025-06-30
     tax.append((E1, "2025-07", "vat", 1, 999_999, 0, None))
@@ -245,6 +250,18 @@ def test_chinese_new_year_is_not_a_decline(f):
         assert r["electricity_3m_yoy"] == approx(0.0)
         assert r["electricity_yoy_decline_months"] == 0
         assert r["vat_filings_missing_3m"] == 0
+
+
+def test_lunar_new_year_shift(f):
+    # plain 3-month windows ending in January or April see half a New Year season ...
+    assert row(f, E5, 2025, 1)["revenue_3m_yoy"] == approx(250 / 300 - 1)
+    assert row(f, E5, 2025, 4)["revenue_3m_yoy"] == approx(300 / 250 - 1)
+    # ... the ex-CNY version leaves January and February out of both windows
+    for m in (1, 2, 3, 4, 5):
+        assert row(f, E5, 2025, m)["revenue_3m_yoy_ex_cny"] == approx(0.0)
+    assert row(f, E5, 2025, 3)["revenue_3m_yoy"] == approx(0.0)  # Jan-Mar holds the season
+    assert row(f, E1, 2025, 6)["revenue_3m_yoy_ex_cny"] == approx(160 / 300 - 1)
+    assert row(f, E1, 2025, 6)["electricity_3m_yoy_ex_cny"] == approx(-0.3)
 
 
 def test_missing_vat_filings(f):

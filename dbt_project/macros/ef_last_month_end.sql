@@ -19,3 +19,9 @@
 {% macro ef_ratio(x, y) -%}
   case when {{ y }} > 0 then cast({{ x }} as double) / cast({{ y }} as double) end
 {%- endmacro %}
+
+{#- Months of the 3-month window ending at month end `me` that are not January or February
+    (the Chinese New Year season, which moves between the two with the lunar calendar). -#}
+{% macro ef_non_cny_months_3m(me) -%}
+  (case month({{ me }}) when 1 then 2 when 2 then 1 when 3 then 1 when 4 then 2 else 3 end)
+{%- endmacro %}

@@ -4,7 +4,7 @@
     month end of the flow (point in time). Share = diverted amount / principal. Each loan's
     diverted amount only grows, so the enterprise's max over loans at me is a running max. -#}
 with spine as (
-    select enterprise_id, month_end from {{ ref('int_enterprise__month_spine') }}
+    select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}
 ),
 
 loans as (
@@ -70,5 +70,5 @@ select
     cast(sum(m.amount) over wr as decimal(18, 2)) as fund_diversion_amount
 from spine as s
 left join ent_months as m on m.enterprise_id = s.enterprise_id and m.month_end = s.month_end
-window wr as (partition by s.enterprise_id order by s.month_end
+window wr as (partition by s.enterprise_key order by s.month_end
     rows between unbounded preceding and current row)

@@ -2,7 +2,7 @@
     point in time by construction) and the contractual schedule. Principal due in the next
     90 days: installments with due_date in (me, me + 90] of the loans on the books at me. -#}
 with spine as (
-    select enterprise_id, month_end from {{ ref('int_enterprise__month_spine') }}
+    select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}
 ),
 
 loan_months as (
@@ -46,6 +46,7 @@ due_90d as (
 base as (
     select
         s.enterprise_id,
+        s.enterprise_key,
         s.month_end,
         coalesce(p.outstanding_principal, 0) as outstanding_principal,
         coalesce(p.loans_outstanding, 0)     as loans_outstanding,
@@ -63,9 +64,9 @@ select
     cast(outstanding_principal as decimal(18, 2))  as outstanding_principal,
     cast(loans_outstanding as integer)             as loans_outstanding,
     cast(dpd_max as integer)                       as dpd_max,
-    cast(max(dpd_max) over (partition by enterprise_id order by month_end
+    cast(max(dpd_max) over (partition by enterprise_key order by month_end
         rows between 11 preceding and current row) as integer) as dpd_max_12m,
-    bool_or(any_default) over (partition by enterprise_id order by month_end
+    bool_or(any_default) over (partition by enterprise_key order by month_end
         rows between unbounded preceding and current row) as is_default,
     cast(principal_due_next_90d as decimal(18, 2)) as principal_due_next_90d
 from base

@@ -33,6 +33,7 @@ base as (
         s.enterprise_id,
         s.month_end,
         v.revenue                                    as revenue_1m,
+        case when month(s.month_end) not in (1, 2) then v.revenue end as revenue_1m_xcny,
         cast(v.enterprise_id is not null as integer) as vat_filed,
         -- an expected VAT filing is missing: filed for an earlier period, none for this one
         case when v.enterprise_id is null and s.month_end > f.first_vat_month_end
@@ -63,6 +64,9 @@ w3 as (
         sum(revenue_1m) over (wk rows between 17 preceding and 12 preceding) as revenue_6m_py,
         sum(revenue_1m) over (wk rows between 23 preceding and 12 preceding) as revenue_12m_py,
         sum(vat_filed) over (wk rows between 14 preceding and 12 preceding)  as vat_filed_3m_py,
+        sum(revenue_1m_xcny) over (wk rows between 2 preceding and current row)    as revenue_3m_xcny,
+        sum(revenue_1m_xcny) over (wk rows between 14 preceding and 12 preceding)  as revenue_3m_xcny_py,
+        count(revenue_1m_xcny) over (wk rows between 14 preceding and 12 preceding) as vat_filed_3m_xcny_py,
         sum(vat_filed) over (wk rows between 17 preceding and 12 preceding)  as vat_filed_6m_py,
         sum(vat_filed) over (wk rows between 23 preceding and 12 preceding)  as vat_filed_12m_py,
         sum(vat_missing) over (wk rows between 2 preceding and current row)  as vat_missing_3m,
@@ -128,6 +132,8 @@ select
     cast(w.revenue_12m_py as decimal(18, 2)) as revenue_12m_py,
     {{ ef_growth('w.revenue_1m', 'w.revenue_1m_py') }}                             as revenue_1m_yoy,
     {{ ef_growth('w.revenue_3m', 'w.revenue_3m_py', 'w.vat_filed_3m_py = 3') }}    as revenue_3m_yoy,
+    {{ ef_growth('w.revenue_3m_xcny', 'w.revenue_3m_xcny_py',
+                 'w.vat_filed_3m_xcny_py = ' ~ ef_non_cny_months_3m('w.month_end')) }} as revenue_3m_yoy_ex_cny,
     {{ ef_growth('w.revenue_6m', 'w.revenue_6m_py', 'w.vat_filed_6m_py = 6') }}    as revenue_6m_yoy,
     {{ ef_growth('w.revenue_12m', 'w.revenue_12m_py', 'w.vat_filed_12m_py = 12') }} as revenue_12m_yoy,
     cast(w.vat_filed_12m as integer)        as vat_filings_12m,

@@ -55,6 +55,7 @@ base as (
         {%- for u in utilities %}
         b.{{ u }}_1m,
         {%- endfor %}
+        case when month(s.month_end) not in (1, 2) then b.electricity_1m end as electricity_1m_xcny,
         coalesce(b.billed, 0)     as billed,
         coalesce(p.paid, 0)       as paid,
         coalesce(l.late_bills, 0) as late_bills
@@ -79,6 +80,10 @@ w1 as (
         count({{ u }}_1m) over (wk rows between 11 preceding and current row) as {{ u }}_n12,
         {%- endfor %}
         sum(electricity_1m) over (wk rows between 12 preceding and 12 preceding) as electricity_1m_py,
+        sum(electricity_1m_xcny) over (wk rows between 2 preceding and current row)    as electricity_3m_xcny,
+        count(electricity_1m_xcny) over (wk rows between 2 preceding and current row)  as electricity_n3_xcny,
+        sum(electricity_1m_xcny) over (wk rows between 14 preceding and 12 preceding)  as electricity_3m_xcny_py,
+        count(electricity_1m_xcny) over (wk rows between 14 preceding and 12 preceding) as electricity_n3_xcny_py,
         sum(billed - paid) over (wk rows between unbounded preceding and current row) as utility_arrears,
         sum(late_bills) over (wk rows between 5 preceding and current row)  as utility_late_payments_6m
     from base
@@ -106,6 +111,9 @@ select
     case when {{ u }}_n3 = 3 and {{ u }}_n12 = 12
         then {{ ef_ratio(u ~ '_avg3', u ~ '_avg12') }} end                       as {{ u }}_3m_vs_12m_avg,
     {%- endfor %}
+    {{ ef_growth('electricity_3m_xcny', 'electricity_3m_xcny_py',
+                 'electricity_n3_xcny = ' ~ ef_non_cny_months_3m('month_end')
+                 ~ ' and electricity_n3_xcny_py = ' ~ ef_non_cny_months_3m('month_end')) }} as electricity_3m_yoy_ex_cny,
     cast(elec_yoy_decline_streak as integer)  as electricity_yoy_decline_months,
     cast(utility_arrears as decimal(18, 2))   as utility_arrears,
     cast(utility_late_payments_6m as integer) as utility_late_payments_6m

@@ -24,6 +24,7 @@ select
     t.revenue_12m,
     t.revenue_1m_yoy,
     t.revenue_3m_yoy,
+    t.revenue_3m_yoy_ex_cny,
     t.revenue_6m_yoy,
     t.revenue_12m_yoy,
     t.vat_filings_12m,
@@ -48,6 +49,7 @@ select
     -- utilities
     u.electricity_3m,
     u.electricity_3m_yoy,
+    u.electricity_3m_yoy_ex_cny,
     u.electricity_3m_vs_12m_avg,
     u.electricity_yoy_decline_months,
     u.water_3m,
