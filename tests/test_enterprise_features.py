@@ -370,6 +370,7 @@ def test_industry_index(f):
     assert r["industry_revenue_3m_yoy_median"] == approx(-0.2)  # -0.2, 0.0, -0.5
     assert r["industry_revenue_3m_yoy_aggregate"] == approx(460 / 600 - 1)
     assert r["revenue_3m_yoy_vs_industry"] == approx(0.0)
+    assert r["industry_revenue_3m_yoy_ex_cny_median"] == approx(-0.2)  # March only: -.2, 0, -.5
     assert row(f, E4, 2025, 3)["revenue_3m_yoy_vs_industry"] == approx(-0.3)
     assert row(f, E3, 2025, 3)["industry_peer_count"] is None  # industry E has no revenue
 

@@ -3,17 +3,20 @@
     revenue YoY at that month end (the enterprise itself included): the median YoY and the
     aggregate YoY (sum of revenue_3m / sum of revenue_3m a year earlier - 1). -#}
 with firm as (
-    select e.industry_code, t.month_end, t.revenue_3m, t.revenue_3m_py, t.revenue_3m_yoy
+    select e.industry_code, t.month_end, t.revenue_3m, t.revenue_3m_py, t.revenue_3m_yoy, t.revenue_3m_yoy_ex_cny
     from {{ ref('int_enterprise_month__tax') }} as t
     join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = t.enterprise_id
-    where t.revenue_3m_yoy is not null
+    where t.revenue_3m_yoy is not null or t.revenue_3m_yoy_ex_cny is not null
 )
 
 select
     industry_code,
     month_end,
-    cast(count(*) as integer)                        as industry_peer_count,
+    cast(count(revenue_3m_yoy) as integer)           as industry_peer_count,
     cast(median(revenue_3m_yoy) as double)           as industry_revenue_3m_yoy_median,
-    {{ ef_growth('sum(revenue_3m)', 'sum(revenue_3m_py)') }} as industry_revenue_3m_yoy_aggregate
+    {{ ef_growth('sum(revenue_3m) filter (where revenue_3m_yoy is not null)',
+                 'sum(revenue_3m_py) filter (where revenue_3m_yoy is not null)') }}
+                                                     as industry_revenue_3m_yoy_aggregate,
+    cast(median(revenue_3m_yoy_ex_cny) as double)    as industry_revenue_3m_yoy_ex_cny_median
 from firm
 group by 1, 2

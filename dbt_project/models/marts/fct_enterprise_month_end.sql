@@ -44,6 +44,7 @@ select
     i.industry_peer_count,
     i.industry_revenue_3m_yoy_median,
     i.industry_revenue_3m_yoy_aggregate,
+    i.industry_revenue_3m_yoy_ex_cny_median,
     t.revenue_3m_yoy - i.industry_revenue_3m_yoy_median as revenue_3m_yoy_vs_industry,
 
     -- utilities
