@@ -300,6 +300,11 @@ def test_utility_features(f):
     assert row(f, E1, 2025, 4)["utility_arrears"] == 1_000
     # the current month's bill is always open at its own period end (paid on day 10)
     assert row(f, E1, 2025, 3)["utility_arrears"] == 1_000
+    # overdue part (due = period_end + 20 passed): April bill at May end, May bill at June end
+    assert r5["utility_arrears_overdue"] == 1_000
+    assert r6["utility_arrears_overdue"] == 1_000
+    assert row(f, E1, 2025, 4)["utility_arrears_overdue"] == 0  # March bill paid 04-10
+    assert row(f, E2, 2025, 6)["utility_arrears_overdue"] == 0
     # late: April bill (due 05-20, paid 06-15) known late in May; May bill (due 06-20) in June
     assert r5["utility_late_payments_6m"] == 1
     assert r6["utility_late_payments_6m"] == 2

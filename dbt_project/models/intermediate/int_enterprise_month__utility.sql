@@ -34,6 +34,25 @@ paid as (
     group by 1, 2
 ),
 
+-- overdue: a bill enters once its due date (period_end + 20) has passed, i.e. at the month end
+-- of period_end + 21; its payment counts from then or from the month end of paid_date
+overdue_billed as (
+    select enterprise_id, {{ ef_month_end('period_end + 21') }} as month_end,
+        sum(amount_billed) as billed
+    from bills
+    group by 1, 2
+),
+
+overdue_paid as (
+    select
+        enterprise_id,
+        greatest({{ ef_month_end('period_end + 21') }}, {{ ef_month_end('paid_date') }}) as month_end,
+        sum(amount_paid) as paid
+    from bills
+    where paid_date is not null and paid_date <= {{ as_of_date() }}
+    group by 1, 2
+),
+
 late as (
     select
         enterprise_id,
@@ -58,11 +77,14 @@ base as (
         case when month(s.month_end) not in (1, 2) then b.electricity_1m end as electricity_1m_xcny,
         coalesce(b.billed, 0)     as billed,
         coalesce(p.paid, 0)       as paid,
-        coalesce(l.late_bills, 0) as late_bills
+        coalesce(l.late_bills, 0) as late_bills,
+        coalesce(ob.billed, 0) - coalesce(op.paid, 0) as overdue_delta
     from spine as s
     left join billed as b on b.enterprise_id = s.enterprise_id and b.month_end = s.month_end
     left join paid as p on p.enterprise_id = s.enterprise_id and p.month_end = s.month_end
     left join late as l on l.enterprise_id = s.enterprise_id and l.month_end = s.month_end
+    left join overdue_billed as ob on ob.enterprise_id = s.enterprise_id and ob.month_end = s.month_end
+    left join overdue_paid as op on op.enterprise_id = s.enterprise_id and op.month_end = s.month_end
 ),
 
 -- one window pass: frames "n preceding" over the dense spine are "n months back";
@@ -85,6 +107,7 @@ w1 as (
         sum(electricity_1m_xcny) over (wk rows between 14 preceding and 12 preceding)  as electricity_3m_xcny_py,
         count(electricity_1m_xcny) over (wk rows between 14 preceding and 12 preceding) as electricity_n3_xcny_py,
         sum(billed - paid) over (wk rows between unbounded preceding and current row) as utility_arrears,
+        sum(overdue_delta) over (wk rows between unbounded preceding and current row) as utility_arrears_overdue,
         sum(late_bills) over (wk rows between 5 preceding and current row)  as utility_late_payments_6m
     from base
     window wk as (partition by enterprise_key order by month_end)
@@ -116,5 +139,6 @@ select
                  ~ ' and electricity_n3_xcny_py = ' ~ ef_non_cny_months_3m('month_end')) }} as electricity_3m_yoy_ex_cny,
     cast(elec_yoy_decline_streak as integer)  as electricity_yoy_decline_months,
     cast(utility_arrears as decimal(18, 2))   as utility_arrears,
+    cast(utility_arrears_overdue as decimal(18, 2)) as utility_arrears_overdue,
     cast(utility_late_payments_6m as integer) as utility_late_payments_6m
 from w2

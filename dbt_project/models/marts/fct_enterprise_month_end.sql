@@ -60,6 +60,7 @@ select
     u.gas_3m_yoy,
     u.gas_3m_vs_12m_avg,
     u.utility_arrears,
+    u.utility_arrears_overdue,
     u.utility_late_payments_6m,
 
     -- registry events
