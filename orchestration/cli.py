@@ -36,8 +36,13 @@ def _refresh(_: argparse.Namespace) -> int:
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             tags={"trigger": "risk refresh"},
         )
+        step_seconds = _step_seconds(instance, result.run_id)
     seconds = time.perf_counter() - started
     _print_summary(warehouse)
+    if step_seconds:
+        print(f"\n {'step':<64} seconds")
+        for step, took in step_seconds.items():
+            print(f" {step:<64} {took:>7.1f}")
     failed = [e.step_key for e in result.all_events if e.is_step_failure and e.step_key is not None]
     if not result.success:
         print(
@@ -50,6 +55,21 @@ def _refresh(_: argparse.Namespace) -> int:
         f"\nrisk refresh succeeded in {seconds:.1f}s (run {result.run_id}); warehouse: {warehouse}"
     )
     return 0
+
+
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Wall time of each step of the run, from its event log."""
+    started: dict[str, float] = {}
+    took: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            took[event.step_key] = entry.timestamp - started.get(event.step_key, entry.timestamp)
+    return took
 
 
 def _print_summary(warehouse: Path) -> None:
