@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ from assets.contract import (
 
 RAW = "raw"
 _CHUNK = 1 << 24  # 16 MiB per read when sniffing an encoding
+#: Landing bytes staged per transaction. Parquet expands ~8x in memory, CSV ~1-2x.
+BATCH_BYTES = int(os.environ.get("RISK_INGEST_BATCH_BYTES", 64 << 20))
+#: DuckDB memory cap for ingestion; beyond it DuckDB spills to disk instead of growing.
+MEMORY_LIMIT = os.environ.get("RISK_DUCKDB_MEMORY_LIMIT", "8GB")
 
 META_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {RAW}.rejected_rows (
@@ -106,6 +111,7 @@ class FileRejected(Exception):
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create `raw`, every contract table (so a missing folder is an empty table) and the
     quarantine/manifest tables."""
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")
     for table in TABLES.values():
         con.execute(raw_table_ddl(table, RAW))
@@ -442,9 +448,19 @@ def _apply_foreign_keys(con: duckdb.DuckDBPyConnection, table: Table) -> None:
 
 
 def load_table(
-    con: duckdb.DuckDBPyConnection, landing_dir: Path, table_name: str, *, force: bool = False
+    con: duckdb.DuckDBPyConnection,
+    landing_dir: Path,
+    table_name: str,
+    *,
+    force: bool = False,
+    batch_bytes: int = BATCH_BYTES,
 ) -> TableResult:
-    """Load every new or changed file of one landing table. Idempotent; one transaction."""
+    """Load every new or changed file of one landing table. Idempotent.
+
+    Files go in batches of about `batch_bytes` (oldest first), each batch in one transaction:
+    memory stays bounded at any scale, and a failure keeps every batch committed before it
+    (the manifest records them, so a re-run carries on with the rest).
+    """
     started = time.perf_counter()
     table = TABLES[table_name]
     result = TableResult(table_name)
@@ -455,19 +471,33 @@ def load_table(
             result.files.append(FileResult(str(path), "unchanged"))
         else:
             todo.append(path)
-    if todo:
+    for batch in _batches(todo, batch_bytes):
         with tempfile.TemporaryDirectory(prefix="risk_ingest_") as tmp:
-            _load_files(con, table, todo, Path(tmp), result)
+            _load_files(con, table, batch, Path(tmp), result)
     result.row_count = con.execute(f"SELECT count(*) FROM {RAW}.{table_name}").fetchone()[0]
     result.seconds = time.perf_counter() - started
     return result
 
 
+def _batches(paths: list[Path], batch_bytes: int) -> list[list[Path]]:
+    """Consecutive groups of files of at most `batch_bytes` on disk (a larger file alone)."""
+    batches: list[list[Path]] = []
+    size = 0
+    for path in paths:
+        n = path.stat().st_size
+        if not batches or size + n > batch_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += n
+    return batches
+
+
 def _load_files(
     con: duckdb.DuckDBPyConnection, table: Table, todo: list[Path], tmp: Path, result: TableResult
 ) -> None:
-    """Stage and validate every file (temp tables, autocommit: row ids stay file positions),
-    then write raw, quarantine and manifest in one transaction: all or nothing."""
+    """Stage and validate a batch of files (temp tables, autocommit: row ids stay file
+    positions), then write raw, quarantine and manifest in one transaction: all or nothing."""
     now = datetime.now(UTC).replace(tzinfo=None)
     con.execute(_incoming_ddl(table))
     staged: list[FileResult] = []

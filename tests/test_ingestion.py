@@ -432,3 +432,54 @@ def test_a_failure_while_publishing_loses_nothing(
     assert q(warehouse, "SELECT * FROM raw.repayments ORDER BY payment_id") == before
     monkeypatch.undo()
     assert ingest_all(warehouse, landing)["repayments"].row_count == 42
+
+
+def test_batches_commit_one_by_one_and_newest_still_wins(
+    landing: Path, warehouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one file per batch, a failure in a later batch keeps the earlier ones loaded."""
+    header = ["payment_id", "loan_id", "payment_date", "amount"]
+    write_csv(
+        landing,
+        "repayments",
+        "b1.csv",
+        header,
+        [["P1001", "L1", "2024-03-01", "1"]],
+        mtime=1_800_000_000,
+    )
+    write_csv(
+        landing,
+        "repayments",
+        "b2.csv",
+        header,
+        [["P1001", "L1", "2024-03-01", "2"]],
+        mtime=1_800_000_100,
+    )
+    real_publish = ingestion._publish
+
+    def fail_on_b2(con, table, staged, rejected, now):
+        if any(f.source_file.endswith("b2.csv") for f in staged):
+            raise RuntimeError("crash in the last batch")
+        return real_publish(con, table, staged, rejected, now)
+
+    monkeypatch.setattr(ingestion, "_publish", fail_on_b2)
+    with duckdb.connect(str(warehouse)) as con:
+        ingestion.ensure_raw_schema(con)
+        ingestion.load_table(con, landing, "enterprises")
+        ingestion.load_table(con, landing, "loans")
+        with pytest.raises(RuntimeError):
+            ingestion.load_table(con, landing, "repayments", batch_bytes=1)
+    # data.csv and b1.csv (older batches) are in; b2.csv is not, and is not in the manifest.
+    assert q(warehouse, "SELECT amount FROM raw.repayments WHERE payment_id = 'P1001'") == [
+        (Decimal("1.00"),)
+    ]
+    assert q(
+        warehouse, "SELECT count(*) FROM raw.load_manifest WHERE source_file LIKE '%b2.csv'"
+    ) == [(0,)]
+    monkeypatch.undo()
+    with duckdb.connect(str(warehouse)) as con:
+        result = ingestion.load_table(con, landing, "repayments", batch_bytes=1)
+    assert [Path(f.source_file).name for f in result.files_loaded] == ["b2.csv"]
+    assert q(warehouse, "SELECT amount FROM raw.repayments WHERE payment_id = 'P1001'") == [
+        (Decimal("2.00"),)
+    ]
