@@ -33,7 +33,19 @@ def _refresh(_: argparse.Namespace) -> int:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": "INFO"}}},
+                # From the environment now, not as it was when the definitions were imported.
+                "resources": {
+                    "warehouse": {
+                        "config": {
+                            "warehouse": str(warehouse),
+                            "landing_dir": str(landing),
+                            "as_of": as_of.isoformat(),
+                        }
+                    }
+                },
+            },
             tags={"trigger": "risk refresh"},
         )
         step_seconds = _step_seconds(instance, result.run_id)
