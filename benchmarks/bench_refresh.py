@@ -69,7 +69,8 @@ def main() -> None:
         if proc.returncode != 0:
             print(proc.stdout[-3000:], proc.stderr[-3000:])
             raise SystemExit(f"risk refresh failed ({proc.returncode})")
-        steps = {m[0]: float(m[1]) for m in re.findall(r"^ (\S+)\s+([0-9.]+)$", proc.stdout, re.M)}
+        step_table = proc.stdout.split("\n step ", 1)[-1]  # the step-timing table only
+        steps = {m[0]: float(m[1]) for m in re.findall(r"^ (\S+)\s+([0-9.]+)$", step_table, re.M)}
         stages = {"ingestion": 0.0, "dbt": 0.0, "early warning + screening": 0.0, "exports": 0.0}
         for step, seconds in steps.items():
             if step.startswith("raw__"):
