@@ -16,7 +16,7 @@ from dagster import AssetExecutionContext, AssetKey
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration import settings
-from orchestration.resources import RiskWarehouse, _dbt_executable
+from orchestration.resources import RiskWarehouse, dbt_executable
 
 OWNERS = {
     "staging": "team:data-engineering",
@@ -52,7 +52,7 @@ def ensure_manifest() -> None:
     if manifest_is_stale():
         subprocess.run(
             [
-                _dbt_executable(),
+                dbt_executable(),
                 "parse",
                 "--quiet",
                 "--project-dir",

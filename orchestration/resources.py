@@ -64,12 +64,19 @@ def default_resources() -> dict:
         "dbt": DbtCliResource(
             project_dir=str(settings.DBT_PROJECT_DIR),
             profiles_dir=str(settings.DBT_PROJECT_DIR),
-            dbt_executable=_dbt_executable(),
+            dbt_executable=dbt_executable(),
         ),
     }
 
 
-def _dbt_executable() -> str:
-    """dbt from this environment's bin (dagster-dbt does not install dbt-core itself)."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+def dbt_executable() -> str:
+    """dbt of this environment: dagster-dbt does not install dbt-core itself, and code servers
+    started by `dagster dev` may run with a resolved interpreter path and a bare PATH."""
+    for candidate in (
+        Path(sys.executable).parent / "dbt",
+        Path(sys.prefix) / "bin" / "dbt",
+        settings.PROJECT_ROOT / ".venv" / "bin" / "dbt",
+    ):
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("dbt") or "dbt"
