@@ -488,3 +488,56 @@ def test_defaulted_loans_recover(data, truth):
         & ~pl.col("scenario").is_in(["distress_recovered"])
     )
     assert late.height == 0
+
+
+def test_applications_span_the_window_with_a_back_testable_truth(data, truth):
+    apps = data["loan_applications"]
+    t = truth["applications"]
+    assert apps["application_id"].is_unique().all()
+    assert apps["application_date"].dt.strftime("%Y-%m").n_unique() >= 20
+    assert apps["application_date"].min() >= date(2023, 11, 1)
+    assert apps["application_date"].max() <= date(2026, 10, 31)
+    recent = apps.filter(pl.col("application_date") > date(2026, 10, 31) - pl.duration(days=90))
+    assert recent.height >= 20
+    assert apps["enterprise_id"].is_in(data["enterprises"]["enterprise_id"].implode()).all()
+    t = t.join(apps.select("application_id", "application_date"), on="application_id")
+    assert t.height == apps.height
+    assert (t["application_date"] == t["application_date_right"]).all()
+    assert set(t["origin"].unique()) == {"loan", "historic", "pending"}
+
+    # An application that became a loan precedes its contract and matches product / purpose.
+    loans = data["loans"].select("loan_id", "contract_date", "product", "purpose")
+    linked = (
+        t.filter(pl.col("origin") == "loan")
+        .join(apps.select("application_id", "requested_product", "purpose"), on="application_id")
+        .join(loans, on="loan_id")
+    )
+    assert linked.height == (t["origin"] == "loan").sum() > 0
+    gap = (linked["contract_date"] - linked["application_date"]).dt.total_days()
+    assert gap.is_between(3, 35).all()
+    assert (linked["purpose"] == linked["purpose_right"]).all()
+    named = linked.filter(pl.col("requested_product").is_not_null())
+    assert (named["requested_product"] == named["product"]).all()
+
+    # Truth consistent with the enterprise truth and with itself.
+    ent = truth["enterprises"].select("enterprise_id", "distress_start_month")
+    t = t.join(ent, on="enterprise_id", suffix="_firm")
+    assert t["distress_start_month"].eq_missing(t["distress_start_month_firm"]).all()
+    assert (
+        t["should_decline"]
+        == (t["distress_ongoing"] | t["dishonest_debtor_listed"] | t["bad_status"])
+    ).all()
+    assert not (t["distress_ongoing"] & (t["months_to_distress"] >= 0)).any()
+    after = t.filter(pl.col("first_default_after").is_not_null())
+    assert (after["first_default_after"] > after["application_date"]).all()
+    within = (after["first_default_after"] - after["application_date"]).dt.total_days() <= 365
+    assert (after["defaulted_within_12m"] == within).all()
+    assert not t.filter(pl.col("first_default_after").is_null())["defaulted_within_12m"].any()
+    # Some applicants look fine when applying but fall into distress 3-12 months later, and
+    # some applicants that became loans still default within a year.
+    assert t.filter(pl.col("months_to_distress").is_between(3, 12)).height >= 5
+    assert t.filter((pl.col("origin") == "loan") & pl.col("defaulted_within_12m")).height >= 1
+    done = t.filter(pl.col("outcome_complete_12m") & ~pl.col("defaulted_before"))
+    rate = done.group_by("should_decline").agg(pl.col("defaulted_within_12m").mean())
+    rate = dict(zip(rate["should_decline"], rate["defaulted_within_12m"], strict=True))
+    assert rate[True] > rate[False]
