@@ -100,4 +100,5 @@ def risk_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehou
     dbt_vars = {"as_of_date": warehouse.as_of_date.isoformat()}
     # dbt's profile reads RISK_WAREHOUSE; DbtCliResource passes os.environ to the subprocess.
     os.environ["RISK_WAREHOUSE"] = str(warehouse.warehouse_path)
+    os.environ["RISK_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit()
     yield from dbt.cli(BUILD_ARGS + ["--vars", json.dumps(dbt_vars)], context=context).stream()

@@ -38,13 +38,12 @@ from assets.contract import (
     Table,
     raw_table_ddl,
 )
+from orchestration import settings
 
 RAW = "raw"
 _CHUNK = 1 << 24  # 16 MiB per read when sniffing an encoding
 #: Landing bytes staged per transaction. Parquet expands ~8x in memory, CSV ~1-2x.
 BATCH_BYTES = int(os.environ.get("RISK_INGEST_BATCH_BYTES", 64 << 20))
-#: DuckDB memory cap for ingestion; beyond it DuckDB spills to disk instead of growing.
-MEMORY_LIMIT = os.environ.get("RISK_DUCKDB_MEMORY_LIMIT", "8GB")
 
 META_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {RAW}.rejected_rows (
@@ -111,7 +110,7 @@ class FileRejected(Exception):
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create `raw`, every contract table (so a missing folder is an empty table) and the
     quarantine/manifest tables."""
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit()}'")
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")
     for table in TABLES.values():
         con.execute(raw_table_ddl(table, RAW))

@@ -1,0 +1,122 @@
+{#- The select of marts.fct_enterprise_month_end for one bucket of enterprises.
+
+    At 1M enterprises the mart joins six 37M-row intermediates on (enterprise, month end);
+    their hash tables do not fit in memory at once. Building the mart bucket by bucket
+    (hash of enterprise_id) bounds memory to 1/n of that; the model inserts bucket 0 and its
+    post-hooks the rest (var `enterprise_buckets`, default 4). -#}
+{% macro ef_enterprise_month_end_select(bucket, n_buckets) %}
+with spine as (
+    select s.enterprise_id, s.industry_code, s.month_end
+    from {{ ref('int_enterprise__month_spine') }} as s
+    where s.month_end in (select month_end from {{ ref('int_calendar__month_ends') }})
+      and {{ ef_in_bucket('s.enterprise_id', bucket, n_buckets) }}
+)
+
+select
+    s.enterprise_id,
+    cast(s.month_end as date)                 as month_end,
+    cast({{ as_of_date() }} as date)          as as_of_date,
+    s.industry_code,
+    e.region_code,
+    e.size_class,
+    ev.status_at_month_end,
+
+    -- tax: revenue
+    t.revenue_1m,
+    t.revenue_3m,
+    t.revenue_6m,
+    t.revenue_12m,
+    t.revenue_1m_yoy,
+    t.revenue_3m_yoy,
+    t.revenue_3m_yoy_ex_cny,
+    t.revenue_6m_yoy,
+    t.revenue_12m_yoy,
+    t.vat_filings_12m,
+    t.vat_filings_missing_3m,
+    t.vat_filings_missing_6m,
+    t.vat_filings_missing_12m,
+    -- tax: arrears and rating
+    t.tax_arrears,
+    t.tax_arrears_change_3m,
+    t.tax_arrears_growth_3m,
+    t.tax_rating_year,
+    t.tax_rating,
+    t.tax_rating_prev,
+    t.tax_rating_downgraded,
+
+    -- industry
+    i.industry_peer_count,
+    i.industry_revenue_3m_yoy_median,
+    i.industry_revenue_3m_yoy_aggregate,
+    i.industry_revenue_3m_yoy_ex_cny_median,
+    t.revenue_3m_yoy - i.industry_revenue_3m_yoy_median as revenue_3m_yoy_vs_industry,
+
+    -- utilities
+    u.electricity_3m,
+    u.electricity_3m_yoy,
+    u.electricity_3m_yoy_ex_cny,
+    u.electricity_3m_vs_12m_avg,
+    u.electricity_yoy_decline_months,
+    u.water_3m,
+    u.water_3m_yoy,
+    u.water_3m_vs_12m_avg,
+    u.gas_3m,
+    u.gas_3m_yoy,
+    u.gas_3m_vs_12m_avg,
+    u.utility_arrears,
+    u.utility_arrears_overdue,
+    u.utility_late_payments_6m,
+
+    -- registry events
+    {%- for w in [3, 6, 12] %}
+    {%- for c in ['court_judgment_defendant', 'enforcement_listed', 'dishonest_debtor_listed',
+                  'abnormal_operation_listed', 'legal_rep_change', 'shareholder_change',
+                  'equity_pledge', 'admin_penalty', 'high_severity_events',
+                  'medium_severity_events', 'low_severity_events'] %}
+    ev.{{ c }}_{{ w }}m,
+    {%- endfor %}
+    {%- endfor %}
+    ev.status_changes_12m,
+    ev.court_enforcement_amount_12m,
+    ev.abnormal_operation_currently_listed,
+
+    -- loan-fund use
+    f.fund_diversion_max_share,
+    f.fund_diversion_max_loan_amount,
+    coalesce(f.fund_diversion_amount, 0)      as fund_diversion_amount,
+
+    -- borrowing burden
+    l.outstanding_principal,
+    {{ ef_ratio('l.outstanding_principal', 't.revenue_12m') }} as outstanding_to_revenue_12m,
+    l.principal_due_next_90d,
+    {{ ef_ratio('l.principal_due_next_90d', 't.revenue_12m / 12') }} as principal_due_90d_to_avg_monthly_revenue,
+    l.loans_outstanding,
+    l.dpd_max,
+    l.dpd_max_12m,
+    l.is_default
+from spine as s
+left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = s.enterprise_id
+left join (select * from {{ ref('int_enterprise_month__tax') }}
+           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as t
+    on t.enterprise_id = s.enterprise_id and t.month_end = s.month_end
+left join (select * from {{ ref('int_enterprise_month__utility') }}
+           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as u
+    on u.enterprise_id = s.enterprise_id and u.month_end = s.month_end
+left join (select * from {{ ref('int_enterprise_month__registry_events') }}
+           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as ev
+    on ev.enterprise_id = s.enterprise_id and ev.month_end = s.month_end
+left join (select * from {{ ref('int_enterprise_month__fund_use') }}
+           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as f
+    on f.enterprise_id = s.enterprise_id and f.month_end = s.month_end
+left join (select * from {{ ref('int_enterprise_month__loans') }}
+           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as l
+    on l.enterprise_id = s.enterprise_id and l.month_end = s.month_end
+left join {{ ref('int_enterprise_month__industry') }} as i
+    on i.industry_code = s.industry_code and i.month_end = s.month_end
+{% endmacro %}
+
+
+{% macro ef_in_bucket(column, bucket, n_buckets) -%}
+  {%- if n_buckets | int > 1 -%} hash({{ column }}) % {{ n_buckets }} = {{ bucket }}
+  {%- else -%} true {%- endif -%}
+{%- endmacro %}
