@@ -3,7 +3,8 @@
     At 1M enterprises the mart joins six 37M-row intermediates on (enterprise, month end);
     their hash tables do not fit in memory at once. Building the mart bucket by bucket
     (hash of enterprise_id) bounds memory to 1/n of that; the model inserts bucket 0 and its
-    post-hooks the rest (var `enterprise_buckets`, default 4). -#}
+    post-hooks the rest (var `enterprise_buckets`, default 16: at 1M enterprises a
+    bucket then fits the 12GB memory cap). -#}
 {% macro ef_enterprise_month_end_select(bucket, n_buckets) %}
 with spine as (
     select s.enterprise_id, s.industry_code, s.month_end

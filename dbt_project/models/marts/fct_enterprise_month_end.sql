@@ -2,7 +2,7 @@
     (int_calendar__month_ends, month ends <= D), from the enterprise's first data month on.
     Every value at month_end uses only what was known at that month end (and at D).
     Definitions: _marts__enterprise_models.yml. -#}
-{%- set n_buckets = var('enterprise_buckets', 4) | int -%}
+{%- set n_buckets = var('enterprise_buckets', 16) | int -%}
 {%- set hooks = [] -%}
 {%- for b in range(1, n_buckets) -%}
   {%- do hooks.append(
