@@ -97,21 +97,16 @@ select
     l.is_default
 from spine as s
 left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = s.enterprise_id
-left join (select * from {{ ref('int_enterprise_month__tax') }}
-           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as t
-    on t.enterprise_id = s.enterprise_id and t.month_end = s.month_end
-left join (select * from {{ ref('int_enterprise_month__utility') }}
-           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as u
-    on u.enterprise_id = s.enterprise_id and u.month_end = s.month_end
-left join (select * from {{ ref('int_enterprise_month__registry_events') }}
-           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as ev
-    on ev.enterprise_id = s.enterprise_id and ev.month_end = s.month_end
-left join (select * from {{ ref('int_enterprise_month__fund_use') }}
-           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as f
-    on f.enterprise_id = s.enterprise_id and f.month_end = s.month_end
-left join (select * from {{ ref('int_enterprise_month__loans') }}
-           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as l
-    on l.enterprise_id = s.enterprise_id and l.month_end = s.month_end
+{%- for model, alias in [
+      ('int_enterprise_month__tax', 't'),
+      ('int_enterprise_month__utility', 'u'),
+      ('int_enterprise_month__registry_events', 'ev'),
+      ('int_enterprise_month__fund_use', 'f'),
+      ('int_enterprise_month__loans', 'l')] %}
+left join (select * from {{ ref(model) }}
+           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as {{ alias }}
+    on {{ alias }}.enterprise_id = s.enterprise_id and {{ alias }}.month_end = s.month_end
+{%- endfor %}
 left join {{ ref('int_enterprise_month__industry') }} as i
     on i.industry_code = s.industry_code and i.month_end = s.month_end
 {% endmacro %}
