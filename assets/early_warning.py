@@ -18,6 +18,7 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -25,6 +26,7 @@ from dagster import (
     MetadataValue,
     asset,
     asset_check,
+    multi_asset_check,
 )
 
 from assets.metadata import markdown_table, table_exists
@@ -387,51 +389,50 @@ def loan_mart_problems(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str,
     }
 
 
-@asset_check(
-    asset=LOANS_KEY,
-    name="loan_rows_present_as_of",
-    description="ERROR (blocks the watchlist): no loan rows as of D although raw.loans has "
-    "loans disbursed by the last month end.",
-    blocking=True,
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            "loan_rows_present_as_of",
+            asset=LOANS_KEY,
+            blocking=True,
+            description="ERROR (blocks the watchlist): no loan rows as of D although raw.loans "
+            "has loans disbursed by the last month end.",
+        ),
+        AssetCheckSpec(
+            "dpd_not_negative",
+            asset=LOANS_KEY,
+            blocking=True,
+            description="ERROR (blocks the watchlist): a negative days-past-due value.",
+        ),
+        AssetCheckSpec(
+            "outstanding_principal_not_negative",
+            asset=LOANS_KEY,
+            blocking=True,
+            description="ERROR (blocks the watchlist): a negative outstanding principal.",
+        ),
+    ],
 )
-def loan_rows_present_as_of(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
+def loan_mart_checks(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
+    """The loan mart's blocking checks, from one scan of it."""
     with warehouse.connect() as con:
         p = loan_mart_problems(con, warehouse.as_of_date)
-    return AssetCheckResult(
+    yield AssetCheckResult(
+        check_name="loan_rows_present_as_of",
+        asset_key=LOANS_KEY,
         passed=not (p["loan_rows"] == 0 and p["raw_loans_disbursed"] > 0),
         severity=AssetCheckSeverity.ERROR,
         metadata={"loan_rows": p["loan_rows"], "raw_loans_disbursed": p["raw_loans_disbursed"]},
     )
-
-
-@asset_check(
-    asset=LOANS_KEY,
-    name="dpd_not_negative",
-    description="ERROR (blocks the watchlist): a negative days-past-due value.",
-    blocking=True,
-)
-def dpd_not_negative(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
-    with warehouse.connect() as con:
-        p = loan_mart_problems(con, warehouse.as_of_date)
-    return AssetCheckResult(
+    yield AssetCheckResult(
+        check_name="dpd_not_negative",
+        asset_key=LOANS_KEY,
         passed=p["negative_dpd"] == 0,
         severity=AssetCheckSeverity.ERROR,
         metadata={"rows_with_negative_dpd": p["negative_dpd"]},
     )
-
-
-@asset_check(
-    asset=LOANS_KEY,
-    name="outstanding_principal_not_negative",
-    description="ERROR (blocks the watchlist): a negative outstanding principal.",
-    blocking=True,
-)
-def outstanding_principal_not_negative(
-    context: AssetCheckExecutionContext, warehouse: RiskWarehouse
-):
-    with warehouse.connect() as con:
-        p = loan_mart_problems(con, warehouse.as_of_date)
-    return AssetCheckResult(
+    yield AssetCheckResult(
+        check_name="outstanding_principal_not_negative",
+        asset_key=LOANS_KEY,
         passed=p["negative_outstanding"] == 0,
         severity=AssetCheckSeverity.ERROR,
         metadata={"rows_with_negative_outstanding": p["negative_outstanding"]},
@@ -612,8 +613,6 @@ early_warning_assets: list[AssetsDefinition] = [
 ]
 early_warning_checks: list[AssetChecksDefinition] = [
     *(_signal_check(s) for s in CATALOG.signals),
-    loan_rows_present_as_of,
-    dpd_not_negative,
-    outstanding_principal_not_negative,
+    loan_mart_checks,
     feature_rows_present_as_of,
 ]
