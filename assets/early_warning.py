@@ -565,7 +565,7 @@ def watchlist(context: AssetExecutionContext, warehouse: RiskWarehouse) -> Mater
         statuses = _counts_by(con, "marts.watchlist", "status")
         top = con.execute(
             "SELECT enterprise_id, tier, risk_score, status, first_flagged_date, reasons "
-            "FROM marts.watchlist LIMIT 20"
+            "FROM marts.watchlist ORDER BY risk_score DESC, enterprise_id LIMIT 20"
         ).fetchall()
     return MaterializeResult(
         metadata={

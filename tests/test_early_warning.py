@@ -482,6 +482,10 @@ def test_assets_materialize_with_metadata(tmp_path: Path) -> None:
     assert meta["dagster/row_count"].value == 7
     assert meta["red"].value == 4 and meta["amber"].value == 3
     assert "| enterprise_id |" in meta["top_20"].value
+    # The top 20 are the riskiest first: the risk column reads in descending order.
+    rows = meta["top_20"].value.splitlines()[2:]
+    scores = [float(r.split("|")[3]) for r in rows]
+    assert len(scores) == 7 and scores == sorted(scores, reverse=True)
 
 
 def test_checks_run_and_blocking_check_stops_the_watchlist(tmp_path: Path) -> None:
