@@ -283,9 +283,9 @@ def _column_reasons(col: Column) -> list[str]:
     return reasons
 
 
-def _pk_text(table: Table, alias: str = "") -> str:
-    prefix = f"{alias}." if alias else ""
-    parts = [f'CAST({prefix}"{k}" AS VARCHAR)' for k in table.primary_key]
+def _pk_text(table: Table) -> str:
+    """The primary key as one text value (parts joined by '|'), to match quarantined rows."""
+    parts = [f'CAST("{k}" AS VARCHAR)' for k in table.primary_key]
     return parts[0] if len(parts) == 1 else "concat_ws('|', " + ", ".join(parts) + ")"
 
 
