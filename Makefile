@@ -32,7 +32,7 @@ test: setup
 
 ## ui: the Dagster UI on http://127.0.0.1:3000
 ui: setup
-	@$(BIN)/python -c "from orchestration.settings import ensure_dagster_home as e; e()"
+	@$(BIN)/python -c "from assets.core.settings import ensure_dagster_home as e; e()"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: setup

@@ -15,8 +15,8 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration import settings
-from orchestration.resources import RiskWarehouse, dbt_executable
+from assets.core import settings
+from assets.core.resources import RiskWarehouse, dbt_executable
 
 OWNERS = {
     "staging": "team:data-engineering",

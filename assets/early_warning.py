@@ -29,7 +29,8 @@ from dagster import (
     multi_asset_check,
 )
 
-from assets.metadata import markdown_table, table_exists
+from assets.core.metadata import markdown_table, table_exists
+from assets.core.resources import RiskWarehouse
 from assets.signals.catalog import (
     DIMENSIONS,
     Catalog,
@@ -42,7 +43,6 @@ from assets.signals.catalog import (
     signal_sql,
     tier_sql,
 )
-from orchestration.resources import RiskWarehouse
 
 GROUP = "early_warning"
 OWNERS = ["team:credit-risk"]

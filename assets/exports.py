@@ -27,9 +27,9 @@ from dagster import (
     asset,
 )
 
-from assets.metadata import markdown_table, table_exists
-from orchestration import settings
-from orchestration.resources import RiskWarehouse
+from assets.core import settings
+from assets.core.metadata import markdown_table, table_exists
+from assets.core.resources import RiskWarehouse
 
 OWNER = "team:credit-risk"
 GROUP = "exports"

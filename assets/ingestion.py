@@ -38,7 +38,7 @@ from assets.contract import (
     Table,
     raw_table_ddl,
 )
-from orchestration import settings
+from assets.core import settings
 
 RAW = "raw"
 _CHUNK = 1 << 24  # 16 MiB per read when sniffing an encoding

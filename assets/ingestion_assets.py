@@ -17,9 +17,9 @@ from dagster import (
 )
 
 from assets.contract import LOAD_ORDER, TABLES
+from assets.core.metadata import markdown_table
+from assets.core.resources import RiskWarehouse
 from assets.ingestion import RAW, TableResult, ensure_raw_schema, load_table
-from assets.metadata import markdown_table
-from orchestration.resources import RiskWarehouse
 
 OWNER = "team:data-engineering"
 GROUP = "ingestion"

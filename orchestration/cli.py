@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from orchestration import settings
+from assets.core import settings
 
 
 def _refresh(_: argparse.Namespace) -> int:

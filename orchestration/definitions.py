@@ -2,13 +2,13 @@
 
 from dagster import Definitions
 
+from assets.core.resources import default_resources
 from assets.dbt_assets import risk_dbt_models
 from assets.early_warning import early_warning_assets, early_warning_checks
 from assets.exports import export_assets
 from assets.ingestion_assets import ingestion_assets
 from assets.screening import screening_assets, screening_checks
 from orchestration.jobs import nightly_refresh
-from orchestration.resources import default_resources
 from orchestration.schedules import nightly_refresh_schedule
 from orchestration.sensors import landing_files_sensor
 

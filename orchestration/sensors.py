@@ -10,8 +10,8 @@ import json
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from assets.contract import LOAD_ORDER
+from assets.core import settings
 from assets.ingestion import landing_files
-from orchestration import settings
 from orchestration.jobs import nightly_refresh
 
 

@@ -12,6 +12,7 @@ import yaml
 from dagster import AssetSpec, asset, materialize
 
 from assets import early_warning as ew
+from assets.core.resources import RiskWarehouse
 from assets.signals.catalog import (
     CATALOG_PATH,
     CatalogError,
@@ -20,7 +21,6 @@ from assets.signals.catalog import (
     parse_catalog,
     signal_hits_sql,
 )
-from orchestration.resources import RiskWarehouse
 
 CAT = load_catalog()
 AS_OF = date(2026, 3, 31)

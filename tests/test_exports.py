@@ -11,6 +11,7 @@ import duckdb
 import pytest
 from dagster import materialize
 
+from assets.core.resources import RiskWarehouse
 from assets.exports import (
     ReportData,
     as_items,
@@ -19,7 +20,6 @@ from assets.exports import (
     svg_stacked_bars,
     watchlist_report,
 )
-from orchestration.resources import RiskWarehouse
 
 AS_OF = "2025-06-30"
 E1, E2, E3 = "91110000MA00000001", "91110000MA00000002", "91110000MA00000003"

@@ -452,8 +452,8 @@ def test_rebuilding_as_of_an_earlier_date_uses_only_what_was_known(con):
 def test_asset_materializes_with_checks(tmp_path):
     from dagster import materialize
 
+    from assets.core.resources import RiskWarehouse
     from assets.screening import screening_assets, screening_checks
-    from orchestration.resources import RiskWarehouse
 
     path = tmp_path / "warehouse.duckdb"
     c = duckdb.connect(str(path))

@@ -16,7 +16,8 @@ from dagster import (
     asset_check,
 )
 
-from assets.metadata import markdown_table
+from assets.core.metadata import markdown_table
+from assets.core.resources import RiskWarehouse
 from assets.screening.rules import (
     DEPENDENCIES,
     TARGET,
@@ -24,7 +25,6 @@ from assets.screening.rules import (
     decline_audit_sql,
     load_rules,
 )
-from orchestration.resources import RiskWarehouse
 
 OWNER = "team:credit-risk"
 GROUP = "pre_lending"

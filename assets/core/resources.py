@@ -15,7 +15,7 @@ from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 from pydantic import Field
 
-from orchestration import settings
+from assets.core import settings
 
 
 class RiskWarehouse(ConfigurableResource):
