@@ -16,17 +16,14 @@ then prints, over those dates:
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import duckdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from assets.early_warning import monitored_enterprises_sql, run_early_warning  # noqa: E402
-from assets.signals.catalog import load_catalog  # noqa: E402
+from assets.early_warning import monitored_enterprises_sql, run_early_warning
+from assets.signals.catalog import load_catalog
 
 
 def main(argv: list[str] | None = None) -> int:

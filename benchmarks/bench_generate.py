@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from synthetic.generator import generate  # noqa: E402
+from synthetic.generator import generate
 
 
 def main(argv: list[str] | None = None) -> int:
