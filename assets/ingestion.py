@@ -39,6 +39,7 @@ from assets.contract import (
     raw_table_ddl,
 )
 from assets.core import settings
+from assets.core.sql import text as sql_text
 
 RAW = "raw"
 _CHUNK = 1 << 24  # 16 MiB per read when sniffing an encoding
@@ -169,10 +170,6 @@ def _csv_header(path: Path) -> list[str]:
     return [h.strip() for h in next(csv.reader(io.StringIO(first)))]
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _read_file_into(
     con: duckdb.DuckDBPyConnection, path: Path, tmp_dir: Path
 ) -> tuple[dict[str, str], str | None]:
@@ -185,7 +182,7 @@ def _read_file_into(
     if path.suffix.lower() == ".parquet":
         try:
             con.execute(
-                f"CREATE TEMP TABLE _file AS SELECT * FROM read_parquet({_sql_str(str(path))})"
+                f"CREATE TEMP TABLE _file AS SELECT * FROM read_parquet({sql_text(str(path))})"
             )
         except duckdb.Error as exc:
             raise FileRejected(f"unreadable Parquet file: {exc}") from exc
@@ -202,12 +199,12 @@ def _read_file_into(
         return {}, encoding
     if len(set(header)) != len(header):
         raise FileRejected(f"duplicate column names in header: {header}")
-    columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+    columns = "{" + ", ".join(f"{sql_text(h)}: 'VARCHAR'" for h in header) + "}"
     con.execute("DROP TABLE IF EXISTS _rej_errors")
     con.execute("DROP TABLE IF EXISTS _rej_scans")
     try:
         con.execute(
-            f"""CREATE TEMP TABLE _file AS SELECT * FROM read_csv({_sql_str(str(readable))},
+            f"""CREATE TEMP TABLE _file AS SELECT * FROM read_csv({sql_text(str(readable))},
                 header=true, auto_detect=false, delim=',', quote='"', escape='"',
                 columns={columns}, store_rejects=true,
                 rejects_table='_rej_errors', rejects_scan='_rej_scans')"""
@@ -268,13 +265,13 @@ def _column_reasons(col: Column) -> list[str]:
     if col.kind in ("date", "money", "decimal", "int"):
         bad.append(f"{t} IS NULL")
     if col.kind == "enum":
-        bad.append(f"{t} NOT IN ({', '.join(_sql_str(v) for v in col.values)})")
+        bad.append(f"{t} NOT IN ({', '.join(sql_text(v) for v in col.values)})")
     if col.kind == "uscc":
         bad.append(f'NOT "_ok_{col.name}"')
     if col.kind == "month":
         bad.append(f"NOT regexp_full_match({t}, '[0-9]{{4}}-(0[1-9]|1[0-2])')")
     if col.pattern:
-        bad.append(f"NOT regexp_full_match({t}, {_sql_str(col.pattern)})")
+        bad.append(f"NOT regexp_full_match({t}, {sql_text(col.pattern)})")
     for op, bound in (("<", col.ge), ("<=", col.gt), (">", col.le), (">=", col.lt)):
         if bound is not None:
             bad.append(f"{t} {op} {bound!r}")
@@ -412,13 +409,13 @@ def _stage_file(
     con.execute(
         f"""INSERT INTO _incoming BY NAME
             SELECT * EXCLUDE ({", ".join(f'"_txt_{c.name}"' for c in table.columns)}),
-                   {_sql_str(str(path))} AS _source_file, ?::TIMESTAMP AS _file_mtime
+                   {sql_text(str(path))} AS _source_file, ?::TIMESTAMP AS _file_mtime
             FROM ({_validate_file_sql(table, cols, types)})""",
         [mtime],
     )
     con.execute(
         f"""INSERT INTO _incoming BY NAME
-            SELECT line - 1 AS _source_row, {_sql_str(str(path))} AS _source_file,
+            SELECT line - 1 AS _source_row, {sql_text(str(path))} AS _source_file,
                    ?::TIMESTAMP AS _file_mtime,
                    to_json(struct_pack(csv_line := csv_line)) AS _record,
                    'malformed CSV line: ' || msg AS _reason
