@@ -7,19 +7,17 @@ import re
 from datetime import date
 from pathlib import Path
 
+import altair as alt
 import duckdb
 import pytest
 from dagster import materialize
+from markupsafe import escape
 
 from assets.core.resources import RiskWarehouse
-from assets.exports import (
-    ReportData,
-    as_items,
-    render_report,
-    svg_bar_chart,
-    svg_stacked_bars,
-    watchlist_report,
-)
+from assets.exports import watchlist_report
+from assets.report import charts
+from assets.report.model import ReportData, as_items
+from assets.report.render import render_report
 
 AS_OF = "2025-06-30"
 E1, E2, E3 = "91110000MA00000001", "91110000MA00000002", "91110000MA00000003"
@@ -196,7 +194,7 @@ def test_exports_match_the_watchlist(tmp_path, monkeypatch):
     page = (out / "report.html").read_text(encoding="utf-8")
     _assert_self_contained(page)
     assert "<svg" in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; overdue tax" in page
+    assert str(escape(SCRIPT_REASON)) in page
     assert "连续三个月欠税" in page and "杭州示例机械制造有限公司" in page
     # Tier counts for both dates: 2025-05-31 amber 2; 2025-06-30 red 2, amber 1.
     assert "<tr><td>2025-05-31</td><td>0</td><td>2</td><td>2</td></tr>" in page
@@ -284,9 +282,11 @@ def test_render_is_pure_and_escapes():
     )
     page = render_report(data)
     assert "E&lt;1&gt;" in page and "a &lt;b&gt;" in page and "a <b>" not in page
-    assert svg_bar_chart([], title="t").count("no data") == 1
-    chart = svg_stacked_bars(["d<1"], [("red", "#f00", [2])], title="x&y")
-    assert "d&lt;1" in chart and "x&amp;y" in chart
+    # No NPL or screening data here: empty charts become a note, not an empty SVG.
+    assert charts.bar_chart([], title="t") is None
+    assert charts.tier_chart([], {}, title="t") is None
+    svg = charts.to_svg(charts.tier_chart(["d<1"], {("d<1", "red"): 2}, title="x&y"))
+    assert "d&lt;1" in svg and "d<1" not in svg
 
 
 def test_text_signals_and_reasons_in_the_mart(tmp_path, monkeypatch):
@@ -306,3 +306,27 @@ def test_text_signals_and_reasons_in_the_mart(tmp_path, monkeypatch):
     page = (out / "report.html").read_text(encoding="utf-8")
     reasons = page.split('id="reasons"')[1].split('id="npl"')[0]
     assert "连续三个月欠税" in reasons and "&lt;script&gt;" in reasons and "S07: 2" in reasons
+
+
+def test_report_charts_are_inline_altair_svgs(tmp_path, monkeypatch):
+    """Charts are Vega-rendered SVG in the page; nothing is fetched when it is opened."""
+    wh = tmp_path / "wh.duckdb"
+    _build_warehouse(wh, screening=True)
+    out, _ = _run(tmp_path, monkeypatch, wh)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    _assert_self_contained(page)
+    # tiers, reasons, signals, NPL by industry and by branch, screening decisions
+    svgs = re.findall(r"<svg\b.*?</svg>", page, re.S)
+    assert len(svgs) == 6
+    assert all('class="marks"' in s and "role-mark" in s for s in svgs)  # Vega's renderer
+    assert 'aria-label="S07: 2"' in page and 'aria-label="C: 5.00%"' in page
+    # The only http(s) strings are the SVG/XLink namespace names, which are never fetched.
+    urls = set(re.findall(r"https?://[^\s\"'<>)]+", page))
+    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
+    assert "url(" not in page and "@import" not in page
+
+
+def test_chart_rendering_loads_no_url():
+    """vl-convert is told to load nothing, so a chart can never reach the network."""
+    with pytest.raises(ValueError, match="not allowed"):
+        charts.to_svg(alt.Chart(alt.UrlData("https://example.com/x.csv")).mark_bar())

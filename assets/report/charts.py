@@ -1,0 +1,129 @@
+"""The report's charts: Altair specs rendered to static SVG by vl-convert, offline.
+
+Officers open the report without internet and often without JavaScript, so each chart is
+converted here to an inline SVG (text stays text, so Chinese labels remain searchable). Data is
+passed inline and vl-convert may load no URL at all, so rendering never touches the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import altair as alt
+import vl_convert
+
+#: Same stack as the page CSS, so chart labels match the tables (and CJK glyphs render).
+FONT = '-apple-system, "Segoe UI", "PingFang SC", "Microsoft YaHei", sans-serif'
+TIER_COLORS = {"red": "#c0392b", "amber": "#e6a23c"}
+# vl-convert bundles several Vega-Lite versions; render with the one Altair writes specs for.
+_VL_VERSION = "_".join(alt.SCHEMA_VERSION.split(".")[:2])
+
+
+def _fmt_number(value: float) -> str:
+    return f"{value:g}"
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """Static SVG markup of a chart; `allowed_base_urls=[]` forbids any data or image fetch."""
+    return vl_convert.vegalite_to_svg(chart.to_dict(), vl_version=_VL_VERSION, allowed_base_urls=[])
+
+
+def _configured(chart: alt.TopLevelMixin, description: str) -> alt.TopLevelMixin:
+    return (
+        chart.properties(description=description)
+        .configure(font=FONT, background="white")
+        .configure_view(stroke=None)
+    )
+
+
+def bar_chart(
+    items: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    color: str = "#3b6ea5",
+    value_format: Callable[[float], str] = _fmt_number,
+    width: int = 380,
+) -> alt.TopLevelMixin | None:
+    """Horizontal bars in the given order, each labelled with its formatted value.
+
+    Values are formatted in Python so the chart shows exactly what the tables show
+    (e.g. `5.00%`); each bar's accessible label reads `label: value`. None when empty.
+    """
+    if not items:
+        return None
+    rows = [
+        {
+            "label": str(label),
+            "value": float(value),
+            "text": value_format(value),
+            "desc": f"{label}: {value_format(value)}",
+        }
+        for label, value in items
+    ]
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        y=alt.Y(
+            "label:N",
+            sort=None,
+            title=None,
+            axis=alt.Axis(labelLimit=260, ticks=False, domain=False, labelFontSize=12),
+        ),
+        x=alt.X("value:Q", axis=None, scale=alt.Scale(domainMin=0)),
+        description=alt.Description("desc:N"),
+    )
+    bars = base.mark_bar(color=color, size=20)
+    values = base.mark_text(align="left", dx=4, fontSize=12).encode(text="text:N")
+    chart = alt.layer(bars, values).properties(width=width, height=alt.Step(26))
+    return _configured(chart, title)
+
+
+def tier_chart(
+    dates: Sequence[str],
+    counts: Mapping[tuple[str, str], int],
+    *,
+    title: str,
+    colors: Mapping[str, str] = TIER_COLORS,
+) -> alt.TopLevelMixin | None:
+    """Vertical bars per as-of date stacked by tier (first tier at the bottom), totals on top.
+
+    None when there are no dates.
+    """
+    if not dates:
+        return None
+    tiers = list(colors)
+    rows = [
+        {"as_of_date": d, "tier": t, "n": counts.get((d, t), 0), "stack": i}
+        for d in dates
+        for i, t in enumerate(tiers)
+        if counts.get((d, t), 0) > 0
+    ]
+    totals = [{"as_of_date": d, "total": sum(counts.get((d, t), 0) for t in tiers)} for d in dates]
+    x = alt.X(
+        "as_of_date:O",
+        sort=list(dates),
+        title=None,
+        scale=alt.Scale(domain=list(dates)),
+        axis=alt.Axis(labelAngle=-35),
+    )
+    bars = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_bar(size=36)
+        .encode(
+            x=x,
+            y=alt.Y("n:Q", stack="zero", title=None, axis=alt.Axis(tickCount=2, grid=False)),
+            color=alt.Color(
+                "tier:N",
+                title=None,
+                scale=alt.Scale(domain=tiers, range=[colors[t] for t in tiers]),
+            ),
+            order=alt.Order("stack:Q"),
+            description=alt.Description("desc:N"),
+        )
+        .transform_calculate(desc="datum.as_of_date + ' ' + datum.tier + ': ' + datum.n")
+    )
+    labels = (
+        alt.Chart(alt.Data(values=totals))
+        .mark_text(baseline="bottom", dy=-4, fontSize=11)
+        .encode(x=x, y=alt.Y("total:Q"), text=alt.Text("total:Q", format="d"))
+    )
+    chart = alt.layer(bars, labels).properties(width=alt.Step(50), height=150)
+    return _configured(chart, title)
