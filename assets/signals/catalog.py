@@ -1,10 +1,13 @@
 """The early-warning signal catalog (`catalog.yml`): load, validate, and turn into DuckDB SQL.
 
 Thresholds live only in the YAML; everything here is generic, so adding a signal is a YAML edit
-(plus its test case). Public API, also used by pre-lending screening (`assets/screening/`):
+(plus its test case). The pydantic models below describe the file completely: they validate it
+and generate `catalog.schema.json`, which editors use to check the YAML while typing
+(regenerate it with `python -m assets.signals.catalog --write-schema`). Public API, also used
+by pre-lending screening (`assets/screening/`):
 
 - `load_catalog(path=None) -> Catalog`: read and validate (raises `CatalogError` naming the
-  signal and the field). `parse_catalog(dict)` does the same for an in-memory mapping.
+  file, the signal, the field and the rule). `parse_catalog(dict)` does the same for a mapping.
 - `Catalog.signals`, `Catalog.signal(id)`, `Catalog.by_stage(stage)`: the `Signal`s.
 - `signal_predicate_sql(signal, alias="f")`: boolean SQL (NULL-safe: NULL -> false) over a
   relation `alias` holding the feature columns (and `<feature>_chg_<N>m` change columns).
@@ -17,39 +20,223 @@ Thresholds live only in the YAML; everything here is generic, so adding a signal
 - `signal_hits_sql(catalog, as_of, enterprises_sql=None)`: the hits of all signals as of a date.
 - `tier_sql(catalog, ...)`, `dimension_score_sql(...)`, `risk_score_sql(...)`: tier and scores.
 - `feature_columns(catalog)`: the feature-mart columns the catalog reads.
+- `RuleFileModel`, `rule_error`, `describe_validation_error`, `write_schema`: the pieces the
+  screening rules (`assets/screening/rules.py`) share to validate their own file the same way.
 """
 
+import argparse
+import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+    with_config,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict  # pydantic needs this TypedDict on Python < 3.12
+
+from assets.core.sql import date_literal, ident, literal, text
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yml")
+SCHEMA_PATH = Path(__file__).with_name("catalog.schema.json")
 FEATURE_MART = "marts.fct_enterprise_month_end"
 
-DIMENSIONS = ("credit", "moral", "operational", "market", "liquidity")
-STAGES = ("pre_lending", "lending", "post_lending")
-SEVERITIES = ("high", "medium", "low")
+Dimension = Literal["credit", "moral", "operational", "market", "liquidity"]
+Stage = Literal["pre_lending", "lending", "post_lending"]
+Severity = Literal["high", "medium", "low"]
+Op = Literal["<", "<=", ">", ">=", "=", "!=", "in", "not_in"]
+DIMENSIONS: tuple[str, ...] = get_args(Dimension)
+STAGES: tuple[str, ...] = get_args(Stage)
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 TIERS = ("red", "amber")
-OPS = ("<", "<=", ">", ">=", "=", "!=", "in", "not_in")
-_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+OPS: tuple[str, ...] = get_args(Op)
+COMPARISON_OPS = ("<", "<=", ">", ">=")
+LIST_OPS = ("in", "not_in")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _CHG = re.compile(r"^(?P<feature>[a-z][a-z0-9_]*)_chg_(?P<n>\d+)m$")
+_SNAKE = r"^[a-z][a-z0-9_]*$"
+#: Version labels are pasted into SQL and metadata: letters, digits, '.', '_', '-' only.
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._-]*$"
 
 
 class CatalogError(ValueError):
-    """The catalog is invalid; the message names the signal (or section) and the field."""
+    """The catalog is invalid; the message names the file, the signal (or section), the field
+    and the rule broken."""
 
 
-@dataclass(frozen=True)
-class Condition:
-    feature: str
-    op: str
-    threshold: Any
-    change_months: int | None = None
+# ---------------------------------------------------------------------------------------------
+# Validation machinery shared by the rule files (this catalog and the screening access rules)
+
+
+class RuleFileModel(BaseModel):
+    """Base of the rule-file models: immutable, and an unknown key is an error (catches typos).
+
+    Sequences are lists, not tuples: pydantic reports a too-short error on a tuple whose item
+    failed validation, which would add a misleading second error to every broken item.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def rule_error(message: str, *at: str | int) -> PydanticCustomError:
+    """A broken rule for a validator to raise. `at` extends the error's location, so a rule
+    checked on a whole model still names the field at fault (e.g. `"signals", 3, "id"`)."""
+    return PydanticCustomError("rule", "{message}", {"message": message, "at": at})
+
+
+def describe_validation_error(
+    exc: ValidationError, data: Any, source: str, labels: Mapping[str, str]
+) -> str:
+    """`<source>: <where>: field '<name>' <problem>`, one line per error.
+
+    `labels` names the items of a top-level list by their id, so an error reads
+    "signal 'tax_arrears': conditions[0]: field 'op': ..." rather than "signals.19.conditions.0".
+    """
+    lines = [_describe(err, data, labels) for err in exc.errors()]
+    if len(lines) == 1:
+        return f"{source}: {lines[0]}"
+    return f"{source}: {len(lines)} problems:\n" + "\n".join(f"  - {line}" for line in lines)
+
+
+def _describe(err: Any, data: Any, labels: Mapping[str, str]) -> str:
+    loc = [*err["loc"], *(err.get("ctx") or {}).get("at", ())]
+    if loc and loc[-1] == "[key]":  # a bad key of a mapping: the key is the field
+        loc.pop()
+    name = loc.pop() if loc and isinstance(loc[-1], str) else None
+    segments: list[str] = []
+    path = ""
+    for k, key in enumerate(loc):
+        label = _label(data, loc, k, labels)
+        if label:
+            segments.append(label)
+            path = ""
+        elif isinstance(key, int):
+            path += f"[{key}]"
+        else:
+            path += f".{key}" if path else str(key)
+    if path:
+        segments.append(path)
+    problem = _problem(err)
+    if name is None:
+        segments.append(problem)
+    elif problem.startswith(("is ", "must ", "has ", "needs ")):
+        segments.append(f"field '{name}' {problem}")
+    else:
+        segments.append(f"field '{name}': {problem}")
+    return ": ".join(segments)
+
+
+def _label(data: Any, loc: list, k: int, labels: Mapping[str, str]) -> str | None:
+    """`signal 'x'` for loc ("signals", i): list items are named by their id when they have one."""
+    if k != 1 or not isinstance(loc[1], int) or loc[0] not in labels or not isinstance(data, dict):
+        return None
+    items = data.get(loc[0])
+    item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else None
+    rid = item.get("id") if isinstance(item, dict) else None
+    return labels[loc[0]].format(id=rid) if isinstance(rid, str) and rid else None
+
+
+def _problem(err: Any) -> str:
+    if err["type"] == "missing":
+        return "is required"
+    if err["type"] == "extra_forbidden":
+        return "is not a known field (a typo?)"
+    value = err.get("input")
+    if err["type"] != "rule" and isinstance(value, str | int | float) and len(repr(value)) < 60:
+        return f"{err['msg']} (got {value!r})"
+    return err["msg"]
+
+
+def schema_text(model: type[BaseModel]) -> str:
+    """The JSON Schema of a rule file, as committed beside it (editors check the YAML with it)."""
+    return json.dumps(model.model_json_schema(by_alias=True), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_schema(model: type[BaseModel], path: Path, argv: list[str] | None = None) -> None:
+    """Command line of a rule-file module: `--write-schema` regenerates its JSON Schema."""
+    parser = argparse.ArgumentParser(description=f"JSON Schema of {model.__name__}")
+    parser.add_argument("--write-schema", action="store_true", help=f"write {path.name}")
+    if parser.parse_args(argv).write_schema:
+        path.write_text(schema_text(model), encoding="utf-8")
+        print(f"wrote {path}")
+    else:
+        print(schema_text(model), end="")
+
+
+# ---------------------------------------------------------------------------------------------
+# The catalog file
+
+SnakeId = Annotated[str, StringConstraints(pattern=_SNAKE)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+_SCALAR_SCHEMA = {"type": ["number", "string", "boolean"]}
+_THRESHOLD_SCHEMA = {
+    "description": "A number for < <= > >=; a number, text or true/false for = !=; a "
+    "non-empty list of numbers or text for in / not_in.",
+    "anyOf": [_SCALAR_SCHEMA, {"type": "array", "minItems": 1,
+                               "items": {"type": ["number", "string"]}}],
+}
+
+
+def _when_op(ops: tuple[str, ...], threshold: dict) -> dict:
+    return {"if": {"properties": {"op": {"enum": list(ops)}}},
+            "then": {"properties": {"threshold": threshold}}}
+
+
+class Condition(RuleFileModel):
+    """One test on a feature column; a signal fires when all its conditions hold."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        _when_op(COMPARISON_OPS, {"type": "number"}),
+        _when_op(("=", "!="), _SCALAR_SCHEMA),
+        _when_op(LIST_OPS, _THRESHOLD_SCHEMA["anyOf"][1]),
+    ]})
+
+    feature: SnakeId = Field(description="A column of marts.fct_enterprise_month_end.")
+    op: Op
+    threshold: Annotated[Any, WithJsonSchema(_THRESHOLD_SCHEMA)]
+    change_months: Annotated[StrictInt, Field(ge=1, le=24)] | None = Field(
+        default=None,
+        description="Compare the change of the feature over N month ends (value minus the "
+        "value N month ends earlier) instead of the feature itself.",
+    )
+
+    @field_validator("feature")
+    @classmethod
+    def _known_feature(cls, feature: str, info: ValidationInfo) -> str:
+        columns = (info.context or {}).get("columns")
+        if columns is not None and feature not in columns:
+            raise rule_error(f"unknown feature '{feature}' (not a column of {FEATURE_MART})")
+        return feature
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_fits_op(cls, value: Any, info: ValidationInfo) -> Any:
+        op = info.data.get("op")
+        if op in LIST_OPS:
+            if not isinstance(value, list) or not value or not all(
+                isinstance(v, str | int | float) for v in value
+            ):
+                raise rule_error(f"must be a non-empty list of numbers or text for {op}")
+            return tuple(value)
+        if op in COMPARISON_OPS and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise rule_error(f"must be a number for {op}")
+        if not isinstance(value, bool | int | float | str):
+            raise rule_error(f"must be a number, text or true/false for {op}")
+        return value
 
     @property
     def column(self) -> str:
@@ -59,15 +246,58 @@ class Condition:
         return self.feature
 
 
-@dataclass(frozen=True)
-class Signal:
-    id: str
-    dimension: str
-    stage: str
-    severity: str
-    description: str
-    conditions: tuple[Condition, ...]
-    reason: str
+class Signal(RuleFileModel):
+    """One early-warning signal: when it fires (all conditions) and what the analyst reads."""
+
+    id: SnakeId = Field(description="Unique snake_case id, shown to analysts.")
+    dimension: Dimension
+    stage: Stage = Field(description="When in the loan life the signal is most telling.")
+    severity: Severity
+    description: str = ""
+    conditions: Annotated[list[Condition], Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=1)] = Field(
+        description="Plain-language template: {feature} the value, {feature_pct} its magnitude "
+        "in whole percent, {feature_chg_Nm} its change over N month ends (when a condition "
+        "uses change_months: N)."
+    )
+
+    @field_validator("description", "reason", mode="before")
+    @classmethod
+    def _one_line(cls, value: Any) -> Any:
+        if value is None:
+            return ""
+        return " ".join(value.split()) if isinstance(value, str) else value
+
+    @field_validator("reason")
+    @classmethod
+    def _placeholders_well_formed(cls, reason: str) -> str:
+        if reason.count("{") != reason.count("}"):
+            raise rule_error("has unbalanced braces")
+        for name in _PLACEHOLDER.findall(reason):
+            if not re.match(_SNAKE, name):
+                raise rule_error(f"has a bad placeholder {{{name}}}")
+        return reason
+
+    @model_validator(mode="after")
+    def _placeholders_exist(self, info: ValidationInfo) -> "Signal":
+        changes = {(c.feature, c.change_months) for c in self.conditions if c.change_months}
+        columns = (info.context or {}).get("columns")
+        for name in _PLACEHOLDER.findall(self.reason):
+            m = _CHG.match(name)
+            if m and (m["feature"], int(m["n"])) not in changes:
+                raise rule_error(
+                    f"placeholder {{{name}}} needs a condition on {m['feature']} with "
+                    f"change_months: {m['n']}",
+                    "reason",
+                )
+            feature = _placeholder_feature(name)
+            if columns is not None and feature not in columns:
+                raise rule_error(
+                    f"placeholder {{{name}}}: unknown feature '{feature}' (not a column of "
+                    f"{FEATURE_MART})",
+                    "reason",
+                )
+        return self
 
     @property
     def features(self) -> list[str]:
@@ -78,18 +308,143 @@ class Signal:
         return list(dict.fromkeys(cols))
 
 
-@dataclass(frozen=True)
-class Catalog:
-    version: str
-    signals: tuple[Signal, ...]
-    tiers: dict[str, tuple[dict, ...]]
-    severity_points: dict[str, int]
-    dimension_weights: dict[str, float]
-    max_share: float
-    recommended_action: dict[str, str]
-    exit_after_clear_refreshes: int
-    pending_application_days: int
-    source: str = field(default="", compare=False)
+Counts = Annotated[dict[Severity, Annotated[StrictInt, Field(ge=1)]], Field(min_length=1)]
+
+
+class TierRule(RuleFileModel):
+    """One way into a tier: at least `min` signals of each severity, or any of `any_signal`."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    min: Counts | None = None
+    any_signal: Annotated[list[SnakeId], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "TierRule":
+        if (self.min is None) == (self.any_signal is None):
+            raise rule_error("a rule is one of {min: {...}} or {any_signal: [...]}")
+        return self
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Tiers(TypedDict):
+    """Tier rules, first matching wins (red before amber; else green)."""
+
+    red: Annotated[list[TierRule], Field(min_length=1)]
+    amber: Annotated[list[TierRule], Field(min_length=1)]
+
+
+Points = Annotated[StrictInt, Field(ge=0, le=100)]
+Weight = Annotated[float, Field(strict=True, ge=0, le=1)]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class SeverityPoints(TypedDict):
+    """Points a triggered signal adds to its dimension's 0-100 score."""
+
+    high: Points
+    medium: Points
+    low: Points
+
+
+@with_config(ConfigDict(extra="forbid"))
+class DimensionWeights(TypedDict):
+    """Weights of the dimension scores in the risk score's weighted mean (they sum to 1)."""
+
+    credit: Weight
+    moral: Weight
+    operational: Weight
+    market: Weight
+    liquidity: Weight
+
+
+class Scores(RuleFileModel):
+    """risk_score = round(max_share * worst dimension score + (1 - max_share) * weighted mean)."""
+
+    severity_points: SeverityPoints
+    dimension_weights: DimensionWeights
+    max_share: Weight = 0.5
+
+    @field_validator("dimension_weights")
+    @classmethod
+    def _weights_sum_to_one(cls, weights: DimensionWeights) -> DimensionWeights:
+        total = sum(weights.values())
+        if abs(total - 1.0) > 1e-6:
+            raise rule_error(f"must sum to 1 (they sum to {total:g})")
+        return weights
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RecommendedAction(TypedDict):
+    """What the relationship manager does about a red or amber firm."""
+
+    red: Text
+    amber: Text
+
+
+class Catalog(RuleFileModel):
+    """The early-warning signal catalog (`assets/signals/catalog.yml`)."""
+
+    model_config = ConfigDict(title="Early-warning signal catalog")
+
+    version: Annotated[str, Field(pattern=VERSION_PATTERN, coerce_numbers_to_str=True)] = Field(
+        description="Bump on every change: stamped on every signal hit and watchlist row."
+    )
+    dimensions: list[Dimension] | None = Field(
+        default=None, description="The five risk dimensions (documentation; all five)."
+    )
+    signals: Annotated[list[Signal], Field(min_length=1)]
+    tiers: Tiers
+    scores: Scores
+    recommended_action: RecommendedAction
+    exit_after_clear_refreshes: Annotated[StrictInt, Field(ge=1)] = Field(
+        description="Consecutive clear refreshes before a listed firm leaves the watchlist."
+    )
+    pending_application_days: Annotated[StrictInt, Field(ge=0)] = Field(
+        default=90, description="Firms with an application this many days up to D are monitored."
+    )
+
+    @field_validator("dimensions")
+    @classmethod
+    def _all_dimensions(cls, dims: list[str] | None) -> list[str] | None:
+        if dims is not None and sorted(dims) != sorted(DIMENSIONS):
+            raise rule_error(f"must list the five dimensions {list(DIMENSIONS)} once each")
+        return dims
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> "Catalog":
+        seen: set[str] = set()
+        for i, sig in enumerate(self.signals):
+            if sig.id in seen:
+                raise rule_error("duplicate id (signal ids are unique)", "signals", i, "id")
+            seen.add(sig.id)
+        severity = {s.id: s.severity for s in self.signals}
+        for tier in TIERS:
+            for k, rule in enumerate(self.tiers[tier]):
+                if rule.min is not None and tier == "red" and sum(rule.min.values()) < 2:
+                    raise rule_error("a red rule needs 2+ signals (one weak signal alone is "
+                                     "never red)", "tiers", tier, k)
+                for sid in rule.any_signal or ():
+                    if sid not in severity:
+                        raise rule_error(f"unknown signal '{sid}'", "tiers", tier, k,
+                                         "any_signal")
+                    if tier == "red" and severity[sid] != "high":
+                        raise rule_error(f"signal '{sid}' is {severity[sid]}; only high signals "
+                                         "may make a firm red alone", "tiers", tier, k,
+                                         "any_signal")
+        return self
+
+    @property
+    def severity_points(self) -> dict[str, int]:
+        return dict(self.scores.severity_points)
+
+    @property
+    def dimension_weights(self) -> dict[str, float]:
+        return dict(self.scores.dimension_weights)
+
+    @property
+    def max_share(self) -> float:
+        return self.scores.max_share
 
     def signal(self, signal_id: str) -> Signal:
         for s in self.signals:
@@ -114,189 +469,31 @@ class Catalog:
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading and validation
+# Loading
 
 
-def load_catalog(path: Path | str | None = None) -> Catalog:
-    """Read and validate the catalog YAML (default: the one beside this module)."""
+def load_catalog(
+    path: Path | str | None = None, columns: Collection[str] | None = None
+) -> Catalog:
+    """Read and validate the catalog YAML (default: the one beside this module). With
+    `columns`, every feature a signal reads must be one of them (the feature mart's columns)."""
     path = Path(path) if path else CATALOG_PATH
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_catalog(data, source=str(path))
+    return parse_catalog(data, source=str(path), columns=columns)
 
 
-def parse_catalog(data: Any, source: str = "<catalog>") -> Catalog:
-    """Validate a catalog mapping; every error names the signal and field at fault."""
-    if not isinstance(data, dict):
-        raise CatalogError(f"{source}: the catalog must be a mapping")
-    version = data.get("version")
-    if not version or not isinstance(version, (str, int, float)):
-        raise CatalogError(f"{source}: field 'version' is required (a string)")
-    raw_signals = data.get("signals")
-    if not isinstance(raw_signals, list) or not raw_signals:
-        raise CatalogError(f"{source}: field 'signals' must be a non-empty list")
-    signals: list[Signal] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_signals):
-        sig = _parse_signal(raw, i)
-        if sig.id in seen:
-            raise CatalogError(f"signal '{sig.id}': field 'id': duplicate id")
-        seen.add(sig.id)
-        signals.append(sig)
-    tiers = _parse_tiers(data.get("tiers"), {s.id: s for s in signals})
-    scores = data.get("scores") or {}
-    points = scores.get("severity_points") or {}
-    if set(points) != set(SEVERITIES) or not all(
-        isinstance(v, (int, float)) and 0 <= v <= 100 for v in points.values()
-    ):
-        raise CatalogError("scores: field 'severity_points' needs high, medium, low in 0..100")
-    weights = scores.get("dimension_weights") or {}
-    if set(weights) != set(DIMENSIONS) or abs(sum(weights.values()) - 1.0) > 1e-6:
-        raise CatalogError(
-            "scores: field 'dimension_weights' needs the five dimensions, summing to 1"
-        )
-    max_share = scores.get("max_share", 0.5)
-    if not isinstance(max_share, (int, float)) or not 0 <= max_share <= 1:
-        raise CatalogError("scores: field 'max_share' must be in 0..1")
-    actions = data.get("recommended_action") or {}
-    for tier in TIERS:
-        if not isinstance(actions.get(tier), str) or not actions[tier].strip():
-            raise CatalogError(f"recommended_action: field '{tier}' is required (text)")
-    exit_after = data.get("exit_after_clear_refreshes")
-    if not isinstance(exit_after, int) or isinstance(exit_after, bool) or exit_after < 1:
-        raise CatalogError("field 'exit_after_clear_refreshes' must be an integer >= 1")
-    pending = data.get("pending_application_days", 90)
-    if not isinstance(pending, int) or pending < 0:
-        raise CatalogError("field 'pending_application_days' must be an integer >= 0")
-    return Catalog(
-        version=str(version),
-        signals=tuple(signals),
-        tiers=tiers,
-        severity_points={k: int(v) for k, v in points.items()},
-        dimension_weights={k: float(v) for k, v in weights.items()},
-        max_share=float(max_share),
-        recommended_action={t: actions[t].strip() for t in TIERS},
-        exit_after_clear_refreshes=exit_after,
-        pending_application_days=pending,
-        source=source,
-    )
-
-
-def _parse_signal(raw: Any, index: int) -> Signal:
-    if not isinstance(raw, dict):
-        raise CatalogError(f"signal #{index + 1}: must be a mapping")
-    sid = raw.get("id")
-    if not isinstance(sid, str) or not _ID.match(sid):
-        raise CatalogError(f"signal #{index + 1}: field 'id' must be a snake_case text id")
-    where = f"signal '{sid}'"
-    for name, allowed in (("dimension", DIMENSIONS), ("stage", STAGES),
-                          ("severity", SEVERITIES)):
-        if raw.get(name) not in allowed:
-            raise CatalogError(
-                f"{where}: field '{name}' is {raw.get(name)!r}; expected one of {list(allowed)}"
-            )
-    conds = raw.get("conditions")
-    if not isinstance(conds, list) or not conds:
-        raise CatalogError(f"{where}: field 'conditions' must be a non-empty list")
-    conditions = tuple(_parse_condition(c, where, j) for j, c in enumerate(conds))
-    reason = raw.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        raise CatalogError(f"{where}: field 'reason' is required (a text template)")
-    reason = " ".join(reason.split())
-    if reason.count("{") != reason.count("}"):
-        raise CatalogError(f"{where}: field 'reason' has unbalanced braces")
-    changes = {(c.feature, c.change_months) for c in conditions if c.change_months}
-    for name in _PLACEHOLDER.findall(reason):
-        if not _ID.match(name):
-            raise CatalogError(f"{where}: field 'reason': bad placeholder {{{name}}}")
-        m = _CHG.match(name)
-        if m and (m["feature"], int(m["n"])) not in changes:
-            raise CatalogError(
-                f"{where}: field 'reason': placeholder {{{name}}} needs a condition on "
-                f"{m['feature']} with change_months: {m['n']}"
-            )
-    return Signal(
-        id=sid,
-        dimension=raw["dimension"],
-        stage=raw["stage"],
-        severity=raw["severity"],
-        description=" ".join(str(raw.get("description") or "").split()),
-        conditions=conditions,
-        reason=reason,
-    )
-
-
-def _parse_condition(raw: Any, where: str, j: int) -> Condition:
-    at = f"{where}: conditions[{j}]"
-    if not isinstance(raw, dict):
-        raise CatalogError(f"{at}: must be a mapping with feature, op, threshold")
-    feature = raw.get("feature")
-    if not isinstance(feature, str) or not _ID.match(feature):
-        raise CatalogError(f"{at}: field 'feature' must name a feature-mart column")
-    op = raw.get("op")
-    if op not in OPS:
-        raise CatalogError(f"{at}: field 'op' is {op!r}; expected one of {list(OPS)}")
-    if "threshold" not in raw:
-        raise CatalogError(f"{at}: field 'threshold' is required")
-    thr = raw["threshold"]
-    if op in ("in", "not_in"):
-        if not isinstance(thr, list) or not thr:
-            raise CatalogError(f"{at}: field 'threshold' must be a non-empty list for {op}")
-        if not all(isinstance(v, (str, int, float)) for v in thr):
-            raise CatalogError(f"{at}: field 'threshold' list holds numbers or text only")
-    elif op in ("<", "<=", ">", ">="):
-        if isinstance(thr, bool) or not isinstance(thr, (int, float)):
-            raise CatalogError(f"{at}: field 'threshold' must be a number for {op}")
-    elif not isinstance(thr, (bool, int, float, str)):
-        raise CatalogError(f"{at}: field 'threshold' must be a number, text or true/false")
-    months = raw.get("change_months")
-    if months is not None and (not isinstance(months, int) or isinstance(months, bool)
-                               or not 1 <= months <= 24):
-        raise CatalogError(f"{at}: field 'change_months' must be an integer 1..24")
-    extra = set(raw) - {"feature", "op", "threshold", "change_months"}
-    if extra:
-        raise CatalogError(f"{at}: unknown field(s) {sorted(extra)}")
-    return Condition(feature=feature, op=op, threshold=thr, change_months=months)
-
-
-def _parse_tiers(raw: Any, signals: dict[str, Signal]) -> dict[str, tuple[dict, ...]]:
-    if not isinstance(raw, dict) or set(raw) != set(TIERS):
-        raise CatalogError("tiers: must define exactly 'red' and 'amber' rule lists")
-    out = {}
-    for tier in TIERS:
-        rules = raw[tier]
-        if not isinstance(rules, list) or not rules:
-            raise CatalogError(f"tiers.{tier}: must be a non-empty list of rules")
-        for k, rule in enumerate(rules):
-            at = f"tiers.{tier}[{k}]"
-            if not isinstance(rule, dict) or len(rule) != 1:
-                raise CatalogError(f"{at}: a rule is one of {{min: ...}} or {{any_signal: [...]}}")
-            if "min" in rule:
-                counts = rule["min"]
-                if (not isinstance(counts, dict) or not counts
-                        or not set(counts) <= set(SEVERITIES)
-                        or not all(isinstance(v, int) and v >= 1 for v in counts.values())):
-                    raise CatalogError(f"{at}: field 'min' maps high/medium/low to counts >= 1")
-                if tier == "red" and sum(counts.values()) < 2:
-                    raise CatalogError(f"{at}: a red rule needs 2+ signals (one weak signal "
-                                       "alone is never red)")
-            elif "any_signal" in rule:
-                ids = rule["any_signal"]
-                if not isinstance(ids, list) or not ids:
-                    raise CatalogError(f"{at}: field 'any_signal' must list signal ids")
-                for sid in ids:
-                    if sid not in signals:
-                        raise CatalogError(f"{at}: field 'any_signal': unknown signal '{sid}'")
-                    if tier == "red" and signals[sid].severity != "high":
-                        raise CatalogError(f"{at}: field 'any_signal': signal '{sid}' is "
-                                           f"{signals[sid].severity}; only high signals may "
-                                           "make a firm red alone")
-            else:
-                raise CatalogError(f"{at}: unknown rule {sorted(rule)}")
-        out[tier] = tuple(rules)
-    return out
+def parse_catalog(
+    data: Any, source: str = "<catalog>", columns: Collection[str] | None = None
+) -> Catalog:
+    """Validate a catalog mapping; every error names the file, signal, field and rule."""
+    try:
+        return Catalog.model_validate(data, context={"columns": columns})
+    except ValidationError as exc:
+        message = describe_validation_error(exc, data, source, {"signals": "signal '{id}'"})
+        raise CatalogError(message) from None
 
 
 def _placeholder_feature(name: str) -> str:
@@ -315,24 +512,13 @@ def feature_columns(catalog: Catalog) -> list[str]:
 # SQL generation
 
 
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def condition_sql(cond: Condition, alias: str = "f") -> str:
-    col = f"{alias}.{_quote(cond.column)}"
+    """SQL of one condition; numbers keep their YAML form (repr), text is quoted."""
+    col = f"{alias}.{ident(cond.column)}"
     if cond.op in ("in", "not_in"):
-        values = ", ".join(_literal(v) for v in cond.threshold)
+        values = ", ".join(literal(v) for v in cond.threshold)
         return f"{col} {'IN' if cond.op == 'in' else 'NOT IN'} ({values})"
-    return f"{col} {cond.op} {_literal(cond.threshold)}"
+    return f"{col} {cond.op} {literal(cond.threshold)}"
 
 
 def signal_predicate_sql(signal: Signal, alias: str = "f") -> str:
@@ -358,31 +544,31 @@ def signal_reason_sql(signal: Signal, alias: str = "f") -> str:
     pos = 0
     for m in _PLACEHOLDER.finditer(signal.reason):
         if m.start() > pos:
-            parts.append(_literal(signal.reason[pos:m.start()]))
+            parts.append(text(signal.reason[pos:m.start()]))
         name = m.group(1)
         chg = _CHG.match(name)
         if chg:
-            expr = f"{alias}.{_quote(name)}"
+            expr = f"{alias}.{ident(name)}"
             parts.append(_value_sql(f"round({expr}, 2)"))
         elif name.endswith("_pct"):
-            expr = f"{alias}.{_quote(name[:-4])}"
+            expr = f"{alias}.{ident(name[:-4])}"
             parts.append(
                 f"coalesce(format('{{:.0f}}', abs(try_cast({expr} AS DOUBLE)) * 100), 'n/a')"
             )
         else:
-            parts.append(_value_sql(f"{alias}.{_quote(name)}"))
+            parts.append(_value_sql(f"{alias}.{ident(name)}"))
         pos = m.end()
     if pos < len(signal.reason):
-        parts.append(_literal(signal.reason[pos:]))
+        parts.append(text(signal.reason[pos:]))
     return "concat(" + ", ".join(parts) + ")" if parts else "''"
 
 
 def signal_sql(signal: Signal, relation: str, alias: str = "f") -> str:
     """SELECT of one signal's hits from `relation` (enterprise_id + feature columns)."""
     return (
-        f"SELECT {alias}.enterprise_id, {_literal(signal.id)} AS signal_id, "
-        f"{_literal(signal.dimension)} AS dimension, {_literal(signal.severity)} AS severity, "
-        f"{_literal(signal.stage)} AS stage, {signal_reason_sql(signal, alias)} AS reason "
+        f"SELECT {alias}.enterprise_id, {text(signal.id)} AS signal_id, "
+        f"{text(signal.dimension)} AS dimension, {text(signal.severity)} AS severity, "
+        f"{text(signal.stage)} AS stage, {signal_reason_sql(signal, alias)} AS reason "
         f"FROM {relation} AS {alias} WHERE {signal_predicate_sql(signal, alias)}"
     )
 
@@ -391,7 +577,7 @@ def latest_features_sql(
     catalog: Catalog, as_of: date, enterprises_sql: str | None = None
 ) -> str:
     """Each enterprise's latest feature row with month_end <= as_of, plus change columns."""
-    d = _literal(as_of.isoformat())
+    d = date_literal(as_of)
     restrict = f"AND enterprise_id IN ({enterprises_sql})" if enterprises_sql else ""
     joins, cols = [], []
     for k, (feature, months) in enumerate(catalog.change_columns):
@@ -401,10 +587,10 @@ def latest_features_sql(
             f"AND {p}.month_end = last_day(l.month_end - INTERVAL {months} MONTH)"
         )
         cols.append(
-            f"l.{_quote(feature)} - {p}.{_quote(feature)} AS {_quote(f'{feature}_chg_{months}m')}"
+            f"l.{ident(feature)} - {p}.{ident(feature)} AS {ident(f'{feature}_chg_{months}m')}"
         )
     latest = (
-        f"SELECT * FROM {FEATURE_MART} WHERE month_end <= DATE {d} {restrict} "
+        f"SELECT * FROM {FEATURE_MART} WHERE month_end <= {d} {restrict} "
         "QUALIFY row_number() OVER (PARTITION BY enterprise_id ORDER BY month_end DESC) = 1"
     )
     return (
@@ -420,8 +606,8 @@ def signal_hits_sql(catalog: Catalog, as_of: date, enterprises_sql: str | None =
     unions = "\nUNION ALL\n".join(signal_sql(s, "features") for s in catalog.signals)
     return (
         f"WITH features AS ({features}), hits AS ({unions}) "
-        f"SELECT DATE {_literal(as_of.isoformat())} AS as_of_date, h.*, f.month_end, "
-        f"{_literal(catalog.version)} AS catalog_version "
+        f"SELECT {date_literal(as_of)} AS as_of_date, h.*, f.month_end, "
+        f"{text(catalog.version)} AS catalog_version "
         "FROM hits AS h JOIN features AS f USING (enterprise_id)"
     )
 
@@ -433,14 +619,14 @@ def tier_sql(
     """CASE expression giving red/amber/green from severity counts and the signal id list."""
     counts = {"high": n_high, "medium": n_medium, "low": n_low}
 
-    def rule_sql(rule: dict) -> str:
-        if "min" in rule:
-            return " AND ".join(f"{counts[s]} >= {n}" for s, n in rule["min"].items())
-        ids = ", ".join(_literal(i) for i in rule["any_signal"])
+    def rule_sql(rule: TierRule) -> str:
+        if rule.min is not None:
+            return " AND ".join(f"{counts[s]} >= {n}" for s, n in rule.min.items())
+        ids = ", ".join(text(i) for i in rule.any_signal or ())
         return f"list_has_any(coalesce({signals}, []::VARCHAR[]), [{ids}])"
 
     whens = " ".join(
-        f"WHEN {' OR '.join(f'({rule_sql(r)})' for r in catalog.tiers[t])} THEN '{t}'"
+        f"WHEN {' OR '.join(f'({rule_sql(r)})' for r in catalog.tiers[t])} THEN {text(t)}"
         for t in TIERS
     )
     return f"CASE {whens} ELSE 'green' END"
@@ -449,10 +635,10 @@ def tier_sql(
 def dimension_score_sql(catalog: Catalog, dimension: str, dim_col: str = "dimension",
                         sev_col: str = "severity") -> str:
     """Aggregate SQL: the 0-100 score of one dimension over a group of signal hits."""
-    pts = " ".join(f"WHEN '{s}' THEN {p}" for s, p in catalog.severity_points.items())
+    pts = " ".join(f"WHEN {text(s)} THEN {p}" for s, p in catalog.severity_points.items())
     return (
         f"least(100, coalesce(sum(CASE {sev_col} {pts} END) "
-        f"FILTER (WHERE {dim_col} = '{dimension}'), 0))"
+        f"FILTER (WHERE {dim_col} = {text(dimension)}), 0))"
     )
 
 
@@ -465,3 +651,7 @@ def risk_score_sql(catalog: Catalog, score_cols: dict[str, str] | None = None) -
         f"CAST(round({catalog.max_share} * {worst} + {1 - catalog.max_share} * ({mean}))"
         " AS INTEGER)"
     )
+
+
+if __name__ == "__main__":
+    write_schema(Catalog, SCHEMA_PATH)
