@@ -1,77 +1,50 @@
 """The dbt project as Dagster assets, with the one translator that names and groups them.
 
-Models become assets keyed `<schema>/<model>` (staging, intermediate, marts), grouped by that
-layer; dbt sources map onto the ingestion assets `raw/<table>` through their
-`meta.dagster.asset_key`, so the graph runs landing -> raw -> staging -> intermediate -> marts.
+Models become assets keyed `<layer>/<model>` (staging, intermediate, marts) and grouped by the
+domain their folder names in `dbt_project.yml` (`meta.dagster.group`: loan_performance,
+enterprise_features, early_warning, pre_lending). dbt sources map onto the ingestion assets
+`raw/<table>` and onto the Python-built marts through their `meta.dagster.asset_key`, so the
+graph runs landing -> raw -> staging -> intermediate -> marts -> early warning -> exports.
 dbt tests become asset checks: severity error blocks, warn only reports.
+
+Two dbt steps: `risk_dbt_models` builds everything up to the feature marts; after the Python
+early-warning engine has scored the firms, `decision_dbt_models` builds the models tagged
+`decisions` (watchlist history, watchlist, IFRS 9 stage overlay) that read its output.
 """
 
+
 import json
-import os
-import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from assets.core import settings
-from assets.core.resources import RiskWarehouse, dbt_executable
+from assets.core.dbt_project import dbt_project
+from assets.core.resources import RiskWarehouse
+from assets.signals.catalog import load_catalog
 
+LAYERS = ("staging", "intermediate", "marts")
 OWNERS = {
     "staging": "team:data-engineering",
     "intermediate": "team:data-engineering",
     "marts": "team:credit-risk",
 }
+DECISIONS = "tag:decisions"
 
 # Unit tests check logic, not data: pytest runs them (tests/test_loan_performance.py); the
 # nightly build runs models and data tests only.
 BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
 
-dbt_project = DbtProject(
-    project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR
-)
-dbt_project.prepare_if_dev()
-
-
-def manifest_is_stale() -> bool:
-    """No manifest yet (fresh clone, CI), or a dbt file changed since it was written."""
-    manifest = dbt_project.manifest_path
-    if not manifest.exists():
-        return True
-    built = manifest.stat().st_mtime
-    project_dir = dbt_project.project_dir
-    sources = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
-    for folder in ("models", "macros", "tests"):
-        sources += [p for p in (project_dir / folder).rglob("*") if p.is_file()]
-    return any(p.stat().st_mtime > built for p in sources if p.exists())
-
-
-def ensure_manifest() -> None:
-    """`dbt parse` when the manifest is missing or stale: the asset graph is read from it."""
-    if manifest_is_stale():
-        subprocess.run(
-            [
-                dbt_executable(),
-                "parse",
-                "--quiet",
-                "--project-dir",
-                str(dbt_project.project_dir),
-                "--profiles-dir",
-                str(dbt_project.profiles_dir),
-            ],
-            check=True,
-            cwd=dbt_project.project_dir,
-        )
-
 
 class RiskDbtTranslator(DagsterDbtTranslator):
-    """Asset key `<layer>/<model>`, group = layer, owner per layer."""
+    """Asset key `<layer>/<model>`, group = the folder's domain, owner per layer."""
 
     @staticmethod
     def _layer(props: Mapping[str, Any]) -> str | None:
         fqn = props.get("fqn") or []
-        return fqn[1] if len(fqn) > 2 and fqn[1] in OWNERS else None
+        return fqn[1] if len(fqn) > 2 and fqn[1] in LAYERS else None
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         layer = self._layer(dbt_resource_props)
@@ -79,26 +52,72 @@ class RiskDbtTranslator(DagsterDbtTranslator):
             return AssetKey([layer, dbt_resource_props["name"]])
         return super().get_asset_key(dbt_resource_props)
 
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return self._layer(dbt_resource_props) or super().get_group_name(dbt_resource_props)
-
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
         layer = self._layer(dbt_resource_props)
         return [OWNERS[layer]] if layer else super().get_owners(dbt_resource_props)
 
 
-ensure_manifest()
+TRANSLATOR = RiskDbtTranslator()
+CATALOG = load_catalog()
+
+
+def decision_vars(catalog) -> dict[str, object]:
+    """The catalog values the decision models read: version, watchlist exit rule, actions."""
+    return {
+        "catalog_version": catalog.version,
+        "watchlist_exit_after_clear_refreshes": catalog.exit_after_clear_refreshes,
+        "action_red": catalog.recommended_action["red"],
+        "action_amber": catalog.recommended_action["amber"],
+    }
+
+
+def dbt_vars(warehouse: RiskWarehouse) -> dict[str, str]:
+    """What dbt needs of this run: as-of date, warehouse file, DuckDB memory cap (the profile
+    reads the last two as vars, so no environment is changed inside a step)."""
+    return {
+        "as_of_date": warehouse.as_of_date.isoformat(),
+        "warehouse_path": str(warehouse.warehouse_path),
+        "duckdb_memory_limit": settings.duckdb_memory_limit(),
+    }
 
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    dagster_dbt_translator=RiskDbtTranslator(),
+    dagster_dbt_translator=TRANSLATOR,
+    exclude=DECISIONS,
+    name="risk_dbt_models",
 )
-def risk_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse):
-    """`dbt build` as of the run's date, against the run's warehouse."""
-    dbt_vars = {"as_of_date": warehouse.as_of_date.isoformat()}
-    # dbt's profile reads RISK_WAREHOUSE; DbtCliResource passes os.environ to the subprocess.
-    os.environ["RISK_WAREHOUSE"] = str(warehouse.warehouse_path)
-    os.environ["RISK_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit()
-    yield from dbt.cli(BUILD_ARGS + ["--vars", json.dumps(dbt_vars)], context=context).stream()
+def risk_dbt_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
+) -> Iterator:
+    """`dbt build` of staging, intermediate and the fact marts as of the run's date."""
+    args = [*BUILD_ARGS, "--vars", json.dumps(dbt_vars(warehouse))]
+    yield from dbt.cli(args, context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=TRANSLATOR,
+    select=DECISIONS,
+    name="decision_dbt_models",
+)
+def decision_dbt_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
+) -> Iterator:
+    """`dbt build` of the decision marts (watchlist, its history, IFRS 9 stage overlay)."""
+    args = [*BUILD_ARGS, "--vars", json.dumps({**dbt_vars(warehouse), **decision_vars(CATALOG)})]
+    yield from dbt.cli(args, context=context).stream()
+
+
+dbt_model_assets = [risk_dbt_models, decision_dbt_models]
+
+
+def mart_key(model_name: str) -> AssetKey:
+    """The asset key of a dbt model, read from the manifest (never typed by hand)."""
+    for assets_def in dbt_model_assets:
+        key = get_asset_key_for_model([assets_def], model_name)
+        if key in assets_def.keys:
+            return key
+    raise KeyError(f"no dbt model named {model_name!r} in the manifest")

@@ -1,12 +1,13 @@
-"""Early-warning engine (issue 4): signal checks, risk profile, watchlist, IFRS 9 stage overlay.
+"""Early-warning engine: signal hits, risk profile and the signal checks.
 
 Everything is DuckDB SQL generated from the signal catalog (`assets/signals/catalog.yml`), run
 inside the warehouse; no table is pulled into Python. The `build_*` functions are plain
 (connection, catalog, as-of date) so tests and back-tests run them without Dagster; the assets
 and checks below only wire them into the graph and report metadata.
 
-Tables written (schema `marts`): signal_hits (+ signal_hits_history), enterprise_risk_profile,
-watchlist_history (persisted; a re-run of a date replaces that date), watchlist, loan_ifrs9_stage.
+Tables written (schema `marts`): signal_hits (+ signal_hits_history), enterprise_risk_profile.
+The decision marts that read them (watchlist_history, watchlist, loan_ifrs9_stage) are dbt
+models: dbt_project/models/marts/early_warning/.
 """
 
 import calendar
@@ -31,6 +32,9 @@ from dagster import (
 
 from assets.core.metadata import markdown_table, table_exists
 from assets.core.resources import RiskWarehouse
+from assets.core.sql import date_literal, text
+from assets.dbt_assets import mart_key
+from assets.ingestion_assets import raw_asset_key as raw_key
 from assets.signals.catalog import (
     DIMENSIONS,
     Catalog,
@@ -48,15 +52,13 @@ GROUP = "early_warning"
 OWNERS = ["team:credit-risk"]
 KINDS = {"duckdb", "python"}
 
-FEATURES_KEY = AssetKey(["marts", "fct_enterprise_month_end"])
-LOANS_KEY = AssetKey(["marts", "fct_loan_month_end"])
-RAW_LOANS_KEY = AssetKey(["raw", "loans"])
-RAW_APPLICATIONS_KEY = AssetKey(["raw", "loan_applications"])
+FEATURES_KEY = mart_key("fct_enterprise_month_end")
+LOANS_KEY = mart_key("fct_loan_month_end")
+RAW_LOANS_KEY = raw_key("loans")
+RAW_APPLICATIONS_KEY = raw_key("loan_applications")
+# The Python-built marts (dbt knows them as sources: models/marts/early_warning/).
 SIGNAL_HITS_KEY = AssetKey(["marts", "signal_hits"])
 PROFILE_KEY = AssetKey(["marts", "enterprise_risk_profile"])
-HISTORY_KEY = AssetKey(["marts", "watchlist_history"])
-WATCHLIST_KEY = AssetKey(["marts", "watchlist"])
-IFRS9_KEY = AssetKey(["marts", "loan_ifrs9_stage"])
 
 CATALOG = load_catalog()
 
@@ -72,14 +74,10 @@ def last_month_end(d: date) -> date:
     return d.replace(day=1) - timedelta(days=1)
 
 
-def _lit(d: date) -> str:
-    return f"DATE '{d.isoformat()}'"
-
-
 def monitored_enterprises_sql(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> str:
     """Enterprise ids monitored as of D: an outstanding loan (balance or arrears at the last
     month end, or disbursed since) or an application dated within the pending window."""
-    me, d = _lit(last_month_end(as_of)), _lit(as_of)
+    me, d = date_literal(last_month_end(as_of)), date_literal(as_of)
     parts = []
     if table_exists(con, "marts", "fct_loan_month_end"):
         parts.append(
@@ -115,14 +113,14 @@ def build_signal_hits(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: d
         "CREATE TABLE IF NOT EXISTS marts.signal_hits_history AS "
         "SELECT * FROM marts.signal_hits WHERE FALSE"
     )
-    con.execute(f"DELETE FROM marts.signal_hits_history WHERE as_of_date = {_lit(as_of)}")
+    con.execute(f"DELETE FROM marts.signal_hits_history WHERE as_of_date = {date_literal(as_of)}")
     con.execute("INSERT INTO marts.signal_hits_history BY NAME SELECT * FROM marts.signal_hits")
     return con.execute("SELECT count(*) FROM marts.signal_hits").fetchone()[0]
 
 
 def build_risk_profile(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> int:
     """marts.enterprise_risk_profile: one row per monitored firm, scores, tier, signals."""
-    d = _lit(as_of)
+    d = date_literal(as_of)
     pop = monitored_enterprises_sql(con, catalog, as_of)
     sev_rank = "CASE h.severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END"
     dims = ",\n".join(
@@ -156,7 +154,7 @@ def build_risk_profile(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: 
             {tier_sql(catalog, "a.n_high", "a.n_medium", "a.n_low", "a.signals")} AS tier,
             a.signals, a.reasons, a.n_high, a.n_medium, a.n_low,
             f.month_end AS feature_month_end, f.industry_code,
-            '{catalog.version}' AS catalog_version
+            {text(catalog.version)} AS catalog_version
         FROM agg AS a LEFT JOIN feat AS f USING (enterprise_id)
         ORDER BY risk_score DESC, enterprise_id
         """
@@ -164,137 +162,11 @@ def build_risk_profile(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: 
     return con.execute("SELECT count(*) FROM marts.enterprise_risk_profile").fetchone()[0]
 
 
-HISTORY_DDL = """
-CREATE TABLE IF NOT EXISTS marts.watchlist_history (
-    as_of_date DATE, enterprise_id VARCHAR, tier VARCHAR, risk_score INTEGER,
-    signals VARCHAR[], reasons VARCHAR, first_flagged_date DATE, status VARCHAR,
-    recommended_action VARCHAR, clearing BOOLEAN, clear_refreshes INTEGER,
-    catalog_version VARCHAR
-)"""
-
-
-# Every refresh, listed firms or not: "the previous refresh" must see a refresh where nobody
-# was listed (else a firm that left would look continuing when it comes back).
-REFRESHES_DDL = """
-CREATE TABLE IF NOT EXISTS marts.watchlist_refreshes (
-    as_of_date DATE, catalog_version VARCHAR, listed INTEGER, refreshed_at TIMESTAMPTZ
-)"""
-
-
-def build_watchlist_history(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> int:
-    """Add this refresh's listed firms to marts.watchlist_history (replacing D's rows).
-
-    Status against the previous refresh (the latest date < D in marts.watchlist_refreshes):
-    new, escalated (amber -> red), continuing. A listed firm now clear stays (tier as before,
-    clearing) until clear for `exit_after_clear_refreshes` refreshes running;
-    first_flagged_date starts the episode.
-    """
-    d = _lit(as_of)
-    n_exit = catalog.exit_after_clear_refreshes
-    action = (
-        f"CASE tier WHEN 'red' THEN '{_esc(catalog.recommended_action['red'])}' "
-        f"ELSE '{_esc(catalog.recommended_action['amber'])}' END"
-    )
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    con.execute(HISTORY_DDL)
-    con.execute(REFRESHES_DDL)
-    con.execute(f"DELETE FROM marts.watchlist_history WHERE as_of_date = {d}")
-    con.execute(
-        f"""
-        INSERT INTO marts.watchlist_history BY NAME
-        WITH prev AS (
-            SELECT * FROM marts.watchlist_history
-            WHERE as_of_date = (SELECT max(as_of_date) FROM marts.watchlist_refreshes
-                                WHERE as_of_date < {d})
-        ),
-        cur AS (SELECT * FROM marts.enterprise_risk_profile WHERE as_of_date = {d}),
-        listed AS (
-            SELECT c.enterprise_id, c.tier, c.risk_score, c.signals, c.reasons,
-                coalesce(p.first_flagged_date, {d}) AS first_flagged_date,
-                CASE WHEN p.enterprise_id IS NULL THEN 'new'
-                     WHEN p.tier = 'amber' AND c.tier = 'red' THEN 'escalated'
-                     ELSE 'continuing' END AS status,
-                FALSE AS clearing, 0 AS clear_refreshes
-            FROM cur AS c LEFT JOIN prev AS p USING (enterprise_id)
-            WHERE c.tier IN ('red', 'amber')
-        ),
-        clearing AS (
-            SELECT p.enterprise_id, p.tier, coalesce(c.risk_score, 0) AS risk_score,
-                coalesce(c.signals, []::VARCHAR[]) AS signals,
-                concat('clearing: below the amber rule for ', p.clear_refreshes + 1, ' of ',
-                       {n_exit}, ' refreshes needed to leave the watchlist',
-                       CASE WHEN coalesce(c.reasons, '') <> '' THEN '; ' || c.reasons END)
-                    AS reasons,
-                p.first_flagged_date, 'continuing' AS status, TRUE AS clearing,
-                p.clear_refreshes + 1 AS clear_refreshes
-            FROM prev AS p LEFT JOIN cur AS c USING (enterprise_id)
-            WHERE coalesce(c.tier, 'green') = 'green' AND p.clear_refreshes + 1 < {n_exit}
-        ),
-        rows AS (SELECT * FROM listed UNION ALL BY NAME SELECT * FROM clearing)
-        SELECT {d} AS as_of_date, *, {action} AS recommended_action,
-            '{catalog.version}' AS catalog_version
-        FROM rows
-        """
-    )
-    n = con.execute(
-        f"SELECT count(*) FROM marts.watchlist_history WHERE as_of_date = {d}"
-    ).fetchone()[0]
-    con.execute(f"DELETE FROM marts.watchlist_refreshes WHERE as_of_date = {d}")
-    con.execute(
-        f"INSERT INTO marts.watchlist_refreshes VALUES ({d}, '{catalog.version}', {n}, "
-        "current_timestamp)"
-    )
-    return n
-
-
-def build_watchlist(con: duckdb.DuckDBPyConnection, as_of: date) -> int:
-    """marts.watchlist: this refresh's rows of watchlist_history, red first, riskiest first."""
-    con.execute(
-        "CREATE OR REPLACE TABLE marts.watchlist AS "
-        "SELECT as_of_date, enterprise_id, tier, risk_score, signals, reasons, "
-        "first_flagged_date, status, recommended_action, clearing, clear_refreshes, "
-        f"catalog_version FROM marts.watchlist_history WHERE as_of_date = {_lit(as_of)} "
-        "ORDER BY tier = 'red' DESC, risk_score DESC, enterprise_id"
-    )
-    return con.execute("SELECT count(*) FROM marts.watchlist").fetchone()[0]
-
-
-def build_loan_ifrs9_stage(con: duckdb.DuckDBPyConnection, as_of: date) -> int:
-    """marts.loan_ifrs9_stage: the days-past-due floor, raised to 2 when the firm is red
-    (contract section 3: other evidence may only raise the stage)."""
-    d, me = _lit(as_of), _lit(last_month_end(as_of))
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE marts.loan_ifrs9_stage AS
-        SELECT l.loan_id, l.enterprise_id, {d} AS as_of_date, l.month_end,
-            l.ifrs9_stage_dpd_floor,
-            greatest(l.ifrs9_stage_dpd_floor, CASE WHEN p.tier = 'red' THEN 2 ELSE 1 END)
-                AS ifrs9_stage,
-            CASE WHEN p.tier = 'red' AND l.ifrs9_stage_dpd_floor < 2
-                 THEN 'raised to 2: red watchlist tier (' || array_to_string(p.signals, ', ')
-                      || ')'
-                 ELSE 'days past due floor (' || l.dpd || ' dpd)' END AS stage_reason
-        FROM marts.fct_loan_month_end AS l
-        LEFT JOIN marts.enterprise_risk_profile AS p
-            ON p.enterprise_id = l.enterprise_id AND p.as_of_date = {d}
-        WHERE l.month_end = {me}
-        ORDER BY l.loan_id
-        """
-    )
-    return con.execute("SELECT count(*) FROM marts.loan_ifrs9_stage").fetchone()[0]
-
-
 def run_early_warning(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> None:
-    """The whole engine for one as-of date, in dependency order (tests, back-tests)."""
+    """The Python part of the engine for one as-of date (tests, back-tests): signal hits and
+    the risk profile. The decision marts that read them are dbt models (tag `decisions`)."""
     build_signal_hits(con, catalog, as_of)
     build_risk_profile(con, catalog, as_of)
-    build_watchlist_history(con, catalog, as_of)
-    build_watchlist(con, as_of)
-    build_loan_ifrs9_stage(con, as_of)
-
-
-def _esc(text: str) -> str:
-    return text.replace("'", "''")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,8 +191,8 @@ def signal_check_summary(
     if table_exists(con, "marts", "signal_hits_history"):
         prev = (
             "SELECT enterprise_id FROM marts.signal_hits_history WHERE signal_id = "
-            f"'{signal.id}' AND as_of_date = (SELECT max(as_of_date) FROM "
-            f"marts.signal_hits_history WHERE as_of_date < {_lit(as_of)})"
+            f"{text(signal.id)} AND as_of_date = (SELECT max(as_of_date) FROM "
+            f"marts.signal_hits_history WHERE as_of_date < {date_literal(as_of)})"
         )
     else:
         prev = "SELECT NULL::VARCHAR AS enterprise_id WHERE FALSE"
@@ -370,7 +242,7 @@ def _signal_check(signal: Signal) -> AssetChecksDefinition:
 
 def loan_mart_problems(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, int]:
     """Counts of broken-data conditions in marts.fct_loan_month_end as of D."""
-    d, me = _lit(as_of), _lit(last_month_end(as_of))
+    d, me = date_literal(as_of), date_literal(last_month_end(as_of))
     loan_rows, neg_dpd, neg_out = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE dpd < 0), "
         f"count(*) FILTER (WHERE outstanding_principal < 0) "
@@ -447,7 +319,7 @@ def loan_mart_checks(context: AssetCheckExecutionContext, warehouse: RiskWarehou
     blocking=True,
 )
 def feature_rows_present_as_of(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
-    d = _lit(warehouse.as_of_date)
+    d = date_literal(warehouse.as_of_date)
     with warehouse.connect() as con:
         features = con.execute(
             f"SELECT count(*) FROM marts.fct_enterprise_month_end WHERE month_end <= {d}"
@@ -520,97 +392,7 @@ def enterprise_risk_profile(
     return MaterializeResult(metadata={"dagster/row_count": n, "tiers": MetadataValue.json(tiers)})
 
 
-@asset(
-    key=HISTORY_KEY,
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    deps=[PROFILE_KEY],
-    description=(
-        "Watchlist history, persisted across refreshes: one row per listed firm per refresh "
-        "(as for marts.watchlist). Re-running an as-of date replaces that date's rows. Status "
-        "new/continuing/escalated against the previous refresh; a firm that clears stays "
-        "listed (clearing) until clear for the catalog's exit_after_clear_refreshes."
-    ),
-)
-def watchlist_history(
-    context: AssetExecutionContext, warehouse: RiskWarehouse
-) -> MaterializeResult:
-    with warehouse.connect() as con:
-        n = build_watchlist_history(con, CATALOG, warehouse.as_of_date)
-        total, refreshes = con.execute(
-            "SELECT count(*), count(DISTINCT as_of_date) FROM marts.watchlist_history"
-        ).fetchone()
-    return MaterializeResult(
-        metadata={"dagster/row_count": total, "rows_this_refresh": n, "refreshes": refreshes}
-    )
-
-
-@asset(
-    key=WATCHLIST_KEY,
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    deps=[HISTORY_KEY],
-    description=(
-        "The watchlist as of D: red and amber firms (plus listed firms still clearing) with "
-        "risk_score, signals, plain-language reasons, first_flagged_date, status "
-        "(new/continuing/escalated) and the recommended action of their tier."
-    ),
-)
-def watchlist(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
-    with warehouse.connect() as con:
-        n = build_watchlist(con, warehouse.as_of_date)
-        tiers = _counts_by(con, "marts.watchlist", "tier")
-        statuses = _counts_by(con, "marts.watchlist", "status")
-        top = con.execute(
-            "SELECT enterprise_id, tier, risk_score, status, first_flagged_date, reasons "
-            "FROM marts.watchlist ORDER BY risk_score DESC, enterprise_id LIMIT 20"
-        ).fetchall()
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": n,
-            "red": tiers.get("red", 0),
-            "amber": tiers.get("amber", 0),
-            "tier_counts": MetadataValue.json(tiers),
-            "status_counts": MetadataValue.json(statuses),
-            "top_20": MetadataValue.md(
-                markdown_table(
-                    top, ["enterprise_id", "tier", "risk", "status", "first flagged", "reasons"]
-                )
-            ),
-        }
-    )
-
-
-@asset(
-    key=IFRS9_KEY,
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    deps=[PROFILE_KEY, LOANS_KEY],
-    description=(
-        "IFRS 9 stage per loan as of D (loans at the last month end): the days-past-due floor, "
-        "raised to at least 2 when the borrower's tier is red (evidence may only raise it), "
-        "with stage_reason."
-    ),
-)
-def loan_ifrs9_stage(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
-    with warehouse.connect() as con:
-        n = build_loan_ifrs9_stage(con, warehouse.as_of_date)
-        raised = con.execute(
-            "SELECT count(*) FROM marts.loan_ifrs9_stage WHERE ifrs9_stage > ifrs9_stage_dpd_floor"
-        ).fetchone()[0]
-    return MaterializeResult(metadata={"dagster/row_count": n, "raised_by_red_tier": raised})
-
-
-early_warning_assets: list[AssetsDefinition] = [
-    signal_hits,
-    enterprise_risk_profile,
-    watchlist_history,
-    watchlist,
-    loan_ifrs9_stage,
-]
+early_warning_assets: list[AssetsDefinition] = [signal_hits, enterprise_risk_profile]
 early_warning_checks: list[AssetChecksDefinition] = [
     *(_signal_check(s) for s in CATALOG.signals),
     loan_mart_checks,

@@ -3,7 +3,7 @@
 from dagster import Definitions
 
 from assets.core.resources import default_resources
-from assets.dbt_assets import risk_dbt_models
+from assets.dbt_assets import dbt_model_assets
 from assets.early_warning import early_warning_assets, early_warning_checks
 from assets.exports import export_assets
 from assets.ingestion_assets import ingestion_assets
@@ -15,7 +15,7 @@ from orchestration.sensors import landing_files_sensor
 defs = Definitions(
     assets=[
         *ingestion_assets,
-        risk_dbt_models,
+        *dbt_model_assets,
         *early_warning_assets,
         *export_assets,
         *screening_assets,

@@ -10,6 +10,14 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`dbt parse` once (only when a dbt file changed): the asset graph is read from the
+    manifest, and test modules import the definitions while they are collected."""
+    from assets.core.dbt_project import prepare_dbt_project
+
+    prepare_dbt_project()
 CONTRACT_EXAMPLES = FIXTURES / "contract_examples"
 
 

@@ -54,8 +54,21 @@ def test_ingestion_assets_feed_the_dbt_sources(defs: Definitions) -> None:
     snap = _spec_snapshot(defs)
     ingestion = {k for k, v in snap.items() if v["group"] == "ingestion"}
     assert ingestion == {f"raw/{t}" for t in __import__("assets.contract").contract.TABLES}
-    staging_deps = {d for k, v in snap.items() if v["group"] == "staging" for d in v["deps"]}
+    staging_deps = {d for k, v in snap.items() if k.startswith("staging/") for d in v["deps"]}
     assert ingestion <= staging_deps  # landing -> raw -> staging, no gaps
+
+
+DOMAINS = {
+    "ingestion", "loan_performance", "enterprise_features", "early_warning", "pre_lending",
+    "exports",
+}
+
+
+def test_groups_are_domains_and_keys_keep_the_layer(defs: Definitions) -> None:
+    snap = _spec_snapshot(defs)
+    assert {v["group"] for v in snap.values()} == DOMAINS
+    layers = {k.split("/")[0] for k in snap}
+    assert layers == {"raw", "staging", "intermediate", "marts", "exports"}
 
 
 def test_nightly_schedule_runs_at_two_beijing_time(defs: Definitions) -> None:

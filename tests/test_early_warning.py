@@ -1,6 +1,7 @@
 """Early-warning engine on a hand-built DuckDB: every catalog signal fires on a firm made to
 trigger it and not on its near miss; tiers, watchlist status, history, IFRS 9 overlay; catalog
-validation. No dbt here: the marts are written by hand with only the columns the engine reads."""
+validation. The upstream marts are written by hand with only the columns the engine reads; the
+decision marts (watchlist, history, IFRS 9 overlay) are the project's dbt models, run on them."""
 
 import copy
 from datetime import date
@@ -12,7 +13,9 @@ import yaml
 from dagster import AssetSpec, asset, materialize
 
 from assets import early_warning as ew
+from assets.core.dbt_project import run_dbt
 from assets.core.resources import RiskWarehouse
+from assets.dbt_assets import decision_vars
 from assets.signals.catalog import (
     CATALOG_PATH,
     CatalogError,
@@ -196,9 +199,41 @@ def put_month(con, month_end: date, firms: dict[str, dict]) -> None:
                  floor=overrides.get("_floor", 1))
 
 
+class Warehouse:
+    """A connection to a warehouse file that steps aside while dbt (another process) writes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._con = duckdb.connect(str(path))
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
+    def run_dbt_decisions(self, as_of: date) -> None:
+        self._con.close()
+        try:
+            run_dbt(
+                ["run", "--select", "tag:decisions"],
+                warehouse=self.path,
+                dbt_vars={"as_of_date": as_of.isoformat(), **decision_vars(CAT)},
+                target_path=self.path.parent / "dbt_target",
+            )
+        finally:
+            self._con = duckdb.connect(str(self.path))
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def run_engine(con: Warehouse, as_of: date) -> None:
+    """The whole engine for one as-of date: Python signal hits and profile, dbt decisions."""
+    ew.run_early_warning(con, CAT, as_of)
+    con.run_dbt_decisions(as_of)
+
+
 @pytest.fixture
 def con(tmp_path: Path):
-    c = duckdb.connect(str(tmp_path / "wh.duckdb"))
+    c = Warehouse(tmp_path / "wh.duckdb")
     create_schema(c)
     yield c
     c.close()
@@ -285,7 +320,7 @@ def test_chinese_new_year_month_does_not_flood_the_watchlist(con) -> None:
         {f"cny{i}": {"revenue_1m": 95000, "revenue_3m_yoy": -0.03, "electricity_3m_yoy": -0.04,
                      "electricity_yoy_decline_months": 1} for i in range(30)},
     )
-    ew.run_early_warning(con, CAT, jan)
+    run_engine(con, jan)
     assert con.execute("SELECT count(*) FROM marts.enterprise_risk_profile").fetchone()[0] == 30
     assert con.execute("SELECT count(*) FROM marts.signal_hits").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM marts.watchlist").fetchone()[0] == 0
@@ -315,7 +350,7 @@ TIER_FIRMS = {
 
 def test_tier_rules(con) -> None:
     put_month(con, AS_OF, {f: over for f, (over, _) in TIER_FIRMS.items()})
-    ew.run_early_warning(con, CAT, AS_OF)
+    run_engine(con, AS_OF)
     got = dict(con.execute("SELECT enterprise_id, tier FROM marts.enterprise_risk_profile")
                .fetchall())
     assert got == {f: tier for f, (_, tier) in TIER_FIRMS.items()}
@@ -349,7 +384,7 @@ def test_population_is_borrowers_and_recent_applicants(con) -> None:
 
 
 def _watch(con, as_of: date) -> dict[str, tuple]:
-    ew.run_early_warning(con, CAT, as_of)
+    run_engine(con, as_of)
     return {
         r[0]: r[1:]
         for r in con.execute(
@@ -418,7 +453,7 @@ def test_red_tier_raises_ifrs9_stage_to_2(con) -> None:
         "amber_firm": {"revenue_3m_yoy": -0.6},
         "fine": {},
     })
-    ew.run_early_warning(con, CAT, AS_OF)
+    run_engine(con, AS_OF)
     got = {
         r[0]: r[1:]
         for r in con.execute(
@@ -478,14 +513,10 @@ def test_assets_materialize_with_metadata(tmp_path: Path) -> None:
         m.asset_key: m.metadata for m in result.get_asset_materialization_events()
         for m in [m.materialization]
     }
-    meta = mats[ew.WATCHLIST_KEY]
-    assert meta["dagster/row_count"].value == 7
-    assert meta["red"].value == 4 and meta["amber"].value == 3
-    assert "| enterprise_id |" in meta["top_20"].value
-    # The top 20 are the riskiest first: the risk column reads in descending order.
-    rows = meta["top_20"].value.splitlines()[2:]
-    scores = [float(r.split("|")[3]) for r in rows]
-    assert len(scores) == 7 and scores == sorted(scores, reverse=True)
+    meta = mats[ew.PROFILE_KEY]
+    assert meta["dagster/row_count"].value == len(TIER_FIRMS)
+    assert meta["tiers"].value == {"red": 4, "amber": 3, "green": 2}
+    assert mats[ew.SIGNAL_HITS_KEY]["dagster/row_count"].value > 0
 
 
 def test_checks_run_and_blocking_check_stops_the_watchlist(tmp_path: Path) -> None:
@@ -509,7 +540,8 @@ def test_checks_run_and_blocking_check_stops_the_watchlist(tmp_path: Path) -> No
     assert evals["signal_revenue_collapse"].passed is False
     assert evals["signal_revenue_collapse"].metadata["hits"].value == 1
     assert evals["dpd_not_negative"].passed is False
-    assert ew.WATCHLIST_KEY not in {
+    # The blocking check on the loan mart stops everything downstream of it.
+    assert ew.SIGNAL_HITS_KEY not in {
         e.asset_key for e in result.get_asset_materialization_events()
     }
 

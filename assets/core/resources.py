@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -12,10 +10,10 @@ from pathlib import Path
 
 import duckdb
 from dagster import ConfigurableResource
-from dagster_dbt import DbtCliResource
 from pydantic import Field
 
 from assets.core import settings
+from assets.core.dbt_project import dbt_resource
 
 
 class RiskWarehouse(ConfigurableResource):
@@ -61,22 +59,5 @@ def default_resources() -> dict:
             landing_dir=str(settings.landing_dir()),
             as_of=as_of,
         ),
-        "dbt": DbtCliResource(
-            project_dir=str(settings.DBT_PROJECT_DIR),
-            profiles_dir=str(settings.DBT_PROJECT_DIR),
-            dbt_executable=dbt_executable(),
-        ),
+        "dbt": dbt_resource(),
     }
-
-
-def dbt_executable() -> str:
-    """dbt of this environment: dagster-dbt does not install dbt-core itself, and code servers
-    started by `dagster dev` may run with a resolved interpreter path and a bare PATH."""
-    for candidate in (
-        Path(sys.executable).parent / "dbt",
-        Path(sys.prefix) / "bin" / "dbt",
-        settings.PROJECT_ROOT / ".venv" / "bin" / "dbt",
-    ):
-        if candidate.exists():
-            return str(candidate)
-    return shutil.which("dbt") or "dbt"

@@ -1,0 +1,106 @@
+"""The dbt project and how to reach dbt: one place for the project, the executable and the
+manifest that the asset graph is read from.
+
+Importing this never runs dbt. `dagster dev` prepares the project itself (`prepare_if_dev`);
+`risk`, `make` and the tests call `prepare_dbt_project()`, which runs `dbt parse` only when the
+manifest is missing or older than a file of the project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from assets.core import settings
+
+dbt_project = DbtProject(
+    project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR
+)
+dbt_project.prepare_if_dev()
+
+
+def manifest_is_stale(project: DbtProject = dbt_project) -> bool:
+    """No manifest yet (fresh clone, CI), or a dbt file changed since it was written."""
+    manifest = project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    project_dir = Path(project.project_dir)
+    sources = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for folder in ("models", "macros", "tests"):
+        sources += [p for p in (project_dir / folder).rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in sources if p.exists())
+
+
+def prepare_dbt_project() -> Path:
+    """`dbt parse` if the manifest is stale (dagster-dbt's own preparer parses every time and
+    calls a bare `dbt`, which is not on PATH under `risk`); returns the manifest path."""
+    if manifest_is_stale():
+        DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()).cli(
+            ["parse", "--quiet"], target_path=dbt_project.target_path
+        ).wait()
+    return dbt_project.manifest_path
+
+
+def dbt_executable() -> str:
+    """dbt of this environment: dagster-dbt does not install dbt-core itself, and code servers
+    started by `dagster dev` may run with a resolved interpreter path and a bare PATH."""
+    for candidate in (
+        Path(sys.executable).parent / "dbt",
+        Path(sys.prefix) / "bin" / "dbt",
+        settings.PROJECT_ROOT / ".venv" / "bin" / "dbt",
+    ):
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("dbt") or "dbt"
+
+
+def dbt_resource() -> DbtCliResource:
+    """The dbt CLI resource on this project with this environment's dbt."""
+    return DbtCliResource(
+        project_dir=dbt_project,
+        profiles_dir=str(settings.DBT_PROJECT_DIR),
+        dbt_executable=dbt_executable(),
+    )
+
+
+def run_dbt(
+    args: list[str],
+    *,
+    warehouse: Path,
+    dbt_vars: dict[str, object] | None = None,
+    target_path: Path | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run the dbt CLI on this project against `warehouse` outside Dagster (tests,
+    benchmarks, back-tests). `target_path` keeps parallel invocations' artifacts apart."""
+    cmd = [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(dbt_project.project_dir),
+        "--profiles-dir",
+        str(dbt_project.profiles_dir),
+        "--vars",
+        json.dumps({"warehouse_path": str(warehouse), **(dbt_vars or {})}),
+    ]
+    if target_path is not None:
+        cmd += ["--target-path", str(target_path), "--log-path", str(target_path / "logs")]
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    env.pop("RISK_AS_OF", None)  # the as-of date comes from dbt_vars, never from the caller
+    proc = subprocess.run(
+        cmd, cwd=dbt_project.project_dir, env=env, capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(
+            f"dbt {' '.join(args)} failed (exit {proc.returncode}):\n"
+            + proc.stdout[-5000:]
+            + proc.stderr[-2000:]
+        )
+    return proc

@@ -1,0 +1,16 @@
+-- depends_on: {{ source('early_warning', 'enterprise_risk_profile') }}
+{#- One row per refresh (as-of date), listed firms or not: "the previous refresh" of the
+    watchlist history must see a refresh where nobody was listed, else a firm that left would
+    look continuing when it comes back. Incremental and never rebuilt by --full-refresh. -#}
+{{ config(
+    materialized='incremental',
+    unique_key='as_of_date',
+    incremental_strategy='delete+insert',
+    full_refresh=false,
+    on_schema_change='fail',
+) }}
+
+select
+    cast({{ as_of_date() }} as date)          as as_of_date,
+    cast('{{ var("catalog_version") | replace("'", "''") }}' as varchar) as catalog_version,
+    cast(current_timestamp as timestamptz)    as refreshed_at
