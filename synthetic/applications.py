@@ -24,7 +24,7 @@ def build(ch: Chunk) -> None:
     - `pending`: applications in the last 90 days, the early-warning engine's trigger.
 
     Truth `applications.parquet` labels each on what was known at its date
-    (`should_decline`: distress at least a month old, a dishonest-debtor listing or a
+    (`should_decline`: distress visible for at least a month, a dishonest-debtor listing or a
     suspension / revocation already in the registry data) and adds what a back-test
     needs: the firm's distress start and the months from the application to it, whether
     the firm had a loan in default before applying, its first loan default after the
@@ -158,12 +158,13 @@ def build(ch: Chunk) -> None:
 
 
 def declinable(ch: Chunk, firm: np.ndarray, day: np.ndarray, parts: bool = False):
-    """Clearly declinable at `day` on what was known then: distress at least one full
-    month old and not yet recovered, a dishonest-debtor listing or a suspension /
+    """Clearly declinable at `day` on what was known then: distress visible (truth
+    `distress_visible_month`: the onset, or after the missed payments of a sudden default)
+    for at least one full month and not yet recovered, a dishonest-debtor listing or a suspension /
     revocation already in the registry data (by its event date)."""
     f = ch.firms
     m = ch.local_month(day)
-    ongoing = f.distressed[firm] & (f.start[firm] < m) & (f.recover_at[firm] > m)
+    ongoing = f.distressed[firm] & (f.visible[firm] < m) & (f.recover_at[firm] > m)
     dishonest = ch.dishonest_day[firm] <= day
     bad_status = np.isin(f.status[firm], (1, 2)) & (ch.status_day[firm] <= day)
     if parts:

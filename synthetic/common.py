@@ -18,6 +18,7 @@ import polars as pl
 
 from assets.contract import INDUSTRY_SECTIONS, USCC_ALPHABET, USCC_WEIGHTS
 from synthetic.calendar import Calendar
+from synthetic.noise import FirmNoise, NoiseConfig
 
 BIG = 10**6  # "never" as a local month index (day numbers use BIG * 100)
 #: GB/T 4754-2017 section F is wholesale and retail trade; it gets the downturn.
@@ -153,6 +154,13 @@ class Firms:
     diverter_defaults: np.ndarray
     liquidity: np.ndarray
     dishonest_m: np.ndarray
+    #: Month distress shows outside the repayments (revenue, tax, utilities, ratings, events):
+    #: the start, or a month after the first missed installment for sudden defaults; BIG if
+    #: never distressed.
+    visible: np.ndarray
+    #: Speed of distress (1 normal; noise.PACE): scales decline and arrears odds.
+    pace: np.ndarray
+    noise: FirmNoise
 
 
 class Chunk:
@@ -175,10 +183,16 @@ class Chunk:
     loan_recovery: tuple[np.ndarray, np.ndarray, np.ndarray]  # (day, type, amount)
     loan_first_short: np.ndarray
 
-    def __init__(self, cal: Calendar, seed: int, chunk_no: int, offset: int, n: int):
+    def __init__(
+        self, cal: Calendar, seed: int, chunk_no: int, offset: int, n: int,
+        noise: NoiseConfig | None = None,
+    ):  # fmt: skip
         self.cal = cal
         self.M = cal.months
         self.rng = np.random.default_rng([seed, chunk_no])
+        #: The benign-noise stream: drawn with the same shapes whatever the settings.
+        self.nrng = np.random.default_rng([seed, chunk_no, 1])
+        self.noise = NoiseConfig() if noise is None else noise
         self.seed = seed
         self.chunk_no = chunk_no
         self.offset = offset
@@ -196,10 +210,11 @@ class Chunk:
         lag: int,
     ) -> np.ndarray:  # fmt: skip
         """Mask of distressed firm-months in trouble (arrears, missing filings), the odds
-        rising with months since distress start; none before start + lag or after recovery."""
+        rising with months since distress became visible (at the firm's pace); none before
+        that + lag or after recovery."""
         f = self.firms
-        since = shape_m - f.start[firm]
-        p = np.minimum(cap, base + slope * since)
+        since = shape_m - f.visible[firm]
+        p = np.minimum(cap, base + slope * f.pace[firm] * since)
         live = (since >= lag) & (shape_m < f.recover_at[firm])
         return live & (self.rng.random(len(firm)) < p)
 

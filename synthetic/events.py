@@ -51,17 +51,24 @@ def build(ch: Chunk) -> None:
     add(firm, randint(rng, 0, M - 1, k), et, amt)
 
     # Distress chain: court judgment, enforcement, dishonest-debtor listing, abnormal
-    # operation; recovered firms keep only what came before recovery.
+    # operation, from when distress shows and at the firm's pace (slow distress: later,
+    # sudden defaults: only after the missed payments); recovered firms keep only what came
+    # before recovery.
     d = np.nonzero(f.distressed)[0]
-    s, R = f.start[d], f.recover_at[d]
+    s, R = f.visible[d], f.recover_at[d]
+    pace = f.pace[d]
+
+    def paced(lag: np.ndarray) -> np.ndarray:
+        return np.maximum(1, np.rint(lag / pace)).astype(np.int64)
+
     rev = f.base_rev[d]
-    court = s + randint(rng, 2, 5, len(d))
+    court = s + paced(randint(rng, 2, 5, len(d)))
     has_court = rng.random(len(d)) < 0.85
-    enf = court + randint(rng, 1, 3, len(d))
+    enf = court + paced(randint(rng, 1, 3, len(d)))
     has_enf = has_court & (rng.random(len(d)) < 0.7)
-    dis = enf + randint(rng, 1, 3, len(d))
+    dis = enf + paced(randint(rng, 1, 3, len(d)))
     has_dis = has_enf & (rng.random(len(d)) < 0.6)
-    abn = s + randint(rng, 3, 8, len(d))
+    abn = s + paced(randint(rng, 3, 8, len(d)))
     has_abn = rng.random(len(d)) < 0.5
     claim = np.round(rev * rng.uniform(0.5, 3.0, len(d)) / 100) * 100
     for has, month, etype in (

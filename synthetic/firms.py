@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from assets.contract import INDUSTRY_SECTIONS
-from synthetic import names
+from synthetic import names, noise
 from synthetic.common import (
     BIG,
     DOWNTURN_IDX,
@@ -31,6 +31,7 @@ from synthetic.common import (
     randint,
     uscc_codes,
 )
+from synthetic.noise import SEASON_PEAK
 
 #: Probability that a firm falls into distress in the window, plus the downturn industry's
 #: extra (a real SME book: a few percent of firms, the downturn industry clearly worse).
@@ -82,7 +83,7 @@ def build_enterprises(ch: Chunk) -> None:
     start = np.where(u < BASE_DISTRESS_P, randint(rng, 3, M - 3, n), randint(rng, d0, M - 3, n))
     start = np.where(distressed, start, BIG)
     rec_lag = randint(rng, 5, 12, n)
-    recovered = distressed & (rng.random(n) < 0.48) & (start + rec_lag <= M - 2)
+    recovered = distressed & (rng.random(n) < ch.noise.recovery) & (start + rec_lag <= M - 2)
     recover_at = np.where(recovered, start + rec_lag, BIG)
     partial_from = np.where(distressed, start + randint(rng, 3, 6, n), BIG)
     stop_from = np.where(distressed, partial_from + randint(rng, 1, 3, n), BIG)
@@ -91,6 +92,30 @@ def build_enterprises(ch: Chunk) -> None:
     diverter = borrower & ~distressed & (rng.random(n) < 0.011)
     diverter_defaults = diverter & (rng.random(n) < 0.8)
     liquidity = borrower & ~distressed & ~diverter & (rng.random(n) < 0.012)
+
+    # Benign noise and the speed of distress (own stream; see synthetic.noise).
+    nrng = ch.nrng
+    fn = noise.assign_firms(
+        nrng, ch.noise, np.array(INDUSTRY_SECTIONS)[industry], distressed,
+        ~distressed & ~diverter & ~liquidity,
+    )  # fmt: skip
+    sudden_lag = randint(nrng, 0, 2, n)
+    fast_lag = randint(nrng, 0, 1, n)
+    slow_lag = randint(nrng, 9, 18, n)
+    slow_stop = randint(nrng, 2, 6, n)
+    sp = fn.speed
+    # Sudden: full payments, then none 0-2 months after the onset; nothing shows before.
+    sudden = sp == noise.SUDDEN
+    partial_from = np.where(sudden, start + sudden_lag, partial_from)
+    stop_from = np.where(sudden, partial_from, stop_from)
+    recovered &= ~sudden
+    recover_at = np.where(recovered, recover_at, BIG)
+    fast, slow = sp == noise.FAST, sp == noise.SLOW
+    partial_from = np.where(fast, start + fast_lag, np.where(slow, start + slow_lag, partial_from))
+    stop_from = np.where(slow, partial_from + slow_stop, stop_from)
+    stop_from = np.where(fast, partial_from + 1, stop_from)
+    visible = np.where(sudden, stop_from + 1, start)
+    pace = np.where(distressed, noise.PACE[np.maximum(sp, 0)], 1.0)
 
     # Status at the snapshot: some failed firms are suspended or revoked (their data
     # stops), a few healthy non-borrowers are cancelled.
@@ -166,7 +191,7 @@ def build_enterprises(ch: Chunk) -> None:
         recover_at=recover_at, partial_from=partial_from, stop_from=stop_from,
         active_until=active_until, status=status, borrower=borrower, diverter=diverter,
         diverter_defaults=diverter_defaults, liquidity=liquidity,
-        dishonest_m=np.full(n, BIG),
+        dishonest_m=np.full(n, BIG), visible=visible, pace=pace, noise=fn,
     )  # fmt: skip
 
 
@@ -191,9 +216,10 @@ def build_revenue(ch: Chunk) -> None:
     noise = np.exp(rng.uniform(0.04, 0.10, (n, 1)) * rng.standard_normal((n, T)))
     oneoff = np.where(rng.random((n, T)) < 0.015, rng.uniform(0.5, 0.8, (n, T)), 1.0)
 
-    # Distress: exponential decline to a floor; recovered firms climb back.
-    s = f.start[:, None]
-    rate = rng.uniform(0.10, 0.25, (n, 1))
+    # Distress: exponential decline to a floor (from when it shows, at the firm's pace);
+    # recovered firms climb back.
+    s = f.visible[:, None]
+    rate = rng.uniform(0.10, 0.25, (n, 1)) * f.pace[:, None]
     floor = rng.uniform(0.05, 0.25, (n, 1))
     since = np.maximum(m[None, :] - s + 1, 0)
     dfac = np.maximum(floor, np.exp(-rate * since))
@@ -211,6 +237,26 @@ def build_revenue(ch: Chunk) -> None:
     lm = ch.liq_mat[:, None]
     liq = 1 - rng.uniform(0.15, 0.3, (n, 1)) * np.clip((m[None, :] - (lm - 6)) / 6, 0, 1)
 
-    ch.activity = season * dfac * down * liq * oneoff
+    # Benign noise (own stream, same draws whatever the settings): strongly seasonal
+    # businesses, one bad quarter, firms shrinking for years.
+    nrng, kinds = ch.nrng, f.noise.kinds
+    peak = np.array([SEASON_PEAK.get(x, np.nan) for x in INDUSTRY_SECTIONS])[f.industry]
+    peak = np.where(np.isnan(peak), nrng.uniform(0, 12, n), peak)[:, None]
+    amp = nrng.uniform(0.2, 0.5, (n, 1))
+    year = (ch.cal.g0 + m) // 12
+    shift = nrng.normal(0.0, 0.5, (n, int(year.max() - year.min()) + 1))[:, year - year.min()]
+    cycle = ((1 + np.cos(2 * np.pi * (moy[None, :] - peak - shift) / 12)) / 2) ** 2
+    seasonal = 1 + amp * (cycle / 0.375 - 1)  # mean of cycle over a year: 0.375
+    q0 = randint(nrng, 0, M - 3, n)[:, None]
+    dip = 1 - nrng.uniform(0.25, 0.5, (n, 1)) * ((m[None, :] >= q0) & (m[None, :] < q0 + 3))
+    activity = season * dfac * down * liq * oneoff
+    if kinds["seasonal"].any():
+        activity = np.where(kinds["seasonal"][:, None], activity * seasonal, activity)
+    if kinds["revenue_dip"].any():
+        activity = np.where(kinds["revenue_dip"][:, None], activity * dip, activity)
+    if kinds["shrinking"].any():
+        shrink = (1 + f.noise.shrink_growth[:, None]) ** (m[None, :] / 12)
+        trend = np.where(kinds["shrinking"][:, None], shrink, trend)
+    ch.activity = activity
     ch.rev = f.base_rev[:, None] * trend * ch.activity * noise
     ch.m_ext = m

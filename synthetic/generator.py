@@ -52,6 +52,7 @@ from synthetic.common import (
 from synthetic.firms import BASE_DISTRESS_P, DOWNTURN_DISTRESS_P
 from synthetic.fund_flows import DIVERTING_COUNTERPARTIES, NORMAL_COUNTERPARTIES
 from synthetic.loans import RECOVERY_TYPES
+from synthetic.noise import NoiseConfig
 
 __all__ = [
     "BASE_DISTRESS_P",
@@ -62,6 +63,7 @@ __all__ = [
     "DOWNTURN_INDUSTRY",
     "DOWNTURN_MONTHS_BEFORE_END",
     "NORMAL_COUNTERPARTIES",
+    "NoiseConfig",
     "RECOVERY_TYPES",
     "GenerationSummary",
     "build_chunk",
@@ -94,9 +96,12 @@ class GenerationSummary:
         return "\n".join(lines)
 
 
-def build_chunk(cal: Calendar, seed: int, chunk_no: int, offset: int, n: int) -> Chunk:
+def build_chunk(
+    cal: Calendar, seed: int, chunk_no: int, offset: int, n: int,
+    noise: NoiseConfig | None = None,
+) -> Chunk:  # fmt: skip
     """Generate every table of enterprises [offset, offset + n) and their ground truth."""
-    ch = Chunk(cal, seed, chunk_no, offset, n)
+    ch = Chunk(cal, seed, chunk_no, offset, n, noise)
     firms.build_enterprises(ch)
     loans.build_loans(ch)
     firms.build_revenue(ch)
@@ -130,6 +135,8 @@ def generate(
     end_month: str = "2026-10",
     months: int = 36,
     files_per_table: int | None = None,
+    *,
+    noise: NoiseConfig | None = None,
 ) -> GenerationSummary:
     """Write a contract-conformant landing directory to `out_dir` and ground truth to
     `<out_dir>_truth/`; deterministic for the same arguments.
@@ -140,13 +147,20 @@ def generate(
     folders are replaced. Tax filings and utility payments may be dated up to 20 days after
     the end month (the delivery date); loan payments, fund flows, events, applications and
     disbursements never after its last day. Truth files: enterprises, loans, applications
-    (parquet) and meta.json (window, CNY months, downturn industry and start).
+    (parquet) and meta.json (window, CNY months, downturn industry and start, noise
+    settings); their columns are documented in `synthetic.truth`.
+
+    `noise` sets the benign noise (`synthetic.noise.NoiseConfig`; default: every kind on at
+    its documented share; `NoiseConfig.off()` for none). It is drawn from its own random
+    stream, so switching one kind off leaves the firms' stories and the other kinds as they
+    were.
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
     if n_enterprises < 1:
         raise ValueError("n_enterprises must be at least 1")
     t0 = time.perf_counter()
+    noise = NoiseConfig() if noise is None else noise
     out_dir = Path(out_dir)
     truth_dir = out_dir.parent / (out_dir.name + "_truth")
     cal = Calendar(end_month, months)
@@ -165,7 +179,7 @@ def generate(
     truth: dict[str, list[pl.DataFrame]] = {}
     for c in range(n_chunks):
         offset = c * chunk
-        ch = build_chunk(cal, seed, c, offset, min(chunk, n_enterprises - offset))
+        ch = build_chunk(cal, seed, c, offset, min(chunk, n_enterprises - offset), noise)
         for name, df in ch.tables.items():
             path = out_dir / name / f"part-{c:05d}.{fmt}"
             _write(df, path, fmt)
@@ -190,6 +204,7 @@ def generate(
         "diverting_counterparties": list(DIVERTING_COUNTERPARTIES),
         "snapshot_date": str(np.datetime64(cal.end_day + 20, "D")),
         "rows": rows,
+        "noise": noise.as_dict(),
     }  # fmt: skip
     (truth_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     return GenerationSummary(

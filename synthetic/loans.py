@@ -21,6 +21,7 @@ from synthetic.common import (
     pick,
     randint,
 )
+from synthetic.noise import LATE_INSTALLMENT_P, MONTH_LATE_P
 
 # Product terms (months), bullet probability, principal as a share of annual revenue.
 TERMS = {
@@ -210,13 +211,21 @@ def build_repayments(ch: Chunk) -> None:
     rec = due_m >= f.recover_at[firm]
     none = (due_m >= f.stop_from[firm]) & ~rec
     part = (due_m >= f.partial_from[firm]) & ~none & ~rec
-    stressed = (due_m >= f.start[firm]) & ~none & ~part & ~rec & (rng.random(nrow) < 0.4)
+    stressed = (due_m >= f.visible[firm]) & ~none & ~part & ~rec & (rng.random(nrow) < 0.4)
     u = rng.random(nrow)
     offset = np.where(
         u < 0.08, -randint(rng, 3, 20, nrow),
         np.where(u < 0.12, randint(rng, 1, 15, nrow),
                  np.where(u < 0.125, randint(rng, 20, 60, nrow), -randint(rng, 0, 2, nrow))),
     )  # fmt: skip
+    # Benign noise: firms that pay now and then days or a month late (own stream).
+    nrng = ch.nrng
+    u_late = nrng.random(nrow)
+    days_late, month_late = randint(nrng, 1, 20, nrow), randint(nrng, 28, 45, nrow)
+    calm = f.noise.kinds["late_installments"][firm] & (offset <= 0)
+    month_p = LATE_INSTALLMENT_P + MONTH_LATE_P
+    offset = np.where(calm & (u_late < month_p), month_late, offset)
+    offset = np.where(calm & (u_late < LATE_INSTALLMENT_P), days_late, offset)
     offset = np.where(stressed, randint(rng, 5, 45, nrow), offset)
     offset = np.where(part, randint(rng, 0, 20, nrow), offset)
     amount = np.where(part, np.round(total * rng.uniform(0.2, 0.7, nrow)), total)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from synthetic import noise
 from synthetic.common import IND, Chunk, dates, money, pick, randint
 
 
@@ -27,6 +28,18 @@ def build(ch: Chunk) -> None:
     filed = cal.month_end(m) + np.where(
         late, randint(rng, 16, 75, n * M), randint(rng, 7, 15, n * M)
     )
+    # Benign noise: firms that file late or pay a month short now and then (own stream).
+    nrng, late_tax = ch.nrng, f.noise.kinds["late_tax"][firm]
+    u_late, u_short = nrng.random(n * M), nrng.random(n * M)
+    late_days = randint(nrng, 16, 45, n * M)
+    short_share = nrng.uniform(0.5, 0.9, n * M)
+    calm = late_tax & ~arrears & ~missing
+    noisy_late = calm & ~late & (u_late < noise.LATE_TAX_P)
+    filed = np.where(noisy_late, cal.month_end(m) + late_days, filed)
+    short = calm & (u_short < noise.SHORT_TAX_P) & (m < M - 1)
+    if short.any():
+        owed = np.where(short, paid - np.round(paid * short_share), 0)
+        paid = paid - owed + np.concatenate([[0], owed[:-1]])  # the rest with the next month
     keep = ~missing & (m <= f.active_until[firm]) & (filed <= ch.snapshot_day)
     ch.tax_missing = missing.reshape(n, M)
     labels = pl.Series(cal.labels)
@@ -39,7 +52,7 @@ def build(ch: Chunk) -> None:
     qrev = ch.rev[:, qm + 2] + ch.rev[:, qm + 1] + ch.rev[:, qm]
     qrev_c = np.round(qrev.ravel() * 100)
     margin = rng.uniform(0.02, 0.12, n)[qfirm] * rng.uniform(0.7, 1.3, n * Q)
-    margin = np.where(qmm >= f.start[qfirm], -0.05, margin)
+    margin = np.where(qmm >= f.visible[qfirm], -0.05, margin)
     cit_rate = np.where(f.size == 2, 0.25, 0.05)[qfirm]
     q_pay = np.round(np.maximum(0.0, qrev_c * margin * cit_rate))
     q_arrears = arrears.reshape(n, M)[:, qm].ravel()
@@ -84,11 +97,21 @@ def build(ch: Chunk) -> None:
     yfirm = np.repeat(np.arange(n), Y)
     yy = np.tile(np.array(years, dtype=np.int64), n)
     dec = (yy * 12 + 11) - cal.g0  # local month of December of that year
-    troubled = (f.start[yfirm] <= dec) & (f.recover_at[yfirm] > dec)
+    troubled = (f.visible[yfirm] <= dec) & (f.recover_at[yfirm] > dec)
+    # A firm keeps its usual rating (A 30%, B 47%, M 17%, C 6%) from year to year.
     u = rng.random(n * Y)
-    healthy_rating = np.searchsorted(np.cumsum([0.30, 0.47, 0.17, 0.06]), u, side="right")
+    u = u.reshape(n, Y)[:, 0] if Y else np.zeros(n)
+    usual = np.minimum(np.searchsorted(np.cumsum([0.30, 0.47, 0.17, 0.06]), u, side="right"), 3)
     bad_rating = np.where(rng.random(n * Y) < 0.5, 3, 4)
-    rating = np.where(troubled, bad_rating, np.minimum(healthy_rating, 3))
+    # Benign drift: one year one notch off (down 70%), back the year after (own stream).
+    drift_year = nrng.integers(0, max(Y, 1), n)
+    down = nrng.random(n) < 0.7
+    step = np.where((down & (usual < 3)) | (usual == 0), 1, -1)
+    drifted = f.noise.kinds["rating_drift"] & (Y > 0)
+    healthy_rating = usual[yfirm] + np.where(
+        drifted[yfirm] & (np.tile(np.arange(Y), n) == drift_year[yfirm]), step[yfirm], 0
+    )
+    rating = np.where(troubled, bad_rating, healthy_rating)
     ch.tables["tax_ratings"] = pl.DataFrame(
         {
             "enterprise_id": f.ids.gather(yfirm),

@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 
 from synthetic.common import IND, Chunk, dates, money, randint
+from synthetic.noise import LATE_UTILITY_P
 
 
 def build(ch: Chunk) -> None:
@@ -46,6 +47,11 @@ def build(ch: Chunk) -> None:
         day = cal.month_end(m) + np.where(
             late, randint(rng, 25, 80, k * M), randint(rng, 5, 20, k * M)
         )
+        # Benign noise: firms that pay some bills weeks late (own stream).
+        u_late = ch.nrng.random(k * M)
+        late_days = randint(ch.nrng, 25, 60, k * M)
+        noisy = f.noise.kinds["late_utility"][firm] & ~late & ~dead & (u_late < LATE_UTILITY_P)
+        day = np.where(noisy, cal.month_end(m) + late_days, day)
         unpaid = (paid <= 0) | (day > ch.snapshot_day)
         paid = np.where(unpaid, 0, paid)
         keep = m <= f.active_until[firm]
