@@ -194,8 +194,13 @@ def test_rules_file_errors_name_the_problem(tmp_path):
     )
     path = tmp_path / "rules.yml"
     path.write_text(bad)
-    with pytest.raises(RulesError, match="HD02_enforcement: unknown fact 'no_such_fact'"):
+    # The message names the file, the rule, the field path and the problem.
+    with pytest.raises(RulesError) as exc:
         load_rules(path)
+    assert str(exc.value) == (
+        f"{path}: hard_declines/HD02_enforcement: when: field 'fact': "
+        "unknown fact 'no_such_fact'"
+    )
 
 
 # ---------------------------------------------------------------- the clean firm

@@ -3,20 +3,44 @@
 The YAML is the only home of screening thresholds; this module knows the *facts* (what the
 bank knew about an application on its date, read from the marts and staging views) and how to
 turn the YAML's conditions into SQL over them. Pure Python + DuckDB, testable without Dagster.
+The pydantic models below describe the file completely: they validate it and generate
+`access_rules.schema.json`, which editors use to check the YAML while typing (regenerate it with
+`python -m assets.screening.rules --write-schema`).
 """
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import (
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+    with_config,
+)
+from typing_extensions import TypedDict  # pydantic needs this TypedDict on Python < 3.12
 
+from assets.core.sql import date_literal, decimal_literal, ident, literal, text
 from assets.signals import catalog as signal_catalog
+from assets.signals.catalog import (
+    VERSION_PATTERN,
+    RuleFileModel,
+    describe_validation_error,
+    rule_error,
+    write_schema,
+)
 
 RULES_PATH = Path(__file__).with_name("access_rules.yml")
+SCHEMA_PATH = Path(__file__).with_name("access_rules.schema.json")
 TARGET = "marts.application_screening"
 
 #: Facts per application, each known on the application date. name -> meaning.
@@ -56,9 +80,13 @@ DERIVED_FACTS: dict[str, str] = {
     "recommended_product": "Product chosen by the product rules.",
     "recommended_limit": "Limit from the limit formula (before the decision).",
 }
-OPS = {"=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null", "is_true",
-       "is_false"}
+Op = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null", "is_true",
+             "is_false"]
+OPS = set(get_args(Op))
 UNARY_OPS = {"is_null", "not_null", "is_true", "is_false"}
+LIST_OPS = ("in", "not_in")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_LABELS = {s: f"{s}/{{id}}" for s in ("hard_declines", "refers", "products")}
 DEPENDENCIES = (
     ("staging", "stg_core_banking__loan_applications"),
     ("staging", "stg_registry__enterprises"),
@@ -71,147 +99,260 @@ DEPENDENCIES = (
 )
 
 
+
+
 class RulesError(ValueError):
-    """The rules file is malformed: the message names the rule and the problem."""
+    """The rules file is malformed: the message names the file, the rule, the field and the
+    problem."""
 
 
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    when: dict | None
-    reason: str = ""
-    product: str | None = None
+# ---------------------------------------------------------------- the rules file
+
+_SCALARS = ("number", "string", "boolean")
+_VALUE_SCHEMA = {
+    "description": "A number, text or true/false; a non-empty list of them for in / not_in; "
+    "absent for is_null, not_null, is_true, is_false.",
+    "anyOf": [{"type": list(_SCALARS)},
+              {"type": "array", "minItems": 1, "items": {"type": list(_SCALARS)}}],
+}
+Fact = Annotated[str, WithJsonSchema({"enum": [*FACTS, *DERIVED_FACTS],
+                                      "description": "See FACTS in rules.py."})]
+RuleId = Annotated[str, StringConstraints(min_length=1)]
+Text = Annotated[str, StringConstraints(min_length=1)]
+Amount = Annotated[Decimal, Field(ge=0)]
+Share = Annotated[float, Field(strict=True, ge=0, le=1)]
 
 
-@dataclass(frozen=True)
-class AccessRules:
-    version: str
-    hard_declines: list[Rule]
-    refers: list[Rule]
-    products: list[Rule]
-    collateral_types: list[str]
-    revenue_multiple: Decimal
-    tax_paid_multiple: Decimal
-    rounding_unit: Decimal
-    product_caps: dict[str, Decimal]
-    guarantee_when: dict
-    checks: dict[str, float]
+class Condition(RuleFileModel):
+    """A test on an application's facts: {fact, op, value}, or all/any of a list of conditions,
+    or not a condition. A NULL fact makes it false."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["fact", "op"]}, {"required": ["all"]}, {"required": ["any"]},
+        {"required": ["not"]},
+    ]})
+
+    fact: Fact | None = None
+    op: Op | None = None
+    value: Annotated[Any, WithJsonSchema(_VALUE_SCHEMA)] = None
+    all: Annotated[list["Condition"], Field(min_length=1)] | None = None
+    any: Annotated[list["Condition"], Field(min_length=1)] | None = None
+    not_: "Condition | None" = Field(default=None, alias="not")
+
+    @field_validator("fact")
+    @classmethod
+    def _known_fact(cls, fact: str) -> str:
+        if fact not in FACTS and fact not in DERIVED_FACTS:
+            raise rule_error(f"unknown fact '{fact}'")
+        return fact
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_op(cls, value: Any, info: ValidationInfo) -> Any:
+        op = info.data.get("op")
+        if op in UNARY_OPS:
+            raise rule_error(f"must be absent for op {op}")
+        if op in LIST_OPS:
+            if not isinstance(value, list) or not value or not all(
+                isinstance(v, bool | int | float | str | date) for v in value
+            ):
+                raise rule_error(f"must be a non-empty list of numbers or text for op {op}")
+            return tuple(value)
+        if op is not None and not isinstance(value, bool | int | float | str | date):
+            raise rule_error(f"must be a number, text, true/false or a date for op {op}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> "Condition":
+        given = self.model_fields_set
+        if given & {"all", "any", "not_"}:
+            if len(given) != 1:
+                raise rule_error("`all`, `any` and `not` each stand alone in their condition")
+            return self
+        if "fact" not in given:
+            raise rule_error("is required (or use all / any / not)", "fact")
+        if "op" not in given:
+            raise rule_error("is required", "op")
+        if self.op not in UNARY_OPS and "value" not in given:
+            raise rule_error(f"is required for op {self.op}", "value")
+        return self
+
+
+class Rule(RuleFileModel):
+    """A hard-decline or refer rule; `reason` is shown to the credit officer, `{fact}` replaced
+    by the application's value."""
+
+    id: RuleId
+    reason: Text
+    when: Condition
+
+
+class ProductRule(RuleFileModel):
+    """A product rule: the first whose `when` holds picks the product; the last has no `when`."""
+
+    id: RuleId
+    product: Text
+    when: Condition | None = None
+
+
+class Collateral(RuleFileModel):
+    """Collateral types the bank already holds that count as real-estate collateral."""
+
+    types: list[Text] = []
+
+
+class Limit(RuleFileModel):
+    """recommended_limit = floor_to(rounding_unit, min(requested_amount, product cap,
+    max(0, max(revenue_multiple * revenue_12m, tax_paid_multiple * tax_paid_12m)
+    - outstanding_principal)))."""
+
+    revenue_multiple: Amount
+    tax_paid_multiple: Amount
+    rounding_unit: Annotated[Decimal, Field(gt=0)]
+    product_caps: dict[Text, Amount] = {}
+
+
+class Guarantee(RuleFileModel):
+    """guarantee_recommended: never for a decline; else when `when` holds."""
+
+    when: Condition
+
+
+@with_config(ConfigDict(extra="forbid"))
+class Checks(TypedDict):
+    """Asset-check thresholds (WARN): shares of all applications declined."""
+
+    max_decline_share_per_rule: Share
+    max_decline_share: Share
+
+
+class AccessRules(RuleFileModel):
+    """The pre-lending access rules (`assets/screening/access_rules.yml`)."""
+
+    model_config = ConfigDict(title="Pre-lending access rules")
+
+    version: Annotated[str, Field(pattern=VERSION_PATTERN, coerce_numbers_to_str=True)]
+    hard_declines: Annotated[list[Rule], Field(min_length=1)]
+    refers: Annotated[list[Rule], Field(min_length=1)]
+    products: Annotated[list[ProductRule], Field(min_length=1)]
+    collateral: Collateral = Collateral()
+    limit: Limit
+    guarantee: Guarantee
+    checks: Checks
+
+    @model_validator(mode="after")
+    def _cross_rules(self) -> "AccessRules":
+        last = len(self.products) - 1
+        for i, product in enumerate(self.products[:-1]):
+            if product.when is None:
+                raise rule_error("is required: only the last product rule (the fallback) has "
+                                 "none", "products", i, "when")
+        if self.products[last].when is not None:
+            raise rule_error("must be absent: the last product rule is the fallback",
+                             "products", last, "when")
+        seen: set[str] = set()
+        for section in ("hard_declines", "refers", "products"):
+            for i, rule in enumerate(getattr(self, section)):
+                if rule.id in seen:
+                    raise rule_error("duplicate id (rule ids are unique across sections)",
+                                     section, i, "id")
+                seen.add(rule.id)
+        # Derived facts exist only after product and limit are chosen: refers and guarantee.
+        for section in ("hard_declines", "products"):
+            for i, rule in enumerate(getattr(self, section)):
+                for path, cond in _fact_conditions(rule.when):
+                    if cond.fact in DERIVED_FACTS:
+                        raise rule_error(f"fact '{cond.fact}' is derived by the screening: "
+                                         "usable in refers and guarantee only",
+                                         section, i, "when", *path, "fact")
+        for section, facts in (("hard_declines", set(FACTS)),
+                               ("refers", set(FACTS) | set(DERIVED_FACTS))):
+            for i, rule in enumerate(getattr(self, section)):
+                for name in _PLACEHOLDER.findall(rule.reason):
+                    if name not in facts:
+                        raise rule_error(f"uses unknown fact {{{name}}}", section, i, "reason")
+        return self
+
+    @property
+    def collateral_types(self) -> list[str]:
+        return list(self.collateral.types)
+
+    @property
+    def revenue_multiple(self) -> Decimal:
+        return self.limit.revenue_multiple
+
+    @property
+    def tax_paid_multiple(self) -> Decimal:
+        return self.limit.tax_paid_multiple
+
+    @property
+    def rounding_unit(self) -> Decimal:
+        return self.limit.rounding_unit
+
+    @property
+    def product_caps(self) -> dict[str, Decimal]:
+        return dict(self.limit.product_caps)
+
+    @property
+    def guarantee_when(self) -> Condition:
+        return self.guarantee.when
+
+
+def _fact_conditions(
+    cond: Condition | None, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], Condition]]:
+    """Each {fact, op, value} leaf of a condition with its path below the rule's `when`."""
+    if cond is None:
+        return
+    for key, parts in (("all", cond.all), ("any", cond.any)):
+        for j, part in enumerate(parts or ()):
+            yield from _fact_conditions(part, (*path, key, j))
+    if cond.not_ is not None:
+        yield from _fact_conditions(cond.not_, (*path, "not"))
+    if cond.fact is not None:
+        yield path, cond
 
 
 def load_rules(path: Path | str = RULES_PATH) -> AccessRules:
-    """Read and validate the rules file; every error names what is wrong where."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or not raw.get("version"):
-        raise RulesError(f"{path}: a mapping with a `version` is required")
-    base = set(FACTS)
-    with_derived = base | set(DERIVED_FACTS)
-    declines = _rules(raw, "hard_declines", base, need_reason=True)
-    refers = _rules(raw, "refers", with_derived, need_reason=True)
-    products = _rules(raw, "products", base, need_reason=False)
-    if not products or products[-1].when is not None:
-        raise RulesError("products: the last product rule must have no `when` (the fallback)")
-    if any(p.when is None for p in products[:-1]) or any(not p.product for p in products):
-        raise RulesError("products: every rule needs a `product`; only the last has no `when`")
-    ids = [r.id for r in declines + refers + products]
-    if len(ids) != len(set(ids)):
-        raise RulesError(f"duplicate rule ids: {sorted({i for i in ids if ids.count(i) > 1})}")
-    limit = raw.get("limit") or {}
+    """Read and validate the rules file; every error names the file, rule, field and problem."""
+    path = Path(path)
     try:
-        params = {k: Decimal(str(limit[k]))
-                  for k in ("revenue_multiple", "tax_paid_multiple", "rounding_unit")}
-        caps = {p: Decimal(str(v)) for p, v in (limit.get("product_caps") or {}).items()}
-    except (KeyError, ArithmeticError) as exc:
-        raise RulesError(f"limit: missing or non-numeric parameter {exc}") from exc
-    if params["rounding_unit"] <= 0 or any(v < 0 for v in [*params.values(), *caps.values()]):
-        raise RulesError("limit: parameters must be >= 0 and rounding_unit > 0")
-    guarantee = (raw.get("guarantee") or {}).get("when")
-    if guarantee is None:
-        raise RulesError("guarantee: a `when` condition is required")
-    _check_condition(guarantee, with_derived, "guarantee")
-    checks = {k: float(v) for k, v in (raw.get("checks") or {}).items()}
-    for key in ("max_decline_share_per_rule", "max_decline_share"):
-        if key not in checks:
-            raise RulesError(f"checks: `{key}` is required")
-    return AccessRules(
-        version=str(raw["version"]),
-        hard_declines=declines,
-        refers=refers,
-        products=products,
-        collateral_types=list((raw.get("collateral") or {}).get("types") or []),
-        revenue_multiple=params["revenue_multiple"],
-        tax_paid_multiple=params["tax_paid_multiple"],
-        rounding_unit=params["rounding_unit"],
-        product_caps=caps,
-        guarantee_when=guarantee,
-        checks=checks,
-    )
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_rules(data, source=str(path))
 
 
-def _rules(raw: dict, section: str, facts: set[str], need_reason: bool) -> list[Rule]:
-    items = raw.get(section)
-    if not isinstance(items, list) or not items:
-        raise RulesError(f"{section}: a non-empty list of rules is required")
-    out = []
-    for item in items:
-        rid = item.get("id") if isinstance(item, dict) else None
-        if not rid:
-            raise RulesError(f"{section}: every rule needs an `id` ({item!r})")
-        if need_reason:
-            if not item.get("reason") or item.get("when") is None:
-                raise RulesError(f"{section}/{rid}: `reason` and `when` are required")
-            for name in re.findall(r"\{(\w+)\}", item["reason"]):
-                if name not in facts:
-                    raise RulesError(f"{section}/{rid}: reason uses unknown fact `{name}`")
-        if item.get("when") is not None:
-            _check_condition(item["when"], facts, f"{section}/{rid}")
-        out.append(Rule(rid, item.get("when"), item.get("reason", ""), item.get("product")))
-    return out
-
-
-def _check_condition(cond: Any, facts: set[str], where: str) -> None:
-    if not isinstance(cond, dict) or len(cond) == 0:
-        raise RulesError(f"{where}: a condition must be a mapping, got {cond!r}")
-    if "all" in cond or "any" in cond:
-        parts = cond.get("all", cond.get("any"))
-        if len(cond) != 1 or not isinstance(parts, list) or not parts:
-            raise RulesError(f"{where}: `all`/`any` takes a non-empty list and nothing else")
-        for part in parts:
-            _check_condition(part, facts, where)
-        return
-    if "not" in cond:
-        _check_condition(cond["not"], facts, where)
-        return
-    if cond.get("fact") not in facts:
-        raise RulesError(f"{where}: unknown fact {cond.get('fact')!r}")
-    op = cond.get("op")
-    if op not in OPS:
-        raise RulesError(f"{where}: unknown op {op!r} (one of {sorted(OPS)})")
-    if op not in UNARY_OPS and "value" not in cond:
-        raise RulesError(f"{where}: op {op} needs a `value`")
-    if op in ("in", "not_in") and not isinstance(cond["value"], list):
-        raise RulesError(f"{where}: op {op} needs a list value")
+def parse_rules(data: Any, source: str = "<access rules>") -> AccessRules:
+    """Validate a rules mapping (as read from the YAML)."""
+    try:
+        return AccessRules.model_validate(data)
+    except ValidationError as exc:
+        raise RulesError(describe_validation_error(exc, data, source, _LABELS)) from None
 
 
 # ---------------------------------------------------------------- SQL
 
 
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float | Decimal):
-        return f"CAST('{value}' AS DECIMAL(18, 6))" if not isinstance(value, int) else str(value)
-    return "'" + str(value).replace("'", "''") + "'"
+def _value_sql(value: Any) -> str:
+    """A rule value as SQL: non-integer numbers as exact DECIMAL casts (they meet DECIMAL money
+    columns), integers and true/false as they are, anything else as quoted text."""
+    if isinstance(value, bool | int):
+        return literal(value)
+    if isinstance(value, float | Decimal):
+        return decimal_literal(value)
+    return text(value)
 
 
-def condition_sql(cond: dict) -> str:
+def condition_sql(cond: Condition) -> str:
     """SQL predicate of a condition; NULL facts make it false (never unknown)."""
-    if "all" in cond:
-        return "(" + " AND ".join(condition_sql(c) for c in cond["all"]) + ")"
-    if "any" in cond:
-        return "(" + " OR ".join(condition_sql(c) for c in cond["any"]) + ")"
-    if "not" in cond:
-        return f"(NOT {condition_sql(cond['not'])})"
-    fact, op = cond["fact"], cond["op"]
+    if cond.all is not None:
+        return "(" + " AND ".join(condition_sql(c) for c in cond.all) + ")"
+    if cond.any is not None:
+        return "(" + " OR ".join(condition_sql(c) for c in cond.any) + ")"
+    if cond.not_ is not None:
+        return f"(NOT {condition_sql(cond.not_)})"
+    fact, op = ident(cond.fact or ""), cond.op
     if op == "is_null":
         return f"({fact} IS NULL)"
     if op == "not_null":
@@ -221,22 +362,22 @@ def condition_sql(cond: dict) -> str:
     if op == "is_false":
         return f"coalesce({fact} = FALSE, FALSE)"
     if op in ("in", "not_in"):
-        items = ", ".join(_literal(v) for v in cond["value"])
+        items = ", ".join(_value_sql(v) for v in cond.value)
         neg = "NOT " if op == "not_in" else ""
         return f"coalesce({fact} {neg}IN ({items}), FALSE)"
     sql_op = "<>" if op == "!=" else op
-    return f"coalesce({fact} {sql_op} {_literal(cond['value'])}, FALSE)"
+    return f"coalesce({fact} {sql_op} {_value_sql(cond.value)}, FALSE)"
 
 
 def _reason_sql(template: str) -> str:
-    parts = re.split(r"\{(\w+)\}", template)
+    parts = _PLACEHOLDER.split(template)
     sql = []
     for i, part in enumerate(parts):
         if i % 2 == 0:
             if part:
-                sql.append(_literal(part))
+                sql.append(text(part))
         else:
-            sql.append(f"coalesce(CAST({part} AS VARCHAR), 'unknown')")
+            sql.append(f"coalesce(CAST({ident(part)} AS VARCHAR), 'unknown')")
     return "concat(" + ", ".join(sql) + ")" if len(sql) > 1 else sql[0]
 
 
@@ -244,7 +385,7 @@ def _hits_sql(rules: list[Rule], what: str) -> str:
     """List of rule ids (what='id') or reasons (what='reason') of the rules that hit."""
     items = [
         f"CASE WHEN {condition_sql(r.when)} THEN "
-        f"{_literal(r.id) if what == 'id' else _reason_sql(r.reason)} END"
+        f"{text(r.id) if what == 'id' else _reason_sql(r.reason)} END"
         for r in rules
     ]
     return f"list_filter([{', '.join(items)}]::VARCHAR[], lambda x: x IS NOT NULL)"
@@ -252,8 +393,8 @@ def _hits_sql(rules: list[Rule], what: str) -> str:
 
 def facts_sql(as_of: date, rules: AccessRules) -> str:
     """One row per application dated <= as_of with every fact, each as known on its date."""
-    d = f"DATE '{as_of.isoformat()}'"
-    collateral = ", ".join(_literal(t) for t in rules.collateral_types) or "NULL"
+    d = date_literal(as_of)
+    collateral = ", ".join(text(t) for t in rules.collateral_types) or "NULL"
     return f"""
 WITH apps AS (
     SELECT application_id, enterprise_id, application_date, requested_amount,
@@ -361,14 +502,14 @@ def early_warning_sql() -> str:
     mart = signal_catalog.FEATURE_MART
     joins, cols = [], []
     for k, (feature, months) in enumerate(catalog.change_columns):
-        col = f'"{feature}"'
+        col = ident(feature)
         joins.append(
             f"LEFT JOIN {mart} p{k} ON p{k}.enterprise_id = l.enterprise_id "
             f"AND p{k}.month_end = last_day(l.month_end - INTERVAL {months} MONTH)"
         )
-        cols.append(f'l.{col} - p{k}.{col} AS "{feature}_chg_{months}m"')
+        cols.append(f"l.{col} - p{k}.{col} AS {ident(f'{feature}_chg_{months}m')}")
     ids = ", ".join(
-        f"CASE WHEN {signal_catalog.signal_predicate_sql(s)} THEN {_literal(s.id)} END"
+        f"CASE WHEN {signal_catalog.signal_predicate_sql(s)} THEN {text(s.id)} END"
         for s in catalog.signals
     )
     reasons = ", ".join(
@@ -404,14 +545,14 @@ ews AS (
 
 
 def _limit_sql(rules: AccessRules) -> str:
-    unit = _literal(rules.rounding_unit)
+    unit = _value_sql(rules.rounding_unit)
     capacity = (
-        f"greatest(coalesce(revenue_12m * {_literal(rules.revenue_multiple)}, 0), "
-        f"coalesce(tax_paid_12m * {_literal(rules.tax_paid_multiple)}, 0)) "
+        f"greatest(coalesce(revenue_12m * {_value_sql(rules.revenue_multiple)}, 0), "
+        f"coalesce(tax_paid_12m * {_value_sql(rules.tax_paid_multiple)}, 0)) "
         "- outstanding_principal"
     )
     cap = "CASE recommended_product " + " ".join(
-        f"WHEN {_literal(p)} THEN {_literal(v)}" for p, v in rules.product_caps.items()
+        f"WHEN {text(p)} THEN {_value_sql(v)}" for p, v in rules.product_caps.items()
     ) + " ELSE requested_amount END" if rules.product_caps else "requested_amount"
     raw = f"least(requested_amount, {cap}, greatest(0, {capacity}))"
     return f"CAST(floor({raw} / {unit}) * {unit} AS DECIMAL(18, 2))"
@@ -420,11 +561,11 @@ def _limit_sql(rules: AccessRules) -> str:
 def screening_sql(as_of: date, rules: AccessRules) -> str:
     """SELECT producing marts.application_screening (one row per application dated <= as_of)."""
     product_case = "CASE " + " ".join(
-        f"WHEN {condition_sql(p.when)} THEN {_literal(p.product)}" for p in rules.products[:-1]
-    ) + f" ELSE {_literal(rules.products[-1].product)} END"
+        f"WHEN {condition_sql(p.when)} THEN {text(p.product)}" for p in rules.products[:-1]
+    ) + f" ELSE {text(rules.products[-1].product)} END"
     product_id_case = "CASE " + " ".join(
-        f"WHEN {condition_sql(p.when)} THEN {_literal(p.id)}" for p in rules.products[:-1]
-    ) + f" ELSE {_literal(rules.products[-1].id)} END"
+        f"WHEN {condition_sql(p.when)} THEN {text(p.id)}" for p in rules.products[:-1]
+    ) + f" ELSE {text(rules.products[-1].id)} END"
     return f"""
 WITH facts AS ({facts_sql(as_of, rules)}),
 product AS (
@@ -469,8 +610,8 @@ SELECT
     feature_month_end,
     early_warning_tier,
     early_warning_signals,
-    {_literal(rules.version)} AS rules_version,
-    DATE '{as_of.isoformat()}' AS as_of_date
+    {text(rules.version)} AS rules_version,
+    {date_literal(as_of)} AS as_of_date
 FROM decided
 ORDER BY application_date, application_id
 """
@@ -493,3 +634,7 @@ def build_screening(con: Any, as_of: date, rules: AccessRules | None = None) -> 
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(f"CREATE OR REPLACE TABLE {TARGET} AS {screening_sql(as_of, rules)}")
     return con.execute(f"SELECT count(*) FROM {TARGET}").fetchone()[0]
+
+
+if __name__ == "__main__":
+    write_schema(AccessRules, SCHEMA_PATH)

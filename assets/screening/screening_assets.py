@@ -18,6 +18,7 @@ from dagster import (
 
 from assets.core.metadata import markdown_table
 from assets.core.resources import RiskWarehouse
+from assets.core.sql import text
 from assets.screening.rules import (
     DEPENDENCIES,
     TARGET,
@@ -153,7 +154,9 @@ def decline_share_per_reason(
     context: AssetCheckExecutionContext, warehouse: RiskWarehouse
 ) -> AssetCheckResult:
     """A rule suddenly declining many applicants usually means bad data, not bad applicants."""
-    checks = load_rules().checks
+    rules = load_rules()
+    checks = rules.checks
+    hard_decline_ids = ", ".join(text(r.id) for r in rules.hard_declines)
     with warehouse.connect(read_only=True) as con:
         total = con.execute(f"SELECT count(*) FROM {TARGET}").fetchone()[0]
         declines = con.execute(
@@ -163,7 +166,7 @@ def decline_share_per_reason(
             f"""SELECT rule_id, count(*) FROM (
                     SELECT unnest(rule_ids) AS rule_id FROM {TARGET}
                     WHERE decision = 'decline')
-                WHERE rule_id LIKE 'HD%' GROUP BY 1 ORDER BY 2 DESC"""
+                WHERE rule_id IN ({hard_decline_ids}) GROUP BY 1 ORDER BY 2 DESC"""
         ).fetchall()
     share = declines / total if total else 0.0
     shares = [(rid, n, round(n / total, 4)) for rid, n in per_rule] if total else []
