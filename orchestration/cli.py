@@ -18,6 +18,9 @@ def _refresh(_: argparse.Namespace) -> int:
     settings.ensure_dagster_home()
     from dagster import DagsterInstance
 
+    from assets.core.dbt_project import prepare_dbt_project
+
+    prepare_dbt_project()  # the asset graph is read from dbt's manifest
     from orchestration.definitions import defs
 
     warehouse, landing = settings.warehouse_path(), settings.landing_dir()
