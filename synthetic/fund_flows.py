@@ -44,12 +44,17 @@ def build(ch: Chunk) -> None:
     # their own account; it comes out of the normal flows.
     nrng = ch.nrng
     benign = (nrng.random(L) < ch.noise.related_party_flows) & ~ch.firms.diverter[lo["firm"]]
-    b_total = np.where(benign, P * nrng.uniform(0.03, 0.20, L), 0)
+    b_share = nrng.uniform(0.03, 0.20, L)
     b_two = nrng.random(L) < 0.4
     b_w = nrng.uniform(0.2, 1.0, (L, 2))
     b_cp = nrng.choice(len(BENIGN_COUNTERPARTIES), size=(L, 2), p=BENIGN_P)
     b_lag = randint(nrng, 0, 90, (L, 2))
     b_id = nrng.integers(0, 10**8, (L, 2))
+    b_w[:, 1] = np.where(b_two, b_w[:, 1], 0.0)
+    b_day = lo["disb_day"][:, None] + b_lag
+    b_keep = benign[:, None] & (b_w > 0) & (b_day <= cal.end_day)
+    benign_flows = b_keep.any(axis=1)  # the loan has a benign flow inside the window
+    b_total = np.where(benign_flows, P * b_share, 0)
     norm_total = norm_total - b_total
     amt = np.where(
         is_div,
@@ -67,10 +72,8 @@ def build(ch: Chunk) -> None:
     loan, day, amt, cp = loan[keep], day[keep], amt[keep], cp[keep]
     cp_num = rng.integers(0, 10**8, len(loan))
 
-    b_w[:, 1] = np.where(b_two, b_w[:, 1], 0.0)
     b_amt = np.maximum(np.round(b_total[:, None] * b_w / b_w.sum(axis=1, keepdims=True)), 1)
-    b_day = lo["disb_day"][:, None] + b_lag
-    b_keep = (benign[:, None] & (b_w > 0) & (b_day <= cal.end_day)).ravel()
+    b_keep = b_keep.ravel()
     if b_keep.any():
         b_loan = np.repeat(np.arange(L), 2)[b_keep]
         b_cpi = np.array([all_cp.index(c) for c in BENIGN_COUNTERPARTIES])[b_cp.ravel()[b_keep]]
@@ -80,8 +83,6 @@ def build(ch: Chunk) -> None:
         amt = np.concatenate([amt, b_amt.ravel()[b_keep]])[order]
         cp = np.concatenate([cp, b_cpi])[order]
         cp_num = np.concatenate([cp_num, b_id.ravel()[b_keep]])[order]
-    benign_flows = np.zeros(L, dtype=bool)
-    benign_flows[np.repeat(np.arange(L), 2)[b_keep]] = True
     lo["benign_flows"] = benign_flows
     ch.firms.noise.kinds["related_party_flows"][lo["firm"][benign_flows]] = True
     no_cp = np.isin(cp, [all_cp.index(c) for c in ("tax", "cash", "payroll")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from assets.contract import TABLES, is_valid_uscc, pandera_schema
 from synthetic.generator import DIVERTING_COUNTERPARTIES, generate
+from synthetic.noise import FIRM_KINDS, SPEEDS, NoiseConfig
 
 N = 2500
 SEED = 11
@@ -278,8 +280,9 @@ def _diverting_share(data) -> pl.DataFrame:
         & (pl.col("txn_date") <= pl.col("disbursement_date") + pl.duration(days=90))
     )
     return div.group_by("loan_id", "enterprise_id").agg(
-        (pl.col("amount").cast(pl.Float64).sum() / pl.col("principal").cast(pl.Float64).first())
-        .alias("share"),
+        (
+            pl.col("amount").cast(pl.Float64).sum() / pl.col("principal").cast(pl.Float64).first()
+        ).alias("share"),
         pl.col("counterparty_type").unique().alias("types"),
     )
 
@@ -567,3 +570,346 @@ def test_applications_span_the_window_with_a_back_testable_truth(data, truth):
     rate = done.group_by("should_decline").agg(pl.col("defaulted_within_12m").mean())
     rate = dict(zip(rate["should_decline"], rate["defaulted_within_12m"], strict=True))
     assert rate[True] > rate[False]
+
+
+# --- benign noise ---------------------------------------------------------------------------
+
+
+def _calm(truth) -> pl.DataFrame:
+    """Firms never distressed, diverting or liquidity stressed, with their noise flags."""
+    te = truth["enterprises"]
+    return te.filter(
+        ~pl.col("is_distressed") & ~pl.col("is_diverter") & ~pl.col("liquidity_stress")
+    )
+
+
+def _installments(data) -> pl.DataFrame:
+    """Each installment with the day it was settled (cumulative payments cover its cumulative
+    due, data-contract section 3; null when never) and its firm."""
+    sched = (
+        data["repayment_schedule"]
+        .with_columns(
+            ((pl.col("principal_due") + pl.col("interest_due")).cast(pl.Float64) * 100)
+            .round().cast(pl.Int64).alias("due")
+        )
+        .sort("loan_id", "installment_no")
+        .with_columns(pl.col("due").cum_sum().over("loan_id").alias("cum"))
+    )  # fmt: skip
+    pays = (
+        data["repayments"]
+        .with_columns((pl.col("amount").cast(pl.Float64) * 100).round().cast(pl.Int64).alias("a"))
+        .sort("loan_id", "payment_date", "payment_id")
+        .with_columns(pl.col("a").cum_sum().over("loan_id").alias("cum"))
+    )
+    settled = sched.sort("cum").join_asof(
+        pays.sort("cum").select("loan_id", "cum", "payment_date"),
+        on="cum", by="loan_id", strategy="forward", check_sortedness=False,
+    )  # fmt: skip
+    firms = data["loans"].select("loan_id", "enterprise_id")
+    return settled.join(firms, on="loan_id").with_columns(
+        (pl.col("payment_date") - pl.col("due_date")).dt.total_days().alias("late")
+    )
+
+
+def test_noise_is_recorded_in_the_truth(truth):
+    te = truth["enterprises"]
+    assert truth["meta"]["noise"] == NoiseConfig().as_dict()
+    n = te.height
+    expected = {"late_installments": 0.25, "late_utility": 0.20, "late_tax": 0.15,
+                "rating_drift": 0.20, "revenue_dip": 0.08}  # fmt: skip
+    for kind, share in expected.items():
+        assert abs(te[f"noise_{kind}"].mean() - share) < 4 * (share / n) ** 0.5 + 0.01, kind
+    assert 0.01 < te["noise_shrinking"].mean() < 0.07
+    assert 0.05 < te["noise_seasonal"].mean() < 0.25
+    assert 0.02 < te["noise_related_party_flows"].mean() < 0.15
+    # `noise` lists exactly the kinds flagged.
+    for row in (
+        te.select("noise", *[f"noise_{k}" for k in FIRM_KINDS]).head(300).iter_rows(named=True)
+    ):
+        listed = set(filter(None, row["noise"].split(",")))
+        assert listed == {k for k in FIRM_KINDS if row[f"noise_{k}"]}
+    # Distress speeds: every distressed firm has one, nobody else.
+    assert (te["distress_speed"].is_not_null() == te["is_distressed"]).all()
+    assert set(te["distress_speed"].drop_nulls()) == set(SPEEDS)
+    assert (te["sudden_default"] == (te["distress_speed"] == "sudden").fill_null(False)).all()
+
+
+def test_healthy_firms_pay_late_now_and_then(data, truth):
+    """Never-distressed firms flagged as late payers pay some installments days late and a
+    few a month late, but never default; the others rarely pay late."""
+    calm = _calm(truth).select("enterprise_id", "noise_late_installments")
+    inst = (
+        _installments(data)
+        .join(calm, on="enterprise_id")
+        .filter(pl.col("due_date") <= pl.date(2026, 9, 30))
+    )
+    by = {k: g for (k,), g in inst.group_by("noise_late_installments")}
+    late, other = by[True], by[False]
+    assert 0.08 < late["late"].is_between(1, 20).mean() < 0.25
+    assert late["late"].is_between(28, 45).mean() > 0.01
+    assert other["late"].is_between(1, 20).mean() < 0.06
+    assert late["late"].is_between(1, 20).mean() > 2.5 * other["late"].is_between(1, 20).mean()
+    assert (inst["late"].drop_nulls() < 91).all()
+    ids = calm["enterprise_id"].implode()
+    assert truth["loans"].filter(pl.col("enterprise_id").is_in(ids))["default_date"].null_count() \
+        == truth["loans"].filter(pl.col("enterprise_id").is_in(ids)).height  # fmt: skip
+
+
+def test_healthy_firms_pay_bills_and_tax_late_sometimes(data, truth):
+    calm = _calm(truth)
+    bills = (
+        data["utility_bills"]
+        .join(calm.select("enterprise_id", "noise_late_utility"), on="enterprise_id")
+        .filter(pl.col("period") <= "2026-08")
+        .with_columns(
+            (pl.col("paid_date") > pl.col("period").str.to_date("%Y-%m").dt.month_end()
+             + pl.duration(days=20)).alias("late")
+        )
+    )  # fmt: skip
+    rate = dict(bills.group_by("noise_late_utility").agg(pl.col("late").mean()).iter_rows())
+    assert rate[True] > 0.10 and rate[False] < 0.05
+    vat = (
+        data["tax_filings"]
+        .filter(pl.col("tax_type") == "vat")
+        .join(calm.select("enterprise_id", "noise_late_tax"), on="enterprise_id")
+        .with_columns(
+            (pl.col("filed_date") > pl.col("period").str.to_date("%Y-%m").dt.month_end()
+             + pl.duration(days=15)).alias("late"),
+            (pl.col("tax_payable") - pl.col("tax_paid")).cast(pl.Float64).alias("owed"),
+        )
+    )  # fmt: skip
+    flagged = vat.filter(pl.col("noise_late_tax"))
+    rate = dict(vat.group_by("noise_late_tax").agg(pl.col("late").mean()).iter_rows())
+    assert rate[True] > 0.08 and rate[False] < 0.04
+    # Paid short now and then, the rest with the next month: no lasting arrears.
+    assert (flagged["owed"] > 0.005).sum() > 10
+    assert (flagged["owed"] < -0.005).sum() > 10
+    arrears = flagged.group_by("enterprise_id").agg(pl.col("owed").sum(), pl.len())
+    assert arrears.filter(pl.col("len") == 36)["owed"].abs().max() < 0.01
+    assert vat.filter(~pl.col("noise_late_tax"))["owed"].abs().max() < 0.005
+
+
+def test_ratings_persist_and_drift_both_ways(data, truth):
+    calm = _calm(truth)
+    seq = (
+        data["tax_ratings"].sort("enterprise_id", "year")
+        .group_by("enterprise_id", maintain_order=True).agg(pl.col("rating").str.join(""))
+        .join(calm.select("enterprise_id", "noise_rating_drift"), on="enterprise_id")
+    )  # fmt: skip
+    assert seq["rating"].str.len_chars().min() == 3
+    steady = seq.filter(~pl.col("noise_rating_drift"))["rating"]
+    assert all(len(set(r)) == 1 for r in steady)  # a firm keeps its rating
+    drift = seq.filter(pl.col("noise_rating_drift"))["rating"].to_list()
+    order = "ABMCD"
+    moves = [(order.index(r[i + 1]) - order.index(r[i])) for r in drift for i in range(2)]
+    assert moves.count(1) > 20 and moves.count(-1) > 20  # down and back up, or up and down
+    assert all(abs(x) <= 1 for x in moves)
+    assert "D" not in "".join(drift)
+    downs = [r for r in drift if r[0] == r[2] and order.index(r[1]) == order.index(r[0]) + 1]
+    assert len(downs) > 10  # one notch down for a year, then back
+
+
+def _monthly_rev(data, firms: pl.DataFrame) -> pl.DataFrame:
+    return _vat(data).join(firms, on="enterprise_id")
+
+
+def test_shrinking_firms_decline_for_years_and_keep_paying(data, truth):
+    te = truth["enterprises"]
+    calm = _calm(truth).select("enterprise_id", "noise_shrinking", "noise_seasonal")
+    vat = _monthly_rev(data, calm.filter(~pl.col("noise_seasonal")))
+    first = vat.filter(pl.col("period").is_between(pl.lit("2023-11"), pl.lit("2024-10")))
+    last = vat.filter(pl.col("period").is_between(pl.lit("2025-11"), pl.lit("2026-10")))
+    ratio = (
+        last.group_by("enterprise_id", "noise_shrinking").agg(pl.col("rev").sum().alias("b"))
+        .join(first.group_by("enterprise_id").agg(pl.col("rev").sum().alias("a")),
+              on="enterprise_id")
+        .with_columns((pl.col("b") / pl.col("a")).alias("r"))
+    )  # fmt: skip
+    med = dict(ratio.group_by("noise_shrinking").agg(pl.col("r").median()).iter_rows())
+    assert 0.4 < med[True] < 0.85 and med[False] > 1.0
+    shrinking = te.filter(pl.col("noise_shrinking"))
+    assert shrinking.height >= 20
+    assert not shrinking["is_distressed"].any()
+    assert shrinking["first_default_date"].null_count() == shrinking.height
+    elec = (
+        data["utility_bills"].filter(pl.col("utility") == "electricity")
+        .join(shrinking.select("enterprise_id"), on="enterprise_id")
+        .with_columns(pl.col("consumption").cast(pl.Float64))
+    )  # fmt: skip
+    first_year = pl.col("period").is_between(pl.lit("2023-11"), pl.lit("2024-10"))
+    last_year = pl.col("period").is_between(pl.lit("2025-11"), pl.lit("2026-10"))
+    a = elec.filter(first_year)["consumption"].sum()
+    b = elec.filter(last_year)["consumption"].sum()
+    assert b < 0.85 * a
+
+
+def test_seasonal_firms_swing_and_dips_recover(data, truth):
+    calm = _calm(truth).select("enterprise_id", "noise_seasonal", "noise_revenue_dip")
+    vat = _monthly_rev(data, calm).filter(
+        pl.col("period").is_between(pl.lit("2025-03"), pl.lit("2025-12"))  # no CNY months
+    )
+    swing = vat.group_by("enterprise_id", "noise_seasonal").agg(
+        (pl.col("rev").max() / pl.col("rev").min()).alias("s")
+    )
+    med = dict(swing.group_by("noise_seasonal").agg(pl.col("s").median()).iter_rows())
+    assert med[True] > 2.0 and med[False] < 1.6
+    # A one-off bad quarter: its three months well below the firm's usual, then back.
+    vat = _monthly_rev(data, calm.filter(~pl.col("noise_seasonal"))).sort("enterprise_id", "g")
+    q = vat.with_columns(
+        pl.col("rev").rolling_mean(3).over("enterprise_id").alias("q"),
+        pl.col("rev").median().over("enterprise_id").alias("med"),
+    )
+    low = q.group_by("enterprise_id", "noise_revenue_dip").agg(
+        (pl.col("q") / pl.col("med")).min().alias("low"),
+        (pl.col("q") / pl.col("med")).last().alias("end"),
+    )
+    dip = low.filter(pl.col("noise_revenue_dip"))
+    rest = low.filter(~pl.col("noise_revenue_dip"))
+    assert dip["low"].median() < 0.75 < rest["low"].median()
+    assert dip["end"].median() > 0.85  # they recover
+
+
+def test_distress_speeds_and_sudden_defaults(data, truth):
+    months = {
+        "distress_start_month": "start",
+        "repayment_partial_from_month": "partial",
+        "repayment_stop_month": "stop",
+        "distress_visible_month": "visible",
+    }
+    te = (
+        truth["enterprises"]
+        .filter(pl.col("is_distressed"))
+        .with_columns(
+            pl.col(c).map_elements(_g, return_dtype=pl.Int64).alias(a) for c, a in months.items()
+        )
+    )
+    lags = te.group_by("distress_speed").agg(
+        (pl.col("partial") - pl.col("start")).min().alias("lo"),
+        (pl.col("partial") - pl.col("start")).max().alias("hi"),
+        (pl.col("stop") - pl.col("partial")).max().alias("stop_hi"),
+    )
+    r = {row[0]: row[1:] for row in lags.iter_rows()}
+    assert r["sudden"][1] <= 2 and r["sudden"][2] == 0  # no partial phase
+    assert r["fast"][1] <= 1 and r["fast"][2] == 1
+    assert 3 <= r["normal"][0] and r["normal"][1] <= 6
+    assert r["slow"][0] >= 9 and r["slow"][2] <= 6
+    sudden = te.filter(pl.col("sudden_default"))
+    assert sudden.height >= 5 and not sudden["recovered"].any()
+    assert (sudden["visible"] == sudden["stop"] + 1).all()
+    # Sudden defaults: nothing shows before the missed payments (no bad registry events, tax
+    # paid in full, revenue as a year before).
+    visible = sudden.select("enterprise_id", "start", "stop")
+    ev = data["registry_events"].join(visible, on="enterprise_id").filter(
+        pl.col("event_type").is_in(["court_judgment_defendant", "enforcement_listed",
+                                    "dishonest_debtor_listed", "abnormal_operation_listed"])
+    )  # fmt: skip
+    ev_m = ev["event_date"].dt.year().cast(pl.Int64) * 12 + ev["event_date"].dt.month() - 1
+    assert (ev_m > ev["stop"]).all()
+    vat = _vat(data).join(visible, on="enterprise_id")
+    before = vat.filter(pl.col("g").is_between(pl.col("stop") - 3, pl.col("stop")))
+    assert before.height > 10
+    assert (before["tax_paid"] >= before["tax_payable"]).mean() > 0.95
+    a_year_before = vat.filter(pl.col("g").is_between(pl.col("stop") - 15, pl.col("stop") - 12))
+    ratio = (
+        before.group_by("enterprise_id").agg(pl.col("rev").mean().alias("b"))
+        .join(a_year_before.group_by("enterprise_id").agg(pl.col("rev").mean().alias("a")),
+              on="enterprise_id")
+        .select((pl.col("b") / pl.col("a")).alias("r"))["r"]
+    )  # fmt: skip
+    assert ratio.median() > 0.8  # no decline before the default
+    assert sudden["first_default_date"].is_not_null().sum() >= 3
+
+
+def test_noise_config_validates_and_scales():
+    assert NoiseConfig.off().late_installments == 0 and NoiseConfig.off().recovery == 0
+    doubled = NoiseConfig().scaled(2)
+    assert doubled.late_installments == 0.5 and doubled.recovery == 0.96
+    assert doubled.fast_distress + doubled.slow_distress <= 1.0
+    assert NoiseConfig().scaled(0) == NoiseConfig.off()
+    with pytest.raises(ValueError):
+        NoiseConfig(late_tax=1.5)
+    with pytest.raises(ValueError):
+        NoiseConfig(fast_distress=0.6, slow_distress=0.6)
+
+
+_SMALL = 1500
+#: kind -> the landing tables it may change; every other table stays byte-identical.
+_TOUCHES = {
+    "late_installments": {"repayments"},
+    "late_utility": {"utility_bills"},
+    "late_tax": {"tax_filings"},
+    "rating_drift": {"tax_ratings"},
+    "shrinking": {"tax_filings", "utility_bills"},
+    "seasonal": {"tax_filings", "utility_bills"},
+    "revenue_dip": {"tax_filings", "utility_bills"},
+    "related_party_flows": {"fund_flows"},
+}
+
+
+@pytest.fixture(scope="module")
+def small_default(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("noise") / "landing"
+    generate(out, _SMALL, SEED, "csv", end_month=END)
+    return out
+
+
+def _firm_rows(root: Path, table: str) -> pl.DataFrame:
+    df = read_table(root, table)
+    if "enterprise_id" not in df.columns:
+        loans = read_table(root, "loans").select("loan_id", "enterprise_id")
+        df = df.join(loans, on="loan_id")
+    return df.drop("payment_id", "flow_id", strict=False)
+
+
+@pytest.mark.parametrize("kind", list(_TOUCHES))
+def test_each_noise_switch_removes_only_that_noise(kind, small_default, tmp_path):
+    """Switching one kind off: the truth flags nobody, the tables it touches change only for
+    the firms it flagged, and every other landing table is byte-identical."""
+    off = tmp_path / "landing"
+    fields = {kind: 0.0, **({"seasonal_other": 0.0} if kind == "seasonal" else {})}
+    generate(off, _SMALL, SEED, "csv", end_month=END, noise=replace(NoiseConfig(), **fields))
+    te_on = pl.read_parquet(small_default.parent / "landing_truth" / "enterprises.parquet")
+    te_off = pl.read_parquet(off.parent / "landing_truth" / "enterprises.parquet")
+    assert not te_off[f"noise_{kind}"].any()
+    assert te_on[f"noise_{kind}"].sum() > 5
+    assert te_on.drop(f"noise_{kind}", "noise").equals(te_off.drop(f"noise_{kind}", "noise"))
+    flagged = te_on.filter(pl.col(f"noise_{kind}"))["enterprise_id"].implode()
+    for table in TABLES:
+        files = sorted(p.name for p in (small_default / table).iterdir())
+        same = all(
+            (small_default / table / f).read_bytes() == (off / table / f).read_bytes()
+            for f in files
+        )
+        if table not in _TOUCHES[kind]:
+            assert same, (kind, table)
+            continue
+        assert not same, (kind, table)
+        on_rows = _firm_rows(small_default, table)
+        off_rows = _firm_rows(off, table)
+        keys = [c for c in on_rows.columns if c != "enterprise_id"]
+        on_rest = on_rows.filter(~pl.col("enterprise_id").is_in(flagged)).sort(keys)
+        off_rest = off_rows.filter(~pl.col("enterprise_id").is_in(flagged)).sort(keys)
+        assert on_rest.equals(off_rest), (kind, table)
+
+
+def test_distress_noise_switches(tmp_path):
+    """No sudden, fast or slow distress and no recovery when switched off; everything off
+    still writes contract-conformant data."""
+    out = tmp_path / "landing"
+    generate(out, _SMALL, SEED, "csv", end_month=END, noise=NoiseConfig.off())
+    te = pl.read_parquet(tmp_path / "landing_truth" / "enterprises.parquet")
+    assert set(te["distress_speed"].drop_nulls()) == {"normal"}
+    assert not te["recovered"].any() and not te["sudden_default"].any()
+    assert (te["noise"] == "").all()
+    assert (te["distress_visible_month"].eq_missing(te["distress_start_month"])).all()
+    for table in TABLES:
+        pandera_schema(table).validate(read_table(out, table))
+
+
+def test_scaled_noise_still_conforms(tmp_path):
+    out = tmp_path / "landing"
+    generate(out, _SMALL, SEED, "parquet", end_month=END, noise=NoiseConfig().scaled(2.0))
+    for table in TABLES:
+        pandera_schema(table).validate(read_table(out, table))
+    te = pl.read_parquet(tmp_path / "landing_truth" / "enterprises.parquet")
+    assert 0.4 < te["noise_late_installments"].mean() < 0.6
