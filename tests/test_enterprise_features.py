@@ -9,22 +9,15 @@ diversion, borrowing burden, the industry index, and point in time.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from assets.contract import TABLES, raw_table_ddl, uscc_check_char  # noqa: E402
-
-DBT = ROOT / ".venv" / "bin" / "dbt"
+from assets.contract import TABLES, raw_table_ddl, uscc_check_char
+from assets.core.dbt_project import run_dbt
 
 
 def uscc(n: int) -> str:
@@ -162,17 +155,13 @@ def build_landing(con: duckdb.DuckDBPyConnection) -> None:
     ])
 
 
-def run_dbt(tmp: Path, warehouse: Path, as_of: str) -> None:
-    env = dict(os.environ, RISK_WAREHOUSE=str(warehouse))
-    env.pop("RISK_AS_OF", None)
-    cmd = [
-        str(DBT), "build", "--project-dir", str(ROOT / "dbt_project"),
-        "--profiles-dir", str(ROOT / "dbt_project"),
-        "--target-path", str(tmp / f"target_{as_of}"), "--log-path", str(tmp / f"logs_{as_of}"),
-        "--vars", f"{{as_of_date: {as_of}}}", "--select", "+fct_enterprise_month_end",
-    ]
-    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-2000:]
+def build_features(tmp: Path, warehouse: Path, as_of: str) -> None:
+    run_dbt(
+        ["build", "--select", "+fct_enterprise_month_end"],
+        warehouse=warehouse,
+        dbt_vars={"as_of_date": as_of},
+        target_path=tmp / f"target_{as_of}",
+    )
 
 
 def load(warehouse: Path) -> dict[tuple[str, date], dict]:
@@ -195,8 +184,8 @@ def built(tmp_path_factory):
     con.close()
     wh_early = tmp / "w_early.duckdb"
     shutil.copy(wh, wh_early)
-    run_dbt(tmp, wh, "2025-06-30")
-    run_dbt(tmp, wh_early, "2025-03-31")
+    build_features(tmp, wh, "2025-06-30")
+    build_features(tmp, wh_early, "2025-03-31")
     return load(wh), load(wh_early)
 
 

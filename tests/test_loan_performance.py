@@ -11,26 +11,22 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from assets.contract import LOAD_ORDER
+from assets.core.dbt_project import run_dbt
+from assets.ingestion import ingest_all
 
-from assets.contract import LOAD_ORDER  # noqa: E402
-from assets.ingestion import ingest_all  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 EXAMPLES = ROOT / "tests" / "fixtures" / "contract_examples"
 LANDING = EXAMPLES / "landing"
-DBT_PROJECT = ROOT / "dbt_project"
-DBT = ROOT / ".venv" / "bin" / "dbt"
 AS_OF_DATES = ("2024-09-30", "2024-12-31")
 CONTRACT_COLUMNS = (
     "loan_id",
@@ -59,26 +55,16 @@ def _land_raw(warehouse: Path, landing: Path) -> None:
     assert set(result) == set(LOAD_ORDER)
 
 
-def _dbt(tmp: Path, warehouse: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "RISK_WAREHOUSE": str(warehouse),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    env.pop("RISK_AS_OF", None)
-    cmd = [
-        str(DBT),
-        *args,
-        "--project-dir",
-        str(DBT_PROJECT),
-        "--profiles-dir",
-        str(DBT_PROJECT),
-        "--target-path",
-        str(tmp / "target"),
-        "--log-path",
-        str(tmp / "logs"),
-    ]
-    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+def _dbt(
+    tmp: Path, warehouse: Path, *args: str, as_of: str
+) -> subprocess.CompletedProcess[str]:
+    return run_dbt(
+        list(args),
+        warehouse=warehouse,
+        dbt_vars={"as_of_date": as_of},
+        target_path=tmp / "target",
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +81,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
             "build",
             "--select",
             *SELECTION,
-            "--vars",
-            json.dumps({"as_of_date": as_of}),
+            as_of=as_of,
         )
         run_results = json.loads((tmp / "target" / "run_results.json").read_text())
         shutil.copy(tmp / "target" / "run_results.json", tmp / f"run_results_{as_of}.json")
