@@ -238,25 +238,29 @@ def build_revenue(ch: Chunk) -> None:
     liq = 1 - rng.uniform(0.15, 0.3, (n, 1)) * np.clip((m[None, :] - (lm - 6)) / 6, 0, 1)
 
     # Benign noise (own stream, same draws whatever the settings): strongly seasonal
-    # businesses, one bad quarter, firms shrinking for years.
+    # businesses, one bad quarter, firms shrinking for years. Computed for flagged rows only.
     nrng, kinds = ch.nrng, f.noise.kinds
     peak = np.array([SEASON_PEAK.get(x, np.nan) for x in INDUSTRY_SECTIONS])[f.industry]
     peak = np.where(np.isnan(peak), nrng.uniform(0, 12, n), peak)[:, None]
     amp = nrng.uniform(0.2, 0.5, (n, 1))
     year = (ch.cal.g0 + m) // 12
-    shift = nrng.normal(0.0, 0.5, (n, int(year.max() - year.min()) + 1))[:, year - year.min()]
-    cycle = ((1 + np.cos(2 * np.pi * (moy[None, :] - peak - shift) / 12)) / 2) ** 2
-    seasonal = 1 + amp * (cycle / 0.375 - 1)  # mean of cycle over a year: 0.375
+    shift = nrng.normal(0.0, 0.5, (n, int(year.max() - year.min()) + 1))
     q0 = randint(nrng, 0, M - 3, n)[:, None]
-    dip = 1 - nrng.uniform(0.25, 0.5, (n, 1)) * ((m[None, :] >= q0) & (m[None, :] < q0 + 3))
+    dip_depth = nrng.uniform(0.25, 0.5, (n, 1))
     activity = season * dfac * down * liq * oneoff
-    if kinds["seasonal"].any():
-        activity = np.where(kinds["seasonal"][:, None], activity * seasonal, activity)
-    if kinds["revenue_dip"].any():
-        activity = np.where(kinds["revenue_dip"][:, None], activity * dip, activity)
-    if kinds["shrinking"].any():
-        shrink = (1 + f.noise.shrink_growth[:, None]) ** (m[None, :] / 12)
-        trend = np.where(kinds["shrinking"][:, None], shrink, trend)
+    sel = np.nonzero(kinds["seasonal"])[0]
+    if len(sel):
+        offset = moy[None, :] - peak[sel] - shift[sel][:, year - year.min()]
+        cycle = ((1 + np.cos(2 * np.pi * offset / 12)) / 2) ** 2
+        activity[sel] *= 1 + amp[sel] * (cycle / 0.375 - 1)  # mean of cycle over a year: 0.375
+    sel = np.nonzero(kinds["revenue_dip"])[0]
+    if len(sel):
+        quarter = (m[None, :] >= q0[sel]) & (m[None, :] < q0[sel] + 3)
+        activity[sel] *= 1 - dip_depth[sel] * quarter
+    sel = np.nonzero(kinds["shrinking"])[0]
+    if len(sel):
+        trend = np.broadcast_to(trend, (n, T)).copy()
+        trend[sel] = (1 + f.noise.shrink_growth[sel, None]) ** (m[None, :] / 12)
     ch.activity = activity
     ch.rev = f.base_rev[:, None] * trend * ch.activity * noise
     ch.m_ext = m
