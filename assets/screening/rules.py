@@ -275,26 +275,32 @@ class AccessRules(RuleFileModel):
 
     @property
     def collateral_types(self) -> list[str]:
+        """`collateral.types`: the flat names the SQL builders and callers use."""
         return list(self.collateral.types)
 
     @property
     def revenue_multiple(self) -> Decimal:
+        """`limit.revenue_multiple` (see `collateral_types`)."""
         return self.limit.revenue_multiple
 
     @property
     def tax_paid_multiple(self) -> Decimal:
+        """`limit.tax_paid_multiple` (see `collateral_types`)."""
         return self.limit.tax_paid_multiple
 
     @property
     def rounding_unit(self) -> Decimal:
+        """`limit.rounding_unit` (see `collateral_types`)."""
         return self.limit.rounding_unit
 
     @property
     def product_caps(self) -> dict[str, Decimal]:
+        """`limit.product_caps` (see `collateral_types`)."""
         return dict(self.limit.product_caps)
 
     @property
     def guarantee_when(self) -> Condition:
+        """`guarantee.when` (see `collateral_types`)."""
         return self.guarantee.when
 
 

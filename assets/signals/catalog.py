@@ -436,23 +436,28 @@ class Catalog(RuleFileModel):
 
     @property
     def severity_points(self) -> dict[str, int]:
+        """`scores.severity_points`, kept at the top for the SQL builders and their callers."""
         return dict(self.scores.severity_points)
 
     @property
     def dimension_weights(self) -> dict[str, float]:
+        """`scores.dimension_weights` (see `severity_points`)."""
         return dict(self.scores.dimension_weights)
 
     @property
     def max_share(self) -> float:
+        """`scores.max_share` (see `severity_points`)."""
         return self.scores.max_share
 
     def signal(self, signal_id: str) -> Signal:
+        """The signal with this id (KeyError if none)."""
         for s in self.signals:
             if s.id == signal_id:
                 return s
         raise KeyError(signal_id)
 
     def by_stage(self, stage: str) -> list[Signal]:
+        """Signals most telling at one loan stage (pre_lending, lending, post_lending)."""
         return [s for s in self.signals if s.stage == stage]
 
     @property
