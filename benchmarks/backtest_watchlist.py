@@ -11,7 +11,10 @@ then prints, over those dates:
   `--horizon` months (truth first_default_date), the share on the watchlist at that date;
 - false alarms: of monitored never-distressed firms (not distressed, diverter or liquidity
   stressed), the share on the watchlist (firm-dates);
-- diverters caught: of fund diverters ever monitored, the share listed at some date.
+- diverters caught: of fund diverters ever monitored, the share listed at some date;
+- with a truth that records the generator's benign noise (synthetic.noise): false alarms per
+  noise kind (never-distressed firms that got it, against those that got none), and recall
+  per distress speed (sudden defaults show nothing before the missed payments).
 """
 
 import argparse
@@ -74,6 +77,30 @@ def main(argv: list[str] | None = None) -> int:
             """SELECT count(*), avg(listed::INT) FROM bt JOIN truth USING (enterprise_id)
                WHERE NOT is_distressed AND NOT is_diverter AND NOT liquidity_stress"""
         ).fetchone()
+        columns = {r[0] for r in con.execute("DESCRIBE truth").fetchall()}
+        calm = "NOT is_distressed AND NOT is_diverter AND NOT liquidity_stress"
+        by_noise = []
+        kinds = sorted(c for c in columns if c.startswith("noise_"))
+        if kinds:
+            by_noise.append(("(none)", *con.execute(
+                f"""SELECT count(*), avg(listed::INT) FROM bt JOIN truth USING (enterprise_id)
+                    WHERE {calm} AND noise = ''"""
+            ).fetchone()))  # fmt: skip
+        for col in kinds:
+            by_noise.append((col.removeprefix("noise_"), *con.execute(
+                f"""SELECT count(*), avg(listed::INT) FROM bt JOIN truth USING (enterprise_id)
+                    WHERE {calm} AND {col}"""
+            ).fetchone()))  # fmt: skip
+        by_speed = []
+        if "distress_speed" in columns:
+            by_speed = con.execute(
+                f"""SELECT coalesce(distress_speed, '(not distressed)'), count(*),
+                           avg(listed::INT)
+                    FROM bt JOIN truth USING (enterprise_id)
+                    WHERE first_default_date > as_of
+                      AND first_default_date <= as_of + INTERVAL {args.horizon} MONTH
+                    GROUP BY 1 ORDER BY 1"""
+            ).fetchall()
         diverters = con.execute(
             """SELECT count(*), avg(caught::INT) FROM (
                  SELECT enterprise_id, bool_or(listed) AS caught FROM bt
@@ -91,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"never-distressed firms listed (false alarms): {pct(false_alarm[1])} "
           f"of {false_alarm[0]} firm-dates")
     print(f"fund diverters caught: {pct(diverters[1])} of {diverters[0]} monitored diverters")
+    if by_noise:
+        print("false alarms among never-distressed firms, by benign noise kind:")
+        for kind, n, rate in by_noise:
+            print(f"  {kind:<22} {pct(rate):>6} of {n} firm-dates")
+    if by_speed:
+        print(f"defaults within {args.horizon} months listed beforehand, by distress speed:")
+        for speed, n, rate in by_speed:
+            print(f"  {speed:<22} {pct(rate):>6} of {n} firm-dates")
     return 0
 
 
