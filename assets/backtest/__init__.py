@@ -1,0 +1,11 @@
+"""Back-test of the early warning on the bank's own observed outcomes (Dagster-free)."""
+
+from assets.backtest.run import (
+    TABLES,
+    backtest_summary,
+    observed_window,
+    roc_points,
+    run_backtest,
+)
+
+__all__ = ["TABLES", "backtest_summary", "observed_window", "roc_points", "run_backtest"]
