@@ -28,11 +28,13 @@ run: setup
 ## test: set up and run the whole test suite
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint dbt_project/models --processes 2
 	$(BIN)/pytest -q
 
 ## ui: the Dagster UI on http://127.0.0.1:3000
 ui: setup
 	@$(BIN)/python -c "from assets.core.settings import ensure_dagster_home as e; e()"
+	@$(BIN)/python -c "from assets.core.dbt_project import prepare_dbt_project as p; p()"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: setup

@@ -16,19 +16,24 @@ first_data as (
     select enterprise_id, min(month_end) as first_month_end
     from (
         select enterprise_id, period_end as month_end
-        from {{ ref('stg_tax__filings') }}, as_of where period_end <= d
+        from {{ ref('stg_tax__filings') }}, as_of
+        where period_end <= d
         union all
         select enterprise_id, period_end
-        from {{ ref('stg_utility__bills') }}, as_of where period_end <= d
+        from {{ ref('stg_utility__bills') }}, as_of
+        where period_end <= d
         union all
         select enterprise_id, {{ ef_month_end('event_date') }}
-        from {{ ref('stg_registry__events') }}, as_of where event_date <= d
+        from {{ ref('stg_registry__events') }}, as_of
+        where event_date <= d
         union all
         select enterprise_id, {{ ef_month_end('disbursement_date') }}
-        from {{ ref('stg_core_banking__loans') }}, as_of where disbursement_date <= d
+        from {{ ref('stg_core_banking__loans') }}, as_of
+        where disbursement_date <= d
         union all
         select enterprise_id, {{ ef_month_end('application_date') }}
-        from {{ ref('stg_core_banking__loan_applications') }}, as_of where application_date <= d
+        from {{ ref('stg_core_banking__loan_applications') }}, as_of
+        where application_date <= d
     ) as x
     group by enterprise_id
 ),

@@ -16,7 +16,7 @@ loans as (
 diverted as (
     select f.loan_id, {{ ef_month_end('f.txn_date') }} as month_end, sum(f.amount) as amount
     from {{ ref('stg_core_banking__fund_flows') }} as f
-    join loans as l on l.loan_id = f.loan_id
+    inner join loans as l on l.loan_id = f.loan_id
     where f.counterparty_type in ('securities', 'real_estate', 'related_party', 'other_loan_repayment', 'cash')
       and f.txn_date >= l.disbursement_date
       and f.txn_date <= l.disbursement_date + 90
@@ -39,7 +39,7 @@ loan_months as (
         e.month_end,
         sum(e.amount) as amount
     from loan_events as e
-    join loans as l on l.loan_id = e.loan_id
+    inner join loans as l on l.loan_id = e.loan_id
     group by all
 ),
 

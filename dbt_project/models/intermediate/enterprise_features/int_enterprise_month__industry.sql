@@ -5,7 +5,7 @@
 with firm as (
     select e.industry_code, t.month_end, t.revenue_3m, t.revenue_3m_py, t.revenue_3m_yoy, t.revenue_3m_yoy_ex_cny
     from {{ ref('int_enterprise_month__tax') }} as t
-    join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = t.enterprise_id
+    inner join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = t.enterprise_id
     where t.revenue_3m_yoy is not null or t.revenue_3m_yoy_ex_cny is not null
 )
 

@@ -37,7 +37,7 @@ installment_month_ends as (
 due_90d as (
     select lm.enterprise_id, lm.month_end, sum(ime.principal_due) as principal_due_next_90d
     from installment_month_ends as ime
-    join loan_months as lm
+    inner join loan_months as lm
         on lm.loan_id = ime.loan_id and lm.month_end = ime.month_end
     where ime.due_date > ime.month_end and ime.due_date <= ime.month_end + 90
     group by 1, 2

@@ -18,7 +18,9 @@ vat as (
 ),
 
 first_vat as (
-    select enterprise_id, min(month_end) as first_vat_month_end from vat group by 1
+    select enterprise_id, min(month_end) as first_vat_month_end
+    from vat
+    group by 1
 ),
 
 arrears_delta as (
@@ -117,7 +119,7 @@ rated as (
         s.enterprise_id, s.month_end, ry.tax_rating_year, ry.tax_rating, ry.tax_rating_prev,
         ry.tax_rating_downgraded
     from spine as s
-    join rating_years as ry
+    inner join rating_years as ry
         on ry.enterprise_id = s.enterprise_id and ry.month_end_year = year(s.month_end)
 )
 

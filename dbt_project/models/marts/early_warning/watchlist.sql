@@ -15,4 +15,4 @@ select
     catalog_version
 from {{ ref('watchlist_history') }}
 where as_of_date = {{ as_of_date() }}
-order by tier = 'red' desc, risk_score desc, enterprise_id
+order by tier = 'red' desc, risk_score desc, enterprise_id asc
