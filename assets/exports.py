@@ -1,4 +1,4 @@
-"""Exports for credit officers (issue 4): watchlist CSV/Parquet and a self-contained HTML report.
+"""Exports for credit officers: watchlist CSV/Parquet and a self-contained HTML report.
 
 Only the Dagster asset lives here; reading the marts, charts, HTML and file writing are in
 `assets/report/` (no Dagster there), so they are tested without running an asset.
@@ -16,17 +16,18 @@ from dagster import (
 
 from assets.core.metadata import markdown_table
 from assets.core.resources import RiskWarehouse
+from assets.dbt_assets import mart_key
 from assets.report.files import exports_dir, write_exports
 from assets.report.model import ReportData
 from assets.report.queries import gather_report_data
+from assets.screening.screening_assets import SCREENING_KEY
 
 OWNER = "team:credit-risk"
 GROUP = "exports"
-MARTS = "marts"
-WATCHLIST = AssetKey([MARTS, "watchlist"])
-WATCHLIST_HISTORY = AssetKey([MARTS, "watchlist_history"])
-PORTFOLIO_MONTHLY = AssetKey([MARTS, "portfolio_monthly"])
-APPLICATION_SCREENING = AssetKey([MARTS, "application_screening"])
+WATCHLIST = mart_key("watchlist")
+WATCHLIST_HISTORY = mart_key("watchlist_history")
+PORTFOLIO_MONTHLY = mart_key("portfolio_monthly")
+APPLICATION_SCREENING = SCREENING_KEY
 PREVIEW_COLUMNS = ["enterprise_id", "tier", "risk_score", "status", "reasons"]
 
 

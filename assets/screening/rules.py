@@ -87,15 +87,16 @@ UNARY_OPS = {"is_null", "not_null", "is_true", "is_false"}
 LIST_OPS = ("in", "not_in")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _LABELS = {s: f"{s}/{{id}}" for s in ("hard_declines", "refers", "products")}
+#: dbt models the screening SQL reads (their asset keys come from dbt's manifest).
 DEPENDENCIES = (
-    ("staging", "stg_core_banking__loan_applications"),
-    ("staging", "stg_registry__enterprises"),
-    ("staging", "stg_registry__events"),
-    ("staging", "stg_tax__ratings"),
-    ("staging", "stg_tax__filings"),
-    ("staging", "stg_core_banking__loans"),
-    ("marts", "fct_enterprise_month_end"),
-    ("marts", "fct_loan_month_end"),
+    "stg_core_banking__loan_applications",
+    "stg_registry__enterprises",
+    "stg_registry__events",
+    "stg_tax__ratings",
+    "stg_tax__filings",
+    "stg_core_banking__loans",
+    "fct_enterprise_month_end",
+    "fct_loan_month_end",
 )
 
 

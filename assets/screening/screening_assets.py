@@ -19,6 +19,7 @@ from dagster import (
 from assets.core.metadata import markdown_table
 from assets.core.resources import RiskWarehouse
 from assets.core.sql import text
+from assets.dbt_assets import mart_key
 from assets.screening.rules import (
     DEPENDENCIES,
     TARGET,
@@ -37,7 +38,7 @@ SCREENING_KEY = AssetKey(["marts", "application_screening"])
     group_name=GROUP,
     kinds={"duckdb", "python"},
     owners=[OWNER],
-    deps=[AssetKey(list(dep)) for dep in DEPENDENCIES],
+    deps=[mart_key(model) for model in DEPENDENCIES],
     description=(
         "Pre-lending screening: one row per loan application dated <= D with decision "
         "(approve/refer/decline), plain-language reasons and rule ids, recommended product, "
