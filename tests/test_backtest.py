@@ -24,7 +24,13 @@ import pytest
 from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from assets.backtest import backtest_summary, observed_window, roc_points, run_backtest
+from assets.backtest import (
+    backtest_summary,
+    headline,
+    observed_window,
+    roc_points,
+    run_backtest,
+)
 
 DECISIONS = "main.decisions"
 
@@ -288,6 +294,13 @@ def test_writing_twice_appends_runs_and_replaces_scores(hand: duckdb.DuckDBPyCon
     assert temps == 0
 
 
+def test_no_observed_month_end_gives_empty_figures(hand: duckdb.DuckDBPyConnection) -> None:
+    f = run(hand, window=[M[12]])  # 12-month outcome of December 2024 not observed yet
+    assert f["population_firm_months"] == 0 and f["auc_12m"] is None
+    assert hand.execute("SELECT count(*) FROM marts.backtest_scores").fetchone()[0] == 0
+    assert headline(f)["window_end"] == "2024-12-31"
+
+
 def test_failed_run_writes_nothing(hand: duckdb.DuckDBPyConnection) -> None:
     run(hand)
     hand.execute("INSERT INTO main.decisions SELECT * FROM main.decisions LIMIT 1")
@@ -356,6 +369,14 @@ def test_auc_ks_match_sklearn_and_direct_ks(random_rows) -> None:
     assert f["auc_6m"] == pytest.approx(roc_auc_score(y6, pd_), abs=1e-12)
     assert f["ks_12m"] == pytest.approx(ks_2samp(pd_[y12], pd_[~y12]).statistic, abs=1e-12)
     assert f["ks_6m"] == pytest.approx(ks_2samp(pd_[y6], pd_[~y6]).statistic, abs=1e-12)
+
+    deciles = con.execute(
+        "SELECT band_order, firm_months, pd_min, pd_max FROM marts.backtest_calibration "
+        "WHERE band_kind = 'decile' ORDER BY band_order"
+    ).fetchall()
+    assert sum(d[1] for d in deciles) == len(pd_)
+    assert all(a[3] < b[2] for a, b in zip(deciles, deciles[1:], strict=False))  # ties together
+    assert all(1 <= d[0] <= 10 for d in deciles)
 
     # ROC: on each grid fpr, the best tpr sklearn reaches at or below it
     fpr, tpr, _ = roc_curve(y12, pd_, drop_intermediate=False)

@@ -3,9 +3,17 @@
 from assets.backtest.run import (
     TABLES,
     backtest_summary,
+    headline,
     observed_window,
     roc_points,
     run_backtest,
 )
 
-__all__ = ["TABLES", "backtest_summary", "observed_window", "roc_points", "run_backtest"]
+__all__ = [
+    "TABLES",
+    "backtest_summary",
+    "headline",
+    "observed_window",
+    "roc_points",
+    "run_backtest",
+]

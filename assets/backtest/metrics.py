@@ -308,27 +308,33 @@ def _band_case(expr: str) -> tuple[str, str]:
 
 
 def calibration_sql() -> str:
-    """Predicted vs observed 12-month default rate by fixed pd band and by pd decile."""
+    """Predicted vs observed 12-month default rate by fixed pd band and by pd decile.
+
+    Both come from the pd groups, so no firm-month is sorted: a decile is the tenth of the
+    ranked firm-months in which a pd value's first firm-month falls (ties stay together)."""
     order, label = _band_case("pd")
     return f"""
         WITH fixed AS (
             SELECT 'fixed' AS band_kind, {order} AS band_order, {label} AS band,
-                   pd, default_within_12m
-            FROM {POP} WHERE pd IS NOT NULL
+                   pd, n, pos_12m
+            FROM {PD_GROUPS}
         ),
         decile AS (
-            SELECT 'decile' AS band_kind, ntile(10) OVER (ORDER BY pd) AS band_order,
-                   NULL::VARCHAR AS band, pd, default_within_12m
-            FROM {POP} WHERE pd IS NOT NULL
+            SELECT 'decile' AS band_kind,
+                   CAST(coalesce(sum(n) OVER (ORDER BY pd ROWS BETWEEN UNBOUNDED PRECEDING
+                                              AND 1 PRECEDING), 0) * 10
+                        // sum(n) OVER () + 1 AS INTEGER) AS band_order,
+                   NULL::VARCHAR AS band, pd, n, pos_12m
+            FROM {PD_GROUPS}
         ),
         banded AS (SELECT * FROM fixed UNION ALL SELECT * FROM decile)
         SELECT band_kind, band_order,
                coalesce(any_value(band), 'decile ' || band_order) AS band,
                min(pd) AS pd_min, max(pd) AS pd_max,
-               count(*) AS firm_months,
-               avg(pd) AS mean_pd,
-               count(*) FILTER (WHERE default_within_12m) AS defaults_12m,
-               avg(CAST(default_within_12m AS DOUBLE)) AS observed_rate_12m
+               sum(n) AS firm_months,
+               sum(pd * n) / sum(n) AS mean_pd,
+               sum(pos_12m) AS defaults_12m,
+               sum(pos_12m) / sum(n) AS observed_rate_12m
         FROM banded
         WHERE band_order IS NOT NULL
         GROUP BY band_kind, band_order

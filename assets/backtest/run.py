@@ -620,46 +620,53 @@ def run_backtest(
     return figures
 
 
-def backtest_summary(
-    con: duckdb.DuckDBPyConnection, run_id: str | None = None
-) -> dict[str, object]:
-    """A few headline figures of a run (default: the latest) for Dagster metadata."""
-    keys = (
-        "run_id",
-        "window_start",
-        "window_end",
-        "population_firm_months",
-        "defaults_12m",
-        "defaulting_firms",
-        "auc_6m",
-        "auc_12m",
-        "ks_12m",
-        "recall_6m",
-        "recall_firm",
-        "precision_red_6m",
-        "performing_listed_share",
-        "listed_while_current_share",
-        "lead_time_median",
-        "weak_signals",
-        "score_psi",
-        "feature_psi_max",
-    )
-    where = f"WHERE run_id = {text(run_id)}" if run_id else ""
-    cur = con.execute(
-        f"SELECT {', '.join(ident(k) for k in keys)} FROM {ident(SCHEMA)}.backtest_runs {where} "
-        "ORDER BY ran_at DESC, run_id DESC LIMIT 1"
-    )
-    rows = _rows(cur)
-    if not rows:
-        return {}
+HEADLINE = (
+    "run_id",
+    "window_start",
+    "window_end",
+    "population_firm_months",
+    "defaults_12m",
+    "defaulting_firms",
+    "auc_6m",
+    "auc_12m",
+    "ks_12m",
+    "recall_6m",
+    "recall_firm",
+    "precision_red_6m",
+    "performing_listed_share",
+    "listed_while_current_share",
+    "lead_time_median",
+    "weak_signals",
+    "score_psi",
+    "feature_psi_max",
+)
+
+
+def headline(figures: dict[str, object]) -> dict[str, object]:
+    """The few figures worth showing as Dagster metadata: rounded floats, ISO dates."""
     out: dict[str, object] = {}
-    for k, v in rows[0].items():
+    for k in HEADLINE:
+        v = figures.get(k)
         if isinstance(v, float):
             v = round(v, 4)
         elif isinstance(v, date):
             v = v.isoformat()
         out[k] = v
     return out
+
+
+def backtest_summary(
+    con: duckdb.DuckDBPyConnection, run_id: str | None = None
+) -> dict[str, object]:
+    """`headline` of a stored run (default: the latest); {} when there is none."""
+    where = f"WHERE run_id = {text(run_id)}" if run_id else ""
+    rows = _rows(
+        con.execute(
+            f"SELECT * FROM {ident(SCHEMA)}.backtest_runs {where} "
+            "ORDER BY ran_at DESC, run_id DESC LIMIT 1"
+        )
+    )
+    return headline(rows[0]) if rows else {}
 
 
 def roc_points(
