@@ -3,9 +3,12 @@ follows (tax, utilities, loan sizes).
 
 Each firm gets an industry, region, size, base monthly revenue, registration data (USCC,
 legal representative) and a story: distress (more likely and later in the downturn
-industry), recovery, repayment trouble, failure (suspended / revoked), loan-fund diversion,
-a liquidity-stressed bullet loan. `build_revenue` turns it into a monthly revenue path with
-growth, seasonality (Chinese New Year dip), noise, distress decline and the downturn.
+industry) at one of four speeds (synthetic.noise: sudden, fast, normal, slow), recovery,
+repayment trouble, failure (suspended / revoked), loan-fund diversion, a liquidity-stressed
+bullet loan, and its benign noise (synthetic.noise.assign_firms). `build_revenue` turns it
+into a monthly revenue path with growth, seasonality (Chinese New Year dip; strongly seasonal
+businesses), month-to-month noise, one-off dips, years of shrinking, the distress decline
+(from when distress shows, at the firm's pace) and the downturn.
 """
 
 from __future__ import annotations
@@ -105,11 +108,10 @@ def build_enterprises(ch: Chunk) -> None:
     slow_stop = randint(nrng, 2, 6, n)
     sp = fn.speed
     # Sudden: full payments, then none 0-2 months after the onset; nothing shows before.
+    # Like the others, some recover (5-12 months after the onset: a default, then a cure).
     sudden = sp == noise.SUDDEN
     partial_from = np.where(sudden, start + sudden_lag, partial_from)
     stop_from = np.where(sudden, partial_from, stop_from)
-    recovered &= ~sudden
-    recover_at = np.where(recovered, recover_at, BIG)
     fast, slow = sp == noise.FAST, sp == noise.SLOW
     partial_from = np.where(fast, start + fast_lag, np.where(slow, start + slow_lag, partial_from))
     stop_from = np.where(slow, partial_from + slow_stop, stop_from)

@@ -1,20 +1,28 @@
 """Synthetic landing-zone generator (`risk generate`).
 
 Writes a landing directory that follows docs/data-contract.md section 1 exactly, with
-ground truth beside it (`<out>_truth/`) so back-tests know what the models should find:
-distressed firms (decline, arrears, missing filings, court events, stopped repayments, some
-recover), loan-fund diverters, an industry downturn and bullet loans whose weakened
-borrowers cannot repay principal at maturity, on top of benign seasonality (Chinese New
-Year dip) and noise. The book is calibrated like a real SME portfolio: ~4-6% of firms fall
-into distress (the downturn industry clearly more), ~4-8% of loans ever default and the NPL
-ratio stays in the low single digits, because the bank recovers defaulted loans: collateral
-sales and guarantee claims settle secured loans 4-12 months after the default, unsecured ones
-get partial recoveries (truth `loans.parquet`: recovery_date, recovery_type,
-recovery_amount). Loan applications span the whole window so pre-lending screening can be
-back-tested: ~40% of the loans contracted in the window have their application a few days
-to weeks earlier, other firms apply and get no loan (more of them in or just before
-distress), and pending applications fill the last 90 days; truth `applications.parquet`
-labels each on what was known at its date and adds the later default outcome.
+ground truth beside it (`<out>_truth/`, columns in `synthetic.truth`) so back-tests know
+what the models should find: distressed firms (decline, arrears, missing filings, court
+events, stopped repayments, some recover) at different speeds (sudden defaults with no
+precursor, fast, normal, slow over years), loan-fund diverters, an industry downturn and
+bullet loans whose weakened borrowers cannot repay principal at maturity. The book is
+calibrated like a real SME portfolio: ~4-6% of firms fall into distress (the downturn
+industry clearly more), ~4-8% of loans ever default and the NPL ratio stays in the low
+single digits, because the bank recovers defaulted loans: collateral sales and guarantee
+claims settle secured loans 4-12 months after the default, unsecured ones get partial
+recoveries (truth `loans.parquet`: recovery_date, recovery_type, recovery_amount). Loan
+applications span the whole window so pre-lending screening can be back-tested: ~40% of the
+loans contracted in the window have their application a few days to weeks earlier, other
+firms apply and get no loan (more of them in or just before distress), and pending
+applications fill the last 90 days; truth `applications.parquet` labels each on what was
+known at its date and adds the later default outcome.
+
+Healthy firms are not clean: besides the Chinese New Year dip and month-to-month noise, the
+benign noise of `synthetic.noise` (on by default, each kind configurable with
+`generate(..., noise=NoiseConfig(...))` and recorded in the truth) has firms that pay
+installments, bills and tax late now and then, ratings that drift a notch and back, firms
+shrinking for years, strongly seasonal businesses, one bad quarter, and modest related-party
+and cash flows after disbursement, so a back-test on this data does not flatter the engine.
 
 Everything is vectorised with numpy and generated in chunks of enterprises: each chunk is
 written as its own file per table, so memory stays bounded at any scale. Money is computed
@@ -24,8 +32,8 @@ One module per concern, each adding its tables to a `common.Chunk` (`build_chunk
 in order; they share the chunk's random stream, so the order is part of the output):
 `firms` (enterprises, latent story, monthly revenue), `loans` (loans, schedules, repayments,
 default days, recoveries), `tax`, `utility`, `events` (registry events), `fund_flows`,
-`applications` and `truth`; `common` holds the shared helpers. This module is the entry
-point: `generate` and the `GenerationSummary` it returns.
+`applications` and `truth`; `noise` holds the noise settings, `common` the shared helpers.
+This module is the entry point: `generate` and the `GenerationSummary` it returns.
 """
 
 from __future__ import annotations

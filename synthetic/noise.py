@@ -10,8 +10,14 @@ and `sudden_default`; truth `loans.parquet`: `benign_related_flows`) and `meta.j
 the settings used.
 
 Noise is drawn from its own random stream per chunk (seeded by (seed, chunk, 1)), always with
-the same shapes whatever the settings, so switching one kind off changes only what that kind
-touches: the firms, their stories and every other kind stay the same.
+the same shapes whatever the settings. Switching one of the firm-level kinds (FIRM_KINDS) off
+changes only the rows of the firms it flagged, in the tables it touches: the firms, their
+stories, every other table and every other kind stay the same (tests check this byte for
+byte). The distress kinds (sudden, fast, slow, recovery) change the distress stories, so the
+draws that follow them (events, repayments, applications) differ beyond the firms concerned.
+With every share 0 (`NoiseConfig.off()` plus `recovery=0.48`) the landing tables are the
+pre-noise generator's, byte for byte, except `tax_ratings`: a firm now keeps its usual rating
+from year to year (the old generator drew every year anew).
 
 The kinds, their defaults and what they do (intensities are the module constants below):
 
@@ -31,23 +37,25 @@ The kinds, their defaults and what they do (intensities are the module constants
 - `seasonal` 0.50 of firms in the seasonal industries (A agriculture, E construction,
   H accommodation and catering, R culture, sports and tourism) and `seasonal_other` 0.03 of
   the rest: a peaked yearly cycle of activity (the peak month set by industry, shifted up to
-  about a month from year to year), the busiest month 1.5-2.3 times the average and the
+  about a month from year to year), the busiest month 1.3-1.8 times the average and the
   quietest 0.5-0.8 of it.
 - `revenue_dip` 0.08 of firms: one bad quarter (three months 25-50% down), then back.
 - `related_party_flows` 0.15 of the loans of borrowers that do not divert funds: 1-2 modest
   flows after disbursement (3-20% of the principal in all, within 90 days) to related_party
   (50%), cash (30%) or own_account (20%), so fund diversion is not "any related-party flow".
-- `sudden_default` 0.20 of distressed firms: nothing shows before the missed payments (revenue,
+- `sudden_default` 0.15 of distressed firms: nothing shows before the missed payments (revenue,
   tax, utilities, ratings and registry events only turn a month after the first missed
-  installment); they stop paying outright 0-2 months after the onset and never recover.
-- `fast_distress` 0.20 and `slow_distress` 0.25 of the other distressed firms: fast ones
+  installment); they stop paying outright 0-2 months after the onset (no partial phase).
+- `fast_distress` 0.15 and `slow_distress` 0.30 of the other distressed firms: fast ones
   miss installments within 0-1 months of the onset and stop a month later, their decline and
   arrears 2.5 times as quick; slow ones pay in full for 9-18 months, pay short for 2-6 more,
-  their decline and arrears about a third as quick (court events later accordingly). The rest
-  (`normal`) keep the original 3-6 months to short payments and 1-3 more to stopping.
-- `recovery` 0.48 of distressed firms (not sudden ones) recover 5-12 months after the onset
-  if that lies inside the window: revenue climbs back, arrears and events stop, missed
-  installments are caught up.
+  their decline and arrears about a third as quick (court events later accordingly), so many
+  default only after the window. The rest (`normal`) keep the original 3-6 months to short
+  payments and 1-3 more to stopping. The mix keeps the share of distressed firms that default
+  in the window (about a quarter) and the NPL ratio where they were without it.
+- `recovery` 0.48 of distressed firms recover 5-12 months after the onset if that lies inside
+  the window: revenue climbs back, arrears and events stop, missed installments are caught up
+  (for fast and sudden distress often after a default: a cure).
 """
 
 from __future__ import annotations
@@ -98,9 +106,9 @@ class NoiseConfig:
     seasonal_other: float = 0.03
     revenue_dip: float = 0.08
     related_party_flows: float = 0.15
-    sudden_default: float = 0.20
-    fast_distress: float = 0.20
-    slow_distress: float = 0.25
+    sudden_default: float = 0.15
+    fast_distress: float = 0.15
+    slow_distress: float = 0.30
     recovery: float = 0.48
 
     def __post_init__(self) -> None:
