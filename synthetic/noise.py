@@ -10,14 +10,14 @@ and `sudden_default`; truth `loans.parquet`: `benign_related_flows`) and `meta.j
 the settings used.
 
 Noise is drawn from its own random stream per chunk (seeded by (seed, chunk, 1)), always with
-the same shapes whatever the settings. Switching one of the firm-level kinds (FIRM_KINDS) off
-changes only the rows of the firms it flagged, in the tables it touches: the firms, their
-stories, every other table and every other kind stay the same (tests check this byte for
-byte). The distress kinds (sudden, fast, slow, recovery) change the distress stories, so the
-draws that follow them (events, repayments, applications) differ beyond the firms concerned.
-With every share 0 (`NoiseConfig.off()` plus `recovery=0.48`) the landing tables are the
-pre-noise generator's, byte for byte, except `tax_ratings`: a firm now keeps its usual rating
-from year to year (the old generator drew every year anew).
+the same shapes whatever the settings. Switching one of the firm-level kinds (FIRM_KINDS)
+off changes only the rows of the firms it flagged (row ids aside), in the tables it touches:
+the firms, their stories, every other table and every other kind stay the same (the tests
+check this). The distress kinds (sudden, fast, slow, recovery) change the distress stories,
+so the draws that follow them (events, repayments, applications) differ beyond the firms
+concerned. With every share 0 (`NoiseConfig.off()` plus `recovery=0.48`) the landing tables
+are the pre-noise generator's, byte for byte, except `tax_ratings`: a firm now keeps its
+usual rating from year to year (the old generator drew every year anew).
 
 The kinds, their defaults and what they do (intensities are the module constants below):
 
