@@ -1,6 +1,9 @@
 """Benchmark the synthetic generator: seconds, rows per table, rows/s and peak RSS.
 
-python benchmarks/bench_generate.py --enterprises 10000 [--format parquet] --out /tmp/x
+python benchmarks/bench_generate.py --enterprises 10000 [--format parquet] --out /tmp/x \
+    [--noise-scale 1.0]
+
+--noise-scale multiplies every benign-noise share (synthetic.noise.NoiseConfig; 0: no noise).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import resource
 from pathlib import Path
 
 from synthetic.generator import generate
+from synthetic.noise import NoiseConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,11 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--end-month", default="2026-10")
     parser.add_argument("--months", type=int, default=36)
+    parser.add_argument("--noise-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
 
-    s = generate(args.out, args.enterprises, args.seed, args.format, args.end_month, args.months)
+    noise = NoiseConfig().scaled(args.noise_scale)
+    s = generate(
+        args.out, args.enterprises, args.seed, args.format, args.end_month, args.months,
+        noise=noise,
+    )  # fmt: skip
     width = max(len(t) for t in s.rows)
-    print(f"enterprises={args.enterprises} format={args.format} seed={args.seed}")
+    print(f"enterprises={args.enterprises} format={args.format} seed={args.seed} "
+          f"noise_scale={args.noise_scale}")  # fmt: skip
     for table, n in s.rows.items():
         print(f"  {table:<{width}} {n:>13,}")
     size = sum(p.stat().st_size for ps in s.files.values() for p in ps)
