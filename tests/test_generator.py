@@ -770,6 +770,8 @@ def test_seasonal_firms_swing_and_dips_recover(data, truth):
 
 
 def test_distress_speeds_and_sudden_defaults(data, truth):
+    """Distress unfolds at different speeds (months from onset to short payments); sudden
+    defaults show nothing before the missed payments, the others a falling revenue."""
     months = {
         "distress_start_month": "start",
         "repayment_partial_from_month": "partial",
@@ -805,18 +807,30 @@ def test_distress_speeds_and_sudden_defaults(data, truth):
     )  # fmt: skip
     ev_m = ev["event_date"].dt.year().cast(pl.Int64) * 12 + ev["event_date"].dt.month() - 1
     assert (ev_m > ev["stop"]).all()
-    vat = _vat(data).join(visible, on="enterprise_id")
-    before = vat.filter(pl.col("g").is_between(pl.col("stop") - 3, pl.col("stop")))
+    before = (
+        _vat(data)
+        .join(visible, on="enterprise_id")
+        .filter(pl.col("g").is_between(pl.col("stop") - 3, pl.col("stop")))
+    )
     assert before.height > 10
     assert (before["tax_paid"] >= before["tax_payable"]).mean() > 0.95
-    a_year_before = vat.filter(pl.col("g").is_between(pl.col("stop") - 15, pl.col("stop") - 12))
-    ratio = (
-        before.group_by("enterprise_id").agg(pl.col("rev").mean().alias("b"))
-        .join(a_year_before.group_by("enterprise_id").agg(pl.col("rev").mean().alias("a")),
-              on="enterprise_id")
-        .select((pl.col("b") / pl.col("a")).alias("r"))["r"]
-    )  # fmt: skip
-    assert ratio.median() > 0.8  # no decline before the default
+
+    def revenue_before_stop(firms: pl.DataFrame) -> float:
+        """Median over firms: VAT revenue of the 4 months up to the stop / a year earlier."""
+        vat = _vat(data).join(firms.select("enterprise_id", "stop"), on="enterprise_id")
+        b = vat.filter(pl.col("g").is_between(pl.col("stop") - 3, pl.col("stop")))
+        a = vat.filter(pl.col("g").is_between(pl.col("stop") - 15, pl.col("stop") - 12))
+        return (
+            b.group_by("enterprise_id").agg(pl.col("rev").mean().alias("b"))
+            .join(a.group_by("enterprise_id").agg(pl.col("rev").mean().alias("a")),
+                  on="enterprise_id")
+            .select((pl.col("b") / pl.col("a")).median())
+            .item()
+        )  # fmt: skip
+
+    assert revenue_before_stop(sudden) > 0.8  # no decline before the default
+    others = te.filter(pl.col("distress_speed").is_in(["fast", "normal"]))
+    assert revenue_before_stop(others) < 0.7
     assert sudden["first_default_date"].is_not_null().sum() >= 3
 
 
