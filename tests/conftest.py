@@ -34,6 +34,22 @@ def warehouse(tmp_path: Path) -> Path:
     return tmp_path / "warehouse.duckdb"
 
 
+def create_mart_tables(con, *models: str) -> None:
+    """Empty tables for dbt models, with every column and type of their enforced contracts
+    (read from dbt's manifest), so hand-built test warehouses never copy the mart DDL."""
+    import json
+
+    from assets.core.dbt_project import prepare_dbt_project
+
+    manifest = json.loads(prepare_dbt_project().read_text())
+    nodes = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    for model in models:
+        node = nodes[model]
+        cols = ", ".join(f'"{c}" {spec["data_type"]}' for c, spec in node["columns"].items())
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {node['schema']}")
+        con.execute(f"CREATE TABLE {node['schema']}.{model} ({cols})")
+
+
 def write_csv(
     landing_dir: Path,
     table: str,

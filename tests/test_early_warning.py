@@ -10,9 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from conftest import create_mart_tables
 from dagster import AssetSpec, asset, materialize
 
 from assets import early_warning as ew
+from assets.contract import TABLES, raw_table_ddl
 from assets.core.dbt_project import run_dbt
 from assets.core.resources import RiskWarehouse
 from assets.dbt_assets import decision_vars
@@ -28,39 +30,40 @@ from assets.signals.catalog import (
 CAT = load_catalog()
 AS_OF = date(2026, 3, 31)
 
-# Healthy value and DuckDB type of every feature the catalog reads. A catalog edit that reads
-# a new feature fails `test_every_catalog_feature_has_a_default` until it is added here.
-FEATURES: dict[str, tuple[str, object]] = {
-    "industry_code": ("VARCHAR", "C"),
-    "status_at_month_end": ("VARCHAR", "active"),
-    "revenue_1m": ("DECIMAL(18,2)", 100000),
-    "revenue_3m_yoy": ("DOUBLE", 0.05),
-    "electricity_3m_yoy": ("DOUBLE", 0.02),
-    "electricity_yoy_decline_months": ("INTEGER", 0),
-    "vat_filings_missing_3m": ("INTEGER", 0),
-    "tax_arrears": ("DECIMAL(18,2)", 0),
-    "tax_arrears_growth_3m": ("DOUBLE", None),
-    "tax_rating": ("VARCHAR", "A"),
-    "tax_rating_prev": ("VARCHAR", "A"),
-    "tax_rating_downgraded": ("BOOLEAN", False),
-    "industry_peer_count": ("INTEGER", 20),
-    "industry_revenue_3m_yoy_median": ("DOUBLE", 0.03),
-    "revenue_3m_yoy_vs_industry": ("DOUBLE", 0.02),
-    "utility_arrears": ("DECIMAL(18,2)", 0),
-    "utility_late_payments_6m": ("INTEGER", 0),
-    "enforcement_listed_6m": ("INTEGER", 0),
-    "dishonest_debtor_listed_12m": ("INTEGER", 0),
-    "legal_rep_change_6m": ("INTEGER", 0),
-    "low_severity_events_12m": ("INTEGER", 0),
-    "abnormal_operation_currently_listed": ("BOOLEAN", False),
-    "fund_diversion_max_share": ("DOUBLE", 0.0),
-    "fund_diversion_max_loan_amount": ("DECIMAL(18,2)", 0),
-    "outstanding_to_revenue_12m": ("DOUBLE", 0.4),
-    "principal_due_next_90d": ("DECIMAL(18,2)", 50000),
-    "principal_due_90d_to_avg_monthly_revenue": ("DOUBLE", 0.5),
-    "dpd_max": ("INTEGER", 0),
-    "dpd_max_12m": ("INTEGER", 0),
-    "is_default": ("BOOLEAN", False),
+# Healthy value of every feature the catalog reads (types come from the mart's dbt contract).
+# A catalog edit that reads a new feature fails `test_every_catalog_feature_has_a_default`
+# until it is added here.
+FEATURES: dict[str, object] = {
+    "industry_code": "C",
+    "status_at_month_end": "active",
+    "revenue_1m": 100000,
+    "revenue_3m_yoy": 0.05,
+    "electricity_3m_yoy": 0.02,
+    "electricity_yoy_decline_months": 0,
+    "vat_filings_missing_3m": 0,
+    "tax_arrears": 0,
+    "tax_arrears_growth_3m": None,
+    "tax_rating": "A",
+    "tax_rating_prev": "A",
+    "tax_rating_downgraded": False,
+    "industry_peer_count": 20,
+    "industry_revenue_3m_yoy_median": 0.03,
+    "revenue_3m_yoy_vs_industry": 0.02,
+    "utility_arrears": 0,
+    "utility_late_payments_6m": 0,
+    "enforcement_listed_6m": 0,
+    "dishonest_debtor_listed_12m": 0,
+    "legal_rep_change_6m": 0,
+    "low_severity_events_12m": 0,
+    "abnormal_operation_currently_listed": False,
+    "fund_diversion_max_share": 0.0,
+    "fund_diversion_max_loan_amount": 0,
+    "outstanding_to_revenue_12m": 0.4,
+    "principal_due_next_90d": 50000,
+    "principal_due_90d_to_avg_monthly_revenue": 0.5,
+    "dpd_max": 0,
+    "dpd_max_12m": 0,
+    "is_default": False,
 }
 
 # signal id -> (overrides that trigger it, overrides of a near miss, overrides of the row
@@ -142,31 +145,16 @@ CASES: dict[str, tuple[dict, dict, dict]] = {
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
-    cols = ", ".join(f"{name} {typ}" for name, (typ, _) in FEATURES.items())
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts; CREATE SCHEMA IF NOT EXISTS raw;")
-    con.execute(
-        "CREATE TABLE marts.fct_enterprise_month_end (enterprise_id VARCHAR, month_end DATE, "
-        f"as_of_date DATE, {cols})"
-    )
-    con.execute(
-        "CREATE TABLE marts.fct_loan_month_end (loan_id VARCHAR, enterprise_id VARCHAR, "
-        "month_end DATE, outstanding_principal DECIMAL(18,2), dpd INTEGER, risk_class VARCHAR, "
-        "ifrs9_stage INTEGER, ifrs9_stage_dpd_floor INTEGER, is_default BOOLEAN, "
-        "default_date DATE)"
-    )
-    con.execute(
-        "CREATE TABLE raw.loans (loan_id VARCHAR, enterprise_id VARCHAR, contract_date DATE, "
-        "disbursement_date DATE, maturity_date DATE, principal DECIMAL(18,2))"
-    )
-    con.execute(
-        "CREATE TABLE raw.loan_applications (application_id VARCHAR, enterprise_id VARCHAR, "
-        "application_date DATE, requested_amount DECIMAL(18,2), requested_term_months INTEGER, "
-        "requested_product VARCHAR, purpose VARCHAR)"
-    )
+    """The two fact marts as their dbt contracts define them, and the raw tables the engine
+    reads (from the landing contract)."""
+    create_mart_tables(con, "fct_enterprise_month_end", "fct_loan_month_end")
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(raw_table_ddl(TABLES["loans"]))
+    con.execute(raw_table_ddl(TABLES["loan_applications"]))
 
 
 def put_features(con, enterprise_id: str, month_end: date, **overrides) -> None:
-    row = {name: default for name, (_, default) in FEATURES.items()}
+    row = dict(FEATURES)
     row.update({k: v for k, v in overrides.items() if not k.startswith("_")})
     names = ["enterprise_id", "month_end", "as_of_date", *row]
     con.execute(
@@ -180,13 +168,15 @@ def put_loan(con, enterprise_id: str, month_end: date, dpd: int = 0, floor: int 
     loan_id = f"L-{enterprise_id}"
     if not con.execute("SELECT 1 FROM raw.loans WHERE loan_id = ?", [loan_id]).fetchall():
         con.execute(
-            "INSERT INTO raw.loans VALUES (?, ?, DATE '2025-01-01', DATE '2025-01-05', "
+            "INSERT INTO raw.loans (loan_id, enterprise_id, contract_date, disbursement_date, "
+            "maturity_date, principal) VALUES (?, ?, DATE '2025-01-01', DATE '2025-01-05', "
             "DATE '2028-01-05', 1000000)",
             [loan_id, enterprise_id],
         )
     con.execute(
-        "INSERT INTO marts.fct_loan_month_end VALUES (?, ?, ?, 800000, ?, 'normal', ?, ?, "
-        "FALSE, NULL)",
+        "INSERT INTO marts.fct_loan_month_end (loan_id, enterprise_id, month_end, "
+        "outstanding_principal, dpd, risk_class, ifrs9_stage, ifrs9_stage_dpd_floor, "
+        "is_default, default_date) VALUES (?, ?, ?, 800000, ?, 'normal', ?, ?, FALSE, NULL)",
         [loan_id, enterprise_id, month_end, dpd, floor, floor],
     )
 
@@ -374,9 +364,10 @@ def test_population_is_borrowers_and_recent_applicants(con) -> None:
     put_features(con, "old_applicant", AS_OF, revenue_3m_yoy=-0.6)
     put_features(con, "stranger", AS_OF, revenue_3m_yoy=-0.6)
     con.execute(
-        "INSERT INTO raw.loan_applications VALUES ('A1', 'applicant', DATE '2026-02-20', 1e5, 12, "
-        "NULL, 'working_capital'), ('A2', 'old_applicant', DATE '2025-09-01', 1e5, 12, NULL, "
-        "'working_capital')"
+        "INSERT INTO raw.loan_applications (application_id, enterprise_id, application_date, "
+        "requested_amount, requested_term_months, requested_product, purpose) VALUES "
+        "('A1', 'applicant', DATE '2026-02-20', 1e5, 12, NULL, 'working_capital'), "
+        "('A2', 'old_applicant', DATE '2025-09-01', 1e5, 12, NULL, 'working_capital')"
     )
     ew.run_early_warning(con, CAT, AS_OF)
     got = con.execute("SELECT enterprise_id, tier FROM marts.enterprise_risk_profile").fetchall()
