@@ -473,6 +473,18 @@ def new_version(fit_date: date, fitted_at: datetime) -> str:
     return f"pd-{fit_date.isoformat()}-{fitted_at:%Y%m%dT%H%M%S%f}"
 
 
+@dataclass
+class FitResult:
+    """A stored fit plus what produced it (tests compare SQL scoring with `card`)."""
+
+    model_version: str
+    status: str
+    windows: Windows | None
+    card: object | None = None
+    sample: pd.DataFrame | None = None
+    dropped: list[str] = field(default_factory=list)
+
+
 def fit_scorecard(
     con: duckdb.DuckDBPyConnection, fit_date: date, spec: ScorecardSpec | None = None
 ) -> str:
@@ -480,6 +492,13 @@ def fit_scorecard(
 
     Status 'challenger' (run `promote` next) or 'cold_start' when the training window has
     fewer than `min_defaults` defaulting enterprises (then nothing is fitted)."""
+    return fit_scorecard_detailed(con, fit_date, spec).model_version
+
+
+def fit_scorecard_detailed(
+    con: duckdb.DuckDBPyConnection, fit_date: date, spec: ScorecardSpec | None = None
+) -> FitResult:
+    """`fit_scorecard`, returning the fitted optbinning Scorecard and sample as well."""
     spec = spec or load_spec()
     fitted_at = datetime.now(UTC).replace(tzinfo=None)
     version = new_version(fit_date, fitted_at)
@@ -513,7 +532,7 @@ def fit_scorecard(
         except BaseException:
             con.execute("rollback")
             raise
-        return version
+        return FitResult(version, "cold_start", w)
 
     df = con.execute(f"select * from {TRAIN_SAMPLE} order by enterprise_id, month_end").df()
     card, dropped = fit_optbinning_scorecard(df, spec)
@@ -558,7 +577,7 @@ def fit_scorecard(
     finally:
         con.execute(f"drop table if exists {TRAIN_SAMPLE}")
         con.execute(f"drop table if exists {OOT_EXAMPLES}")
-    return version
+    return FitResult(version, "challenger", w, card, df, dropped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -643,7 +662,45 @@ def promote(
                      new.auc_oot, champ_auc, reason)
 
 
+# ---------------------------------------------------------------------------------------------
+# Model card
+
+
+def model_card(con: duckdb.DuckDBPyConnection, model_version: str) -> dict:
+    """What a validator reads about one fit: the models row, calibration, PSI and each
+    feature's points range (plain data; the Dagster asset renders it)."""
+    cur = con.execute(f"select * from {MODELS} where model_version = ?", [model_version])
+    cols = [d[0] for d in cur.description]
+    row = cur.fetchone()
+    if row is None:
+        raise KeyError(f"no scorecard model {model_version!r}")
+    card: dict = {"model": dict(zip(cols, row, strict=True))}
+    if card["model"]["status"] == "cold_start":
+        return card | {"calibration": [], "psi": [], "features": []}
+    card["calibration"] = con.execute(
+        f"select sample, band, score_lower, score_upper, n, predicted_pd, observed_rate "
+        f"from {CALIBRATION} where model_version = ? order by sample desc, band",
+        [model_version],
+    ).fetchall()
+    card["psi"] = con.execute(
+        f"select item, kind, psi from {PSI} where model_version = ? "
+        "order by kind desc, psi desc",
+        [model_version],
+    ).fetchall()
+    card["features"] = con.execute(
+        f"""select b.feature, count(*) as bins, min(b.points), max(b.points),
+                   max(b.points) - min(b.points) as points_range, any_value(b.coefficient),
+                   any_value(p.psi)
+            from {BINS} as b
+            left join {PSI} as p on p.model_version = b.model_version and p.item = b.feature
+            where b.model_version = ? group by b.feature order by points_range desc""",
+        [model_version],
+    ).fetchall()
+    return card
+
+
 __all__ = [
-    "Promotion", "ScorecardModel", "Windows", "add_months", "current_model", "fit_scorecard",
-    "fit_windows", "load_model", "oot_auc", "promote",
+    "FitResult", "Promotion", "ScorecardModel", "Windows", "add_months", "current_model",
+    "fit_scorecard", "fit_scorecard_detailed", "fit_windows", "load_model", "model_card", "oot_auc",
+    "promote",
 ]
