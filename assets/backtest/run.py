@@ -331,11 +331,12 @@ def observed_window(
     rel = relation(decisions_sql)
     rows = con.execute(
         f"""
-        SELECT DISTINCT o.month_end
-        FROM {OUTCOMES} AS o
-        WHERE o.outcome_observed_12m
-          AND o.month_end IN (SELECT DISTINCT month_end FROM {rel} AS d)
-        ORDER BY o.month_end DESC
+        SELECT month_end FROM (
+            SELECT DISTINCT month_end FROM {OUTCOMES} WHERE outcome_observed_12m
+            INTERSECT
+            SELECT DISTINCT month_end FROM {rel} AS d
+        )
+        ORDER BY month_end DESC
         LIMIT {literal(int(months))}
         """
     ).fetchall()
@@ -376,10 +377,21 @@ def _stage(
           AND o.outcome_observed_12m
         """
     )
-    dup = con.execute(
-        f"SELECT enterprise_id, month_end FROM {POP} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+    # A duplicated decision row would silently count a firm-month twice. Outcomes are unique
+    # per key (a dbt test), so comparing two counts is enough; the GROUP BY only runs to name
+    # an example.
+    (expected,) = con.execute(
+        f"""
+        SELECT count(*) FROM {OUTCOMES} AS o
+        WHERE o.month_end IN {in_window} AND NOT coalesce(o.in_default, false)
+          AND o.outcome_observed_12m
+        """
     ).fetchone()
-    if dup:
+    (got,) = con.execute(f"SELECT count(*) FROM {POP}").fetchone()
+    if got != expected:
+        dup = con.execute(
+            f"SELECT enterprise_id, month_end FROM {POP} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+        ).fetchone()
         raise ValueError(
             f"decisions or outcomes hold more than one row for enterprise {dup[0]} at {dup[1]}"
         )
@@ -486,15 +498,16 @@ def _insert_rows(
     if not rows:
         return
     types = {c: t for c, t, _ in TABLES[table][1]}
+    unknown = {k for r in rows for k in r} - set(types)
+    if unknown:  # a figure without a column (and a description) would be lost silently
+        raise KeyError(f"{table} has no column for {sorted(unknown)}")
     selects = []
     for r in rows:
         values = {"run_id": run_id, **r}
         selects.append(
             "SELECT "
             + ", ".join(
-                f"CAST({_sql_value(v)} AS {types[k]}) AS {ident(k)}"
-                for k, v in values.items()
-                if k in types
+                f"CAST({_sql_value(v)} AS {types[k]}) AS {ident(k)}" for k, v in values.items()
             )
         )
     con.execute(
