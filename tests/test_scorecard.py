@@ -1,0 +1,445 @@
+"""PD scorecard: point in time, SQL scoring = optbinning, champion/challenger, cold start.
+
+Small synthetic warehouses built here with DuckDB (no dbt run): the three marts with only the
+columns the test spec reads, so each fit takes about a second.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from assets.core.sql import date_literal
+from assets.scorecard import (
+    current_model,
+    features_relation_sql,
+    fit_scorecard,
+    load_model,
+    load_spec,
+    promote,
+    score_sql,
+)
+from assets.scorecard import fit as fit_module
+from assets.scorecard.fit import add_months, fit_scorecard_detailed, fit_windows, model_card
+from assets.scorecard.spec import SpecError, parse_spec
+from assets.scorecard.sql import examples_sql
+
+ROOT = Path(__file__).resolve().parents[1]
+FIT_DATE = date(2024, 12, 31)
+MONTHS = [add_months(date(2022, 1, 31), i) for i in range(36)]  # 2022-01 .. 2024-12
+
+SPEC = {
+    "min_defaults": 20,
+    "holdout_months": 6,
+    "train_months": None,
+    "history_warmup_months": 0,
+    "sample": {"max_non_defaults": 4000, "seed": 7},
+    "binning": {"max_n_bins": 4, "min_bin_size": 0.05, "min_iv": 0.0, "max_features": 10},
+    "features": [
+        {"name": "x1", "mart": "enterprise"},
+        {"name": "x2", "mart": "enterprise"},
+        {"name": "grade", "mart": "enterprise", "dtype": "categorical"},
+        {"name": "t1", "mart": "trends"},
+    ],
+}
+
+
+def make_spec(**changes) -> object:
+    return parse_spec({**SPEC, **changes})
+
+
+def build_warehouse(path: Path, n_firms: int = 500, seed: int = 1) -> duckdb.DuckDBPyConnection:
+    """Firm-months 2022-01..2024-12: x1 (strong, some NULLs), x2 (weak), grade (A/B/C),
+    t1 (trend mart), noise; default_within_12m ~ logistic in them; a few rows in default."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_firms):
+        level = rng.normal()
+        grade = rng.choice(["A", "B", "C"], p=[0.5, 0.35, 0.15])
+        for m in MONTHS:
+            x1 = level + rng.normal(scale=0.5)
+            x2 = rng.normal()
+            t1 = rng.normal()
+            logit = -3.6 + 1.1 * x1 + 0.25 * x2 + 0.6 * t1 + {"A": 0, "B": 0.4, "C": 1.0}[grade]
+            y = rng.random() < 1 / (1 + np.exp(-logit))
+            rows.append({
+                "enterprise_id": f"E{i:05d}", "month_end": m,
+                "x1": None if rng.random() < 0.05 else round(x1, 3), "x2": round(x2, 3),
+                "grade": grade, "noise": rng.normal(), "t1": round(t1, 3),
+                "in_default": bool(rng.random() < 0.01), "default_within_12m": bool(y),
+            })
+    df = pd.DataFrame(rows)
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.register("df", df)
+    con.execute("""create table marts.fct_enterprise_month_end as
+        select enterprise_id, month_end::date as month_end, 1.0::double as revenue_1m,
+               x1::double as x1, x2::double as x2, grade::varchar as grade,
+               noise::double as noise from df""")
+    con.execute("""create table marts.fct_enterprise_month_end_trends as
+        select enterprise_id, month_end::date as month_end, t1::double as t1 from df""")
+    con.execute("""create table marts.fct_enterprise_outcomes as
+        select enterprise_id, month_end::date as month_end, in_default,
+               default_within_12m and not in_default as default_within_12m from df""")
+    con.unregister("df")
+    return con
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    c = build_warehouse(tmp_path / "wh.duckdb")
+    yield c
+    c.close()
+
+
+def bins_of(con: duckdb.DuckDBPyConnection, version: str) -> pd.DataFrame:
+    return con.execute(
+        "select * exclude (model_version) from marts.pd_scorecard_bins "
+        "where model_version = ? order by feature, bin_id", [version]
+    ).df()
+
+
+# ---------------------------------------------------------------------------------------------
+# Point in time
+
+
+def test_no_training_example_has_an_outcome_window_after_fit_date(con) -> None:
+    spec = make_spec()
+    result = fit_scorecard_detailed(con, FIT_DATE, spec)
+    w = result.windows
+    assert add_months(w.oot_end, 12) <= FIT_DATE < add_months(w.oot_end, 13)
+    assert add_months(w.oot_start, spec.holdout_months - 1) == w.oot_end
+    assert w.train_end < w.oot_start
+    sample = result.sample
+    assert sample["month_end"].max().date() <= w.train_end
+    assert all(add_months(m.date(), 12) <= FIT_DATE for m in sample["month_end"])
+    assert not sample.empty and sample["y"].sum() > 0
+    # every example the fit can see, train and out of time
+    bad = con.execute(f"""
+        select count(*) from ({examples_sql(FIT_DATE, None, FIT_DATE)})
+        where last_day(month_end + interval 12 month) > {date_literal(FIT_DATE)}
+    """).fetchone()[0]
+    assert bad == 0
+    row = con.execute(
+        "select oot_end, n_oot from marts.pd_scorecard_models where model_version = ?",
+        [result.model_version],
+    ).fetchone()
+    assert row[0] == w.oot_end and row[1] > 0
+
+
+def test_a_default_after_fit_date_does_not_change_the_fit(con) -> None:
+    spec = make_spec()
+    before = fit_scorecard(con, FIT_DATE, spec)
+    # Defaults whose 12-month window ends after the fit date (month ends after 2023-12):
+    # every one of those firm-months now defaults, and firms are in default later on.
+    cutoff = date_literal(add_months(FIT_DATE, -12))
+    con.execute(f"update marts.fct_enterprise_outcomes set default_within_12m = true "
+                f"where month_end > {cutoff}")
+    con.execute(f"update marts.fct_enterprise_outcomes set in_default = true "
+                f"where month_end > {date_literal(FIT_DATE)}")
+    after = fit_scorecard(con, FIT_DATE, spec)
+    pd.testing.assert_frame_equal(bins_of(con, before), bins_of(con, after))
+    models = con.execute(
+        "select intercept, n_train, n_train_defaults, n_oot, n_oot_defaults, auc_oot "
+        "from marts.pd_scorecard_models order by fitted_at"
+    ).fetchall()
+    assert models[0] == models[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL scoring = optbinning
+
+
+def test_sql_scoring_equals_optbinning(con) -> None:
+    spec = make_spec()
+    result = fit_scorecard_detailed(con, FIT_DATE, spec)
+    version, card = result.model_version, result.card
+    model = load_model(con, version)
+    assert {"x1", "grade", "t1"} <= set(model.features) <= {"x1", "x2", "grade", "t1"}
+
+    # Out-of-time rows from the warehouse plus edge cases: NULLs, an unseen category, values
+    # beyond every training value, exactly on a cut point.
+    w = result.windows
+    rel = features_relation_sql(
+        f"month_end between {date_literal(w.oot_start)} and {date_literal(w.oot_end)}"
+    )
+    rows = con.execute(f"select enterprise_id, month_end, x1, x2, grade, t1 from ({rel})").df()
+    cut = float(con.execute(
+        "select min(lower_bound) from marts.pd_scorecard_bins "
+        "where model_version = ? and feature = 'x1'", [version]
+    ).fetchall()[0][0])
+    edge = pd.DataFrame({
+        "enterprise_id": ["Z1", "Z2", "Z3", "Z4", "Z5"],
+        "month_end": pd.to_datetime([FIT_DATE] * 5),
+        "x1": [None, 1e12, -1e12, cut, cut - 1e-9],
+        "x2": [None, 0.0, 1e9, -1e9, 0.5],
+        "grade": ["A", None, "ZZZ", "C", "B"],
+        "t1": [0.0, None, 3.0, -3.0, 0.1],
+    })
+    rows = pd.concat([rows, edge], ignore_index=True)
+    rows["month_end"] = pd.to_datetime(rows["month_end"])
+    con.register("rows_to_score", rows)
+    out = con.execute(
+        f"select * from ({score_sql(version, 'select * from rows_to_score', model.feature_specs)})"
+    ).df()
+    out = out.set_index(["enterprise_id", "month_end"]).loc[
+        list(zip(rows["enterprise_id"], rows["month_end"], strict=True))
+    ]
+    assert len(out) == len(rows)
+    X = rows[[f.name for f in spec.features]]
+    expected_pd = card.predict_proba(X)[:, 1]
+    np.testing.assert_allclose(out["pd"].to_numpy(), expected_pd, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        out["logit"].to_numpy(), np.log(expected_pd / (1 - expected_pd)), rtol=0, atol=1e-7
+    )
+    # optbinning's own score() sends an unseen category to the Missing bin while its
+    # predict_proba gives it WoE 0; our unknown-category bin follows predict_proba.
+    known = (rows["grade"] != "ZZZ").to_numpy()
+    np.testing.assert_allclose(out["score"].to_numpy()[known], card.score(X)[known], atol=1e-9)
+    # higher score = safer
+    assert np.corrcoef(out["score"], out["pd"])[0, 1] < 0
+
+    fp = {e: p for (e, _), p in zip(out.index, out["feature_points"], strict=True)}
+    z1 = {f["feature"]: f for f in fp["Z1"]}
+    assert z1["x1"]["bin_label"] == "Missing" and z1["x1"]["value"] is None
+    z3 = {f["feature"]: f for f in fp["Z3"]}
+    assert z3["grade"]["bin_label"].startswith("Unknown category")
+    assert z3["grade"]["logit_contribution"] == 0.0
+    z4 = {f["feature"]: f for f in fp["Z4"]}
+    z5 = {f["feature"]: f for f in fp["Z5"]}
+    assert z4["x1"]["bin_id"] == z5["x1"]["bin_id"] + 1  # [lower, upper): the cut opens a bin
+    assert len(fp["Z2"]) == len(model.features)
+    # riskiest term first
+    contrib = [f["logit_contribution"] for f in fp["Z2"]]
+    assert contrib == sorted(contrib, reverse=True)
+
+
+def test_missing_and_unseen_values_land_in_a_bin(con) -> None:
+    version = fit_scorecard(con, FIT_DATE, make_spec())
+    model = load_model(con, version)
+    con.execute("""create table odd as select * from (values
+        ('N1', DATE '2024-12-31', NULL::DOUBLE, NULL::DOUBLE, NULL::VARCHAR, NULL::DOUBLE),
+        ('N2', DATE '2024-12-31', 'nan'::DOUBLE, 'inf'::DOUBLE, 'never-seen', '-inf'::DOUBLE))
+        as t(enterprise_id, month_end, x1, x2, grade, t1)""")
+    out = con.execute(score_sql(version, "select * from odd", model.feature_specs)).fetchall()
+    assert len(out) == 2
+    for row in out:
+        assert len(row[6]) == len(model.features)
+        assert all(fp["bin_id"] is not None and fp["points"] is not None for fp in row[6])
+        assert 0 < row[4] < 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Champion / challenger, cold start, transaction
+
+
+def test_champion_kept_when_challenger_worse_and_replaced_when_not(con) -> None:
+    good = make_spec()
+    first = fit_scorecard(con, FIT_DATE, good)
+    assert promote(con, first, good).promoted
+    assert current_model(con).model_version == first
+
+    # A month later, a challenger on the weak feature only: worse on its own OOT window,
+    # where the champion is rescored.
+    later = date(2025, 1, 31)
+    weak = make_spec(features=[{"name": "x2", "mart": "enterprise"}])
+    worse = fit_scorecard(con, later, weak)
+    decision = promote(con, worse, weak)
+    assert not decision.promoted
+    assert decision.champion_auc_oot > decision.challenger_auc_oot
+    assert current_model(con).model_version == first
+    statuses = dict(con.execute(
+        "select model_version, status from marts.pd_scorecard_models").fetchall())
+    assert statuses == {first: "champion", worse: "challenger"}
+    assert "not promoted" in con.execute(
+        "select notes from marts.pd_scorecard_models where model_version = ?", [worse]
+    ).fetchone()[0]
+
+    # The same good specification refitted a month later is not worse: promoted.
+    refit = fit_scorecard(con, later, good)
+    decision = promote(con, refit, good)
+    assert decision.promoted and decision.previous_champion == first
+    assert decision.challenger_auc_oot >= decision.champion_auc_oot
+    assert current_model(con).model_version == refit
+    status = con.execute(
+        "select status from marts.pd_scorecard_models where model_version = ?", [first]
+    ).fetchone()[0]
+    assert status == "retired"
+
+
+def test_cold_start_fits_nothing(con) -> None:
+    spec = make_spec(min_defaults=100_000)
+    version = fit_scorecard(con, FIT_DATE, spec)
+    status, notes, features = con.execute(
+        "select status, notes, features from marts.pd_scorecard_models where model_version = ?",
+        [version],
+    ).fetchone()
+    assert status == "cold_start" and features is None
+    assert "min_defaults=100000" in notes and "expert signal catalog" in notes
+    assert con.execute("select count(*) from marts.pd_scorecard_bins").fetchone()[0] == 0
+    assert not promote(con, version, spec).promoted
+    assert current_model(con) is None
+    assert model_card(con, version)["model"]["status"] == "cold_start"
+    # Nothing observed yet at all (fit date before any 12-month window ended).
+    early = fit_scorecard(con, date(2022, 6, 30), make_spec())
+    assert load_model(con, early).status == "cold_start"
+    assert current_model(con) is None
+
+
+def test_a_failed_fit_leaves_the_tables_as_they_were(con, monkeypatch) -> None:
+    spec = make_spec()
+    fit_scorecard(con, FIT_DATE, spec)
+    tables = ["pd_scorecard_models", "pd_scorecard_bins", "pd_scorecard_calibration",
+              "pd_scorecard_psi"]
+
+    def counts() -> list[int]:
+        return [con.execute(f"select count(*) from marts.{t}").fetchone()[0] for t in tables]
+
+    before = counts()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(fit_module, "_evaluate", boom)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        fit_scorecard(con, FIT_DATE, spec)
+    assert counts() == before
+
+
+def test_model_card_and_stored_tables(con) -> None:
+    version = fit_scorecard(con, FIT_DATE, make_spec())
+    card = model_card(con, version)
+    m = card["model"]
+    assert 0.5 < m["auc_oot"] <= 1 and 0 < m["ks_oot"] <= 1 and 0.5 < m["auc_train"] <= 1
+    assert m["library"].startswith("optbinning 1.0.0")
+    assert {s for s, *_ in card["calibration"]} == {"train", "oot"}
+    assert any(kind == "score" for _, kind, _ in card["psi"])
+    assert {f for f, *_ in card["features"]} == set(m["features"])
+    # the weighted training sample keeps the intercept calibrated: mean predicted PD ~ rate
+    train = [r for r in card["calibration"] if r[0] == "train"]
+    pred = sum(r[4] * r[5] for r in train) / sum(r[4] for r in train)
+    assert pred > 0
+    # every numeric feature's bins tile the real line: [lower, upper) back to back
+    bins = con.execute(
+        "select feature, bin_id, lower_bound, upper_bound from marts.pd_scorecard_bins "
+        "where model_version = ? and categories is null and not is_missing "
+        "order by feature, bin_id", [version]
+    ).fetchall()
+    by_feature: dict[str, list] = {}
+    for f, _, lo, hi in bins:
+        by_feature.setdefault(f, []).append((lo, hi))
+    for edges in by_feature.values():
+        assert edges[0][0] is None and edges[-1][1] is None
+        assert all(a[1] == b[0] for a, b in zip(edges, edges[1:], strict=False))
+
+
+def test_training_sample_is_capped_and_weighted(con) -> None:
+    spec = make_spec(sample={"max_non_defaults": 1000, "seed": 3})
+    result = fit_scorecard_detailed(con, FIT_DATE, spec)
+    s = result.sample
+    nd = s[~s["y"]]
+    assert len(nd) == 1000 and (s[s["y"]]["w"] == 1).all()
+    n_train, n_def = con.execute(
+        "select n_train, n_train_defaults from marts.pd_scorecard_models "
+        "where model_version = ?", [result.model_version]
+    ).fetchone()
+    assert nd["w"].iloc[0] == pytest.approx((n_train - n_def) / 1000)
+    assert s["w"].sum() == pytest.approx(n_train)
+    again = fit_scorecard_detailed(con, FIT_DATE, spec).sample
+    assert sorted(zip(nd["enterprise_id"], nd["month_end"], strict=True)) == sorted(
+        zip(again[~again["y"]]["enterprise_id"], again[~again["y"]]["month_end"], strict=True)
+    )
+
+
+def test_windows_follow_the_fit_date(con) -> None:
+    spec = make_spec(train_months=6)
+    w = fit_windows(con, date(2024, 6, 30), spec)
+    assert w.oot_end == date(2023, 6, 30)
+    assert w.oot_start == date(2023, 1, 31)
+    assert (w.train_start, w.train_end) == (date(2022, 7, 31), date(2022, 12, 31))
+
+
+# ---------------------------------------------------------------------------------------------
+# Specification and the trends model
+
+
+def test_shipped_spec_names_columns_of_the_marts() -> None:
+    spec = load_spec()
+    docs = {}
+    for name in ("_enterprise_features__models.yml", "_enterprise_trends__models.yml"):
+        path = ROOT / "dbt_project/models/marts/enterprise_features" / name
+        for model in yaml.safe_load(path.read_text(encoding="utf-8"))["models"]:
+            docs[model["name"]] = {c["name"] for c in model["columns"]}
+    mart = {"enterprise": "fct_enterprise_month_end", "trends": "fct_enterprise_month_end_trends"}
+    for f in spec.features:
+        assert f.name in docs[mart[f.mart]], f.name
+    assert spec.min_defaults == 50 and spec.holdout_months == 12
+    with pytest.raises(SpecError, match="min_defaults"):
+        parse_spec({**SPEC, "min_defaults": 0})
+    with pytest.raises(SpecError, match="surprise"):
+        parse_spec({**SPEC, "surprise": 1})
+    with pytest.raises(SpecError, match="twice"):
+        parse_spec({**SPEC, "features": SPEC["features"] * 2})
+
+
+def _trends_sql() -> str:
+    sql = (ROOT / "dbt_project/models/marts/enterprise_features/"
+           "fct_enterprise_month_end_trends.sql").read_text(encoding="utf-8")
+    sql = re.sub(r"\{#-.*?-#\}", "", sql, flags=re.S)
+    return sql.replace("{{ ref('fct_enterprise_month_end') }}", "fem")
+
+
+def test_trends_model_is_point_in_time() -> None:
+    """Each row reads only its own and earlier month ends: changing later rows leaves the
+    earlier results unchanged; own-baseline and filing-history columns are as documented."""
+    con = duckdb.connect()
+    n = len(MONTHS)
+    revenue_1m = [100.0] * n
+    revenue_1m[0] = None            # before the first filing
+    revenue_1m[20] = None           # a missed filing
+    base = pd.DataFrame({
+        "enterprise_id": "E1",
+        "month_end": MONTHS,
+        "revenue_1m": revenue_1m,
+        "revenue_3m": [300.0] * 24 + [150.0] * (n - 24),
+        "revenue_3m_yoy": [None] * 12 + [0.1 * i for i in range(n - 12)],
+        "electricity_3m": [30.0] * n,
+        "tax_arrears": [float(i) for i in range(n)],
+        "utility_late_payments_6m": [0] * 30 + [3] * (n - 30),
+        "dpd_max_12m": [0] * 30 + [40] * (n - 30),
+        "outstanding_to_revenue_12m": [0.5] * n,
+    })
+    con.register("fem", base)
+    first = con.execute(_trends_sql() + " order by month_end").df()
+    r = first.set_index(first["month_end"].dt.date)
+    assert r.loc[MONTHS[24], "revenue_3m_vs_own_avg_12m"] == pytest.approx(0.5)
+    assert r.loc[MONTHS[24], "revenue_3m_vs_own_peak_12m"] == pytest.approx(0.5)
+    assert np.isnan(r.loc[MONTHS[3], "revenue_3m_vs_own_avg_12m"])  # < 6 earlier months
+    assert r.loc[MONTHS[32], "dpd_max_12m_change_3m"] == 40
+    assert r.loc[MONTHS[33], "dpd_max_12m_change_3m"] == 0
+    assert r.loc[MONTHS[35], "dpd_max_12m_change_6m"] == 40
+    assert r.loc[MONTHS[30], "utility_late_payments_6m_change_3m"] == 3
+    assert r.loc[MONTHS[10], "tax_arrears_change_6m"] == 6
+    assert pd.isna(r.loc[MONTHS[19], "months_since_missed_vat_filing"])
+    assert r.loc[MONTHS[20], "months_since_missed_vat_filing"] == 0
+    assert r.loc[MONTHS[25], "months_since_missed_vat_filing"] == 5
+    assert pd.isna(r.loc[MONTHS[0], "months_since_first_vat_filing"])
+    assert r.loc[MONTHS[5], "months_since_first_vat_filing"] == 4
+
+    changed = base.copy()
+    later = changed["month_end"] > MONTHS[17]
+    for col in ("revenue_3m", "electricity_3m", "tax_arrears", "dpd_max_12m"):
+        changed.loc[later, col] = changed.loc[later, col] * 7 + 1
+    changed.loc[later, "revenue_1m"] = None
+    con.unregister("fem")
+    con.register("fem", changed)
+    second = con.execute(_trends_sql() + " order by month_end").df()
+    upto = first["month_end"] <= pd.Timestamp(MONTHS[17])
+    pd.testing.assert_frame_equal(first[upto], second[upto])
