@@ -32,20 +32,22 @@ from dagster import (
 
 from assets.core.metadata import markdown_table, table_exists
 from assets.core.resources import RiskWarehouse
-from assets.core.sql import date_literal, text
+from assets.core.sql import date_literal, ident, text, transaction
 from assets.dbt_assets import mart_key
 from assets.ingestion_assets import raw_asset_key as raw_key
 from assets.signals.catalog import (
     DIMENSIONS,
     Catalog,
     Signal,
-    dimension_score_sql,
     latest_features_sql,
     load_catalog,
-    risk_score_sql,
-    signal_hits_sql,
     signal_sql,
-    tier_sql,
+)
+from assets.signals.decisions import (
+    current_engine,
+    decisions_sql,
+    features_sql,
+    signal_hits_rows_sql,
 )
 
 GROUP = "early_warning"
@@ -99,64 +101,71 @@ def monitored_enterprises_sql(con: duckdb.DuckDBPyConnection, catalog: Catalog, 
     return " UNION ".join(parts)
 
 
+def _prepare_as_of(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> None:
+    """Temp tables of D: each monitored firm's latest feature row and its signal hits."""
+    pop = monitored_enterprises_sql(con, catalog, as_of)
+    latest = features_sql(con, catalog, end=as_of, latest_only=True, enterprises_sql=pop)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ew_features AS "
+        f"SELECT p.enterprise_id, f.* EXCLUDE (enterprise_id) FROM (SELECT DISTINCT "
+        f"enterprise_id FROM ({pop})) AS p LEFT JOIN ({latest}) AS f USING (enterprise_id)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ew_hits AS "
+        + signal_hits_rows_sql(catalog, "_ew_features")
+    )
+
+
 def build_signal_hits(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> int:
     """marts.signal_hits for the monitored firms as of D; appended to signal_hits_history
     (the date's rows replaced) so later refreshes can tell new hits from old."""
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    pop = monitored_enterprises_sql(con, catalog, as_of)
+    _prepare_as_of(con, catalog, as_of)
     con.execute(
         "CREATE OR REPLACE TABLE marts.signal_hits AS "
-        + signal_hits_sql(catalog, as_of, pop)
-        + " ORDER BY enterprise_id, signal_id"
+        f"SELECT {date_literal(as_of)} AS as_of_date, enterprise_id, signal_id, dimension, "
+        "severity, stage, reason, topic, hard_tier IS NOT NULL AS hard_trigger, month_end, "
+        f"{text(catalog.version)} AS catalog_version FROM _ew_hits "
+        "ORDER BY enterprise_id, signal_id"
     )
     con.execute(
         "CREATE TABLE IF NOT EXISTS marts.signal_hits_history AS "
         "SELECT * FROM marts.signal_hits WHERE FALSE"
     )
-    con.execute(f"DELETE FROM marts.signal_hits_history WHERE as_of_date = {date_literal(as_of)}")
-    con.execute("INSERT INTO marts.signal_hits_history BY NAME SELECT * FROM marts.signal_hits")
+    # A history written by an older version gains the new columns (NULL for its rows).
+    have = {r[0] for r in con.execute("DESCRIBE marts.signal_hits_history").fetchall()}
+    for name, typ, *_ in con.execute("DESCRIBE marts.signal_hits").fetchall():
+        if name not in have:
+            con.execute(f"ALTER TABLE marts.signal_hits_history ADD COLUMN {ident(name)} {typ}")
+    with transaction(con):
+        con.execute(
+            f"DELETE FROM marts.signal_hits_history WHERE as_of_date = {date_literal(as_of)}"
+        )
+        con.execute(
+            "INSERT INTO marts.signal_hits_history BY NAME SELECT * FROM marts.signal_hits"
+        )
     return con.execute("SELECT count(*) FROM marts.signal_hits").fetchone()[0]
 
 
 def build_risk_profile(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> int:
-    """marts.enterprise_risk_profile: one row per monitored firm, scores, tier, signals."""
-    d = date_literal(as_of)
-    pop = monitored_enterprises_sql(con, catalog, as_of)
-    sev_rank = "CASE h.severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END"
-    dims = ",\n".join(
-        f"{dimension_score_sql(catalog, dim, 'h.dimension', 'h.severity')} AS {dim}_score"
-        for dim in DIMENSIONS
-    )
-    latest = latest_features_sql(catalog, as_of, pop)
+    """marts.enterprise_risk_profile: one decision per monitored firm as of D (its latest
+    feature month end): PD and tier by the champion scorecard, or the expert catalog in cold
+    start, hard triggers, dimension scores, risk_score, signals and merged reasons."""
+    _prepare_as_of(con, catalog, as_of)
+    engine = current_engine(con)
+    decided = decisions_sql(catalog, engine, "_ew_features", "_ew_hits")
     con.execute(
         f"""
         CREATE OR REPLACE TABLE marts.enterprise_risk_profile AS
-        WITH pop AS ({pop}),
-        feat AS (SELECT enterprise_id, month_end, industry_code FROM ({latest})),
-        agg AS (
-            SELECT p.enterprise_id,
-                {dims},
-                count(*) FILTER (WHERE h.severity = 'high') AS n_high,
-                count(*) FILTER (WHERE h.severity = 'medium') AS n_medium,
-                count(*) FILTER (WHERE h.severity = 'low') AS n_low,
-                coalesce(list(h.signal_id ORDER BY {sev_rank}, h.signal_id)
-                    FILTER (WHERE h.signal_id IS NOT NULL), []::VARCHAR[]) AS signals,
-                coalesce(string_agg(h.reason, '; ' ORDER BY {sev_rank}, h.signal_id), '')
-                    AS reasons
-            FROM pop AS p
-            LEFT JOIN marts.signal_hits AS h
-                ON h.enterprise_id = p.enterprise_id AND h.as_of_date = {d}
-            GROUP BY p.enterprise_id
-        )
-        SELECT a.enterprise_id, {d} AS as_of_date,
-            {", ".join(f"CAST(a.{x}_score AS INTEGER) AS {x}_score" for x in DIMENSIONS)},
-            {risk_score_sql(catalog, {x: f"a.{x}_score" for x in DIMENSIONS})} AS risk_score,
-            {tier_sql(catalog, "a.n_high", "a.n_medium", "a.n_low", "a.signals")} AS tier,
-            a.signals, a.reasons, a.n_high, a.n_medium, a.n_low,
-            f.month_end AS feature_month_end, f.industry_code,
-            {text(catalog.version)} AS catalog_version
-        FROM agg AS a LEFT JOIN feat AS f USING (enterprise_id)
-        ORDER BY risk_score DESC, enterprise_id
+        SELECT d.enterprise_id, {date_literal(as_of)} AS as_of_date,
+            {", ".join(f"d.{x}_score" for x in DIMENSIONS)},
+            d.risk_score, d.tier, d.signals, d.reasons, d.n_high, d.n_medium, d.n_low,
+            d.month_end AS feature_month_end, f.industry_code,
+            {text(catalog.version)} AS catalog_version,
+            d.pd, d.engine, d.model_version, d.hard_triggers, d.reason_list
+        FROM ({decided}) AS d
+        LEFT JOIN _ew_features AS f USING (enterprise_id)
+        ORDER BY d.risk_score DESC, d.enterprise_id
         """
     )
     return con.execute("SELECT count(*) FROM marts.enterprise_risk_profile").fetchone()[0]

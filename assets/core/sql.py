@@ -6,9 +6,13 @@ here, so a quote in a rule file or a path can never break or change a statement.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+
+import duckdb
 
 
 def text(value: object) -> str:
@@ -50,3 +54,15 @@ def literal(value: object) -> str:
     if isinstance(value, Path):
         return text(str(value))
     return text(value)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN ... COMMIT, or ROLLBACK on any error: a multi-statement write is all or nothing."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")

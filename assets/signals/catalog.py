@@ -253,6 +253,11 @@ class Signal(RuleFileModel):
     dimension: Dimension
     stage: Stage = Field(description="When in the loan life the signal is most telling.")
     severity: Severity
+    topic: SnakeId | None = Field(
+        default=None,
+        description="What the signal is about (loan_arrears, tax_rating, revenue, ...): reasons "
+        "on one topic are merged into one, the strongest kept. Default: the signal id.",
+    )
     description: str = ""
     conditions: Annotated[list[Condition], Field(min_length=1)]
     reason: Annotated[str, Field(min_length=1)] = Field(
@@ -382,6 +387,37 @@ class RecommendedAction(TypedDict):
     amber: Text
 
 
+class PdTiers(RuleFileModel):
+    """PD cut-offs (12-month probability of default from the scorecard) of the two tiers."""
+
+    amber: Annotated[float, Field(gt=0, lt=1)] = Field(description="Amber from this PD.")
+    red: Annotated[float, Field(gt=0, lt=1)] = Field(description="Red from this PD.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PdTiers":
+        if self.red <= self.amber:
+            raise rule_error("red must be above amber", "red")
+        return self
+
+
+class FeatureReason(RuleFileModel):
+    """How a scorecard feature reads as a reason when it adds risk for a firm."""
+
+    topic: SnakeId = Field(description="Merged with signal reasons of the same topic.")
+    reason: Annotated[str, Field(min_length=1)] = Field(
+        description="Template: {value} the firm's value, {value_pct} its magnitude in percent, "
+        "{value_change} 'down N%' or 'up N%'."
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _known_placeholders(cls, reason: str) -> str:
+        for name in _PLACEHOLDER.findall(reason):
+            if name not in ("value", "value_pct", "value_change"):
+                raise rule_error(f"unknown placeholder {{{name}}} (value, value_pct, value_change)")
+        return reason
+
+
 class Catalog(RuleFileModel):
     """The early-warning signal catalog (`assets/signals/catalog.yml`)."""
 
@@ -402,6 +438,29 @@ class Catalog(RuleFileModel):
     )
     pending_application_days: Annotated[StrictInt, Field(ge=0)] = Field(
         default=90, description="Firms with an application this many days up to D are monitored."
+    )
+    pd_tiers: PdTiers = Field(
+        description="Tier cut-offs on the scorecard's PD (used whenever a champion model exists)."
+    )
+    hard_triggers: dict[SnakeId, Literal["red", "amber"]] = Field(
+        default_factory=dict,
+        description="Signals that list a firm in this tier whatever its PD.",
+    )
+    max_reasons: Annotated[StrictInt, Field(ge=1, le=10)] = Field(
+        default=4, description="At most this many reasons per firm (after merging topics)."
+    )
+    min_reason_logit: Annotated[float, Field(ge=0)] = Field(
+        default=0.1,
+        description="A scorecard feature is a reason when it adds at least this much to the "
+        "log-odds of default (against the book's average).",
+    )
+    feature_reasons: dict[SnakeId, FeatureReason] = Field(
+        default_factory=dict, description="Reason templates of the scorecard's features."
+    )
+    signal_check_band: Annotated[float, Field(gt=1)] = Field(
+        default=2.0,
+        description="A signal check warns when the signal's hit rate is outside [expected / "
+        "band, expected x band], expected = its hit rate in the latest back-test.",
     )
 
     @field_validator("dimensions")
@@ -432,7 +491,14 @@ class Catalog(RuleFileModel):
                         raise rule_error(f"signal '{sid}' is {severity[sid]}; only high signals "
                                          "may make a firm red alone", "tiers", tier, k,
                                          "any_signal")
+        for sid in self.hard_triggers:
+            if sid not in severity:
+                raise rule_error(f"unknown signal '{sid}'", "hard_triggers", sid)
         return self
+
+    def topic(self, signal_id: str) -> str:
+        """The reason topic of a signal (its id when the catalog names none)."""
+        return self.signal(signal_id).topic or signal_id
 
     @property
     def severity_points(self) -> dict[str, int]:

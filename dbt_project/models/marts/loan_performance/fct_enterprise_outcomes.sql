@@ -29,8 +29,7 @@ enterprise_month as (
         enterprise_id,
         month_end,
         sum(outstanding_principal)  as outstanding_principal,
-        max(dpd)                    as dpd_max,
-        bool_or(is_default)         as in_default
+        max(dpd)                    as dpd_max
     from loan_rows
     group by enterprise_id, month_end
 
@@ -54,7 +53,9 @@ select
     cast(m.month_end as date)                                          as month_end,
     cast(m.outstanding_principal as decimal(18, 2))                    as outstanding_principal,
     cast(m.dpd_max as integer)                                         as dpd_max,
-    cast(m.in_default as boolean)                                      as in_default,
+    -- sticky: once any loan defaulted the enterprise stays in default, even after that loan
+    -- was recovered and has no row any more (contract section 3)
+    cast(coalesce(d.default_date <= m.month_end, false) as boolean)   as in_default,
     cast(m.dpd_max = 0 as boolean)                                     as all_loans_current,
     cast(case when d.default_date > m.month_end then d.default_date end as date)
                                                                        as next_default_date,
