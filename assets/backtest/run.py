@@ -73,7 +73,7 @@ from assets.backtest.metrics import (
     PD_GROUPS,
     POP,
 )
-from assets.core.sql import date_literal, ident, literal, text
+from assets.core.sql import date_literal, ident, literal, text, transaction
 
 OUTCOMES = "marts.fct_enterprise_outcomes"
 SCORECARD_BINS = "marts.pd_scorecard_bins"
@@ -522,8 +522,7 @@ def _write(
     small: dict[str, list[dict[str, object]]],
 ) -> None:
     """All marts in one transaction: a failed run leaves the previous one intact."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _ensure_tables(con)
         _insert_rows(con, "backtest_runs", run_id, [figures])
         for table, rows in small.items():
@@ -536,10 +535,6 @@ def _write(
             FROM {POP}
             """
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
