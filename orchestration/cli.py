@@ -1,6 +1,8 @@
 """`risk`: the headless entry point (contract section 5).
 
 risk refresh                      run the nightly_refresh job in-process, recorded in DAGSTER_HOME
+risk backtest [--no-refit]        refit the PD scorecard and back-test the early warning on the
+                                  warehouse's own outcomes (job model_backtest)
 risk generate --enterprises N --seed S --out DIR [--format csv|parquet]
 """
 
@@ -122,6 +124,66 @@ def _print_summary(warehouse: Path) -> None:
                 print(f" {m:<36} {n:>10,}")
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    settings.ensure_dagster_home()
+    from dagster import AssetKey, AssetSelection, DagsterInstance
+
+    from assets.core.dbt_project import prepare_dbt_project
+
+    prepare_dbt_project()
+    from orchestration.definitions import defs
+
+    warehouse = settings.warehouse_path()
+    if not warehouse.exists():
+        print(f"risk backtest: no warehouse at {warehouse} (RISK_WAREHOUSE); run `risk refresh` "
+              "first", file=sys.stderr)
+        return 2
+    print(f"risk backtest: warehouse {warehouse}", flush=True)
+    job = defs.resolve_job_def("model_backtest")
+    selection = None
+    if args.no_refit:
+        from assets.backtest_assets import BACKTEST_MARTS
+
+        selection = AssetSelection.assets(*(AssetKey(["marts", m]) for m in BACKTEST_MARTS))
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"resources": {"warehouse": {"config": {
+                "warehouse": str(warehouse),
+                "landing_dir": str(settings.landing_dir()),
+                "as_of": settings.as_of_date().isoformat(),
+            }}}},
+            asset_selection=list(selection.resolve(defs.resolve_asset_graph()))
+            if selection is not None else None,
+            tags={"trigger": "risk backtest"},
+        )
+    if not result.success:
+        print(f"risk backtest FAILED (run {result.run_id}): see the run log", file=sys.stderr)
+        return 1
+    _print_backtest(warehouse)
+    return 0
+
+
+def _print_backtest(warehouse: Path) -> None:
+    """The runs just written, as a table a person can read."""
+    import duckdb
+
+    cols = ["auc_6m", "ks_6m", "auc_12m", "recall_6m", "precision_red_6m",
+            "performing_listed_share", "listed_while_current_share", "lead_time_median"]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            f"SELECT window_start, window_end, model_version, {', '.join(cols)} "
+            "FROM marts.backtest_runs ORDER BY ran_at DESC LIMIT 2"
+        ).fetchall()
+    print(f"\n {'window':<25} {'engine':<40} " + " ".join(f"{c[:12]:>12}" for c in cols))
+    for r in reversed(rows):
+        vals = " ".join(f"{v:>12.3f}" if isinstance(v, float) else f"{v!s:>12}" for v in r[3:])
+        print(f" {r[0]} .. {r[1]}  {r[2]:<40} {vals}")
+    print("\n marts.backtest_runs / _signals / _calibration / _cutoffs / _lead_times / "
+          "_stability hold the details.")
+
+
 def _generate(args: argparse.Namespace) -> int:
     from synthetic.generator import generate
 
@@ -140,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run nightly_refresh end to end (honours RISK_LANDING_DIR, RISK_AS_OF, "
         "RISK_WAREHOUSE)",
     ).set_defaults(func=_refresh)
+    bt = sub.add_parser(
+        "backtest",
+        help="refit the PD scorecard and back-test the early warning on the warehouse's own "
+        "outcomes (writes marts.backtest_*)",
+    )
+    bt.add_argument("--no-refit", action="store_true", help="back-test the current engine only")
+    bt.set_defaults(func=_backtest)
     gen = sub.add_parser("generate", help="write a synthetic landing directory")
     gen.add_argument("--enterprises", type=int, required=True)
     gen.add_argument("--seed", type=int, default=42)

@@ -1,0 +1,189 @@
+"""`risk backtest` as a Dagster asset: the early warning measured on the bank's own outcomes.
+
+The decisions for every month end of the window come from the same function that decides
+tonight (`assets.signals.decisions`), in one pass over the month-end history; the figures and
+marts come from `assets.backtest` (plain SQL, no ground truth). Two runs per materialization
+when a champion scorecard exists: the whole default window, and the model's out-of-time window
+(the honest figures: the in-time months were trained on).
+"""
+
+
+from datetime import date
+
+import duckdb
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+
+from assets.backtest.run import backtest_summary, observed_window, run_backtest
+from assets.core.metadata import markdown_table, table_exists
+from assets.core.resources import RiskWarehouse
+from assets.dbt_assets import mart_key
+from assets.scorecard_assets import PD_SCORECARD_KEY
+from assets.signals.catalog import Catalog, load_catalog
+from assets.signals.decisions import Engine, build_decision_history, current_engine
+
+BACKTEST_MARTS = (
+    "backtest_runs",
+    "backtest_scores",
+    "backtest_signals",
+    "backtest_calibration",
+    "backtest_cutoffs",
+    "backtest_lead_times",
+    "backtest_stability",
+)
+DESCRIPTIONS = {
+    "backtest_runs": "One row per back-test run: window, engine (model or catalog version), "
+    "AUC/KS at 6 and 12 months, recall, precision of red and amber, share of performing "
+    "firms listed, share of defaulters listed while current, lead-time distribution, PSI.",
+    "backtest_scores": "Firm x month end of the latest run: PD, tier, listed, observed "
+    "outcomes (default within 6/12 months, dpd>30 within 12 months).",
+    "backtest_signals": "Per catalog signal and run: hit rate among later defaulters and "
+    "among performing firms, lift, precision, share of defaulters on which it fired first, "
+    "weak (lift < 1.5).",
+    "backtest_calibration": "Predicted PD against the observed 12-month default rate, by PD "
+    "band and decile, per run.",
+    "backtest_cutoffs": "How amber PD cut-offs trade recall against the share of performing "
+    "firms listed and the watchlist's size, per run.",
+    "backtest_lead_times": "Distribution of months from first listing to default, per run.",
+    "backtest_stability": "PSI of the score and of each model feature against the training "
+    "window, per run.",
+}
+WINDOW_MONTHS = 24
+
+
+def _month_ends_back(d: date, months: int) -> date:
+    """The month end `months` months before month end d."""
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    nxt = date(y + (m + 1) // 12, (m + 1) % 12 + 1, 1)
+    return date.fromordinal(nxt.toordinal() - 1)
+
+
+def backtest(
+    con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    *,
+    engine: Engine | None = None,
+    window_months: int = WINDOW_MONTHS,
+    out_of_time: bool = True,
+) -> list[dict[str, object]]:
+    """Back-test `engine` (default: the current one) on the last `window_months` month ends
+    with an observed 12-month outcome, and on the champion's out-of-time window; returns the
+    backtest_runs rows written."""
+    engine = engine or current_engine(con)
+    observed = [
+        r[0]
+        for r in con.execute(
+            "select distinct month_end from marts.fct_enterprise_outcomes "
+            "where outcome_observed_12m order by 1"
+        ).fetchall()
+    ]
+    if not observed:
+        raise ValueError(
+            "no month end has an observed 12-month outcome yet: the warehouse needs more than "
+            "12 months of loan history for a back-test"
+        )
+    windows = {"window": observed[-window_months:]}
+    if out_of_time and engine.model_version:
+        oot = con.execute(
+            "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
+            [engine.model_version],
+        ).fetchone()
+        if oot and oot[0]:
+            windows["oot"] = [m for m in observed if oot[0] <= m <= oot[1]]
+    start = min(min(w) for w in windows.values() if w)
+    # Lead times read the decisions of the 12 months before each default.
+    decisions = build_decision_history(
+        con, catalog, engine, start=_month_ends_back(start, 12), end=max(observed)
+    )
+    version = engine.model_version or f"expert catalog {catalog.version}"
+    if not engine.model_version:
+        # Cold start has no PD; the expert risk score (0-100) ranks the firms instead.
+        con.execute(
+            f"create or replace temp view _hist_ranked as select * replace "
+            f"(coalesce(pd, risk_score / 100.0) as pd) from {decisions}"
+        )
+        decisions = "_hist_ranked"
+    rows = []
+    for label, months in windows.items():
+        if not months:
+            continue
+        rows.append(
+            run_backtest(
+                con,
+                decisions,
+                window=months,
+                model_version=version,
+                catalog_version=catalog.version,
+                signal_ids=[s.id for s in catalog.signals],
+                run_id=None,
+            )
+            | {"label": label, "engine": engine.name}
+        )
+    return rows
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            key=AssetKey(["marts", name]),
+            group_name="early_warning",
+            kinds={"python", "duckdb"},
+            owners=["team:credit-risk"],
+            description=DESCRIPTIONS[name],
+            deps=[
+                PD_SCORECARD_KEY,
+                mart_key("fct_enterprise_outcomes"),
+                mart_key("fct_enterprise_month_end"),
+                mart_key("fct_enterprise_month_end_trends"),
+            ],
+        )
+        for name in BACKTEST_MARTS
+    ],
+    name="early_warning_backtest",
+)
+def early_warning_backtest(context: AssetExecutionContext, warehouse: RiskWarehouse):
+    """Back-test the early warning on observed outcomes only (runs unchanged on a bank's own
+    warehouse)."""
+    catalog = load_catalog()
+    with warehouse.connect() as con:
+        runs = backtest(con, catalog)
+        summary = backtest_summary(con, runs[-1]["run_id"]) if runs else {}
+        n_scores = (
+            con.execute("select count(*) from marts.backtest_scores").fetchone()[0]
+            if table_exists(con, "marts", "backtest_scores")
+            else 0
+        )
+    figures = [
+        "auc_6m", "ks_6m", "auc_12m", "ks_12m", "recall_6m", "precision_red_6m",
+        "precision_amber_6m", "performing_listed_share", "listed_while_current_share",
+        "lead_time_median", "psi_score",
+    ]
+    table = markdown_table(
+        [[r["label"], r["window_start"], r["window_end"], *[_fmt(r.get(f)) for f in figures]]
+         for r in runs],
+        ["run", "from", "to", *figures],
+    )
+    for name in BACKTEST_MARTS:
+        meta: dict[str, object] = {"engine": runs[0]["engine"] if runs else "none"}
+        if name == "backtest_runs":
+            meta["figures"] = MetadataValue.md(table)
+            meta["summary"] = MetadataValue.json(
+                {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+            )
+        if name == "backtest_scores":
+            meta["dagster/row_count"] = n_scores
+        yield MaterializeResult(asset_key=AssetKey(["marts", name]), metadata=meta)
+
+
+def _fmt(v: object) -> object:
+    return round(v, 3) if isinstance(v, float) else v
+
+
+backtest_assets = [early_warning_backtest]
+__all__ = ["backtest", "backtest_assets", "observed_window"]
