@@ -219,13 +219,15 @@ def build_repayments(ch: Chunk) -> None:
                  np.where(u < 0.125, randint(rng, 20, 60, nrow), -randint(rng, 0, 2, nrow))),
     )  # fmt: skip
     # Benign noise: firms that pay now and then days or a month late (own stream).
-    nrng = ch.nrng
-    u_late = nrng.random(nrow)
-    days_late, month_late = randint(nrng, 1, 20, nrow), randint(nrng, 28, 45, nrow)
+    # One uniform per installment: below LATE_INSTALLMENT_P 1-20 days late, in the next
+    # MONTH_LATE_P 28-45 days late (each spread evenly over its slice of the uniform).
+    u = ch.nrng.random(nrow)
     calm = f.noise.kinds["late_installments"][firm] & (offset <= 0)
-    month_p = LATE_INSTALLMENT_P + MONTH_LATE_P
-    offset = np.where(calm & (u_late < month_p), month_late, offset)
-    offset = np.where(calm & (u_late < LATE_INSTALLMENT_P), days_late, offset)
+    p_days, p_month = LATE_INSTALLMENT_P, MONTH_LATE_P
+    days_late = 1 + np.floor(u / p_days * 20).astype(np.int64)
+    month_late = 28 + np.floor((u - p_days) / p_month * 18).astype(np.int64)
+    offset = np.where(calm & (u >= p_days) & (u < p_days + p_month), month_late, offset)
+    offset = np.where(calm & (u < p_days), days_late, offset)
     offset = np.where(stressed, randint(rng, 5, 45, nrow), offset)
     offset = np.where(part, randint(rng, 0, 20, nrow), offset)
     amount = np.where(part, np.round(total * rng.uniform(0.2, 0.7, nrow)), total)

@@ -150,10 +150,12 @@ class FirmNoise:
 
     def labels(self) -> pl.Series:
         """Per firm, the kinds it got joined by ',' ('' for none)."""
-        frame = pl.DataFrame({kind: self.kinds[kind] for kind in FIRM_KINDS})
-        parts = [pl.when(pl.col(k)).then(pl.lit(k)).otherwise(None) for k in FIRM_KINDS]
-        joined = pl.concat_list(parts).list.drop_nulls().list.join(",")
-        return frame.select(joined.alias("noise")).to_series()
+        code = np.zeros(len(self.speed), dtype=np.int64)
+        for bit, kind in enumerate(FIRM_KINDS):
+            code |= self.kinds[kind].astype(np.int64) << bit
+        uniq, inverse = np.unique(code, return_inverse=True)
+        text = [",".join(k for b, k in enumerate(FIRM_KINDS) if c >> b & 1) for c in uniq]
+        return pl.Series("noise", text, dtype=pl.String).gather(inverse.ravel())
 
 
 def assign_firms(

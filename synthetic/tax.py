@@ -29,16 +29,18 @@ def build(ch: Chunk) -> None:
         late, randint(rng, 16, 75, n * M), randint(rng, 7, 15, n * M)
     )
     # Benign noise: firms that file late or pay a month short now and then (own stream).
-    nrng, late_tax = ch.nrng, f.noise.kinds["late_tax"][firm]
-    u_late, u_short = nrng.random(n * M), nrng.random(n * M)
-    late_days = randint(nrng, 16, 45, n * M)
-    short_share = nrng.uniform(0.5, 0.9, n * M)
-    calm = late_tax & ~arrears & ~missing
-    noisy_late = calm & ~late & (u_late < noise.LATE_TAX_P)
+    # One uniform per filing: below LATE_TAX_P filed 16-45 days late, in the next
+    # SHORT_TAX_P paid 50-90% (each spread evenly over its slice of the uniform).
+    u = ch.nrng.random(n * M)
+    calm = f.noise.kinds["late_tax"][firm] & ~arrears & ~missing
+    p_late, p_short = noise.LATE_TAX_P, noise.SHORT_TAX_P
+    noisy_late = calm & ~late & (u < p_late)
+    late_days = 16 + np.floor(u / p_late * 30).astype(np.int64)
     filed = np.where(noisy_late, cal.month_end(m) + late_days, filed)
-    short = calm & (u_short < noise.SHORT_TAX_P) & (m < M - 1)
+    short = calm & (u >= p_late) & (u < p_late + p_short) & (m < M - 1)
     if short.any():
-        owed = np.where(short, paid - np.round(paid * short_share), 0)
+        share = 0.5 + 0.4 * (u - p_late) / p_short
+        owed = np.where(short, paid - np.round(paid * share), 0)
         paid = paid - owed + np.concatenate([[0], owed[:-1]])  # the rest with the next month
     keep = ~missing & (m <= f.active_until[firm]) & (filed <= ch.snapshot_day)
     ch.tax_missing = missing.reshape(n, M)
@@ -104,8 +106,8 @@ def build(ch: Chunk) -> None:
     usual = np.minimum(np.searchsorted(np.cumsum([0.30, 0.47, 0.17, 0.06]), u, side="right"), 3)
     bad_rating = np.where(rng.random(n * Y) < 0.5, 3, 4)
     # Benign drift: one year one notch off (down 70%), back the year after (own stream).
-    drift_year = nrng.integers(0, max(Y, 1), n)
-    down = nrng.random(n) < 0.7
+    drift_year = ch.nrng.integers(0, max(Y, 1), n)
+    down = ch.nrng.random(n) < 0.7
     step = np.where((down & (usual < 3)) | (usual == 0), 1, -1)
     drifted = f.noise.kinds["rating_drift"] & (Y > 0)
     healthy_rating = usual[yfirm] + np.where(

@@ -48,9 +48,9 @@ def build(ch: Chunk) -> None:
             late, randint(rng, 25, 80, k * M), randint(rng, 5, 20, k * M)
         )
         # Benign noise: firms that pay some bills weeks late (own stream).
-        u_late = ch.nrng.random(k * M)
-        late_days = randint(ch.nrng, 25, 60, k * M)
-        noisy = f.noise.kinds["late_utility"][firm] & ~late & ~dead & (u_late < LATE_UTILITY_P)
+        u = ch.nrng.random(k * M)  # below LATE_UTILITY_P: paid 25-60 days after the month
+        noisy = f.noise.kinds["late_utility"][firm] & ~late & ~dead & (u < LATE_UTILITY_P)
+        late_days = 25 + np.floor(u / LATE_UTILITY_P * 36).astype(np.int64)
         day = np.where(noisy, cal.month_end(m) + late_days, day)
         unpaid = (paid <= 0) | (day > ch.snapshot_day)
         paid = np.where(unpaid, 0, paid)
