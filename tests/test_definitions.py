@@ -68,7 +68,7 @@ def test_groups_are_domains_and_keys_keep_the_layer(defs: Definitions) -> None:
     snap = _spec_snapshot(defs)
     assert {v["group"] for v in snap.values()} == DOMAINS
     layers = {k.split("/")[0] for k in snap}
-    assert layers == {"raw", "staging", "intermediate", "marts", "exports"}
+    assert layers == {"raw", "staging", "intermediate", "marts", "models", "exports"}
 
 
 def test_nightly_schedule_runs_at_two_beijing_time(defs: Definitions) -> None:
