@@ -39,9 +39,7 @@ from assets.signals.catalog import (
     DIMENSIONS,
     Catalog,
     Signal,
-    latest_features_sql,
     load_catalog,
-    signal_sql,
 )
 from assets.signals.decisions import (
     current_engine,
@@ -182,6 +180,41 @@ def run_early_warning(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: d
 # Signal checks: one WARN check per catalog signal on the feature mart
 
 
+def expected_signal_rates(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """Each signal's hit rate among monitored firm-months in the latest back-test run."""
+    if not (table_exists(con, "marts", "backtest_signals")
+            and table_exists(con, "marts", "backtest_runs")):
+        return {}
+    rows = con.execute(
+        "SELECT s.signal_id, s.fired_firm_months / r.population_firm_months "
+        "FROM marts.backtest_signals AS s JOIN marts.backtest_runs AS r USING (run_id) "
+        "WHERE r.run_id = (SELECT run_id FROM marts.backtest_runs ORDER BY ran_at DESC, "
+        "run_id DESC LIMIT 1) AND r.population_firm_months > 0"
+    ).fetchall()
+    return {sid: float(rate) for sid, rate in rows}
+
+
+def signal_band_verdict(
+    hits: int, monitored: int, expected_rate: float | None, band: float, min_gap: int = 5
+) -> tuple[bool, str]:
+    """(passed, why): a signal's hit count is normal when its rate lies within
+    [expected / band, expected x band], or differs from the expected count by fewer than
+    `min_gap` firms (small books move by a few firms from night to night)."""
+    if expected_rate is None:
+        return True, "no expected band yet: run `risk backtest`"
+    if monitored == 0:
+        return True, "no monitored firms"
+    expected = expected_rate * monitored
+    lo, hi = expected / band, expected * band
+    if lo <= hits <= hi or abs(hits - expected) < min_gap:
+        return True, f"{hits} hits within the expected band {lo:.0f}-{hi:.0f}"
+    side = "above" if hits > hi else "below"
+    return False, (
+        f"{hits} hits, {side} the expected band {lo:.0f}-{hi:.0f} (back-test rate "
+        f"{expected_rate:.2%} of {monitored} monitored firms): a data problem or a real shock"
+    )
+
+
 def signal_check_summary(
     con: duckdb.DuckDBPyConnection,
     catalog: Catalog,
@@ -189,51 +222,59 @@ def signal_check_summary(
     as_of: date,
     examples: int = 10,
 ) -> dict:
-    """Hits of one signal as of D among monitored firms, new ones since the previous refresh
-    (per marts.signal_hits_history), and top examples with their reasons."""
-    pop = monitored_enterprises_sql(con, catalog, as_of)
-    features = latest_features_sql(catalog, as_of, pop)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _signal_now AS "
-        f"WITH features AS ({features}) {signal_sql(signal, 'features')}"
-    )
+    """Hits of one signal as of D (read from marts.signal_hits, not recomputed), new ones
+    since the previous refresh (marts.signal_hits_history), top examples with reasons, and
+    the verdict against the signal's expected band from the latest back-test."""
+    sid = text(signal.id)
+    monitored = con.execute(
+        "SELECT count(*) FROM marts.enterprise_risk_profile WHERE as_of_date = "
+        f"{date_literal(as_of)}"
+    ).fetchone()[0] if table_exists(con, "marts", "enterprise_risk_profile") else 0
     if table_exists(con, "marts", "signal_hits_history"):
         prev = (
-            "SELECT enterprise_id FROM marts.signal_hits_history WHERE signal_id = "
-            f"{text(signal.id)} AND as_of_date = (SELECT max(as_of_date) FROM "
-            f"marts.signal_hits_history WHERE as_of_date < {date_literal(as_of)})"
+            f"SELECT enterprise_id FROM marts.signal_hits_history WHERE signal_id = {sid} "
+            "AND as_of_date = (SELECT max(as_of_date) FROM marts.signal_hits_history WHERE "
+            f"as_of_date < {date_literal(as_of)})"
         )
     else:
         prev = "SELECT NULL::VARCHAR AS enterprise_id WHERE FALSE"
+    now = f"SELECT * FROM marts.signal_hits WHERE signal_id = {sid}"
     hits, new = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE enterprise_id NOT IN ({prev})) FROM _signal_now"
+        f"SELECT count(*), count(*) FILTER (WHERE enterprise_id NOT IN ({prev})) FROM ({now})"
     ).fetchone()
     rows = con.execute(
-        f"SELECT enterprise_id, enterprise_id NOT IN ({prev}) AS new, reason FROM _signal_now "
-        f"ORDER BY new DESC, enterprise_id LIMIT {examples}"
+        f"SELECT enterprise_id, enterprise_id NOT IN ({prev}) AS new, reason FROM ({now}) "
+        f"ORDER BY new DESC, enterprise_id LIMIT {int(examples)}"
     ).fetchall()
-    return {"hits": hits, "new_hits": new, "examples": rows}
+    expected = expected_signal_rates(con).get(signal.id)
+    passed, why = signal_band_verdict(hits, monitored, expected, catalog.signal_check_band)
+    return {"hits": hits, "new_hits": new, "examples": rows, "monitored": monitored,
+            "expected_rate": expected, "passed": passed, "verdict": why}
 
 
 def _signal_check(signal: Signal) -> AssetChecksDefinition:
     @asset_check(
-        asset=FEATURES_KEY,
+        asset=SIGNAL_HITS_KEY,
         name=f"signal_{signal.id}",
         description=(
             f"[{signal.dimension}/{signal.stage}/{signal.severity}] {signal.description} "
-            "WARN when any monitored firm triggers it (thresholds: assets/signals/catalog.yml)."
+            "WARN when its hit rate leaves the expected band from the latest back-test "
+            "(catalog signal_check_band): a sudden jump or collapse."
         ),
         blocking=False,
     )
     def _check(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
-        with warehouse.connect() as con:
+        with warehouse.connect(read_only=True) as con:
             s = signal_check_summary(con, CATALOG, signal, warehouse.as_of_date)
         return AssetCheckResult(
-            passed=s["hits"] == 0,
+            passed=s["passed"],
             severity=AssetCheckSeverity.WARN,
+            description=s["verdict"],
             metadata={
                 "hits": s["hits"],
                 "new_hits": s["new_hits"],
+                "monitored_firms": s["monitored"],
+                "expected_rate": MetadataValue.float(s["expected_rate"] or 0.0),
                 "as_of_date": warehouse.as_of_date.isoformat(),
                 "catalog_version": CATALOG.version,
                 "examples": MetadataValue.md(
