@@ -443,3 +443,21 @@ def test_trends_model_is_point_in_time() -> None:
     second = con.execute(_trends_sql() + " order by month_end").df()
     upto = first["month_end"] <= pd.Timestamp(MONTHS[17])
     pd.testing.assert_frame_equal(first[upto], second[upto])
+
+
+def test_score_sql_refuses_unknown_model_or_missing_features(con) -> None:
+    version = fit_scorecard(con, FIT_DATE, make_spec())
+    model = load_model(con, version)
+    rel = "select * from marts.fct_enterprise_month_end left join " \
+          "marts.fct_enterprise_month_end_trends using (enterprise_id, month_end)"
+    with pytest.raises(duckdb.Error, match="no fitted scorecard"):
+        con.execute(score_sql("nope", rel, model.feature_specs)).fetchall()
+    with pytest.raises(duckdb.Error, match="do not cover"):
+        con.execute(score_sql(version, rel, model.feature_specs[1:])).fetchall()
+    # extra features (not in the model) are ignored
+    extra = [*model.feature_specs, *make_spec(features=[{"name": "noise", "mart": "enterprise"}])
+             .features]
+    a = con.execute(f"select sum(pd) from ({score_sql(version, rel, extra)})").fetchall()
+    b = con.execute(f"select sum(pd) from ({score_sql(version, rel, model.feature_specs)})"
+                    ).fetchall()
+    assert a == b
