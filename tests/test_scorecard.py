@@ -461,3 +461,16 @@ def test_score_sql_refuses_unknown_model_or_missing_features(con) -> None:
     b = con.execute(f"select sum(pd) from ({score_sql(version, rel, model.feature_specs)})"
                     ).fetchall()
     assert a == b
+
+
+def test_no_informative_feature_is_a_cold_start(con) -> None:
+    spec = make_spec(
+        features=[{"name": "noise", "mart": "enterprise"}],
+        binning={"max_n_bins": 4, "min_bin_size": 0.05, "min_iv": 0.5, "max_features": 5},
+    )
+    version = fit_scorecard(con, FIT_DATE, spec)
+    model = load_model(con, version)
+    assert model.status == "cold_start" and current_model(con) is None
+    assert "min_iv=0.5" in model_card(con, version)["model"]["notes"]
+    temp = con.execute("select count(*) from duckdb_tables() where temporary").fetchall()[0][0]
+    assert temp == 0

@@ -229,14 +229,14 @@ def _library() -> str:
     return "; ".join(versions)
 
 
-def _fit_optbinning(df: pd.DataFrame, spec: ScorecardSpec, names: list[str]):
-    """BinningProcess + Scorecard(LogisticRegression) on the weighted sample."""
-    from optbinning import BinningProcess, Scorecard
-    from sklearn.linear_model import LogisticRegression
+def _binning_process(spec: ScorecardSpec, names: list[str]):
+    """optbinning's BinningProcess over `names` with the spec's options: monotonic trend for
+    numerical features, category grouping for categorical ones, IV-based selection."""
+    from optbinning import BinningProcess
 
     b = spec.binning
     categorical = [n for n in names if spec.feature(n).dtype == "categorical"]
-    process = BinningProcess(
+    return BinningProcess(
         variable_names=names,
         categorical_variables=categorical or None,
         max_n_prebins=b.max_n_prebins,
@@ -248,10 +248,45 @@ def _fit_optbinning(df: pd.DataFrame, spec: ScorecardSpec, names: list[str]):
             n: {"monotonic_trend": b.monotonic_trend} for n in names if n not in categorical
         },
     )
+
+
+def _logistic(spec: ScorecardSpec):
+    from sklearn.linear_model import LogisticRegression
+
     lr = spec.logistic_regression
+    return LogisticRegression(C=lr.C, max_iter=lr.max_iter, solver=lr.solver)
+
+
+def fit_optbinning_scorecard(df: pd.DataFrame, spec: ScorecardSpec):
+    """Bin every candidate and keep those the IV criteria select; then drop, one at a time,
+    any feature whose logistic coefficient has the wrong sign (WoE rises with safety, so a
+    coefficient >= 0 means collinearity flipped it), so every bin's points read the way its
+    event rate says; then fit optbinning's Scorecard on the kept features (a feature's bins
+    do not depend on the others, so they are the ones selected). Returns (Scorecard or None
+    when no feature qualifies, dropped features)."""
+    from optbinning import Scorecard
+
+    y, weight = df["y"].astype(int).to_numpy(), df["w"].to_numpy()
+    candidates = [f.name for f in spec.features]
+    process = _binning_process(spec, candidates).fit(df[candidates], y, sample_weight=weight)
+    names = list(process.get_support(names=True))
+    if not names:
+        return None, []
+    x_woe = process.transform(
+        df[names], metric="woe", metric_special="empirical", metric_missing="empirical"
+    )
+    dropped: list[str] = []
+    while len(names) > 1:
+        model = _logistic(spec).fit(x_woe[names], y, sample_weight=weight)
+        wrong = [(c, n) for n, c in zip(names, model.coef_.ravel(), strict=True) if c >= 0]
+        if not wrong:
+            break
+        worst = max(wrong)[1]
+        dropped.append(worst)
+        names.remove(worst)
     card = Scorecard(
-        binning_process=process,
-        estimator=LogisticRegression(C=lr.C, max_iter=lr.max_iter, solver=lr.solver),
+        binning_process=_binning_process(spec, names),
+        estimator=_logistic(spec),
         scaling_method="pdo_odds",
         scaling_method_params={
             "pdo": spec.scaling.pdo,
@@ -261,39 +296,9 @@ def _fit_optbinning(df: pd.DataFrame, spec: ScorecardSpec, names: list[str]):
         rounding=False,
     )
     card.fit(
-        df[names], df["y"].astype(int).to_numpy(), sample_weight=df["w"].to_numpy(),
+        df[names], y, sample_weight=weight,
         metric_special="empirical", metric_missing="empirical",
     )
-    return card
-
-
-def fit_optbinning_scorecard(df: pd.DataFrame, spec: ScorecardSpec):
-    """Fit; then drop, one at a time, any selected feature whose coefficient has the wrong
-    sign (WoE rises with safety, so a coefficient >= 0 means collinearity flipped it), so
-    every bin's points read the way its event rate says. The sign loop refits only the
-    logistic regression on the WoE matrix; the final scorecard is fitted once more on the
-    kept features (a feature's bins do not depend on the others, so they are unchanged)."""
-    from sklearn.linear_model import LogisticRegression
-
-    card = _fit_optbinning(df, spec, [f.name for f in spec.features])
-    names = list(card.binning_process_.get_support(names=True))
-    x_woe = card.binning_process_.transform(
-        df[names], metric="woe", metric_special="empirical", metric_missing="empirical"
-    )
-    y, weight = df["y"].astype(int).to_numpy(), df["w"].to_numpy()
-    lr = spec.logistic_regression
-    dropped: list[str] = []
-    while len(names) > 1:
-        model = LogisticRegression(C=lr.C, max_iter=lr.max_iter, solver=lr.solver)
-        model.fit(x_woe[names], y, sample_weight=weight)
-        wrong = [(c, n) for n, c in zip(names, model.coef_.ravel(), strict=True) if c >= 0]
-        if not wrong:
-            break
-        worst = max(wrong)[1]
-        dropped.append(worst)
-        names.remove(worst)
-    if dropped:
-        card = _fit_optbinning(df, spec, names)
     return card, dropped
 
 
@@ -507,6 +512,36 @@ def fit_scorecard_detailed(
         "library": _library(),
     }
     w = fit_windows(con, fit_date, spec)
+    try:
+        return _fit(con, version, base, w, spec)
+    finally:
+        con.execute(f"drop table if exists {TRAIN_SAMPLE}")
+        con.execute(f"drop table if exists {OOT_EXAMPLES}")
+
+
+def _write_cold_start(
+    con: duckdb.DuckDBPyConnection, row: dict, w: Windows | None, counts: dict[str, int]
+) -> None:
+    if w:
+        row |= {
+            "train_start": w.train_start, "train_end": w.train_end,
+            "oot_start": w.oot_start, "oot_end": w.oot_end,
+            **{k: counts[k] for k in COUNT_COLUMNS},
+        }
+    con.execute("begin transaction")
+    try:
+        _ensure_tables(con)
+        _insert_model_row(con, row)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
+def _fit(
+    con: duckdb.DuckDBPyConnection, version: str, base: dict, w: Windows | None,
+    spec: ScorecardSpec,
+) -> FitResult:
     counts = _build_training_tables(con, w, spec) if w else {}
     n_firms = counts.get("n_default_firms", 0)
     if w is None or n_firms < spec.min_defaults:
@@ -517,25 +552,19 @@ def fit_scorecard_detailed(
             f"{window}, fewer than min_defaults={spec.min_defaults}; no model fitted, the "
             "early-warning engine keeps the expert signal catalog."
         )
-        row = {**base, "status": "cold_start", "notes": notes}
-        if w:
-            row |= {
-                "train_start": w.train_start, "train_end": w.train_end,
-                "oot_start": w.oot_start, "oot_end": w.oot_end,
-                **{k: counts[k] for k in COUNT_COLUMNS},
-            }
-        con.execute("begin transaction")
-        try:
-            _ensure_tables(con)
-            _insert_model_row(con, row)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
+        _write_cold_start(con, {**base, "status": "cold_start", "notes": notes}, w, counts)
         return FitResult(version, "cold_start", w)
 
     df = con.execute(f"select * from {TRAIN_SAMPLE} order by enterprise_id, month_end").df()
     card, dropped = fit_optbinning_scorecard(df, spec)
+    if card is None:
+        notes = (
+            f"cold start: no candidate feature reached min_iv={spec.binning.min_iv} on "
+            f"{counts['n_train_defaults']} default firm-months ({n_firms} enterprises); no "
+            "model fitted, the early-warning engine keeps the expert signal catalog."
+        )
+        _write_cold_start(con, {**base, "status": "cold_start", "notes": notes}, w, counts)
+        return FitResult(version, "cold_start", w, None, df)
     bins = bins_frame(card, spec, version)
     selected = list(card.binning_process_.get_support(names=True))
     intercept = float(card.estimator_.intercept_[0])
@@ -574,9 +603,6 @@ def fit_scorecard_detailed(
     except BaseException:
         con.execute("rollback")
         raise
-    finally:
-        con.execute(f"drop table if exists {TRAIN_SAMPLE}")
-        con.execute(f"drop table if exists {OOT_EXAMPLES}")
     return FitResult(version, "challenger", w, card, df, dropped)
 
 
