@@ -330,3 +330,38 @@ def test_chart_rendering_loads_no_url():
     """vl-convert is told to load nothing, so a chart can never reach the network."""
     with pytest.raises(ValueError, match="not allowed"):
         charts.to_svg(alt.Chart(alt.UrlData("https://example.com/x.csv")).mark_bar())
+
+
+def test_report_shows_the_backtest_read_from_its_marts() -> None:
+    """A back-test run on hand-made decisions and outcomes reaches the report: figures per
+    window, ROC and calibration as inline SVG, the cut-off table, weak signals."""
+    from assets.backtest.run import run_backtest
+    from assets.report.queries import gather_report_data
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts")
+    con.execute(
+        "CREATE TABLE marts.fct_enterprise_outcomes AS SELECT 'E' || i AS enterprise_id, "
+        "DATE '2025-01-31' AS month_end, 100000::DECIMAL(18,2) AS outstanding_principal, "
+        "0 AS dpd_max, FALSE AS in_default, TRUE AS all_loans_current, "
+        "CASE WHEN i % 10 = 0 THEN DATE '2025-04-30' END AS next_default_date, "
+        "i % 10 = 0 AS default_within_6m, i % 10 = 0 AS default_within_12m, "
+        "i % 10 = 0 AS dpd30_within_12m, TRUE AS outcome_observed_6m, "
+        "TRUE AS outcome_observed_12m FROM range(200) AS t(i)"
+    )
+    con.execute(
+        "CREATE TABLE decisions AS SELECT 'E' || i AS enterprise_id, DATE '2025-01-31' AS "
+        "month_end, CASE WHEN i % 10 = 0 THEN 0.4 ELSE (i % 7) / 100.0 END AS pd, "
+        "CASE WHEN i % 10 = 0 THEN 'red' ELSE 'green' END AS tier, i % 10 = 0 AS listed, "
+        "CASE WHEN i % 3 = 0 THEN ['weak_one'] ELSE []::VARCHAR[] END AS signals "
+        "FROM range(200) AS t(i)"
+    )
+    run_backtest(con, "decisions", model_version="m1", catalog_version="c1",
+                 signal_ids=["weak_one"])
+    data = gather_report_data(con, date(2026, 1, 31))
+    assert data.backtest is not None and data.backtest.roc
+    html = render_report(data)
+    section = html[html.index('id="backtest"'):html.index('id="watchlist"')]
+    assert "AUC, default within 6 months" in section and "1.000" in section
+    assert section.count("<svg") == 2
+    assert "Amber cut-off" in section and "weak_one" in section

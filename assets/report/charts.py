@@ -127,3 +127,54 @@ def tier_chart(
     )
     chart = alt.layer(bars, labels).properties(width=alt.Step(50), height=150)
     return _configured(chart, title)
+
+
+def roc_chart(points: Sequence[Mapping[str, float]], *, title: str) -> alt.TopLevelMixin | None:
+    """ROC curve (true against false positive rate) with the chance diagonal; None if empty."""
+    if not points:
+        return None
+    rows = [{"fpr": float(p["fpr"]), "tpr": float(p["tpr"])} for p in points]
+    axis = {"tickCount": 5, "format": "%"}
+    curve = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_line(color="#3b6ea5", strokeWidth=2)
+        .encode(
+            x=alt.X("fpr:Q", title="performing firms listed", axis=alt.Axis(**axis)),
+            y=alt.Y("tpr:Q", title="later defaulters listed", axis=alt.Axis(**axis)),
+        )
+    )
+    chance = (
+        alt.Chart(alt.Data(values=[{"fpr": 0.0, "tpr": 0.0}, {"fpr": 1.0, "tpr": 1.0}]))
+        .mark_line(color="#999", strokeDash=[4, 4])
+        .encode(x="fpr:Q", y="tpr:Q")
+    )
+    return _configured(alt.layer(chance, curve).properties(width=260, height=220), title)
+
+
+def calibration_chart(
+    rows: Sequence[tuple[str, float, float]], *, title: str
+) -> alt.TopLevelMixin | None:
+    """Predicted PD against the observed default rate per band, with the diagonal."""
+    if not rows:
+        return None
+    data = [{"band": b, "predicted": float(p), "observed": float(o)} for b, p, o in rows]
+    top = max(max(d["predicted"], d["observed"]) for d in data) or 1.0
+    axis = {"tickCount": 5, "format": "%"}
+    dots = (
+        alt.Chart(alt.Data(values=data))
+        .mark_point(color="#c0392b", filled=True, size=60)
+        .encode(
+            x=alt.X("predicted:Q", title="predicted PD", axis=alt.Axis(**axis),
+                    scale=alt.Scale(domain=[0, top])),
+            y=alt.Y("observed:Q", title="observed 12-month default rate",
+                    axis=alt.Axis(**axis), scale=alt.Scale(domain=[0, top])),
+            description=alt.Description("band:N"),
+        )
+    )
+    diagonal = (
+        alt.Chart(alt.Data(values=[{"predicted": 0.0, "observed": 0.0},
+                                   {"predicted": top, "observed": top}]))
+        .mark_line(color="#999", strokeDash=[4, 4])
+        .encode(x="predicted:Q", y="observed:Q")
+    )
+    return _configured(alt.layer(diagonal, dots).properties(width=260, height=220), title)

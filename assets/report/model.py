@@ -22,6 +22,19 @@ def missing_message(table: str) -> str:
 
 
 @dataclass
+class BacktestView:
+    """The early warning's back-test on the bank's own outcomes, and the model card."""
+
+    engine: str = ""
+    runs: list[dict] = field(default_factory=list)
+    roc: list[dict] = field(default_factory=list)
+    calibration: list[dict] = field(default_factory=list)
+    cutoffs: list[dict] = field(default_factory=list)
+    weak_signals: list[dict] = field(default_factory=list)
+    model: dict | None = None
+
+
+@dataclass
 class ReportData:
     """Everything the HTML report shows; plain values so rendering needs no warehouse."""
 
@@ -35,6 +48,7 @@ class ReportData:
     npl_by_industry: list[tuple[str, float, float]] = field(default_factory=list)
     npl_by_branch: list[tuple[str, float, float]] = field(default_factory=list)
     screening_decisions: list[tuple[str, int]] | None = None
+    backtest: BacktestView | None = None
     notices: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)
 

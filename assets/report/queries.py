@@ -14,7 +14,7 @@ import duckdb
 
 from assets.core.metadata import table_exists
 from assets.core.sql import ident
-from assets.report.model import REPORT_TABLES, ReportData, missing_message, now
+from assets.report.model import REPORT_TABLES, BacktestView, ReportData, missing_message, now
 
 MARTS = "marts"
 
@@ -91,7 +91,52 @@ def gather_report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportDat
                 f"FROM {mart('application_screening')} GROUP BY 1 ORDER BY 2 DESC, 1"
             ).fetchall()
         ]
+    _read_backtest(con, data)
     return data
+
+
+def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _read_backtest(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """The latest back-test runs (window and out of time), ROC, calibration, cut-offs, weak
+    signals and the champion scorecard's card; nothing when `risk backtest` never ran."""
+    if not table_exists(con, MARTS, "backtest_runs"):
+        return
+    view = BacktestView()
+    view.runs = _rows(con.execute(
+        f"SELECT * FROM {mart('backtest_runs')} ORDER BY ran_at DESC, run_id DESC LIMIT 2"
+    ))[::-1]
+    if not view.runs:
+        return
+    latest = view.runs[-1]["run_id"]
+    if table_exists(con, MARTS, "backtest_scores"):
+        from assets.backtest.run import roc_points
+
+        view.roc = roc_points(con, horizon_months=6, points=25)
+    view.calibration = _rows(con.execute(
+        f"SELECT * FROM {mart('backtest_calibration')} WHERE run_id = ? ORDER BY ALL", [latest]
+    )) if table_exists(con, MARTS, "backtest_calibration") else []
+    view.cutoffs = _rows(con.execute(
+        f"SELECT * FROM {mart('backtest_cutoffs')} WHERE run_id = ? ORDER BY cutoff", [latest]
+    )) if table_exists(con, MARTS, "backtest_cutoffs") else []
+    view.weak_signals = _rows(con.execute(
+        f"SELECT signal_id, lift, hit_rate_defaulters, hit_rate_performing "
+        f"FROM {mart('backtest_signals')} WHERE run_id = ? AND weak ORDER BY signal_id", [latest]
+    )) if table_exists(con, MARTS, "backtest_signals") else []
+    if table_exists(con, MARTS, "pd_scorecard_models"):
+        cards = _rows(con.execute(
+            f"SELECT * FROM {mart('pd_scorecard_models')} WHERE status = 'champion' "
+            "ORDER BY fitted_at DESC LIMIT 1"
+        ))
+        view.model = cards[0] if cards else None
+    view.engine = (
+        f"PD scorecard {view.model['model_version']}" if view.model
+        else "expert signal catalog (cold start: no PD scorecard)"
+    )
+    data.backtest = view
 
 
 def _read_watchlist(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:

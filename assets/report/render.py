@@ -75,6 +75,63 @@ def _npl_section(data: ReportData) -> list[dict]:
     ]
 
 
+BACKTEST_FIGURES = (
+    ("auc_6m", "AUC, default within 6 months", "num"),
+    ("ks_6m", "KS, 6 months", "num"),
+    ("auc_12m", "AUC, default within 12 months", "num"),
+    ("recall_6m", "later defaulters (6 months) listed", "pct"),
+    ("precision_red_6m", "red firms defaulting within 6 months", "pct"),
+    ("precision_amber_6m", "amber firms defaulting within 6 months", "pct"),
+    ("performing_listed_share", "firms performing for 12 months that were listed", "pct"),
+    ("listed_while_current_share", "defaulters listed while all loans were current", "pct"),
+    ("lead_time_median", "median months from first listing to default", "num"),
+    ("watchlist_size_mean", "firms on the watchlist per month end", "num"),
+    ("score_psi", "PSI of the score against training", "num"),
+)
+
+
+def _figure(value: object, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    if kind == "pct":
+        return f"{float(value):.1%}"
+    return f"{float(value):.3f}" if isinstance(value, float) else str(value)
+
+
+def _backtest_section(data: ReportData) -> dict | None:
+    """Figures of the latest back-test runs, ROC and calibration charts, the cut-off table."""
+    bt = data.backtest
+    if bt is None:
+        return None
+    runs = bt.runs
+    cal = [
+        (str(r["band"]), r["mean_pd"], r["observed_rate_12m"])
+        for r in bt.calibration
+        if r.get("band_kind") == "decile" and r.get("mean_pd") is not None
+        and r.get("observed_rate_12m") is not None
+    ]
+    return {
+        "engine": bt.engine,
+        "heads": [f"{r['window_start']} .. {r['window_end']}" for r in runs],
+        "figures": [
+            (label, [_figure(r.get(key), kind) for r in runs])
+            for key, label, kind in BACKTEST_FIGURES
+        ],
+        "roc": _svg(charts.roc_chart(bt.roc, title="ROC, default within 6 months")),
+        "calibration": _svg(charts.calibration_chart(cal, title="Calibration")),
+        "cutoffs": [
+            (f"{c['cutoff']:.1%}", _figure(c.get("performing_listed_share"), "pct"),
+             _figure(c.get("recall_6m"), "pct"), _figure(c.get("precision_6m"), "pct"),
+             _figure(c.get("watchlist_size_mean"), "num"))
+            for c in bt.cutoffs
+        ],
+        "weak": [
+            (w["signal_id"], _figure(w.get("lift"), "num")) for w in bt.weak_signals
+        ],
+        "model": bt.model,
+    }
+
+
 def render_report(data: ReportData) -> str:
     """The whole report as one self-contained HTML string (every text value escaped)."""
     rows = data.watchlist_rows
@@ -102,5 +159,6 @@ def render_report(data: ReportData) -> str:
         signals_chart=_svg(charts.bar_chart(signals, title="Firms per signal", color="#3b6ea5")),
         npl=_npl_section(data) if data.npl_month_end is not None else [],
         screening_chart=_svg(screening),
+        backtest=_backtest_section(data),
         new_columns=["tier", "risk_score", "reasons", "recommended_action"],
     )
