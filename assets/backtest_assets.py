@@ -89,6 +89,14 @@ def backtest(
             "12 months of loan history for a back-test"
         )
     windows = {"window": observed[-window_months:]}
+    reference = None
+    if engine.model_version:
+        train = con.execute(
+            "select train_start, train_end from marts.pd_scorecard_models where model_version = ?",
+            [engine.model_version],
+        ).fetchone()
+        if train and train[0]:
+            reference = [m for m in observed if train[0] <= m <= train[1]]
     if out_of_time and engine.model_version:
         oot = con.execute(
             "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
@@ -121,7 +129,7 @@ def backtest(
                 model_version=version,
                 catalog_version=catalog.version,
                 signal_ids=[s.id for s in catalog.signals],
-                run_id=None,
+                reference_months=reference,
             )
             | {"label": label, "engine": engine.name}
         )

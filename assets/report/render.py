@@ -84,8 +84,8 @@ BACKTEST_FIGURES = (
     ("precision_amber_6m", "amber firms defaulting within 6 months", "pct"),
     ("performing_listed_share", "firms performing for 12 months that were listed", "pct"),
     ("listed_while_current_share", "defaulters listed while all loans were current", "pct"),
-    ("lead_time_median", "median months from first listing to default", "num"),
-    ("watchlist_size_mean", "firms on the watchlist per month end", "num"),
+    ("lead_time_median", "median months from first listing to default", "int"),
+    ("watchlist_size_mean", "firms on the watchlist per month end", "int"),
     ("score_psi", "PSI of the score against training", "num"),
 )
 
@@ -95,6 +95,8 @@ def _figure(value: object, kind: str) -> str:
         return "n/a"
     if kind == "pct":
         return f"{float(value):.1%}"
+    if kind == "int":
+        return f"{float(value):,.0f}"
     return f"{float(value):.3f}" if isinstance(value, float) else str(value)
 
 
@@ -122,7 +124,7 @@ def _backtest_section(data: ReportData) -> dict | None:
         "cutoffs": [
             (f"{c['cutoff']:.1%}", _figure(c.get("performing_listed_share"), "pct"),
              _figure(c.get("recall_6m"), "pct"), _figure(c.get("precision_6m"), "pct"),
-             _figure(c.get("watchlist_size_mean"), "num"))
+             _figure(c.get("watchlist_size_mean"), "int"))
             for c in bt.cutoffs
         ],
         "weak": [
