@@ -322,10 +322,7 @@ def test_model_card_and_stored_tables(con) -> None:
     assert {s for s, *_ in card["calibration"]} == {"train", "oot"}
     assert any(kind == "score" for _, kind, _ in card["psi"])
     assert {f for f, *_ in card["features"]} == set(m["features"])
-    # the weighted training sample keeps the intercept calibrated: mean predicted PD ~ rate
-    train = [r for r in card["calibration"] if r[0] == "train"]
-    pred = sum(r[4] * r[5] for r in train) / sum(r[4] for r in train)
-    assert pred > 0
+    assert [b for s, b, *_ in card["calibration"] if s == "train"] == list(range(1, 11))
     # every numeric feature's bins tile the real line: [lower, upper) back to back
     bins = con.execute(
         "select feature, bin_id, lower_bound, upper_bound from marts.pd_scorecard_bins "
@@ -344,12 +341,17 @@ def test_training_sample_is_capped_and_weighted(con) -> None:
     spec = make_spec(sample={"max_non_defaults": 1000, "seed": 3})
     result = fit_scorecard_detailed(con, FIT_DATE, spec)
     s = result.sample
-    nd = s[~s["y"]]
-    assert len(nd) == 1000 and (s[s["y"]]["w"] == 1).all()
+    # weights keep the intercept calibrated: the weighted mean PD is the population's rate
     n_train, n_def = con.execute(
         "select n_train, n_train_defaults from marts.pd_scorecard_models "
         "where model_version = ?", [result.model_version]
-    ).fetchone()
+    ).fetchall()[0]
+    mean_pd = np.average(result.card.predict_proba(s)[:, 1], weights=s["w"])
+    assert mean_pd == pytest.approx(n_def / n_train, rel=0.05)
+    unweighted = np.mean(result.card.predict_proba(s)[:, 1])
+    assert unweighted > 1.5 * n_def / n_train  # the sample itself is enriched in defaults
+    nd = s[~s["y"]]
+    assert len(nd) == 1000 and (s[s["y"]]["w"] == 1).all()
     assert nd["w"].iloc[0] == pytest.approx((n_train - n_def) / 1000)
     assert s["w"].sum() == pytest.approx(n_train)
     again = fit_scorecard_detailed(con, FIT_DATE, spec).sample
