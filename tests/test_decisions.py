@@ -19,7 +19,8 @@ CAT = load_catalog()
 AS_OF = date(2026, 3, 31)
 HEALTHY = {
     "status_at_month_end": "active", "revenue_3m_yoy": 0.05, "tax_rating": "A",
-    "tax_rating_prev": "A", "tax_rating_downgraded": False, "dpd_max": 0, "dpd_max_12m": 0,
+    "tax_rating_prev": "A", "tax_rating_downgraded": False, "revenue_6m_yoy": 0.04,
+    "dpd_max": 0, "dpd_max_12m": 0,
     "is_default": False, "fund_diversion_max_share": 0.0,
     "abnormal_operation_currently_listed": False, "dishonest_debtor_listed_12m": 0,
 }
@@ -141,7 +142,8 @@ def test_model_reasons_name_the_feature_with_the_firms_value() -> None:
 
 def test_cold_start_uses_the_expert_catalog_and_says_so() -> None:
     con = _warehouse()
-    _firm(con, "x", revenue_3m_yoy=-0.6, abnormal_operation_currently_listed=True)
+    _firm(con, "x", revenue_3m_yoy=-0.6, revenue_6m_yoy=-0.5,
+          abnormal_operation_currently_listed=True)
     assert current_engine(con).model_version is None
     got = _profile(con)["x"]
     assert got["tier"] == "red" and got["pd"] is None

@@ -38,6 +38,7 @@ FEATURES: dict[str, object] = {
     "status_at_month_end": "active",
     "revenue_1m": 100000,
     "revenue_3m_yoy": 0.05,
+    "revenue_6m_yoy": 0.04,
     "electricity_3m_yoy": 0.02,
     "electricity_yoy_decline_months": 0,
     "vat_filings_missing_3m": 0,
@@ -50,6 +51,7 @@ FEATURES: dict[str, object] = {
     "industry_revenue_3m_yoy_median": 0.03,
     "revenue_3m_yoy_vs_industry": 0.02,
     "utility_arrears": 0,
+    "utility_arrears_overdue": 0,
     "utility_late_payments_6m": 0,
     "enforcement_listed_6m": 0,
     "dishonest_debtor_listed_12m": 0,
@@ -71,11 +73,11 @@ FEATURES: dict[str, object] = {
 CASES: dict[str, tuple[dict, dict, dict]] = {
     "loan_defaulted": ({"is_default": True, "dpd_max": 95}, {"dpd_max": 85}, {}),
     "overdue_now": ({"dpd_max": 31}, {"dpd_max": 30, "dpd_max_12m": 30}, {}),
-    "overdue_recently": ({"dpd_max_12m": 20}, {"dpd_max": 45, "dpd_max_12m": 45}, {}),
+    "overdue_recently": ({"dpd_max_12m": 20}, {"dpd_max_12m": 12}, {}),
     "tax_rating_poor": ({"tax_rating": "C"}, {"tax_rating": "M"}, {}),
     "tax_rating_downgraded": (
+        {"tax_rating_downgraded": True, "tax_rating": "C", "tax_rating_prev": "B"},
         {"tax_rating_downgraded": True, "tax_rating": "B", "tax_rating_prev": "A"},
-        {"tax_rating": "B", "tax_rating_prev": "B"},
         {},
     ),
     "fund_diversion": (
@@ -87,8 +89,17 @@ CASES: dict[str, tuple[dict, dict, dict]] = {
     "enforcement_listed": ({"enforcement_listed_6m": 2}, {}, {}),
     "governance_churn": ({"low_severity_events_12m": 3}, {"low_severity_events_12m": 2}, {}),
     "legal_rep_changed": ({"legal_rep_change_6m": 1}, {"low_severity_events_12m": 1}, {}),
-    "revenue_collapse": ({"revenue_3m_yoy": -0.55}, {"revenue_3m_yoy": -0.39}, {}),
-    "revenue_decline": ({"revenue_3m_yoy": -0.25}, {"revenue_3m_yoy": -0.45}, {}),
+    # a one-off bad quarter (6-month revenue barely down) is the near miss of both
+    "revenue_collapse": (
+        {"revenue_3m_yoy": -0.55, "revenue_6m_yoy": -0.35},
+        {"revenue_3m_yoy": -0.55, "revenue_6m_yoy": -0.20},
+        {},
+    ),
+    "revenue_decline": (
+        {"revenue_3m_yoy": -0.25, "revenue_6m_yoy": -0.18},
+        {"revenue_3m_yoy": -0.30, "revenue_6m_yoy": -0.08},
+        {},
+    ),
     "electricity_collapse": (
         {"electricity_3m_yoy": -0.35, "electricity_yoy_decline_months": 4},
         {"electricity_3m_yoy": -0.35, "electricity_yoy_decline_months": 2},
@@ -123,8 +134,9 @@ CASES: dict[str, tuple[dict, dict, dict]] = {
         {},
     ),
     "utility_arrears": (
+        {"utility_arrears_overdue": 12000, "utility_late_payments_6m": 2},
+        # the latest bill, not yet due, is in utility_arrears but not overdue
         {"utility_arrears": 12000, "utility_late_payments_6m": 2},
-        {"utility_arrears": 12000, "utility_late_payments_6m": 1},
         {},
     ),
     "utility_late_payments": (
@@ -325,14 +337,19 @@ TIER_FIRMS = {
     "one_medium": ({"tax_arrears": 60000}, "green"),
     "one_low": ({"legal_rep_change_6m": 1}, "green"),
     "two_medium": ({"tax_arrears": 60000, "vat_filings_missing_3m": 2}, "amber"),
-    "one_high": ({"revenue_3m_yoy": -0.6}, "amber"),
+    "one_high": ({"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}, "amber"),
     "medium_two_low": (
         {"tax_arrears": 60000, "legal_rep_change_6m": 1, "utility_late_payments_6m": 3},
         "amber",
     ),
-    "two_high": ({"revenue_3m_yoy": -0.6, "abnormal_operation_currently_listed": True}, "red"),
+    "two_high": (
+        {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5,
+         "abnormal_operation_currently_listed": True},
+        "red",
+    ),
     "high_two_medium": (
-        {"revenue_3m_yoy": -0.6, "tax_arrears": 60000, "vat_filings_missing_3m": 2},
+        {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5, "tax_arrears": 60000,
+         "vat_filings_missing_3m": 2},
         "red",
     ),
     "three_medium": (
@@ -365,9 +382,9 @@ def test_tier_rules(con) -> None:
 
 
 def test_population_is_borrowers_and_recent_applicants(con) -> None:
-    put_features(con, "applicant", AS_OF, revenue_3m_yoy=-0.6)
-    put_features(con, "old_applicant", AS_OF, revenue_3m_yoy=-0.6)
-    put_features(con, "stranger", AS_OF, revenue_3m_yoy=-0.6)
+    put_features(con, "applicant", AS_OF, revenue_3m_yoy=-0.6, revenue_6m_yoy=-0.5)
+    put_features(con, "old_applicant", AS_OF, revenue_3m_yoy=-0.6, revenue_6m_yoy=-0.5)
+    put_features(con, "stranger", AS_OF, revenue_3m_yoy=-0.6, revenue_6m_yoy=-0.5)
     con.execute(
         "INSERT INTO raw.loan_applications (application_id, enterprise_id, application_date, "
         "requested_amount, requested_term_months, requested_product, purpose) VALUES "
@@ -390,8 +407,8 @@ def _watch(con, as_of: date) -> dict[str, tuple]:
 
 
 def test_status_new_continuing_escalated_then_exit_after_clear_refreshes(con) -> None:
-    amber, red = {"revenue_3m_yoy": -0.6}, {
-        "revenue_3m_yoy": -0.6, "abnormal_operation_currently_listed": True
+    amber, red = {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}, {
+        "revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5, "abnormal_operation_currently_listed": True
     }
     months = [date(2025, m, 28 if m == 2 else 30 if m in (4, 6, 9, 11) else 31)
               for m in range(1, 13)]
@@ -421,8 +438,9 @@ def test_status_new_continuing_escalated_then_exit_after_clear_refreshes(con) ->
 
 def test_rerunning_the_same_date_leaves_no_duplicates(con) -> None:
     jan, feb = date(2026, 1, 31), date(2026, 2, 28)
-    put_month(con, jan, {"x": {"revenue_3m_yoy": -0.6}, "y": {}})
-    put_month(con, feb, {"x": {"revenue_3m_yoy": -0.6}, "y": {"revenue_3m_yoy": -0.5}})
+    put_month(con, jan, {"x": {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}, "y": {}})
+    put_month(con, feb, {"x": {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5},
+                         "y": {"revenue_3m_yoy": -0.5, "revenue_6m_yoy": -0.45}})
     _watch(con, jan)
     first = _watch(con, feb)
     second = _watch(con, feb)
@@ -442,11 +460,12 @@ def test_rerunning_the_same_date_leaves_no_duplicates(con) -> None:
 
 
 def test_red_tier_raises_ifrs9_stage_to_2(con) -> None:
-    red = {"revenue_3m_yoy": -0.6, "abnormal_operation_currently_listed": True}
+    red = {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5,
+           "abnormal_operation_currently_listed": True}
     put_month(con, AS_OF, {
         "red_firm": red,
         "red_stage3": {**red, "dpd_max": 120, "_floor": 3},
-        "amber_firm": {"revenue_3m_yoy": -0.6},
+        "amber_firm": {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5},
         "fine": {},
     })
     run_engine(con, AS_OF)
@@ -465,9 +484,10 @@ def test_red_tier_raises_ifrs9_stage_to_2(con) -> None:
 
 def test_signal_check_reports_new_hits(con) -> None:
     jan, feb = date(2026, 1, 31), date(2026, 2, 28)
-    put_month(con, jan, {"x": {"revenue_3m_yoy": -0.6}, "y": {}})
+    put_month(con, jan, {"x": {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}, "y": {}})
     ew.run_early_warning(con, CAT, jan)
-    put_month(con, feb, {"x": {"revenue_3m_yoy": -0.6}, "y": {"revenue_3m_yoy": -0.5}})
+    put_month(con, feb, {"x": {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5},
+                         "y": {"revenue_3m_yoy": -0.5, "revenue_6m_yoy": -0.45}})
     ew.run_early_warning(con, CAT, feb)
     s = ew.signal_check_summary(con, CAT, CAT.signal("revenue_collapse"), feb)
     assert (s["hits"], s["new_hits"], s["monitored"]) == (2, 1, 2)
@@ -521,7 +541,7 @@ def test_checks_run_and_blocking_check_stops_the_watchlist(tmp_path: Path) -> No
     path = tmp_path / "wh.duckdb"
     c = duckdb.connect(str(path))
     create_schema(c)
-    put_month(c, AS_OF, {"x": {"revenue_3m_yoy": -0.6}})
+    put_month(c, AS_OF, {"x": {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}})
     c.execute("UPDATE marts.fct_loan_month_end SET dpd = -1")
     c.close()
     wh = RiskWarehouse(warehouse=str(path), landing_dir=str(tmp_path), as_of=AS_OF.isoformat())
