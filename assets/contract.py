@@ -8,6 +8,7 @@ synthetic generator and the tests. Change a rule here and every consumer follows
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal
 
 # --- Unified social credit code (GB 32100-2015) -------------------------------------------
@@ -46,6 +47,22 @@ SQL_TYPES: dict[str, str] = {
 }
 
 
+# --- Plausibility bounds (every column of a kind, on top of its own rule) -------------------
+
+#: Largest plausible amount of money in any landing column, CNY. An SME bank's largest single
+#: figure (registered capital, a loan, a year's revenue) is far below 1e12 CNY (one trillion
+#: yuan); beyond it a value is a unit or typing error, and 10,000 such values would overflow
+#: the DECIMAL(18,2) of the marts' sums. A row above it is quarantined with column, value and
+#: bound in its reason.
+MONEY_MAX = 10**12
+
+#: Plausible dates in any landing date column: from the founding of the People's Republic
+#: (1949-10-01) to the end of 2100. Outside it a date is a typing or default-value error
+#: (0001-01-01, 9999-12-31) and is quarantined.
+DATE_MIN = date(1949, 10, 1)
+DATE_MAX = date(2100, 12, 31)
+
+
 @dataclass(frozen=True)
 class Column:
     """One landing column and its rule. `nullable` columns may also be absent from a file."""
@@ -59,7 +76,10 @@ class Column:
     le: float | None = None  # inclusive upper bound
     lt: float | None = None  # exclusive upper bound
     pattern: str | None = None  # regular expression the text must fully match
-    pii: bool = False  # personal data: stays in raw, never exposed past staging
+    pii: bool = False  # personal data: stays in raw, never in metadata, logs or past staging
+    #: For a pii column: the raw column ingestion fills with a keyed hash (HMAC-SHA256) of the
+    #: value, so models can tell "same person" without seeing who (`assets.core.secrets`).
+    pseudonym: str | None = None
 
     @property
     def sql_type(self) -> str:
@@ -114,6 +134,16 @@ class Table:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def pii_columns(self) -> tuple[str, ...]:
+        """Personal data: never shown in previews, metadata, logs or past staging."""
+        return tuple(c.name for c in self.columns if c.pii)
+
+    @property
+    def pseudonym_columns(self) -> dict[str, str]:
+        """{raw column ingestion computes: the pii column it is the keyed hash of}."""
+        return {c.pseudonym: c.name for c in self.columns if c.pseudonym}
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -195,7 +225,7 @@ TABLES: dict[str, Table] = {
                     "status", "enum", values=("active", "suspended", "revoked", "cancelled")
                 ),
                 Column("legal_rep_name", pii=True),
-                Column("legal_rep_id_number", pii=True),
+                Column("legal_rep_id_number", pii=True, pseudonym="legal_rep_key"),
             ),
             description="Enterprise registry: one row per borrower or applicant.",
         ),
@@ -365,6 +395,7 @@ LINEAGE_COLUMNS: dict[str, str] = {
 def raw_table_ddl(table: Table, schema: str = "raw") -> str:
     """CREATE TABLE statement for a raw table: contract columns, then lineage columns."""
     cols = [f'"{c.name}" {c.sql_type}' for c in table.columns]
+    cols += [f'"{name}" VARCHAR' for name in table.pseudonym_columns]
     cols += [f"{name} {typ}" for name, typ in LINEAGE_COLUMNS.items()]
     return f"CREATE TABLE IF NOT EXISTS {schema}.{table.name} (\n  " + ",\n  ".join(cols) + "\n)"
 
@@ -411,5 +442,9 @@ def pandera_schema(table_name: str):  # -> pandera.polars.DataFrameSchema
         for name, bound in (("ge", c.ge), ("gt", c.gt), ("le", c.le), ("lt", c.lt)):
             if bound is not None:
                 checks.append(getattr(pa.Check, name)(bound))
+        if c.kind == "money":
+            checks.append(pa.Check.le(MONEY_MAX))
+        if c.kind == "date":
+            checks.append(pa.Check.in_range(DATE_MIN, DATE_MAX))
         columns[c.name] = pa.Column(dtypes[c.kind], checks=checks, nullable=c.nullable)
     return pa.DataFrameSchema(columns, unique=list(table.primary_key), name=table_name)

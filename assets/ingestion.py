@@ -3,11 +3,20 @@
 All validation runs inside DuckDB, one file at a time, as SQL generated from the specs in
 `assets.contract`; nothing is pulled into pandas. For each landing table:
 
-1. list its files; skip those the manifest says were already loaded unchanged (size, mtime);
-2. read each new or changed file (CSV in UTF-8 / GB18030, or Parquet) into a temp table;
-   a file with a bad encoding or a missing required column is rejected whole;
-3. type every column and compute, per row, every broken rule as a readable reason;
-4. quarantine orphans (foreign key without parent), then, in one transaction per table,
+1. check the landing root and the table's folder: a missing or empty root, or a folder that
+   had files at an earlier load (the manifest knows) and has none today, fails the load
+   (`LandingError`, naming the path); a folder that never had files is an empty table;
+2. list its files; entries that are not landing files (other types, directories, symbolic
+   links leaving the landing root) are reported in `raw.rejected_files`; skip files the
+   manifest says were already loaded unchanged (size, mtime);
+3. read each new or changed file (CSV in UTF-8 / GB18030, gzip-compressed CSV, or Parquet)
+   into a temp table, by its literal name (never as a glob pattern); a file with a bad
+   encoding or a missing required column is rejected whole;
+4. type every column and compute, per row, every broken rule as a readable reason (values
+   and reasons cut to a bounded length; personal data never shown in a reason);
+5. fill the keyed pseudonyms of personal data (`Column.pseudonym`, HMAC-SHA256 with the key
+   of `assets.core.secrets`);
+6. quarantine orphans (foreign key without parent), then, in one transaction per batch,
    upsert the clean rows by primary key (newest file wins: mtime, then name) and record
    quarantined rows, rejected files and the manifest.
 
@@ -18,19 +27,26 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
+import itertools
 import os
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from assets.contract import (
+    DATE_MAX,
+    DATE_MIN,
     LINEAGE_COLUMNS,
     LOAD_ORDER,
+    MONEY_MAX,
     TABLES,
     USCC_ALPHABET,
     USCC_WEIGHTS,
@@ -38,13 +54,29 @@ from assets.contract import (
     Table,
     raw_table_ddl,
 )
-from assets.core import settings
+from assets.core import secrets, settings
+from assets.core.sql import date_literal, ident, transaction
 from assets.core.sql import text as sql_text
 
 RAW = "raw"
 _CHUNK = 1 << 24  # 16 MiB per read when sniffing an encoding
 #: Landing bytes staged per transaction. Parquet expands ~8x in memory, CSV ~1-2x.
 BATCH_BYTES = int(os.environ.get("RISK_INGEST_BATCH_BYTES", 64 << 20))
+#: A gzip-compressed CSV counts this many times its size when files are batched.
+GZIP_EXPANSION = 8
+
+#: Landing file types read (anything else in a table folder is reported, not read).
+LANDING_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+#: Longest reason or quarantined record stored (raw.rejected_rows, raw.rejected_files).
+REASON_MAX = 2000
+#: Longest delivered value quoted inside a reason.
+VALUE_SHOWN_MAX = 200
+#: Longest log line or metadata text about one file.
+LINE_MAX = 500
+#: Ignored column names kept per file (each cut to VALUE_SHOWN_MAX).
+IGNORED_COLUMNS_MAX = 50
+_PSEUDONYM_BATCH = 100_000
+_alias_counter = itertools.count()
 
 META_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {RAW}.rejected_rows (
@@ -105,6 +137,35 @@ class FileRejected(Exception):
     """A whole file cannot be loaded (encoding, missing column, unreadable)."""
 
 
+class LandingError(Exception):
+    """The landing zone is not what a nightly load can trust (missing or empty root, a folder
+    that had files and has none today): the table's load fails before anything is written."""
+
+
+def cap(text: str, limit: int = REASON_MAX) -> str:
+    """`text` cut to `limit` characters with a note of how many were cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} characters cut)"
+
+
+def _cap_sql(expr: str, limit: int) -> str:
+    """SQL twin of `cap()` for a VARCHAR expression."""
+    return (
+        f"CASE WHEN length({expr}) > {limit} THEN left({expr}, {limit}) || '... (' || "
+        f"(length({expr}) - {limit}) || ' characters cut)' ELSE {expr} END"
+    )
+
+
+def _cap_json_sql(expr: str, limit: int) -> str:
+    """A JSON value kept whole when short, else a JSON object holding its cut text."""
+    as_text = f"CAST({expr} AS VARCHAR)"
+    return (
+        f"CASE WHEN length({as_text}) > {limit} THEN "
+        f"to_json(struct_pack(cut_record := {_cap_sql(as_text, limit)})) ELSE {expr} END"
+    )
+
+
 # --- set-up ----------------------------------------------------------------------------------
 
 
@@ -115,24 +176,91 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")
     for table in TABLES.values():
         con.execute(raw_table_ddl(table, RAW))
+        for column in table.pseudonym_columns:  # warehouses created before the column existed
+            con.execute(
+                f"ALTER TABLE {RAW}.{ident(table.name)} "
+                f"ADD COLUMN IF NOT EXISTS {ident(column)} VARCHAR"
+            )
     for ddl in META_DDL:
         con.execute(ddl)
 
 
-def landing_files(landing_dir: Path, table: str) -> list[Path]:
-    """The table's landing files, oldest first (mtime, then name): later files win."""
+def _is_landing_name(name: str) -> bool:
+    return name.lower().endswith(LANDING_SUFFIXES)
+
+
+def scan_landing(landing_dir: Path, table: str) -> tuple[list[Path], list[FileResult]]:
+    """The table's landing files, oldest first (mtime, then name: later files win), and the
+    entries of its folder that are reported instead of read (status 'rejected', with a
+    reason): other file types, directories, symbolic links that leave the landing root or
+    lead nowhere, special files. Hidden entries (a leading '.', e.g. uploads in progress)
+    are left alone."""
     folder = landing_dir / table
     if not folder.is_dir():
-        return []
-    files = [
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in (".csv", ".parquet") and not p.name.startswith(".")
-    ]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return [], []
+    root = landing_dir.resolve()
+    files: list[Path] = []
+    reported: list[FileResult] = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        reason = None
+        target = p.resolve()
+        if not target.is_relative_to(root):
+            reason = f"symbolic link leaving the landing root (to {target}): not read"
+        elif p.is_symlink() and not target.exists():
+            reason = f"broken symbolic link (to {target}): not read"
+        if reason is None:
+            if p.is_dir():
+                reason = "a directory, not a file: sub-folders are not read"
+            elif not p.is_file():
+                reason = "not a regular file: not read"
+            elif not _is_landing_name(p.name):
+                reason = (
+                    "not a landing file type: only "
+                    + ", ".join(f"*{s}" for s in LANDING_SUFFIXES)
+                    + " are read"
+                )
+        if reason is None:
+            files.append(p)
+        else:
+            reported.append(FileResult(str(p), "rejected", reason=cap(reason, LINE_MAX)))
+    files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return files, reported
+
+
+def landing_files(landing_dir: Path, table: str) -> list[Path]:
+    """The table's landing files, oldest first (mtime, then name): later files win."""
+    return scan_landing(landing_dir, table)[0]
+
+
+def check_landing_root(landing_dir: Path) -> None:
+    """A missing or empty landing root is an error, not an empty delivery (a typo in
+    RISK_LANDING_DIR must not publish an empty watchlist)."""
+    if not landing_dir.exists():
+        raise LandingError(
+            f"landing root {landing_dir} does not exist: check RISK_LANDING_DIR "
+            "(or the run's warehouse.landing_dir)"
+        )
+    if not landing_dir.is_dir():
+        raise LandingError(f"landing root {landing_dir} is not a directory")
+    if not any(not p.name.startswith(".") for p in landing_dir.iterdir()):
+        raise LandingError(
+            f"landing root {landing_dir} is empty: no table folder was delivered "
+            "(check RISK_LANDING_DIR and the upstream transfer)"
+        )
 
 
 # --- reading one file ------------------------------------------------------------------------
+
+
+def _is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def _open_bytes(path: Path):
+    """The file's bytes (decompressed for *.csv.gz)."""
+    return gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")
 
 
 def detect_encoding(path: Path) -> str:
@@ -140,21 +268,33 @@ def detect_encoding(path: Path) -> str:
     for encoding in ("utf-8", "gb18030"):
         decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            with path.open("rb") as fh:
+            with _open_bytes(path) as fh:
                 while chunk := fh.read(_CHUNK):
                     decoder.decode(chunk)
                 decoder.decode(b"", final=True)
             return encoding
         except UnicodeDecodeError:
             continue
+        except (OSError, EOFError) as exc:  # a damaged or truncated gzip file
+            raise FileRejected(cap(f"unreadable gzip file: {exc}", LINE_MAX)) from exc
     raise FileRejected("encoding is neither UTF-8 nor GB18030/GBK")
 
 
+def _alias(path: Path, tmp_dir: Path) -> Path:
+    """A link to `path` under a plain name: DuckDB treats *, ?, [ and { in a path as a glob
+    pattern, so a landing file (or root) named like one is never passed to it literally."""
+    suffix = ".csv.gz" if _is_gzip(path) else path.suffix.lower()
+    alias = tmp_dir / f"in_{next(_alias_counter)}{suffix}"
+    alias.symlink_to(path.resolve())
+    return alias
+
+
 def _transcode_to_utf8(path: Path, encoding: str, tmp_dir: Path) -> Path:
-    """DuckDB reads UTF-8 only (the encodings extension needs the internet): re-encode."""
-    out = tmp_dir / f"{path.stem}.utf8.csv"
+    """DuckDB reads UTF-8 only (the encodings extension needs the internet): re-encode
+    (and decompress) into a temp file with a plain name."""
+    out = tmp_dir / f"in_{next(_alias_counter)}.utf8.csv"
     with (
-        path.open("r", encoding=encoding, newline="") as src,
+        io.TextIOWrapper(_open_bytes(path), encoding=encoding, newline="") as src,
         out.open("w", encoding="utf-8", newline="") as dst,
     ):
         while chunk := src.read(_CHUNK):
@@ -163,7 +303,7 @@ def _transcode_to_utf8(path: Path, encoding: str, tmp_dir: Path) -> Path:
 
 
 def _csv_header(path: Path) -> list[str]:
-    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+    with io.TextIOWrapper(_open_bytes(path), encoding="utf-8-sig", newline="") as fh:
         first = fh.readline()
     if not first.strip():
         return []
@@ -182,23 +322,28 @@ def _read_file_into(
     if path.suffix.lower() == ".parquet":
         try:
             con.execute(
-                f"CREATE TEMP TABLE _file AS SELECT * FROM read_parquet({sql_text(str(path))})"
+                "CREATE TEMP TABLE _file AS SELECT * FROM "
+                f"read_parquet({sql_text(str(_alias(path, tmp_dir)))})"
             )
         except duckdb.Error as exc:
-            raise FileRejected(f"unreadable Parquet file: {exc}") from exc
+            raise FileRejected(cap(f"unreadable Parquet file: {exc}", LINE_MAX)) from exc
         names = [r[0] for r in con.execute("DESCRIBE _file").fetchall()]
         con.execute("CREATE TEMP TABLE _file_rejects (line BIGINT, csv_line VARCHAR, msg VARCHAR)")
         return {n.strip().lower(): n for n in names}, None
 
     encoding = detect_encoding(path)
-    readable = path if encoding == "utf-8" else _transcode_to_utf8(path, encoding, tmp_dir)
+    if encoding == "utf-8":
+        readable = _alias(path, tmp_dir)
+    else:
+        readable = _transcode_to_utf8(path, encoding, tmp_dir)
     header = _csv_header(readable)
     con.execute("CREATE TEMP TABLE _file_rejects (line BIGINT, csv_line VARCHAR, msg VARCHAR)")
     if not header:  # an empty file: zero rows
         con.execute("CREATE TEMP TABLE _file AS SELECT 1 AS _empty WHERE false")
         return {}, encoding
     if len(set(header)) != len(header):
-        raise FileRejected(f"duplicate column names in header: {header}")
+        dups = sorted(h for h, n in Counter(header).items() if n > 1)
+        raise FileRejected(cap(f"duplicate column names in header: {dups}", LINE_MAX))
     columns = "{" + ", ".join(f"{sql_text(h)}: 'VARCHAR'" for h in header) + "}"
     con.execute("DROP TABLE IF EXISTS _rej_errors")
     con.execute("DROP TABLE IF EXISTS _rej_scans")
@@ -210,7 +355,7 @@ def _read_file_into(
                 rejects_table='_rej_errors', rejects_scan='_rej_scans')"""
         )
     except duckdb.Error as exc:
-        raise FileRejected(f"unreadable CSV: {exc}") from exc
+        raise FileRejected(cap(f"unreadable CSV: {exc}", LINE_MAX)) from exc
     con.execute(
         """INSERT INTO _file_rejects
            SELECT line, any_value(csv_line), string_agg(DISTINCT error_message, '; ')
@@ -260,9 +405,26 @@ def _column_reasons(col: Column) -> list[str]:
     reasons = []
     if not col.nullable:
         reasons.append(f"CASE WHEN {n} IS NULL THEN '{col.name}: required value missing' END")
-    shown = f"'{col.name}: ''' || {n} || ''' is not {col.rule_text()}'"
+    # The delivered value, cut to VALUE_SHOWN_MAX; never a personal value.
+    value = "'(personal data, not shown)'" if col.pii else _cap_sql(n, VALUE_SHOWN_MAX)
+    shown = f"'{col.name}: ''' || {value} || ''' is not {col.rule_text()}'"
+    # Plausibility bounds of the contract (assets.contract.MONEY_MAX, DATE_MIN, DATE_MAX).
+    over = f"abs(TRY_CAST({n} AS DECIMAL(38, 2))) > {MONEY_MAX}"
+    if col.kind == "money":
+        reasons.append(
+            f"CASE WHEN {n} IS NOT NULL AND {over} THEN '{col.name}: ''' || {value} || "
+            f"''' is above the plausibility bound of {MONEY_MAX} CNY' END"
+        )
+    if col.kind == "date":
+        reasons.append(
+            f"CASE WHEN {t} < {date_literal(DATE_MIN)} OR {t} > {date_literal(DATE_MAX)} "
+            f"THEN '{col.name}: ''' || {value} || ''' is outside the plausible dates "
+            f"{DATE_MIN} to {DATE_MAX}' END"
+        )
     bad = []
-    if col.kind in ("date", "money", "decimal", "int"):
+    if col.kind == "money":  # too large for DECIMAL(18,2) but a number: the bound says so
+        bad.append(f"({t} IS NULL AND NOT coalesce({over}, false))")
+    if col.kind in ("date", "decimal", "int"):
         bad.append(f"{t} IS NULL")
     if col.kind == "enum":
         bad.append(f"{t} NOT IN ({', '.join(sql_text(v) for v in col.values)})")
@@ -401,7 +563,10 @@ def _stage_file(
     missing = [c for c in table.required_columns if c.lower() not in cols]
     if cols and missing:
         raise FileRejected(f"missing required column(s): {', '.join(missing)}")
-    result.ignored_columns = sorted(src for low, src in cols.items() if low not in known)
+    ignored = sorted(src for low, src in cols.items() if low not in known)
+    result.ignored_columns = [cap(c, VALUE_SHOWN_MAX) for c in ignored[:IGNORED_COLUMNS_MAX]]
+    if len(ignored) > IGNORED_COLUMNS_MAX:
+        result.ignored_columns.append(f"... ({len(ignored) - IGNORED_COLUMNS_MAX} more)")
     cols = {low: src for low, src in cols.items() if low in known}
     types = {r[0]: r[1] for r in con.execute("DESCRIBE _file").fetchall()}
     _number_rows(con)
@@ -427,6 +592,7 @@ def _stage_file(
 
 def _incoming_ddl(table: Table) -> str:
     cols = [f'"{c.name}" {c.sql_type}' for c in table.columns]
+    cols += [f"{ident(n)} VARCHAR" for n in table.pseudonym_columns]
     cols += [f"{n} {t}" for n, t in LINEAGE_COLUMNS.items()]
     cols += ["_record JSON", "_reason VARCHAR"]
     return "CREATE OR REPLACE TEMP TABLE _incoming (" + ", ".join(cols) + ")"
@@ -443,6 +609,74 @@ def _apply_foreign_keys(con: duckdb.DuckDBPyConnection, table: Table) -> None:
         )
 
 
+def fill_pseudonyms(
+    con: duckdb.DuckDBPyConnection, relation: str, table: Table, *, only_missing: bool = False
+) -> int:
+    """Set each pseudonym column of `relation` (`Column.pseudonym`) to the HMAC-SHA256 of its
+    personal value (trimmed, upper-cased) under `secrets.pseudonym_key()`.
+
+    Hashes are computed in Python over the distinct values, in batches, and joined back; the
+    key never enters SQL text, dbt or logs. `only_missing` fills rows without a key yet (rows
+    loaded before the column existed). Returns the number of distinct values hashed.
+    """
+    hashed = 0
+    for key_col, pii_col in table.pseudonym_columns.items():
+        norm = f"upper(trim({ident(pii_col)}))"
+        where = f"{ident(pii_col)} IS NOT NULL" + (
+            f" AND {ident(key_col)} IS NULL" if only_missing else ""
+        )
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _pseudonym_todo AS
+                SELECT v, row_number() OVER () - 1 AS i
+                FROM (SELECT DISTINCT {norm} AS v FROM {relation} WHERE {where})"""
+        )
+        total = con.execute("SELECT count(*) FROM _pseudonym_todo").fetchone()[0]
+        key = secrets.pseudonym_key() if total else b""
+        for start in range(0, total, _PSEUDONYM_BATCH):
+            values = [
+                v
+                for (v,) in con.execute(
+                    "SELECT v FROM _pseudonym_todo WHERE i >= ? AND i < ?",
+                    [start, start + _PSEUDONYM_BATCH],
+                ).fetchall()
+            ]
+            hashes = [secrets.keyed_hash(v, key) for v in values]
+            con.register("_pseudonym_batch", pa.table({"v": values, "k": hashes}))
+            try:
+                con.execute(
+                    f"""UPDATE {relation} SET {ident(key_col)} = b.k
+                        FROM _pseudonym_batch b WHERE {norm} = b.v AND {where}"""
+                )
+            finally:
+                con.unregister("_pseudonym_batch")
+        _drop_temp(con, "_pseudonym_todo")
+        hashed += total
+    return hashed
+
+
+def check_table_folder(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, table_name: str, files: list[Path]
+) -> None:
+    """A folder that had files at an earlier load and has none today fails the load: files
+    vanishing overnight (a broken transfer, a wrong landing root) must not look like an empty
+    delivery. A folder that never had files is an empty table."""
+    if files:
+        return
+    earlier = con.execute(
+        f"SELECT count(*), max(loaded_at) FROM {RAW}.load_manifest WHERE table_name = ?",
+        [table_name],
+    ).fetchone()
+    if earlier[0]:
+        folder = landing_dir / table_name
+        state = "does not exist" if not folder.exists() else "has no landing file"
+        raise LandingError(
+            f"{folder} {state}, but raw.load_manifest lists {earlier[0]} file(s) of table "
+            f"{table_name} from earlier loads (last {earlier[1]:%Y-%m-%d %H:%M} UTC): refusing "
+            "to treat a vanished delivery as an empty one. If the table really ended, delete "
+            f"its rows from raw.load_manifest (table_name = '{table_name}')."
+        )
+
+
 def load_table(
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path,
@@ -456,13 +690,24 @@ def load_table(
     Files go in batches of about `batch_bytes` (oldest first), each batch in one transaction:
     memory stays bounded at any scale, and a failure keeps every batch committed before it
     (the manifest records them, so a re-run carries on with the rest).
+
+    Raises `LandingError` (nothing written) when the landing root is missing or empty, or the
+    table's folder had files at an earlier load and has none today.
     """
     started = time.perf_counter()
     table = TABLES[table_name]
     result = TableResult(table_name)
+    check_landing_root(landing_dir)
+    files, reported = scan_landing(landing_dir, table_name)
+    check_table_folder(con, landing_dir, table_name, files)
+    with transaction(con):
+        _publish_reported(con, table_name, reported)
+        if table.pseudonym_columns:  # rows loaded before the pseudonym column existed
+            fill_pseudonyms(con, f"{RAW}.{ident(table_name)}", table, only_missing=True)
+    result.files += reported
     seen = {} if force else _manifest(con, table_name)
     todo: list[Path] = []
-    for path in landing_files(landing_dir, table_name):
+    for path in files:
         if seen.get(str(path)) == _file_stamp(path):
             result.files.append(FileResult(str(path), "unchanged"))
         else:
@@ -480,13 +725,32 @@ def _batches(paths: list[Path], batch_bytes: int) -> list[list[Path]]:
     batches: list[list[Path]] = []
     size = 0
     for path in paths:
-        n = path.stat().st_size
+        n = path.stat().st_size * (GZIP_EXPANSION if _is_gzip(path) else 1)
         if not batches or size + n > batch_bytes:
             batches.append([])
             size = 0
         batches[-1].append(path)
         size += n
     return batches
+
+
+def _publish_reported(
+    con: duckdb.DuckDBPyConnection, table_name: str, reported: list[FileResult]
+) -> None:
+    """Today's entries that are not landing files replace the earlier ones in
+    `raw.rejected_files` (files rejected on reading stay until redelivered: they are in the
+    manifest)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    con.execute(
+        f"""DELETE FROM {RAW}.rejected_files WHERE table_name = ? AND source_file NOT IN
+            (SELECT source_file FROM {RAW}.load_manifest WHERE table_name = ?)""",
+        [table_name, table_name],
+    )
+    for fr in reported:
+        con.execute(
+            f"INSERT INTO {RAW}.rejected_files VALUES (?, ?, ?, ?)",
+            [table_name, fr.source_file, fr.reason, now],
+        )
 
 
 def _load_files(
@@ -502,7 +766,9 @@ def _load_files(
         try:
             staged.append(_stage_file(con, table, path, tmp))
         except FileRejected as exc:
-            rejected.append(FileResult(str(path), "rejected", reason=str(exc)))
+            rejected.append(FileResult(str(path), "rejected", reason=cap(str(exc), REASON_MAX)))
+    if table.pseudonym_columns:
+        fill_pseudonyms(con, "_incoming", table)
     _apply_foreign_keys(con, table)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -543,13 +809,14 @@ def _publish(
     )
     con.execute(
         f"""INSERT INTO {RAW}.rejected_rows
-            SELECT ?, _source_file, _source_row, _reason, _record, {_pk_text(table)}, ?
+            SELECT ?, _source_file, _source_row, {_cap_sql("_reason", REASON_MAX)},
+                   {_cap_json_sql("_record", REASON_MAX)}, {_pk_text(table)}, ?
             FROM _incoming WHERE _reason <> ''""",
         [name, now],
     )
     pk_cols = ", ".join(f'"{k}"' for k in table.primary_key)
     join = " AND ".join(f'o."{k}" = n."{k}"' for k in table.primary_key)
-    contract_cols = ", ".join(f'"{c}"' for c in table.column_names)
+    contract_cols = ", ".join(ident(c) for c in (*table.column_names, *table.pseudonym_columns))
     lineage = ", ".join(LINEAGE_COLUMNS)
     # Newest delivery of each key in this batch (mtime, then file name, then row); only keys
     # delivered more than once go through the window.

@@ -2,6 +2,10 @@
 
 The loading itself is `assets.ingestion` (plain DuckDB, testable without Dagster); this module
 only gives each table its asset, its quarantine check and its materialization metadata.
+
+Personal data (`Column.pii` in `assets.contract`) and its pseudonyms never appear in a preview,
+metadata value or log line; every log line and metadata text about a file is cut to
+`LINE_MAX` characters.
 """
 
 from dagster import (
@@ -19,11 +23,28 @@ from dagster import (
 from assets.contract import LOAD_ORDER, TABLES
 from assets.core.metadata import markdown_table
 from assets.core.resources import RiskWarehouse
-from assets.ingestion import RAW, TableResult, ensure_raw_schema, load_table
+from assets.core.sql import ident
+from assets.ingestion import (
+    LINE_MAX,
+    RAW,
+    TableResult,
+    cap,
+    ensure_raw_schema,
+    load_table,
+)
 
 OWNER = "team:data-engineering"
 GROUP = "ingestion"
 QUARANTINE_CHECK = "no_rejected_rows_or_files"
+#: Rejected files listed in the check's metadata (the count is always the total).
+FILES_SHOWN = 20
+
+
+def preview_columns(table_name: str) -> list[str]:
+    """Columns a preview may show: the table's without personal data or its pseudonyms."""
+    table = TABLES[table_name]
+    hidden = {*table.pii_columns, *table.pseudonym_columns}
+    return [c for c in table.column_names if c not in hidden] + ["_source_file", "_source_row"]
 
 
 def raw_asset_key(table: str) -> AssetKey:
@@ -59,14 +80,18 @@ def _build_asset(table_name: str) -> AssetsDefinition:
         with warehouse.connect() as con:
             ensure_raw_schema(con)
             result = load_table(con, warehouse.landing_path.resolve(), table_name)
-            preview = con.execute(
-                f"SELECT * EXCLUDE (_file_mtime) FROM {RAW}.{table_name} LIMIT 10"
-            )
-            headers = [d[0] for d in preview.description]
-            preview_rows = preview.fetchall()
+            headers = preview_columns(table_name)
+            preview_rows = con.execute(
+                f"SELECT {', '.join(ident(c) for c in headers)} "
+                f"FROM {RAW}.{ident(table_name)} LIMIT 10"
+            ).fetchall()
             rejected_rows, examples = _quarantine_summary(con, table_name)
+            files_total = con.execute(
+                f"SELECT count(*) FROM {RAW}.rejected_files WHERE table_name = ?", [table_name]
+            ).fetchone()[0]
             rejected_files = con.execute(
-                f"SELECT source_file, reason FROM {RAW}.rejected_files WHERE table_name = ?",
+                f"""SELECT source_file, left(reason, {LINE_MAX}) FROM {RAW}.rejected_files
+                    WHERE table_name = ? ORDER BY source_file LIMIT {FILES_SHOWN}""",
                 [table_name],
             ).fetchall()
         _log(context, result)
@@ -80,7 +105,11 @@ def _build_asset(table_name: str) -> AssetsDefinition:
                 "rows_quarantined": result.rows_quarantined,
                 "files_rejected": len(result.files_rejected),
                 "ignored_columns": MetadataValue.json(
-                    {f.source_file: f.ignored_columns for f in result.files if f.ignored_columns}
+                    {
+                        cap(f.source_file, LINE_MAX): f.ignored_columns
+                        for f in result.files[:FILES_SHOWN]
+                        if f.ignored_columns
+                    }
                 ),
                 "seconds": round(result.seconds, 3),
                 "preview": MetadataValue.md(markdown_table(preview_rows, headers)),
@@ -88,11 +117,11 @@ def _build_asset(table_name: str) -> AssetsDefinition:
         )
         yield AssetCheckResult(
             check_name=QUARANTINE_CHECK,
-            passed=rejected_rows == 0 and not rejected_files,
+            passed=rejected_rows == 0 and files_total == 0,
             severity=AssetCheckSeverity.WARN,
             metadata={
                 "rejected_rows": rejected_rows,
-                "rejected_files": len(rejected_files),
+                "rejected_files": files_total,
                 "examples": MetadataValue.md(
                     markdown_table(examples, ["source_file", "row", "reason"])
                     + "\n\n"
@@ -109,7 +138,7 @@ def _quarantine_summary(con, table_name: str) -> tuple[int, list[tuple]]:
         f"SELECT count(*) FROM {RAW}.rejected_rows WHERE table_name = ?", [table_name]
     ).fetchone()[0]
     examples = con.execute(
-        f"""SELECT source_file, row_number, reason FROM {RAW}.rejected_rows
+        f"""SELECT source_file, row_number, left(reason, {LINE_MAX}) FROM {RAW}.rejected_rows
             WHERE table_name = ? ORDER BY source_file, row_number LIMIT 10""",
         [table_name],
     ).fetchall()
@@ -117,14 +146,20 @@ def _quarantine_summary(con, table_name: str) -> tuple[int, list[tuple]]:
 
 
 def _log(context: AssetExecutionContext, result: TableResult) -> None:
+    """One line per new, changed or rejected file, each cut to LINE_MAX characters."""
     for f in result.files:
         if f.status == "rejected":
-            context.log.warning(f"{result.table}: rejected file {f.source_file}: {f.reason}")
+            context.log.warning(
+                cap(f"{result.table}: rejected file {f.source_file}: {f.reason}", LINE_MAX)
+            )
         elif f.status == "loaded":
             context.log.info(
-                f"{result.table}: {f.source_file}: read {f.rows_read}, loaded {f.rows_loaded}, "
-                f"quarantined {f.rows_quarantined}"
-                + (f", ignored columns {f.ignored_columns}" if f.ignored_columns else "")
+                cap(
+                    f"{result.table}: {f.source_file}: read {f.rows_read}, loaded "
+                    f"{f.rows_loaded}, quarantined {f.rows_quarantined}"
+                    + (f", ignored columns {f.ignored_columns}" if f.ignored_columns else ""),
+                    LINE_MAX,
+                )
             )
 
 

@@ -1,6 +1,8 @@
 -- One row per enterprise. Personal data (legal_rep_name, legal_rep_id_number) is dropped:
--- only a salted, one-way key of the legal representative's id number is kept, so models can
--- tell "same person" (e.g. one person behind several borrowers) without exposing who.
+-- only legal_rep_key is kept, a keyed hash (HMAC-SHA256) of the legal representative's id
+-- number computed by the ingestion with a key kept outside the repository and outside dbt
+-- (assets/core/secrets.py), so models can tell "same person" (e.g. one person behind several
+-- borrowers) without exposing who.
 select
     cast(enterprise_id as varchar)               as enterprise_id,
     cast(name as varchar)                        as name,
@@ -11,9 +13,6 @@ select
     cast(employees as integer)                   as employees,
     cast(size_class as varchar)                  as size_class,
     cast(status as varchar)                      as status,
-    case
-        when legal_rep_id_number is not null
-            then md5('{{ var("pii_salt", "sme_risk_legal_rep_v1") }}|' || upper(trim(legal_rep_id_number)))
-    end                                          as legal_rep_key,
+    cast(legal_rep_key as varchar)               as legal_rep_key,
     cast(_source_file as varchar)                as _source_file
 from {{ source('registry', 'enterprises') }}
