@@ -413,7 +413,7 @@ def _column_reasons(col: Column) -> list[str]:
     if col.kind == "money":
         reasons.append(
             f"CASE WHEN {n} IS NOT NULL AND {over} THEN '{col.name}: ''' || {value} || "
-            f"''' is above the plausibility bound of {MONEY_MAX} CNY' END"
+            f"''' is beyond the plausibility bound of {MONEY_MAX} CNY' END"
         )
     if col.kind == "date":
         reasons.append(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,8 +13,8 @@ import pytest
 from conftest import read_rows, write_csv
 
 from assets import ingestion
-from assets.contract import TABLES, is_valid_uscc, uscc_check_char
-from assets.ingestion import ingest_all
+from assets.contract import MONEY_MAX, TABLES, is_valid_uscc, uscc_check_char
+from assets.ingestion import REASON_MAX, LandingError, cap, ingest_all
 
 E1 = "91330102EFPX14RX7K"  # enterprises of the contract examples
 E2 = "913301029TD8R7CKHP"
@@ -39,6 +41,12 @@ def loan_row(loan_id: str, **overrides: object) -> list[object]:
     )
     base.update(overrides)
     return [base[c] for c in LOAN_HEADER]
+
+
+@pytest.fixture(autouse=True)
+def pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingestion hashes legal representatives' id numbers: a test key, no key file."""
+    monkeypatch.setenv("RISK_PSEUDONYM_KEY", "test-ingestion-key")
 
 
 def q(wh: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -483,3 +491,230 @@ def test_batches_commit_one_by_one_and_newest_still_wins(
     assert q(warehouse, "SELECT amount FROM raw.repayments WHERE payment_id = 'P1001'") == [
         (Decimal("2.00"),)
     ]
+
+
+# --- the landing zone itself (safe to run every night) ------------------------------------------
+
+REPAYMENT_HEADER = ["payment_id", "loan_id", "payment_date", "amount"]
+
+
+def test_missing_or_empty_landing_root_fails_naming_the_path(tmp_path: Path) -> None:
+    typo = tmp_path / "landnig"
+    with pytest.raises(LandingError, match=f"landing root {typo} does not exist"):
+        ingest_all(tmp_path / "w.duckdb", typo)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LandingError, match=f"landing root {empty} is empty"):
+        ingest_all(tmp_path / "w.duckdb", empty)
+    assert q(tmp_path / "w.duckdb", "SELECT count(*) FROM raw.load_manifest") == [(0,)]
+
+
+@pytest.mark.parametrize("how", ["folder removed", "folder emptied"])
+def test_folder_that_had_files_and_has_none_today_fails(
+    landing: Path, warehouse: Path, how: str
+) -> None:
+    ingest_all(warehouse, landing)
+    before = q(warehouse, "SELECT * FROM raw.repayments ORDER BY payment_id")
+    folder = landing / "repayments"
+    if how == "folder removed":
+        shutil.rmtree(folder)
+    else:
+        (folder / "data.csv").unlink()
+        (folder / "notes.txt").write_text("not a landing file")
+    with pytest.raises(LandingError, match=f"{folder} (does not exist|has no landing file)"):
+        ingest_all(warehouse, landing)
+    assert q(warehouse, "SELECT * FROM raw.repayments ORDER BY payment_id") == before
+    # A folder that never had files stays an empty table, load after load.
+    assert not (landing / "registry_events").exists()
+    assert q(warehouse, "SELECT count(*) FROM raw.registry_events") == [(0,)]
+
+
+def test_file_names_are_read_literally_never_as_glob_patterns(
+    tmp_path: Path, warehouse: Path
+) -> None:
+    from conftest import CONTRACT_EXAMPLES
+
+    landing = tmp_path / "land[1]*"  # even the landing root may look like a pattern
+    shutil.copytree(CONTRACT_EXAMPLES / "landing", landing)
+    star = write_csv(
+        landing, "repayments", "*.csv", REPAYMENT_HEADER, [["P9101", "L1", "2024-03-01", "1"]]
+    )
+    brackets = write_csv(
+        landing, "repayments", "a[1].csv", REPAYMENT_HEADER, [["P9102", "L1", "2024-03-01", "2"]]
+    )
+    result = ingest_all(warehouse, landing)["repayments"]
+    read = {Path(f.source_file).name: f.rows_read for f in result.files_loaded}
+    assert read == {"data.csv": 41, "*.csv": 1, "a[1].csv": 1}
+    assert result.row_count == 43
+    assert q(
+        warehouse,
+        "SELECT _source_file, payment_id FROM raw.repayments WHERE payment_id LIKE 'P91%' "
+        "ORDER BY 2",
+    ) == [(str(star), "P9101"), (str(brackets), "P9102")]
+
+
+def test_entries_that_are_not_landing_files_are_reported_not_read(
+    landing: Path, warehouse: Path, tmp_path: Path
+) -> None:
+    folder = landing / "repayments"
+    outside = write_csv(
+        tmp_path / "elsewhere",
+        "x",
+        "secret.csv",
+        REPAYMENT_HEADER,
+        [["P9201", "L1", "2024-03-01", "1"]],
+    )
+    (folder / "outside.csv").symlink_to(outside)
+    inside = write_csv(
+        landing, "spare", "ok.csv", REPAYMENT_HEADER, [["P9202", "L1", "2024-03-01", "2"]]
+    )
+    (folder / "inside.csv").symlink_to(inside)  # a link within the landing root is read
+    (folder / "x.csv").mkdir()
+    (folder / "x.csv" / "part.csv").write_text(",".join(REPAYMENT_HEADER) + "\n")
+    (folder / "book.xlsx").write_bytes(b"PK\x03\x04")
+    (folder / "readme.txt").write_text("hello")
+    (folder / "gone.csv").symlink_to(tmp_path / "nowhere.csv")
+    (folder / ".upload-in-progress.csv").write_text("partial")
+    result = ingest_all(warehouse, landing)["repayments"]
+    reasons = dict(
+        q(
+            warehouse,
+            "SELECT source_file, reason FROM raw.rejected_files WHERE table_name = 'repayments'",
+        )
+    )
+    by_name = {Path(f): r for f, r in reasons.items()}
+    assert set(by_name) == {
+        folder / n for n in ("outside.csv", "x.csv", "book.xlsx", "readme.txt", "gone.csv")
+    }
+    assert by_name[folder / "outside.csv"].startswith("symbolic link leaving the landing root")
+    assert by_name[folder / "gone.csv"].startswith("symbolic link leaving the landing root")
+    assert by_name[folder / "x.csv"].startswith("a directory, not a file")
+    assert by_name[folder / "book.xlsx"].startswith("not a landing file type")
+    assert by_name[folder / "readme.txt"].startswith("not a landing file type")
+    assert len(result.files_rejected) == 5
+    assert q(warehouse, "SELECT payment_id FROM raw.repayments WHERE payment_id LIKE 'P92%'") == [
+        ("P9202",)
+    ]
+    # What is no longer there is no longer reported; what still is, still is.
+    (folder / "book.xlsx").unlink()
+    ingest_all(warehouse, landing)
+    assert q(
+        warehouse,
+        "SELECT count(*) FROM raw.rejected_files WHERE table_name = 'repayments'",
+    ) == [(4,)]
+
+
+def test_gzip_compressed_csv_loads_like_csv(landing: Path, warehouse: Path) -> None:
+    plain = landing / "repayments" / "data.csv"
+    (landing / "repayments" / "data.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    plain.unlink()
+    header, rows = read_rows(landing / "loans" / "data.csv")
+    gbk = landing / "loans" / "data.csv"
+    (landing / "loans" / "data.csv.gz").write_bytes(
+        gzip.compress(gbk.read_text().encode("gb18030"))
+    )
+    gbk.unlink()
+    (landing / "repayments" / "broken.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    results = ingest_all(warehouse, landing)
+    assert results["repayments"].row_count == 41 and results["loans"].row_count == len(rows)
+    assert q(warehouse, "SELECT count(*) FROM raw.rejected_rows") == [(0,)]
+    ((source_file, reason),) = q(warehouse, "SELECT source_file, reason FROM raw.rejected_files")
+    assert source_file.endswith("broken.csv.gz") and reason.startswith("unreadable gzip file")
+
+
+def test_money_above_the_plausibility_bound_is_quarantined(landing: Path, warehouse: Path) -> None:
+    path = write_csv(
+        landing,
+        "loans",
+        "huge.csv",
+        LOAN_HEADER,
+        [
+            loan_row("H1", principal="6000000000000000"),  # 6e15: fits DECIMAL(18,2), alone
+            loan_row("H2", principal="6e15"),
+            loan_row("H3", principal="1e20", collateral_value="-2000000000000"),
+            loan_row("H4", principal=str(MONEY_MAX)),  # the bound itself is allowed
+            loan_row("H5", principal="1000000000000.01"),
+        ],
+    )
+    result = ingest_all(warehouse, landing)["loans"]
+    bound = f"is beyond the plausibility bound of {MONEY_MAX} CNY"
+    assert rejected(warehouse, "loans") == {
+        1: f"principal: '6000000000000000' {bound}",
+        2: f"principal: '6e15' {bound}",
+        3: f"principal: '1e20' {bound}; collateral_value: '-2000000000000' {bound}; "
+        "collateral_value: '-2000000000000' is not a decimal number >= 0",
+        5: f"principal: '1000000000000.01' {bound}",
+    }
+    f = next(f for f in result.files if f.source_file == str(path))
+    assert (f.rows_read, f.rows_loaded, f.rows_quarantined) == (5, 1, 4)
+    # Sums in raw are DECIMAL(38,2): no delivery the bound allows can overflow them.
+    _, examples = read_rows(landing / "loans" / "data.csv")
+    expected = MONEY_MAX + sum(Decimal(r[LOAN_HEADER.index("principal")]) for r in examples)
+    assert q(warehouse, "SELECT typeof(sum(principal)), sum(principal) FROM raw.loans") == [
+        ("DECIMAL(38,2)", expected)
+    ]
+
+
+def test_implausible_dates_are_quarantined(landing: Path, warehouse: Path) -> None:
+    write_csv(
+        landing,
+        "loans",
+        "dates.csv",
+        LOAN_HEADER,
+        [
+            loan_row("D1", contract_date="1949-09-30"),
+            loan_row("D2", maturity_date="2101-01-01"),
+            loan_row("D3", contract_date="0001-01-01", disbursement_date="9999-12-31"),
+            loan_row("D4", contract_date="1949-10-01", maturity_date="2100-12-31"),
+        ],
+    )
+    ingest_all(warehouse, landing)
+    rng = "is outside the plausible dates 1949-10-01 to 2100-12-31"
+    reasons = rejected(warehouse, "loans")
+    assert reasons[1] == f"contract_date: '1949-09-30' {rng}"
+    assert reasons[2] == f"maturity_date: '2101-01-01' {rng}"
+    assert reasons[3].startswith(
+        f"contract_date: '0001-01-01' {rng}; disbursement_date: '9999-12-31' {rng}"
+    )
+    assert 4 not in reasons
+    assert q(warehouse, "SELECT count(*) FROM raw.loans WHERE loan_id = 'D4'") == [(1,)]
+
+
+def test_reasons_and_records_are_capped(landing: Path, warehouse: Path) -> None:
+    folder = landing / "repayments"
+    # A file that is one 10 MB line: a header of 5 million columns, every one repeated.
+    (folder / "one_line.csv").write_text("a," * 5_000_000)
+    # A value of 1.5 MB (under DuckDB's line limit) and a 10 MB line (over it).
+    write_csv(
+        landing,
+        "repayments",
+        "long_value.csv",
+        REPAYMENT_HEADER,
+        [["P9301", "L1", "x" * 1_500_000, "1"], ["P9302", "L1", "2024-03-01", "2"]],
+    )
+    (folder / "long_line.csv").write_text(
+        ",".join(REPAYMENT_HEADER) + "\nP9303,L1,2024-03-01," + "9" * 10_000_000 + "\n"
+    )
+    result = ingest_all(warehouse, landing)["repayments"]
+    files = dict(q(warehouse, "SELECT source_file, reason FROM raw.rejected_files"))
+    assert len(files[str(folder / "one_line.csv")]) < 600
+    rows = q(
+        warehouse,
+        "SELECT source_file, row_number, reason, CAST(record AS VARCHAR) "
+        "FROM raw.rejected_rows ORDER BY 1, 2",
+    )
+    assert {(Path(f).name, n) for f, n, _, _ in rows} == {
+        ("long_value.csv", 1),
+        ("long_line.csv", 1),
+    }
+    for _, _, reason, record in rows:
+        assert len(reason) <= REASON_MAX + 40 and len(record) <= REASON_MAX + 80
+        json.loads(record)  # still JSON
+    long_value = next(r for r in rows if r[0].endswith("long_value.csv"))
+    assert "characters cut" in long_value[2] and "characters cut" in long_value[3]
+    counts = {Path(f.source_file).name: f for f in result.files_loaded}
+    assert (counts["long_value.csv"].rows_loaded, counts["long_value.csv"].rows_quarantined) == (
+        1,
+        1,
+    )
+    assert cap("x" * 2500) == "x" * REASON_MAX + "... (500 characters cut)"
