@@ -1,6 +1,8 @@
 """`risk`: the headless entry point (contract section 5).
 
-risk refresh                      run the nightly_refresh job in-process, recorded in DAGSTER_HOME
+risk refresh                      run the nightly_refresh job in-process, recorded in DAGSTER_HOME;
+                                  builds in <RISK_WAREHOUSE stem>.build.duckdb and publishes
+                                  RISK_WAREHOUSE atomically when the run succeeded
 risk backtest [--no-refit]        refit the PD scorecard and back-test the early warning on the
                                   warehouse's own outcomes (job model_backtest)
 risk generate --enterprises N --seed S --out DIR [--format csv|parquet]
@@ -16,17 +18,67 @@ from pathlib import Path
 from assets.core import settings
 
 
+def _check_settings(command: str, *, landing: bool) -> str | None:
+    """The RISK_* settings a command needs, checked before anything runs: one line naming the
+    variable and its value, or None."""
+    try:
+        settings.check_as_of()
+        settings.check_warehouse()
+        if landing:
+            settings.check_landing_dir()
+    except settings.SettingError as exc:
+        return f"risk {command}: {exc}"
+    return None
+
+
+def _warehouse_config(warehouse: Path, landing: Path, as_of) -> dict:
+    return {"config": {
+        "warehouse": str(warehouse),
+        "landing_dir": str(landing),
+        "as_of": as_of.isoformat(),
+        "build_aside": True,
+    }}
+
+
+def _run_tags(trigger: str) -> dict[str, str]:
+    from assets.core.publish import process_tag
+    from assets.core.resources import PROCESS_TAG
+
+    return {"trigger": trigger, PROCESS_TAG: process_tag(), settings.WAREHOUSE_RUN_TAG: "write"}
+
+
 def _refresh(_: argparse.Namespace) -> int:
+    problem = _check_settings("refresh", landing=True)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     settings.ensure_dagster_home()
-    from dagster import DagsterInstance
-
-    from assets.core.dbt_project import prepare_dbt_project
-
-    prepare_dbt_project()  # the asset graph is read from dbt's manifest
-    from orchestration.definitions import defs
+    from assets.core import publish
 
     warehouse, landing = settings.warehouse_path(), settings.landing_dir()
     as_of = settings.as_of_date()
+    try:  # one refresh at a time; held for the whole run (the run's resource re-enters it)
+        publish.acquire(warehouse, wait=settings.lock_wait_seconds(), what="risk refresh")
+    except publish.WarehouseBusy as exc:
+        print(f"risk refresh: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _refresh_locked(warehouse, landing, as_of)
+    finally:
+        publish.release(warehouse)
+
+
+def _refresh_locked(warehouse: Path, landing: Path, as_of) -> int:
+    from dagster import DagsterInstance
+
+    from assets.core.dbt_project import prepare_dbt_project
+    from assets.core.publish import build_path
+    from assets.core.resources import fail_orphaned_runs
+
+    prepare_dbt_project()  # the asset graph is read from dbt's manifest
+    from orchestration.definitions import defs
+    from orchestration.sensors import raise_failure_alert
+
     print(
         f"risk refresh: landing {landing}\n              warehouse {warehouse}\n"
         f"              as of {as_of}",
@@ -35,27 +87,24 @@ def _refresh(_: argparse.Namespace) -> int:
     started = time.perf_counter()
     job = defs.resolve_job_def("nightly_refresh")
     with DagsterInstance.get() as instance:
+        for run_id in fail_orphaned_runs(instance):
+            print(f"risk refresh: run {run_id} was left STARTED by a process that is gone; "
+                  "marked failed", flush=True)
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={
                 "loggers": {"console": {"config": {"log_level": "INFO"}}},
                 # From the environment now, not as it was when the definitions were imported.
-                "resources": {
-                    "warehouse": {
-                        "config": {
-                            "warehouse": str(warehouse),
-                            "landing_dir": str(landing),
-                            "as_of": as_of.isoformat(),
-                        }
-                    }
-                },
+                "resources": {"warehouse": _warehouse_config(warehouse, landing, as_of)},
             },
-            tags={"trigger": "risk refresh"},
+            tags=_run_tags("risk refresh"),
         )
         step_seconds = _step_seconds(instance, result.run_id)
+        if not result.success:
+            raise_failure_alert(instance, instance.get_run_by_id(result.run_id), lock_wait=0)
     seconds = time.perf_counter() - started
-    _print_summary(warehouse)
+    _print_summary(build_path(warehouse))
     if step_seconds:
         print(f"\n {'step':<64} seconds")
         for step, took in step_seconds.items():
@@ -64,7 +113,8 @@ def _refresh(_: argparse.Namespace) -> int:
     if not result.success:
         print(
             f"\nrisk refresh FAILED after {seconds:.1f}s (run {result.run_id}); "
-            f"failed steps: {', '.join(failed) or 'see the run log'}",
+            f"failed steps: {', '.join(failed) or 'see the run log'}; "
+            f"published warehouse unchanged: {warehouse}",
             file=sys.stderr,
         )
         return 1
@@ -125,20 +175,43 @@ def _print_summary(warehouse: Path) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    import os
+
+    problem = _check_settings("backtest", landing="RISK_LANDING_DIR" in os.environ)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     settings.ensure_dagster_home()
+    from assets.core import publish
+
+    warehouse = settings.warehouse_path()
+    build = publish.build_path(warehouse)
+    if not build.exists() and not (warehouse.exists() and not publish.is_published_copy(warehouse)):
+        print(f"risk backtest: no warehouse at {warehouse} (RISK_WAREHOUSE); run `risk refresh` "
+              "first", file=sys.stderr)
+        return 2
+    try:
+        publish.acquire(warehouse, wait=settings.lock_wait_seconds(), what="risk backtest")
+    except publish.WarehouseBusy as exc:
+        print(f"risk backtest: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return _backtest_locked(args, warehouse)
+    finally:
+        publish.release(warehouse)
+
+
+def _backtest_locked(args: argparse.Namespace, warehouse: Path) -> int:
     from dagster import AssetKey, AssetSelection, DagsterInstance
 
     from assets.core.dbt_project import prepare_dbt_project
+    from assets.core.publish import build_path
 
     prepare_dbt_project()
     from orchestration.definitions import defs
 
-    warehouse = settings.warehouse_path()
-    if not warehouse.exists():
-        print(f"risk backtest: no warehouse at {warehouse} (RISK_WAREHOUSE); run `risk refresh` "
-              "first", file=sys.stderr)
-        return 2
-    print(f"risk backtest: warehouse {warehouse}", flush=True)
+    print(f"risk backtest: warehouse {build_path(warehouse)} (published with the next "
+          "`risk refresh`)", flush=True)
     job = defs.resolve_job_def("model_backtest")
     selection = None
     if args.no_refit:
@@ -149,19 +222,17 @@ def _backtest(args: argparse.Namespace) -> int:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"resources": {"warehouse": {"config": {
-                "warehouse": str(warehouse),
-                "landing_dir": str(settings.landing_dir()),
-                "as_of": settings.as_of_date().isoformat(),
-            }}}},
+            run_config={"resources": {"warehouse": _warehouse_config(
+                warehouse, settings.landing_dir(), settings.as_of_date()
+            )}},
             asset_selection=list(selection.resolve(defs.resolve_asset_graph()))
             if selection is not None else None,
-            tags={"trigger": "risk backtest"},
+            tags=_run_tags("risk backtest"),
         )
     if not result.success:
         print(f"risk backtest FAILED (run {result.run_id}): see the run log", file=sys.stderr)
         return 1
-    _print_backtest(warehouse)
+    _print_backtest(build_path(warehouse))
     return 0
 
 
@@ -218,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     return args.func(args)
 
+
+# Exit codes: 0 success; 1 a step or blocking check failed, or another refresh holds the
+# warehouse; 2 a RISK_* setting is unusable (one line naming it, nothing runs).
 
 if __name__ == "__main__":
     sys.exit(main())

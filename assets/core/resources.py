@@ -9,11 +9,15 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-from dagster import ConfigurableResource
-from pydantic import Field
+from dagster import ConfigurableResource, DagsterRunStatus, InitResourceContext, RunsFilter
+from pydantic import Field, PrivateAttr
 
-from assets.core import settings
+from assets.core import publish, settings
 from assets.core.dbt_project import dbt_resource
+
+#: Run tag `host:pid:start` of the process that executes a run: a run left STARTED whose
+#: process is gone is marked failed by the next run (fail_orphaned_runs).
+PROCESS_TAG = "risk/process"
 
 
 class RiskWarehouse(ConfigurableResource):
@@ -22,15 +26,66 @@ class RiskWarehouse(ConfigurableResource):
     Defaults come from RISK_WAREHOUSE / RISK_LANDING_DIR / RISK_AS_OF when the definitions
     load; a run may override them in its resource config. DuckDB allows one writer, so each
     step opens and closes its own connection and the job runs steps one at a time.
+
+    With `build_aside` (what `risk refresh`, the schedule and the UI use) every step works on
+    the build file beside the published one (`warehouse_path`), and only the publish step
+    (`exports/published_warehouse`) replaces `published_path`. For the whole run the resource
+    holds the warehouse's run lock: a second run on the same warehouse waits briefly, then
+    fails naming the holder.
     """
 
-    warehouse: str = Field(description="Path of the DuckDB file.")
+    warehouse: str = Field(description="Path of the published DuckDB file (RISK_WAREHOUSE).")
     landing_dir: str = Field(description="Landing root with one folder per table.")
     as_of: str = Field(default="", description="As-of date YYYY-MM-DD; empty means today.")
+    build_aside: bool = Field(
+        default=False,
+        description="Build in `<name>.build.duckdb` and publish `warehouse` atomically at the "
+        "end (on for the nightly job); off: build `warehouse` in place (unit tests).",
+    )
+    _locked: bool = PrivateAttr(default=False)
+
+    @property
+    def published_path(self) -> Path:
+        """The file analysts open (RISK_WAREHOUSE)."""
+        return Path(self.warehouse)
 
     @property
     def warehouse_path(self) -> Path:
-        return Path(self.warehouse)
+        """The file this run's steps read and write: the build file when building aside."""
+        published = self.published_path
+        return publish.build_path(published) if self.build_aside else published
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Take the run lock for the whole run, tag the run with its process, mark runs left
+        STARTED by a dead process failed, and seed the build file from a warehouse that was
+        built in place."""
+        try:
+            self.published_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # the first step that opens the warehouse fails with the reason
+        run_id = context.run_id or ""
+        publish.acquire(
+            self.published_path, wait=settings.lock_wait_seconds(), what=f"dagster run {run_id}"
+        )
+        self._locked = True
+        instance = context.instance
+        if instance is not None and run_id:
+            try:
+                instance.add_run_tags(run_id, {PROCESS_TAG: publish.process_tag()})
+                fail_orphaned_runs(instance)
+            except Exception as exc:  # bookkeeping only: never stops the run
+                if context.log is not None:
+                    context.log.warning(f"could not check for orphaned runs: {exc}")
+        if self.build_aside and publish.seed_build_file(self.published_path):
+            if context.log is not None:
+                context.log.info(
+                    f"seeded the build file {self.warehouse_path} from {self.published_path}"
+                )
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._locked:
+            publish.release(self.published_path)
+            self._locked = False
 
     @property
     def landing_path(self) -> Path:
@@ -50,14 +105,33 @@ class RiskWarehouse(ConfigurableResource):
             con.close()
 
 
+def fail_orphaned_runs(instance) -> list[str]:
+    """Runs of this instance still STARTED whose process (tag risk/process) is gone, e.g.
+    killed with -9, are reported failed so the UI does not show them running forever. Runs
+    without the tag are left alone (their process cannot be checked). Returns their ids."""
+    failed = []
+    for run in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])):
+        tag = run.tags.get(PROCESS_TAG)
+        if tag and not publish.process_alive(tag):
+            instance.report_run_failed(
+                run, message=f"the process that ran it ({tag}) is gone (killed or crashed)"
+            )
+            failed.append(run.run_id)
+    return failed
+
+
 def default_resources() -> dict:
     """Resources configured from the environment (read when the definitions load)."""
-    as_of = settings.as_of_date().isoformat() if os.environ.get("RISK_AS_OF") else ""
+    try:
+        as_of = settings.as_of_date().isoformat() if os.environ.get("RISK_AS_OF") else ""
+    except ValueError:  # the definitions still load; the run fails naming the value
+        as_of = os.environ["RISK_AS_OF"]
     return {
         "warehouse": RiskWarehouse(
             warehouse=str(settings.warehouse_path()),
             landing_dir=str(settings.landing_dir()),
             as_of=as_of,
+            build_aside=True,
         ),
         "dbt": dbt_resource(),
     }

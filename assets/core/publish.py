@@ -1,0 +1,306 @@
+"""The published warehouse (contract section 5): build aside, one refresh at a time, publish in
+one rename.
+
+- The build file `<name>.build.duckdb` sits beside RISK_WAREHOUSE `<name>.duckdb`. Every step
+  of a refresh writes there; it persists between nights (incremental ingestion, history marts).
+- A run lock `<name>.duckdb.lock` (`fcntl.flock`, released by the kernel when the process dies,
+  even on kill -9) lets one refresh at a time touch the build file; the file holds who has it.
+- Publishing copies the chosen schemas of the build file into a temporary file in the same
+  folder, written in DuckDB's v1.5.0 storage format (the PyPI DuckDB 1.5 CLI opens it), and
+  `os.replace`s it over RISK_WAREHOUSE: readers see the old file until they reconnect, then the
+  new one, never a half-built one. A killed publish leaves a stray temporary file that the next
+  publish removes.
+
+Plain Python and DuckDB; no Dagster.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from assets.core.sql import ident, literal, transaction
+
+#: DuckDB storage format of the published file: what the PyPI DuckDB 1.5 line reads.
+PUBLISHED_STORAGE_VERSION = "v1.5.0"
+#: One row about the refresh a published file holds; a file without it predates publishing.
+PUBLISH_INFO = "main.published_refresh"
+
+
+def build_path(published: Path) -> Path:
+    """`<name>.build.duckdb` beside `<name>.duckdb`: the file every refresh step writes."""
+    return published.with_name(f"{published.stem}.build{published.suffix or '.duckdb'}")
+
+
+def lock_path(published: Path) -> Path:
+    return published.with_name(published.name + ".lock")
+
+
+# ---------------------------------------------------------------------------------------------
+# The run lock
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the warehouse's run lock; `str()` is one line naming it."""
+
+
+@dataclass
+class _Held:
+    fd: int
+    count: int
+
+
+_HELD: dict[str, _Held] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def process_start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc), '' where unknown: a pid
+    plus its start time names a process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_tag(pid: int | None = None) -> str:
+    """`host:pid:start` of this (or another) process."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{process_start_ticks(pid)}"
+
+
+def process_alive(tag: str) -> bool:
+    """Whether the process `host:pid:start` still runs (a process on another host counts as
+    alive: it cannot be checked from here)."""
+    host, _, rest = tag.partition(":")
+    pid_s, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_s.isdigit():
+        return True
+    pid = int(pid_s)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start or process_start_ticks(pid) in ("", start)
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another process"
+    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('started')}" + (
+        f" ({info['what']})" if info.get("what") else ""
+    )
+
+
+def acquire(published: Path, *, wait: float = 0.0, what: str = "") -> None:
+    """Take the run lock of `published` (re-entrant within a process), waiting up to `wait`
+    seconds; WarehouseBusy names the holder when it stays taken."""
+    path = lock_path(published)
+    key = str(path.resolve())
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is not None:
+            held.count += 1
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise WarehouseBusy(
+                        f"warehouse {published} is being refreshed by {_holder(path)}; "
+                        f"lock {path}"
+                    ) from None
+                time.sleep(0.2)
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "what": what,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        _HELD[key] = _Held(fd, 1)
+
+
+def release(published: Path) -> None:
+    """Give back one acquire(); the last one unlocks (the file stays: deleting it would race)."""
+    key = str(lock_path(published).resolve())
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is None:
+            return
+        held.count -= 1
+        if held.count == 0:
+            del _HELD[key]
+            os.ftruncate(held.fd, 0)
+            fcntl.flock(held.fd, fcntl.LOCK_UN)
+            os.close(held.fd)
+
+
+@contextmanager
+def run_lock(published: Path, *, wait: float = 0.0, what: str = "") -> Iterator[None]:
+    acquire(published, wait=wait, what=what)
+    try:
+        yield
+    finally:
+        release(published)
+
+
+# ---------------------------------------------------------------------------------------------
+# The build file
+
+
+def is_published_copy(path: Path) -> bool:
+    """Whether `path` was written by publish() (it then lacks what only the build file has)."""
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            return bool(con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND schema_name = 'main' AND table_name = 'published_refresh'"
+            ).fetchone()[0])
+    except duckdb.Error:
+        return False
+
+
+def seed_build_file(published: Path) -> bool:
+    """Before the first build aside: a warehouse built in place (before publishing existed)
+    becomes the build file, so its load manifest and history marts carry on. Copied to a
+    temporary name and renamed; False when there is nothing to seed from."""
+    build = build_path(published)
+    if build.exists() or not published.exists() or is_published_copy(published):
+        return False
+    for src, dest in ((Path(f"{published}.wal"), Path(f"{build}.wal")), (published, build)):
+        if src.exists():
+            part = dest.with_name(dest.name + ".seeding")
+            shutil.copyfile(src, part)
+            part.replace(dest)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing
+
+
+@dataclass(frozen=True)
+class Published:
+    path: Path
+    tables: dict[str, int]  # schema.table -> rows
+    bytes: int
+    seconds: float
+
+
+def _stray_temp_files(published: Path) -> list[Path]:
+    return sorted(published.parent.glob(f".{published.name}.*.publishing*"))
+
+
+def publish(
+    build: Path,
+    published: Path,
+    *,
+    schemas: tuple[str, ...],
+    drop_columns: Mapping[str, frozenset[str]] | None = None,
+    info: Mapping[str, object] | None = None,
+    memory_limit: str | None = None,
+) -> Published:
+    """Copy every base table of `schemas` from `build` into a new file that replaces
+    `published` in one rename. `drop_columns` maps `schema.table` (or `schema.*`) to columns
+    left out; `info` becomes the one row of main.published_refresh. The caller holds the run
+    lock (no other writer of the build file, no other publish)."""
+    started = time.perf_counter()
+    drop_columns = drop_columns or {}
+    for stray in _stray_temp_files(published):  # left by a publish that was killed
+        stray.unlink(missing_ok=True)
+    tmp = published.with_name(f".{published.name}.{os.getpid()}.publishing")
+    counts: dict[str, int] = {}
+    try:
+        with duckdb.connect() as con:
+            if memory_limit:
+                con.execute(f"SET memory_limit = {literal(memory_limit)}")
+            con.execute("SET preserve_insertion_order = true")
+            con.execute(f"ATTACH {literal(str(build))} AS build (READ_ONLY)")
+            con.execute(
+                f"ATTACH {literal(str(tmp))} AS pub "
+                f"(STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
+            )
+            tables = con.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() "
+                "WHERE database_name = 'build' AND NOT temporary "
+                "AND list_contains(?, schema_name) ORDER BY ALL",
+                [list(schemas)],
+            ).fetchall()
+            with transaction(con):
+                for schema in schemas:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS pub.{ident(schema)}")
+                for schema, table in tables:
+                    gone = drop_columns.get(f"{schema}.{table}", frozenset()) | drop_columns.get(
+                        f"{schema}.*", frozenset()
+                    )
+                    cols = [
+                        r[0] for r in con.execute(
+                            "SELECT column_name FROM duckdb_columns() WHERE database_name = "
+                            "'build' AND schema_name = ? AND table_name = ? "
+                            "ORDER BY column_index",
+                            [schema, table],
+                        ).fetchall()
+                        if r[0] not in gone
+                    ]
+                    name = f"{ident(schema)}.{ident(table)}"
+                    con.execute(
+                        f"CREATE TABLE pub.{name} AS "
+                        f"SELECT {', '.join(map(ident, cols))} FROM build.{name}"
+                    )
+                    counts[f"{schema}.{table}"] = con.execute(
+                        f"SELECT count(*) FROM pub.{name}"
+                    ).fetchone()[0]
+                now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+                row = [f"CAST({literal(now)} AS TIMESTAMP) AS published_at"] + [
+                    f"{literal(v)} AS {ident(k)}" for k, v in (info or {}).items()
+                ] + [f"CAST({literal(json.dumps(counts))} AS JSON) AS tables"]
+                con.execute(f"CREATE TABLE pub.{PUBLISH_INFO} AS SELECT {', '.join(row)}")
+            con.execute("DETACH pub")
+            con.execute("DETACH build")
+        with open(tmp, "rb+") as fh:  # on disk before it takes the published name
+            os.fsync(fh.fileno())
+        # A WAL beside the published name belongs to an older file (one built in place before
+        # publishing existed, already seeded into the build file): replayed on the new file it
+        # would corrupt it.
+        Path(f"{published}.wal").unlink(missing_ok=True)
+        os.replace(tmp, published)
+        dir_fd = os.open(published.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            leftover.unlink(missing_ok=True)
+    return Published(published, counts, published.stat().st_size, time.perf_counter() - started)
