@@ -357,7 +357,8 @@ def bins_frame(card, spec: ScorecardSpec, model_version: str) -> pd.DataFrame:
                 "categories": cats, "is_missing": is_missing,
                 "train_count": int(round(float(r["Count"]))),
                 "train_share": float(r["Count"]) / total if total else None,
-                "train_event_rate": float(r["Event rate"]), "woe": woe,
+                "train_event_rate": float(r["Event rate"]) if float(r["Count"]) else None,
+                "woe": woe,
                 "coefficient": coef, "logit_contribution": coef * woe,
                 "points": float(r["Points"]),
             })
