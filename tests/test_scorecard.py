@@ -476,3 +476,14 @@ def test_no_informative_feature_is_a_cold_start(con) -> None:
     assert "min_iv=0.5" in model_card(con, version)["model"]["notes"]
     temp = con.execute("select count(*) from duckdb_tables() where temporary").fetchall()[0][0]
     assert temp == 0
+
+
+def test_champion_that_cannot_be_rescored_gives_way(con) -> None:
+    first = fit_scorecard(con, FIT_DATE, make_spec())
+    promote(con, first, make_spec())
+    con.execute("alter table marts.fct_enterprise_month_end drop column x1")
+    spec = make_spec(features=[f for f in SPEC["features"] if f["name"] != "x1"])
+    second = fit_scorecard(con, FIT_DATE, spec)
+    decision = promote(con, second, spec)
+    assert decision.promoted and "could not be rescored" in decision.reason
+    assert current_model(con).model_version == second

@@ -653,17 +653,24 @@ def promote(
         return Promotion(new_version, False, None, new.auc_oot, None,
                          f"status is {new.status}: nothing to promote")
     champ = current_model(con)
-    champ_auc = oot_auc(con, champ, new) if champ else None
+    rescore_error = ""
+    try:
+        champ_auc = oot_auc(con, champ, new) if champ else None
+    except duckdb.Error as exc:  # e.g. a feature the champion reads is gone from the marts
+        champ_auc, rescore_error = None, str(exc).splitlines()[0]
     drop = spec.champion_challenger.max_auc_drop
     if champ is None:
         promoted, reason = True, "no champion yet"
     elif new.auc_oot is None:
         promoted, reason = False, "challenger has no out-of-time AUC (no OOT defaults)"
-    elif champ_auc is None or new.auc_oot >= champ_auc - drop:
+    elif champ_auc is None:
+        promoted = True
+        reason = (f"champion {champ.model_version} could not be rescored on the same window"
+                  f" ({rescore_error or 'no OOT AUC'})")
+    elif new.auc_oot >= champ_auc - drop:
         promoted = True
         reason = (f"OOT AUC {new.auc_oot:.4f} >= champion {champ.model_version} "
-                  f"{champ_auc if champ_auc is None else round(champ_auc, 4)} on the same window"
-                  + (f" - {drop}" if drop else ""))
+                  f"{champ_auc:.4f} on the same window" + (f" - {drop}" if drop else ""))
     else:
         promoted = False
         reason = (f"OOT AUC {new.auc_oot:.4f} < champion {champ.model_version} "
