@@ -423,7 +423,7 @@ def _evaluate(
         out[f"auc_{sample}"], out[f"ks_{sample}"] = auc, ks
     # Score bands: deciles (or `calibration_bands`) of the training sample's score.
     k = spec.calibration_bands
-    probs = ", ".join(str(i / k) for i in range(1, k))
+    probs = ", ".join(literal(i / k) for i in range(1, k))
     con.execute(f"""
         create or replace temp table _pd_scorecard_banded as
         select s.*, 1 + len(list_filter(edges.e, lambda x: x <= s.score)) as band
