@@ -1,0 +1,357 @@
+"""The published warehouse (contract section 5): built aside, published in one rename, one
+refresh at a time, and a refresh killed with -9 at any moment leaves it as it was.
+
+The last test really starts `risk refresh` as a subprocess on a copy of the contract examples,
+kills it (the whole process group, dbt included) when the run log shows a given step started,
+and checks the published file and the last export folder are byte-identical to before; then
+the next refresh completes with the same marts as an uninterrupted run, while a reader holds
+the published file open the whole time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import CONTRACT_EXAMPLES
+
+from assets.core import publish
+from assets.publish_assets import DROP_COLUMNS, PII_COLUMNS, PUBLISHED_SCHEMAS
+
+ROOT = Path(__file__).resolve().parents[1]
+RISK = ROOT / ".venv" / "bin" / "risk"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_build(path: Path, *, rows: int = 10, tag: str = "v1") -> None:
+    """A small build file: raw with personal data, quarantine records, marts, a staging view."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS raw; CREATE SCHEMA IF NOT EXISTS marts; "
+                    "CREATE SCHEMA IF NOT EXISTS staging")
+        con.execute(
+            "CREATE OR REPLACE TABLE raw.enterprises AS SELECT 'E' || range AS enterprise_id, "
+            "'Rep ' || range AS legal_rep_name, '4403' || range AS legal_rep_id_number, "
+            f"{rows} AS n FROM range({rows})"
+        )
+        con.execute(
+            "CREATE OR REPLACE TABLE raw.rejected_rows AS SELECT 'enterprises' AS table_name, "
+            "'{\"legal_rep_name\": \"Secret\"}'::JSON AS record, 'bad date' AS reason"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TABLE marts.watchlist AS SELECT 'E' || range AS enterprise_id, "
+            f"'red' AS tier, 'new' AS status, ['overdue'] AS reasons, '{tag}' AS tag, "
+            f"{{'a': 1}} AS s FROM range(3)"
+        )
+        con.execute("CREATE OR REPLACE VIEW staging.v AS SELECT * FROM raw.enterprises")
+
+
+def do_publish(build: Path, published: Path) -> publish.Published:
+    with publish.run_lock(published):
+        return publish.publish(build, published, schemas=PUBLISHED_SCHEMAS,
+                               drop_columns=DROP_COLUMNS, info={"run_id": "r1"})
+
+
+def test_publish_copies_marts_and_raw_without_personal_data(tmp_path: Path) -> None:
+    build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
+    assert publish.build_path(published) == build
+    make_build(build)
+    result = do_publish(build, published)
+    assert result.tables == {"marts.watchlist": 3, "raw.enterprises": 10, "raw.rejected_rows": 1}
+    with duckdb.connect(str(published), read_only=True) as con:
+        cols = {r[0] for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw'").fetchall()}
+        assert not cols & (PII_COLUMNS | {"record"}) and {"enterprise_id", "reason"} <= cols
+        assert con.execute("SELECT list(schema_name ORDER BY schema_name) FROM "
+                           "(SELECT DISTINCT schema_name FROM duckdb_tables())").fetchone()[0] \
+            == ["main", "marts", "raw"]  # no staging
+        assert con.execute("SELECT reasons, s FROM marts.watchlist LIMIT 1").fetchone() == (
+            ["overdue"], {"a": 1})
+        assert con.execute("SELECT run_id FROM main.published_refresh").fetchone()[0] == "r1"
+    assert publish.is_published_copy(published) and not publish.is_published_copy(build)
+    assert [p.name for p in tmp_path.iterdir() if "publishing" in p.name] == []
+
+
+def test_a_reader_keeps_the_old_file_until_it_reconnects(tmp_path: Path) -> None:
+    build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
+    make_build(build, tag="v1")
+    do_publish(build, published)
+    reader = duckdb.connect(str(published), read_only=True)
+    make_build(build, tag="v2")
+    do_publish(build, published)  # the reader's open file never stops the publish
+    assert reader.execute("SELECT DISTINCT tag FROM marts.watchlist").fetchone()[0] == "v1"
+    reader.close()
+    with duckdb.connect(str(published), read_only=True) as again:
+        assert again.execute("SELECT DISTINCT tag FROM marts.watchlist").fetchone()[0] == "v2"
+
+
+def test_publish_killed_midway_leaves_the_published_file_and_the_next_one_cleans_up(
+    tmp_path: Path,
+) -> None:
+    build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
+    make_build(build, tag="v1")
+    do_publish(build, published)
+    before = sha(published)
+    with duckdb.connect(str(build)) as con:  # big enough to be caught mid-copy
+        con.execute("CREATE OR REPLACE TABLE marts.big AS SELECT range AS i, md5(range::VARCHAR) "
+                    "AS h FROM range(6000000)")
+    code = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from assets.core import publish
+        from assets.publish_assets import DROP_COLUMNS, PUBLISHED_SCHEMAS
+        publish.publish(Path({str(build)!r}), Path({str(published)!r}),
+                        schemas=PUBLISHED_SCHEMAS, drop_columns=DROP_COLUMNS)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".w.duckdb.*.publishing*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "publish never started"
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    assert sha(published) == before
+    assert list(tmp_path.glob(".w.duckdb.*.publishing*"))  # the stray temporary file
+    do_publish(build, published)
+    assert not list(tmp_path.glob(".w.duckdb.*.publishing*"))
+    with duckdb.connect(str(published), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM marts.big").fetchone()[0] == 6_000_000
+
+
+HOLD = """
+import sys, time; sys.path.insert(0, {root!r})
+from pathlib import Path
+from assets.core import publish
+publish.acquire(Path({path!r}), what="test holder")
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_run_lock_names_its_holder_and_a_kill_releases_it(tmp_path: Path) -> None:
+    published = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD.format(root=str(ROOT), path=str(published))],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(publish.WarehouseBusy) as busy:
+            publish.acquire(published, wait=0.3)
+        message = str(busy.value)
+        assert f"pid {holder.pid}" in message and "test holder" in message
+        assert "\n" not in message
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    publish.acquire(published, wait=2)  # the kernel released the dead holder's lock
+    publish.acquire(published)  # re-entrant within a process
+    publish.release(published)
+    publish.release(published)
+
+
+def test_a_warehouse_built_in_place_seeds_the_build_file(tmp_path: Path) -> None:
+    published = tmp_path / "w.duckdb"
+    make_build(published)  # what a refresh before publishing left: everything in place
+    assert publish.seed_build_file(published)
+    build = publish.build_path(published)
+    with duckdb.connect(str(build), read_only=True) as con:
+        assert con.execute("SELECT count(legal_rep_name) FROM raw.enterprises").fetchone()[0]
+    assert not publish.seed_build_file(published)  # once only
+    build.unlink()
+    do_publish(published, tmp_path / "other.duckdb")
+    assert not publish.seed_build_file(tmp_path / "other.duckdb")  # never from a published copy
+
+
+# ---------------------------------------------------------------------------------------------
+# The published file opens in the PyPI DuckDB 1.5 line (the analysts' CLI and Python package)
+
+
+@pytest.fixture(scope="module")
+def duckdb15(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Python with `duckdb<2` from PyPI (reused from /tmp/duck15 when it is there)."""
+    for python in (Path("/tmp/duck15/bin/python"),):
+        if python.exists() and subprocess.run(
+            [python, "-c", "import duckdb; assert duckdb.__version__ < '2'"],
+            capture_output=True, check=False,
+        ).returncode == 0:
+            return python
+    venv = tmp_path_factory.mktemp("duck15")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
+                       capture_output=True, timeout=120)
+        subprocess.run([venv / "bin" / "pip", "install", "-q", "duckdb<2"], check=True,
+                       capture_output=True, timeout=300)
+    except (subprocess.SubprocessError, OSError) as exc:
+        pytest.skip(f"PyPI duckdb<2 cannot be installed here: {exc}")
+    return venv / "bin" / "python"
+
+
+def test_published_file_opens_in_duckdb_1_5(tmp_path: Path, duckdb15: Path) -> None:
+    build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
+    make_build(build)
+    do_publish(build, published)
+    out = subprocess.run(
+        [duckdb15, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print(duckdb.__version__, c.execute('SELECT count(*), any_value(reasons) FROM "
+         "marts.watchlist').fetchone())", str(published)],
+        capture_output=True, text=True, check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    version, rest = out.stdout.split(" ", 1)
+    assert version.startswith("1.5") and rest.strip() == "(3, ['overdue'])"
+
+
+# ---------------------------------------------------------------------------------------------
+# kill -9 at every stage of a real `risk refresh`
+
+
+def _env(folder: Path, as_of: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RISK_LANDING_DIR": str(folder.parent / "landing"),  # shared: same source paths
+        "RISK_WAREHOUSE": str(folder / "wh.duckdb"),
+        "RISK_AS_OF": as_of,
+        "RISK_EXPORTS_DIR": str(folder / "exports"),
+        "DAGSTER_HOME": str(folder / "dagster_home"),
+        "RISK_LOCK_WAIT_SECONDS": "30",
+    }
+
+
+def _refresh(folder: Path, as_of: str) -> str:
+    out = subprocess.run([RISK, "refresh"], env=_env(folder, as_of), cwd=ROOT,
+                         capture_output=True, text=True, check=False, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def _refresh_killed_at(folder: Path, as_of: str, step: str, delay: float) -> str:
+    """Start `risk refresh`, kill -9 its whole process group `delay` s after `step` started."""
+    log = (folder / f"killed_{step}.log").open("w+")
+    proc = subprocess.Popen([RISK, "refresh"], env=_env(folder, as_of), cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    marker = f'Started execution of step "{step}"'
+    deadline = time.monotonic() + 600
+    try:
+        while marker not in Path(log.name).read_text(errors="replace"):
+            assert proc.poll() is None, f"refresh ended before {step} started"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(delay)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    return Path(log.name).read_text(errors="replace")
+
+
+def _exports_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _marts(published: Path) -> dict[str, list]:
+    """Every published table except the run's bookkeeping, without timestamps and run ids."""
+    out = {}
+    with duckdb.connect(str(published), read_only=True) as con:
+        tables = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name <> 'main' "
+            "AND table_name NOT IN ('alert_log', 'load_manifest') ORDER BY ALL").fetchall()
+        for schema, table in tables:
+            cols = [c for c, t in con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND "
+                "table_name = ? ORDER BY column_index", [schema, table]).fetchall()
+                if "TIMESTAMP" not in t and c not in ("run_id", "model_version", "_file_mtime")]
+            sel = ", ".join(f'"{c}"' for c in cols)
+            out[f"{schema}.{table}"] = con.execute(
+                f'SELECT {sel} FROM "{schema}"."{table}" ORDER BY ALL').fetchall()
+    return out
+
+
+READER = """
+import duckdb, sys, time
+path, stop = sys.argv[1], sys.argv[2]
+import os
+con = duckdb.connect(path, read_only=True)
+first = con.execute("SELECT as_of_date FROM main.published_refresh").fetchone()[0]
+n = 0
+while not os.path.exists(stop):
+    assert con.execute("SELECT as_of_date FROM main.published_refresh").fetchone()[0] == first
+    con.execute("SELECT count(*) FROM marts.fct_loan_month_end").fetchone()
+    n += 1
+    time.sleep(0.05)
+con.close()
+con = duckdb.connect(path, read_only=True)
+print(first, con.execute("SELECT as_of_date FROM main.published_refresh").fetchone()[0], n)
+"""
+
+KILL_POINTS = [
+    ("raw__loans", 0.0),  # ingestion
+    ("risk_dbt_models", 8.0),  # dbt mid-build
+    ("marts__enterprise_risk_profile", 0.0),  # early warning
+    ("decision_dbt_models", 4.0),  # the watchlist and its history
+    ("exports__watchlist_report", 0.3),  # exports
+    ("exports__published_warehouse", 0.0),  # publish
+]
+
+
+def test_refresh_killed_at_any_step_leaves_the_published_warehouse_and_then_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = "2024-11-30", "2024-12-31"
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    killed.mkdir()
+    shutil.copytree(CONTRACT_EXAMPLES / "landing", tmp_path / "landing")
+    _refresh(killed, first)
+    shutil.copytree(killed, clean, ignore=shutil.ignore_patterns("dagster_home", "*.lock"))
+
+    # Uninterrupted second night, while a reader holds the published file open read-only.
+    stop = clean / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(clean / "wh.duckdb"), str(stop)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    _refresh(clean, second)
+    stop.touch()
+    out, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err
+    seen_before, seen_after, queries = out.split()
+    assert (seen_before, seen_after) == (first, second) and int(queries) > 10
+
+    published = killed / "wh.duckdb"
+    before = sha(published)
+    exports_before = _exports_digest(killed / "exports" / first)
+    for step, delay in KILL_POINTS:
+        log = _refresh_killed_at(killed, second, step, delay)
+        assert sha(published) == before, f"published warehouse changed by a kill at {step}"
+        assert _exports_digest(killed / "exports" / first) == exports_before, step
+        assert "risk refresh succeeded" not in log, step
+
+    log = _refresh(killed, second)
+    assert "marked failed" in log  # the last killed run, left STARTED, is failed now
+    assert sha(published) != before
+    assert _marts(published) == _marts(clean / "wh.duckdb")
+    with duckdb.connect(str(published), read_only=True) as con:
+        assert con.execute("SELECT as_of_date FROM main.published_refresh").fetchone()[0] == \
+            date.fromisoformat(second)
+
+    monkeypatch.setenv("DAGSTER_HOME", str(killed / "dagster_home"))
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    with DagsterInstance.get() as instance:
+        statuses = [r.status for r in instance.get_runs(
+            filters=RunsFilter(job_name="nightly_refresh"))]
+    assert DagsterRunStatus.STARTED not in statuses  # killed runs were marked failed
+    assert statuses.count(DagsterRunStatus.FAILURE) == len(KILL_POINTS)
