@@ -3,19 +3,36 @@
 A small warehouse is built from hand-made raw tables carrying distinctive PII values; after
 `dbt run` of the whole project no column of any table or view in schemas staging,
 intermediate or marts is named like a PII column, and no VARCHAR value in those schemas
-equals or contains a raw PII value.
+equals or contains a raw PII value. A whole `risk refresh` of a generated landing directory
+leaves no personal value in any file of DAGSTER_HOME (run database, logs), the exports or
+dbt's target. `legal_rep_key` is a keyed hash (HMAC-SHA256) whose key lives outside the
+repository.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import CONTRACT_EXAMPLES
 
-from assets.contract import TABLES, raw_table_ddl, uscc_check_char
-from assets.core.dbt_project import run_dbt
+from assets.contract import LINEAGE_COLUMNS, TABLES, raw_table_ddl, uscc_check_char
+from assets.core import secrets
+from assets.core.dbt_project import dbt_project, run_dbt
+from assets.ingestion import ingest_all
 
 PII_COLUMNS = [c.name for t in TABLES.values() for c in t.columns if c.pii]
 EXPOSED_SCHEMAS = ("staging", "intermediate", "marts")
@@ -145,3 +162,201 @@ def test_no_pii_values(warehouse):
             hits.append((s, t, c, n))
     con.close()
     assert not hits, f"raw PII values found in {hits}"
+
+
+def test_dbt_target_of_the_test_holds_no_personal_value(warehouse):
+    files = [p for p in (warehouse.parent / "target").rglob("*") if p.is_file()]
+    assert any(p.name == "manifest.json" for p in files)
+    values = [v for *_rest, rep, idn in ENTS for v in (rep, idn)]
+    found = [
+        (str(p), v) for p in files for v in values if any(n in p.read_bytes() for n in needles(v))
+    ]
+    assert not found, f"personal values in dbt's target: {found}"
+
+
+# --- the keyed pseudonym ------------------------------------------------------------------------
+
+
+def legal_rep_keys(warehouse: Path) -> dict[str, str]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return dict(
+            con.execute("SELECT legal_rep_id_number, legal_rep_key FROM raw.enterprises").fetchall()
+        )
+
+
+def test_key_file_is_created_0600_and_keys_are_stable_per_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("RISK_PSEUDONYM_KEY", raising=False)
+    landing = tmp_path / "landing"
+    shutil.copytree(CONTRACT_EXAMPLES / "landing", landing)
+
+    first = legal_rep_keys_after_load(tmp_path / "a.duckdb", landing)
+    key_file = home / "pseudonym.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert re.fullmatch("[0-9a-f]{64}", key)  # 32 random bytes, hex
+    for id_number, pseudonym in first.items():
+        expected = hmac.new(key.encode(), id_number.upper().encode(), hashlib.sha256).hexdigest()
+        assert pseudonym == expected
+    # Another run (another warehouse, same key file): the same id gives the same key.
+    assert legal_rep_keys_after_load(tmp_path / "b.duckdb", landing) == first
+    assert key_file.read_text().strip() == key
+    # Another secret gives other keys; the key never reaches the warehouse.
+    monkeypatch.setenv("RISK_PSEUDONYM_KEY", "another secret")
+    other = legal_rep_keys_after_load(tmp_path / "c.duckdb", landing)
+    assert other.keys() == first.keys() and not set(other.values()) & set(first.values())
+    for wh in ("a", "b", "c"):
+        assert key.encode() not in (tmp_path / f"{wh}.duckdb").read_bytes()
+
+
+def legal_rep_keys_after_load(warehouse: Path, landing: Path) -> dict[str, str]:
+    ingest_all(warehouse, landing)
+    keys = legal_rep_keys(warehouse)
+    assert keys and all(v and len(v) == 64 for v in keys.values())
+    return keys
+
+
+def test_a_key_file_readable_by_others_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.delenv("RISK_PSEUDONYM_KEY", raising=False)
+    (tmp_path / "pseudonym.key").write_text("00" * 32)
+    (tmp_path / "pseudonym.key").chmod(0o644)
+    with pytest.raises(PermissionError, match="chmod 600"):
+        secrets.pseudonym_key()
+
+
+def test_a_warehouse_without_legal_rep_key_gets_it_filled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warehouse loaded before the column existed: the column is added, old rows filled."""
+    monkeypatch.setenv("RISK_PSEUDONYM_KEY", "k1")
+    landing = tmp_path / "landing"
+    shutil.copytree(CONTRACT_EXAMPLES / "landing", landing)
+    warehouse = tmp_path / "w.duckdb"
+    ent = TABLES["enterprises"]
+    cols = [f'"{c.name}" {c.sql_type}' for c in ent.columns]
+    cols += [f"{n} {t}" for n, t in LINEAGE_COLUMNS.items()]
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE SCHEMA raw")
+        con.execute(f"CREATE TABLE raw.enterprises ({', '.join(cols)})")
+        con.execute(
+            f"INSERT INTO raw.enterprises ({', '.join(ent.column_names)}) VALUES "
+            f"({', '.join('?' for _ in ent.columns)})",
+            [
+                ENTS[0][0],
+                "Old Co",
+                "C",
+                "330102",
+                date(2015, 1, 1),
+                1,
+                None,
+                None,
+                "active",
+                "Old Rep",
+                " 44030319800101001x ",
+            ],
+        )
+    keys = legal_rep_keys_after_load(warehouse, landing)
+    assert keys[" 44030319800101001x "] == secrets.keyed_hash("44030319800101001X", b"k1")
+
+
+def test_previews_never_show_personal_data() -> None:
+    from assets.ingestion_assets import preview_columns
+
+    shown = preview_columns("enterprises")
+    assert "enterprise_id" in shown
+    assert not {"legal_rep_name", "legal_rep_id_number", "legal_rep_key"} & set(shown)
+
+
+# --- a whole refresh ----------------------------------------------------------------------------
+
+
+def personal_values(landing: Path) -> set[str]:
+    values: set[str] = set()
+    for path in sorted((landing / "enterprises").glob("*.csv")):
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for row in csv.DictReader(fh):
+                values |= {row["legal_rep_name"], row["legal_rep_id_number"]}
+    return {v for v in values if v}
+
+
+def needles(value: str) -> set[bytes]:
+    """The value as stored in a file: UTF-8, and JSON-escaped (e.g. Dagster's event log)."""
+    return {
+        value.encode(),
+        json.dumps(value)[1:-1].encode(),
+        json.dumps(value)[1:-1].upper().encode(),
+    }
+
+
+def test_refresh_leaves_no_personal_value_outside_raw(tmp_path: Path) -> None:
+    from synthetic.generator import generate
+
+    landing = tmp_path / "landing"
+    generate(landing, n_enterprises=200, seed=3, fmt="csv")
+    values = personal_values(landing)
+    assert len(values) > 300  # names and id numbers of 200 legal representatives
+    home, exports = tmp_path / "dagster_home", tmp_path / "exports"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "RISK_EXPORTS_DIR": str(exports),
+        "RISK_WAREHOUSE": str(tmp_path / "w.duckdb"),
+        "RISK_LANDING_DIR": str(landing),
+        "RISK_AS_OF": "2026-10-31",
+        "RISK_PSEUDONYM_KEY": "",
+    }
+    started = time.time()
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "risk"), "refresh"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_id = re.search(r"\(run ([0-9a-f-]{36})\)", proc.stdout).group(1)
+    assert (home / "pseudonym.key").exists()  # the key was made where it belongs
+
+    target = Path(dbt_project.project_dir) / "target"
+    run_targets = sorted(target.glob(f"*-{run_id[:7]}-*"))
+    assert run_targets, f"no dbt target of run {run_id} under {target}"
+    searched = [home, exports, *run_targets]
+    files = [p for root in searched for p in root.rglob("*") if p.is_file()]
+    # dbt's shared files (manifest, logs) the run may have rewritten.
+    for shared in (target, Path(dbt_project.project_dir) / "logs"):
+        if shared.is_dir():
+            files += [p for p in shared.iterdir() if p.is_file() and p.stat().st_mtime >= started]
+    assert any(p.suffix == ".db" for p in files)  # the run database is searched too
+    assert list(exports.rglob("watchlist.csv"))
+    found = []
+    for path in files:
+        data = path.read_bytes()
+        found += [(str(path), v) for v in values if any(n in data for n in needles(v))]
+    assert not found, f"personal values outside raw: {found[:10]} ({len(found)} in all)"
+    # The warehouse analysts read (published after the refresh) holds none either.
+    assert not values_in_warehouse(tmp_path / "w.duckdb", sorted(values))
+
+
+def values_in_warehouse(warehouse: Path, values: list[str]) -> list[tuple[str, str, str]]:
+    """(schema, table, column) of every text column of the file holding one of `values`."""
+    hits = []
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        columns = con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE data_type = 'VARCHAR' OR data_type = 'JSON'"
+        ).fetchall()
+        for s, t, c in columns:
+            n = con.execute(
+                f'SELECT count(*) FROM "{s}"."{t}" WHERE '
+                f'len(list_filter(?, lambda v: contains(cast("{c}" as varchar), v))) > 0',
+                [values],
+            ).fetchone()[0]
+            if n:
+                hits.append((s, t, c))
+    return hits
