@@ -93,10 +93,11 @@ def post(url: str, alert: Alert, *, timeout: float = WEBHOOK_TIMEOUT) -> bool:
     body = json.dumps(
         {"msgtype": "text", "text": {"content": alert.content()}}, ensure_ascii=False
     ).encode("utf-8")
-    req = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json; charset=utf-8"}
-    )
     try:
+        req = urllib.request.Request(
+            url, data=body, method="POST",
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (configured URL)
             answer = resp.read(4096).decode("utf-8", "replace")
     except (urllib.error.URLError, OSError, ValueError) as exc:
