@@ -88,7 +88,12 @@ META_DDL = (
         table_name VARCHAR, source_file VARCHAR, file_size BIGINT, file_mtime TIMESTAMP,
         status VARCHAR, encoding VARCHAR, rows_read BIGINT, rows_loaded BIGINT,
         rows_quarantined BIGINT, ignored_columns VARCHAR[], loaded_at TIMESTAMP)""",
+    # Which key the pseudonym columns were computed with: a keyed hash of a fixed text (the
+    # key cannot be derived from it). Another key re-keys every row, so "same person" holds.
+    f"""CREATE TABLE IF NOT EXISTS {RAW}.pseudonym_keys (
+        table_name VARCHAR, key_check VARCHAR, keyed_at TIMESTAMP)""",
 )
+_KEY_CHECK_TEXT = "sme-risk pseudonym key check"
 
 
 @dataclass
@@ -654,6 +659,25 @@ def fill_pseudonyms(
     return hashed
 
 
+def _key_raw_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """Rows of raw keyed with another key (or none: loaded before the column existed) get
+    their pseudonyms computed with today's key."""
+    check = secrets.keyed_hash(_KEY_CHECK_TEXT, secrets.pseudonym_key())
+    known = con.execute(
+        f"SELECT key_check FROM {RAW}.pseudonym_keys WHERE table_name = ?", [table.name]
+    ).fetchone()
+    relation = f"{RAW}.{ident(table.name)}"
+    if known is not None and known[0] == check:
+        fill_pseudonyms(con, relation, table, only_missing=True)
+        return
+    fill_pseudonyms(con, relation, table)
+    con.execute(f"DELETE FROM {RAW}.pseudonym_keys WHERE table_name = ?", [table.name])
+    con.execute(
+        f"INSERT INTO {RAW}.pseudonym_keys VALUES (?, ?, ?)",
+        [table.name, check, datetime.now(UTC).replace(tzinfo=None)],
+    )
+
+
 def check_table_folder(
     con: duckdb.DuckDBPyConnection, landing_dir: Path, table_name: str, files: list[Path]
 ) -> None:
@@ -702,8 +726,8 @@ def load_table(
     check_table_folder(con, landing_dir, table_name, files)
     with transaction(con):
         _publish_reported(con, table_name, reported)
-        if table.pseudonym_columns:  # rows loaded before the pseudonym column existed
-            fill_pseudonyms(con, f"{RAW}.{ident(table_name)}", table, only_missing=True)
+        if table.pseudonym_columns:
+            _key_raw_table(con, table)
     result.files += reported
     seen = {} if force else _manifest(con, table_name)
     todo: list[Path] = []

@@ -62,9 +62,11 @@ def _build_asset(table_name: str) -> AssetsDefinition:
         kinds={"duckdb", "python"},
         owners=[OWNER],
         description=(
-            f"{table.description} Loaded from `<landing>/{table_name}/*.csv|*.parquet` into "
-            f"`raw.{table_name}` (primary key {', '.join(table.primary_key)}); rows breaking a "
-            "contract rule go to `raw.rejected_rows`, unreadable files to `raw.rejected_files`."
+            f"{table.description} Loaded from `<landing>/{table_name}/*.csv|*.csv.gz|*.parquet` "
+            f"into `raw.{table_name}` (primary key {', '.join(table.primary_key)}); rows breaking "
+            "a contract rule go to `raw.rejected_rows`, unreadable files and entries that are "
+            "not landing files to `raw.rejected_files`. Fails when the landing root is missing "
+            "or empty, or the folder had files at an earlier load and has none today."
         ),
         deps=[raw_asset_key(p) for p in parents],
         check_specs=[

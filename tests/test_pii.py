@@ -208,6 +208,8 @@ def test_key_file_is_created_0600_and_keys_are_stable_per_secret(
     monkeypatch.setenv("RISK_PSEUDONYM_KEY", "another secret")
     other = legal_rep_keys_after_load(tmp_path / "c.duckdb", landing)
     assert other.keys() == first.keys() and not set(other.values()) & set(first.values())
+    # A warehouse keyed with the old secret is re-keyed at its next load: "same person" holds.
+    assert legal_rep_keys_after_load(tmp_path / "a.duckdb", landing) == other
     for wh in ("a", "b", "c"):
         assert key.encode() not in (tmp_path / f"{wh}.duckdb").read_bytes()
 
