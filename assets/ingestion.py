@@ -241,18 +241,13 @@ def landing_files(landing_dir: Path, table: str) -> list[Path]:
 
 def check_landing_root(landing_dir: Path) -> None:
     """A missing or empty landing root is an error, not an empty delivery (a typo in
-    RISK_LANDING_DIR must not publish an empty watchlist)."""
-    if not landing_dir.exists():
+    RISK_LANDING_DIR must not publish an empty watchlist). The same rule as `risk`'s own
+    settings check (`settings.landing_root_problem`), here for every run (UI, schedules)."""
+    problem = settings.landing_root_problem(landing_dir)
+    if problem:
         raise LandingError(
-            f"landing root {landing_dir} does not exist: check RISK_LANDING_DIR "
-            "(or the run's warehouse.landing_dir)"
-        )
-    if not landing_dir.is_dir():
-        raise LandingError(f"landing root {landing_dir} is not a directory")
-    if not any(not p.name.startswith(".") for p in landing_dir.iterdir()):
-        raise LandingError(
-            f"landing root {landing_dir} is empty: no table folder was delivered "
-            "(check RISK_LANDING_DIR and the upstream transfer)"
+            f"landing root {landing_dir} {problem}: check RISK_LANDING_DIR (or the run's "
+            "warehouse.landing_dir) and the upstream transfer"
         )
 
 

@@ -718,3 +718,32 @@ def test_reasons_and_records_are_capped(landing: Path, warehouse: Path) -> None:
         1,
     )
     assert cap("x" * 2500) == "x" * REASON_MAX + "... (500 characters cut)"
+
+
+def test_the_asset_fails_on_a_wrong_landing_root_and_shows_no_personal_data(
+    landing: Path, warehouse: Path, tmp_path: Path
+) -> None:
+    from dagster import materialize
+
+    from assets.core.resources import RiskWarehouse
+    from assets.ingestion_assets import ingestion_assets
+
+    enterprises = next(a for a in ingestion_assets if a.key.path == ["raw", "enterprises"])
+    typo = tmp_path / "landnig"
+    wrong = materialize(
+        [enterprises],
+        resources={"warehouse": RiskWarehouse(warehouse=str(warehouse), landing_dir=str(typo))},
+        raise_on_error=False,
+    )
+    assert not wrong.success
+    failure = next(e for e in wrong.all_events if e.is_step_failure)
+    assert f"landing root {typo} does not exist" in str(failure.step_failure_data.error)
+
+    right = materialize(
+        [enterprises],
+        resources={"warehouse": RiskWarehouse(warehouse=str(warehouse), landing_dir=str(landing))},
+    )
+    materialized = right.asset_materializations_for_node(enterprises.op.name)[0]
+    preview = materialized.metadata["preview"].value
+    assert "enterprise_id" in preview and E1 in preview
+    assert "legal_rep" not in preview and "330102198001010000" not in preview
