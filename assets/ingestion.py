@@ -210,8 +210,13 @@ def scan_landing(landing_dir: Path, table: str) -> tuple[list[Path], list[FileRe
         if p.name.startswith("."):
             continue
         reason = None
-        target = p.resolve()
-        if not target.is_relative_to(root):
+        try:
+            target = p.resolve()
+        except (OSError, RuntimeError):  # a loop of symbolic links
+            target = None
+        if target is None:
+            reason = "symbolic link loop: not read"
+        elif not target.is_relative_to(root):
             reason = f"symbolic link leaving the landing root (to {target}): not read"
         elif p.is_symlink() and not target.exists():
             reason = f"broken symbolic link (to {target}): not read"

@@ -574,6 +574,7 @@ def test_entries_that_are_not_landing_files_are_reported_not_read(
     (folder / "book.xlsx").write_bytes(b"PK\x03\x04")
     (folder / "readme.txt").write_text("hello")
     (folder / "gone.csv").symlink_to(tmp_path / "nowhere.csv")
+    (folder / "loop.csv").symlink_to(folder / "loop.csv")
     (folder / ".upload-in-progress.csv").write_text("partial")
     result = ingest_all(warehouse, landing)["repayments"]
     reasons = dict(
@@ -584,14 +585,16 @@ def test_entries_that_are_not_landing_files_are_reported_not_read(
     )
     by_name = {Path(f): r for f, r in reasons.items()}
     assert set(by_name) == {
-        folder / n for n in ("outside.csv", "x.csv", "book.xlsx", "readme.txt", "gone.csv")
+        folder / n
+        for n in ("outside.csv", "x.csv", "book.xlsx", "readme.txt", "gone.csv", "loop.csv")
     }
     assert by_name[folder / "outside.csv"].startswith("symbolic link leaving the landing root")
     assert by_name[folder / "gone.csv"].startswith("symbolic link leaving the landing root")
     assert by_name[folder / "x.csv"].startswith("a directory, not a file")
     assert by_name[folder / "book.xlsx"].startswith("not a landing file type")
     assert by_name[folder / "readme.txt"].startswith("not a landing file type")
-    assert len(result.files_rejected) == 5
+    assert by_name[folder / "loop.csv"].startswith(("symbolic link loop", "broken symbolic"))
+    assert len(result.files_rejected) == 6
     assert q(warehouse, "SELECT payment_id FROM raw.repayments WHERE payment_id LIKE 'P92%'") == [
         ("P9202",)
     ]
@@ -601,7 +604,7 @@ def test_entries_that_are_not_landing_files_are_reported_not_read(
     assert q(
         warehouse,
         "SELECT count(*) FROM raw.rejected_files WHERE table_name = 'repayments'",
-    ) == [(4,)]
+    ) == [(5,)]
 
 
 def test_gzip_compressed_csv_loads_like_csv(landing: Path, warehouse: Path) -> None:
