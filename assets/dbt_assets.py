@@ -65,7 +65,7 @@ def decision_vars(catalog) -> dict[str, object]:
     """The catalog values the decision models read: version, watchlist exit rule, actions."""
     return {
         "catalog_version": catalog.version,
-        "watchlist_exit_after_clear_refreshes": catalog.exit_after_clear_refreshes,
+        "watchlist_exit_after_clear_month_ends": catalog.exit_after_clear_month_ends,
         "action_red": catalog.recommended_action["red"],
         "action_amber": catalog.recommended_action["amber"],
     }

@@ -42,6 +42,7 @@ from assets.signals.catalog import (
     load_catalog,
 )
 from assets.signals.decisions import (
+    build_decision_history,
     current_engine,
     decisions_sql,
     features_sql,
@@ -169,11 +170,64 @@ def build_risk_profile(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: 
     return con.execute("SELECT count(*) FROM marts.enterprise_risk_profile").fetchone()[0]
 
 
+def _month_end_back(d: date, months: int) -> date:
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    return last_month_end(date(y + (m + 1) // 12, (m + 1) % 12 + 1, 1) - timedelta(days=1))
+
+
+DECISIONS_DDL = """
+CREATE TABLE IF NOT EXISTS marts.enterprise_decisions (
+    enterprise_id VARCHAR NOT NULL, month_end DATE NOT NULL, engine VARCHAR,
+    model_version VARCHAR, pd DOUBLE, tier VARCHAR, listed BOOLEAN, risk_score INTEGER,
+    signals VARCHAR[], hard_triggers VARCHAR[], reasons VARCHAR, reason_list VARCHAR[],
+    catalog_version VARCHAR, decided_as_of DATE,
+    PRIMARY KEY (enterprise_id, month_end)
+)"""
+
+
+def build_decision_window(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date
+) -> int:
+    """marts.enterprise_decisions for the firms monitored on D at each of the last
+    `status_window_months` month ends on or before D, decided in one pass with what was known
+    at each month end. Statuses and the exit rule of the watchlist are read from these rows,
+    so they follow the facts, not the refreshes that happened to run. The window's month ends
+    are replaced in one transaction; older rows stay."""
+    end = last_month_end(as_of)
+    start = _month_end_back(end, catalog.status_window_months - 1)
+    pop = monitored_enterprises_sql(con, catalog, as_of)
+    population = (
+        "SELECT f.enterprise_id, f.month_end FROM marts.fct_enterprise_month_end AS f "
+        f"WHERE f.month_end BETWEEN {date_literal(start)} AND {date_literal(end)} "
+        f"AND f.enterprise_id IN ({pop})"
+    )
+    rel = build_decision_history(
+        con, catalog, current_engine(con), start=start, end=end, population_sql=population
+    )
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute(DECISIONS_DDL)
+    with transaction(con):
+        con.execute(
+            "DELETE FROM marts.enterprise_decisions WHERE month_end BETWEEN "
+            f"{date_literal(start)} AND {date_literal(end)}"
+        )
+        con.execute(
+            "INSERT INTO marts.enterprise_decisions SELECT enterprise_id, month_end, engine, "
+            "model_version, pd, tier, listed, risk_score, signals, hard_triggers, reasons, "
+            f"reason_list, {text(catalog.version)}, {date_literal(as_of)} FROM {rel}"
+        )
+    return con.execute(
+        "SELECT count(*) FROM marts.enterprise_decisions WHERE month_end BETWEEN "
+        f"{date_literal(start)} AND {date_literal(end)}"
+    ).fetchone()[0]
+
+
 def run_early_warning(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> None:
     """The Python part of the engine for one as-of date (tests, back-tests): signal hits and
     the risk profile. The decision marts that read them are dbt models (tag `decisions`)."""
     build_signal_hits(con, catalog, as_of)
     build_risk_profile(con, catalog, as_of)
+    build_decision_window(con, catalog, as_of)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,7 +496,47 @@ def enterprise_risk_profile(
     return MaterializeResult(metadata={"dagster/row_count": n, "tiers": MetadataValue.json(tiers)})
 
 
-early_warning_assets: list[AssetsDefinition] = [signal_hits, enterprise_risk_profile]
+DECISIONS_KEY = AssetKey(["marts", "enterprise_decisions"])
+
+
+@asset(
+    key=DECISIONS_KEY,
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    deps=[PROFILE_KEY],
+    description=(
+        "Decision history: the tier, PD, hard triggers and reasons of every firm monitored on "
+        "D at each of the last status_window_months month ends, decided with what was known "
+        "at each month end (the same function as tonight's profile and the back-test). The "
+        "watchlist's statuses, first_flagged_date and exit rule are read from it, so they "
+        "depend on the facts only, not on which refreshes ran."
+    ),
+)
+def enterprise_decisions(
+    context: AssetExecutionContext, warehouse: RiskWarehouse
+) -> MaterializeResult:
+    with warehouse.connect() as con:
+        n = build_decision_window(con, CATALOG, warehouse.as_of_date)
+        listed = con.execute(
+            "SELECT month_end, count(*) FILTER (WHERE listed) FROM marts.enterprise_decisions "
+            "GROUP BY 1 ORDER BY 1 DESC LIMIT 12"
+        ).fetchall()
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": n,
+            "listed_by_month_end": MetadataValue.md(
+                markdown_table(listed, ["month_end", "listed firms"])
+            ),
+        }
+    )
+
+
+early_warning_assets: list[AssetsDefinition] = [
+    signal_hits,
+    enterprise_risk_profile,
+    enterprise_decisions,
+]
 early_warning_checks: list[AssetChecksDefinition] = [
     *(_signal_check(s) for s in CATALOG.signals),
     loan_mart_checks,

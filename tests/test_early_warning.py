@@ -406,7 +406,7 @@ def _watch(con, as_of: date) -> dict[str, tuple]:
     }
 
 
-def test_status_new_continuing_escalated_then_exit_after_clear_refreshes(con) -> None:
+def test_status_new_continuing_escalated_then_exit_after_clear_month_ends(con) -> None:
     amber, red = {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}, {
         "revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5, "abnormal_operation_currently_listed": True
     }
@@ -419,14 +419,14 @@ def test_status_new_continuing_escalated_then_exit_after_clear_refreshes(con) ->
     assert _watch(con, feb) == {"x": ("amber", "continuing", jan, False)}
     put_month(con, mar, {"x": red})
     assert _watch(con, mar) == {"x": ("red", "escalated", jan, False)}
-    n = CAT.exit_after_clear_refreshes
+    n = CAT.exit_after_clear_month_ends
     for k, me in enumerate(months[3:3 + n]):
         put_month(con, me, {"x": {}})
         got = _watch(con, me)
         if k < n - 1:
             assert got == {"x": ("red", "continuing", jan, True)}, k
         else:
-            assert got == {}, "still listed after the exit_after_clear_refreshes clear refreshes"
+            assert got == {}, "still listed after the exit_after_clear_month_ends clear refreshes"
     again = months[3 + n]
     put_month(con, again, {"x": amber})
     assert _watch(con, again) == {"x": ("amber", "new", again, False)}
@@ -598,7 +598,7 @@ def _signal(data: dict, sid: str) -> dict:
         (lambda d: d["tiers"]["red"].append({"any_signal": ["tax_arrears"]}),
          "signal 'tax_arrears' is medium"),
         (lambda d: d.pop("version"), "field 'version' is required"),
-        (lambda d: d.update(exit_after_clear_refreshes=0), "exit_after_clear_refreshes"),
+        (lambda d: d.update(exit_after_clear_month_ends=0), "exit_after_clear_month_ends"),
     ],
 )
 def test_catalog_validation_errors_are_clear(mutate, message) -> None:
@@ -611,3 +611,52 @@ def test_catalog_validation_errors_are_clear(mutate, message) -> None:
 
 def test_shipped_catalog_is_valid() -> None:
     assert parse_catalog(_raw_catalog()) == CAT
+
+
+def test_watchlist_depends_on_the_facts_not_on_the_refreshes_that_ran(tmp_path: Path) -> None:
+    """Statuses are rules in time: refreshing every month end, or only at the last one, gives
+    the same watchlist; a later run for a past date leaves the current watchlist alone."""
+    amber = {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}
+    red = {**amber, "abnormal_operation_currently_listed": True}
+    months = [date(2025, m, 28 if m == 2 else 30 if m in (4, 6, 9, 11) else 31)
+              for m in range(1, 7)]
+    story = {  # firm -> its features month by month
+        "escalates": [amber, amber, red, red, red, red],
+        "clears": [amber, amber, {}, {}, {}, {}],
+        "clearing": [red, red, red, red, red, {}],
+        "late": [{}, {}, {}, {}, amber, amber],
+    }
+
+    def load(con) -> None:
+        for i, me in enumerate(months):
+            put_month(con, me, {f: s[i] for f, s in story.items()})
+
+    def current(con) -> dict:
+        cols = "enterprise_id, tier, status, first_flagged_date, clearing"
+        return {r[0]: r[1:] for r in con.execute(f"SELECT {cols} FROM marts.watchlist").fetchall()}
+
+    every = Warehouse(tmp_path / "every.duckdb")
+    create_schema(every)
+    load(every)
+    for me in months:
+        run_engine(every, me)
+    once = Warehouse(tmp_path / "once.duckdb")
+    create_schema(once)
+    load(once)
+    run_engine(once, months[-1])
+    assert current(every) == current(once) == {
+        "escalates": ("red", "continuing", months[0], False),
+        "clearing": ("red", "continuing", months[0], True),
+        "late": ("amber", "continuing", months[4], False),
+    }
+    before = current(every)
+    run_engine(every, months[2])  # a run for a past date
+    assert current(every) == before
+    past = every.execute(
+        "SELECT enterprise_id, status FROM marts.watchlist_history WHERE as_of_date = ?",
+        [months[2]],
+    ).fetchall()
+    assert dict(past) == {"escalates": "escalated", "clears": "continuing",
+                          "clearing": "continuing"}
+    every.close()
+    once.close()

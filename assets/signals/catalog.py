@@ -433,8 +433,15 @@ class Catalog(RuleFileModel):
     tiers: Tiers
     scores: Scores
     recommended_action: RecommendedAction
-    exit_after_clear_refreshes: Annotated[StrictInt, Field(ge=1)] = Field(
-        description="Consecutive clear refreshes before a listed firm leaves the watchlist."
+    exit_after_clear_month_ends: Annotated[StrictInt, Field(ge=1)] = Field(
+        description="A listed firm leaves the watchlist once it has been below the tier rules "
+        "at this many consecutive month ends (a rule in time: the same facts give the same "
+        "watchlist whatever refreshes ran in between)."
+    )
+    status_window_months: Annotated[StrictInt, Field(ge=2, le=60)] = Field(
+        default=12,
+        description="Month ends of decision history each refresh recomputes to derive statuses "
+        "and first_flagged_date (an episode older than this starts at the window's start).",
     )
     pending_application_days: Annotated[StrictInt, Field(ge=0)] = Field(
         default=90, description="Firms with an application this many days up to D are monitored."

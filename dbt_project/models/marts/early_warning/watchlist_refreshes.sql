@@ -1,7 +1,6 @@
 -- depends_on: {{ source('early_warning', 'enterprise_risk_profile') }}
-{#- One row per refresh (as-of date), listed firms or not: "the previous refresh" of the
-    watchlist history must see a refresh where nobody was listed, else a firm that left would
-    look continuing when it comes back. Incremental and never rebuilt by --full-refresh. -#}
+{#- One row per refresh (as-of date), listed firms or not: the calendar of refreshes.
+    Incremental and never rebuilt by --full-refresh. -#}
 {{ config(
     materialized='incremental',
     unique_key='as_of_date',
