@@ -55,7 +55,7 @@ from assets.contract import (
     raw_table_ddl,
 )
 from assets.core import secrets, settings
-from assets.core.sql import date_literal, ident, transaction
+from assets.core.sql import date_literal, ident, literal, transaction
 from assets.core.sql import text as sql_text
 
 RAW = "raw"
@@ -156,6 +156,7 @@ def cap(text: str, limit: int = REASON_MAX) -> str:
 
 def _cap_sql(expr: str, limit: int) -> str:
     """SQL twin of `cap()` for a VARCHAR expression."""
+    limit = literal(int(limit))
     return (
         f"CASE WHEN length({expr}) > {limit} THEN left({expr}, {limit}) || '... (' || "
         f"(length({expr}) - {limit}) || ' characters cut)' ELSE {expr} END"
@@ -414,17 +415,16 @@ def _column_reasons(col: Column) -> list[str]:
     value = "'(personal data, not shown)'" if col.pii else _cap_sql(n, VALUE_SHOWN_MAX)
     shown = f"'{col.name}: ''' || {value} || ''' is not {col.rule_text()}'"
     # Plausibility bounds of the contract (assets.contract.MONEY_MAX, DATE_MIN, DATE_MAX).
-    over = f"abs(TRY_CAST({n} AS DECIMAL(38, 2))) > {MONEY_MAX}"
+    over = f"abs(TRY_CAST({n} AS DECIMAL(38, 2))) > {literal(MONEY_MAX)}"
+    quoted = sql_text(col.name + ": '") + f" || {value} || "
     if col.kind == "money":
-        reasons.append(
-            f"CASE WHEN {n} IS NOT NULL AND {over} THEN '{col.name}: ''' || {value} || "
-            f"''' is beyond the plausibility bound of {MONEY_MAX} CNY' END"
-        )
+        bound = sql_text(f"' is beyond the plausibility bound of {MONEY_MAX} CNY")
+        reasons.append(f"CASE WHEN {n} IS NOT NULL AND {over} THEN {quoted}{bound} END")
     if col.kind == "date":
+        dates = sql_text(f"' is outside the plausible dates {DATE_MIN} to {DATE_MAX}")
         reasons.append(
             f"CASE WHEN {t} < {date_literal(DATE_MIN)} OR {t} > {date_literal(DATE_MAX)} "
-            f"THEN '{col.name}: ''' || {value} || ''' is outside the plausible dates "
-            f"{DATE_MIN} to {DATE_MAX}' END"
+            f"THEN {quoted}{dates} END"
         )
     bad = []
     if col.kind == "money":  # too large for DECIMAL(18,2) but a number: the bound says so

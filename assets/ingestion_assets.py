@@ -23,7 +23,7 @@ from dagster import (
 from assets.contract import LOAD_ORDER, TABLES
 from assets.core.metadata import markdown_table
 from assets.core.resources import RiskWarehouse
-from assets.core.sql import ident
+from assets.core.sql import ident, literal
 from assets.ingestion import (
     LINE_MAX,
     RAW,
@@ -92,8 +92,9 @@ def _build_asset(table_name: str) -> AssetsDefinition:
                 f"SELECT count(*) FROM {RAW}.rejected_files WHERE table_name = ?", [table_name]
             ).fetchone()[0]
             rejected_files = con.execute(
-                f"""SELECT source_file, left(reason, {LINE_MAX}) FROM {RAW}.rejected_files
-                    WHERE table_name = ? ORDER BY source_file LIMIT {FILES_SHOWN}""",
+                f"""SELECT source_file, left(reason, {literal(LINE_MAX)})
+                    FROM {RAW}.rejected_files WHERE table_name = ?
+                    ORDER BY source_file LIMIT {literal(FILES_SHOWN)}""",
                 [table_name],
             ).fetchall()
         _log(context, result)
@@ -140,7 +141,8 @@ def _quarantine_summary(con, table_name: str) -> tuple[int, list[tuple]]:
         f"SELECT count(*) FROM {RAW}.rejected_rows WHERE table_name = ?", [table_name]
     ).fetchone()[0]
     examples = con.execute(
-        f"""SELECT source_file, row_number, left(reason, {LINE_MAX}) FROM {RAW}.rejected_rows
+        f"""SELECT source_file, row_number, left(reason, {literal(LINE_MAX)})
+            FROM {RAW}.rejected_rows
             WHERE table_name = ? ORDER BY source_file, row_number LIMIT 10""",
         [table_name],
     ).fetchall()
