@@ -35,6 +35,7 @@ from assets.core.resources import RiskWarehouse
 from assets.core.sql import date_literal, ident, text, transaction
 from assets.dbt_assets import mart_key
 from assets.ingestion_assets import raw_asset_key as raw_key
+from assets.scorecard_assets import PD_SCORECARD_KEY
 from assets.signals.catalog import (
     DIMENSIONS,
     Catalog,
@@ -480,7 +481,7 @@ def signal_hits(context: AssetExecutionContext, warehouse: RiskWarehouse) -> Mat
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
-    deps=[SIGNAL_HITS_KEY],
+    deps=[SIGNAL_HITS_KEY, PD_SCORECARD_KEY],
     description=(
         "Enterprise risk profile as of D, one row per monitored firm: credit/moral/"
         "operational/market/liquidity scores and risk_score (0-100, higher = riskier), tier "

@@ -5,15 +5,47 @@ graph after the feature and outcome marts and reports the model card as metadata
 wires the asset into a job and a monthly schedule (orchestration/).
 """
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from datetime import date
 
-from assets.core.metadata import markdown_table
+import duckdb
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets.core.metadata import markdown_table, table_exists
 from assets.core.resources import RiskWarehouse
 from assets.dbt_assets import mart_key
 from assets.scorecard import load_spec
 from assets.scorecard.fit import fit_scorecard, model_card, promote
 
 PD_SCORECARD_KEY = AssetKey(["models", "pd_scorecard"])
+
+
+#: A run with this tag set to "force" refits (the model_backtest job carries it).
+REFIT_TAG = "risk/scorecard_refit"
+
+
+class ScorecardRefit(Config):
+    """force: refit even if a model was already fitted in the as-of date's month."""
+
+    force: bool = False
+
+
+def fitted_this_month(con: duckdb.DuckDBPyConnection, as_of: date) -> str | None:
+    """The latest model (any status) fitted with a fit date in as_of's month, if any."""
+    if not table_exists(con, "marts", "pd_scorecard_models"):
+        return None
+    row = con.execute(
+        "SELECT model_version FROM marts.pd_scorecard_models WHERE date_trunc('month', "
+        "fit_date) = date_trunc('month', ?::DATE) ORDER BY fitted_at DESC LIMIT 1",
+        [as_of],
+    ).fetchone()
+    return row[0] if row else None
 
 
 def _num(x: object, digits: int = 4) -> object:
@@ -80,10 +112,21 @@ def card_metadata(card: dict, promotion_note: str) -> dict[str, object]:
         "no model, the engine keeps the expert signal catalog."
     ),
 )
-def pd_scorecard(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
-    """Refit as of the warehouse's as-of date, apply champion/challenger, report the card."""
+def pd_scorecard(
+    context: AssetExecutionContext, config: ScorecardRefit, warehouse: RiskWarehouse
+) -> MaterializeResult:
+    """Refit as of the warehouse's as-of date, apply champion/challenger, report the card.
+    The nightly run refits on the first night of a month (no fit dated in D's month yet);
+    the monthly job and `risk backtest` force a refit."""
     spec = load_spec()
     with warehouse.connect() as con:
+        fitted = fitted_this_month(con, warehouse.as_of_date)
+        force = config.force or context.run.tags.get(REFIT_TAG) == "force"
+        if fitted and not force:
+            card = model_card(con, fitted)
+            note = f"kept: {fitted} was fitted this month (refit monthly, or force)"
+            context.log.info(f"PD scorecard: {note}")
+            return MaterializeResult(metadata=card_metadata(card, note))
         version = fit_scorecard(con, warehouse.as_of_date, spec)
         decision = promote(con, version, spec)
         card = model_card(con, version)

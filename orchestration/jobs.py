@@ -16,13 +16,14 @@ nightly_refresh = define_asset_job(
     selection=AssetSelection.all() - BACKTEST,
     executor_def=in_process_executor,
     description="Landing -> raw -> dbt marts -> early warning -> watchlist -> exports, end to "
-    "end (the PD scorecard refits on the first night of a month).",
+    "end (the PD scorecard refits on the first night of a month, before the early warning).",
 )
 
 model_backtest = define_asset_job(
     "model_backtest",
     selection=AssetSelection.assets(PD_SCORECARD_KEY) | BACKTEST,
     executor_def=in_process_executor,
+    tags={"risk/scorecard_refit": "force"},
     description="Refit the PD scorecard (champion/challenger) and back-test the early warning "
     "on the warehouse's own outcomes (marts.backtest_*).",
 )

@@ -245,7 +245,9 @@ def _binning_process(spec: ScorecardSpec, names: list[str]):
         split_digits=b.split_digits,
         selection_criteria={"iv": {"min": b.min_iv, "top": b.max_features}},
         binning_fit_params={
-            n: {"monotonic_trend": b.monotonic_trend} for n in names if n not in categorical
+            n: {"monotonic_trend": b.monotonic_trend, "min_prebin_size": b.min_prebin_size}
+            for n in names
+            if n not in categorical
         },
     )
 

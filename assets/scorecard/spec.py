@@ -59,6 +59,11 @@ class BinningSpec(_Model):
     max_n_bins: int = Field(default=6, ge=2)
     min_bin_size: float = Field(default=0.05, gt=0, lt=0.5)
     max_n_prebins: int = Field(default=20, ge=2)
+    min_prebin_size: float = Field(
+        default=0.05, gt=0, lt=0.5,
+        description="Smallest pre-bin (share of the sample): below 0.05 a rare risky tail "
+        "(e.g. dpd over 30) can become a bin of its own.",
+    )
     split_digits: int = Field(default=4, ge=0, le=8)
     min_iv: float = Field(default=0.02, ge=0)
     max_features: int = Field(default=15, ge=1)
