@@ -303,6 +303,7 @@ def test_refresh_leaves_no_personal_value_outside_raw(tmp_path: Path) -> None:
     generate(landing, n_enterprises=200, seed=3, fmt="csv")
     values = personal_values(landing)
     assert len(values) > 300  # names and id numbers of 200 legal representatives
+    add_two_loans_of_6e15_cny(landing)
     home, exports = tmp_path / "dagster_home", tmp_path / "exports"
     env = {
         **os.environ,
@@ -343,6 +344,27 @@ def test_refresh_leaves_no_personal_value_outside_raw(tmp_path: Path) -> None:
     assert not found, f"personal values outside raw: {found[:10]} ({len(found)} in all)"
     # The warehouse analysts read (published after the refresh) holds none either.
     assert not values_in_warehouse(tmp_path / "w.duckdb", sorted(values))
+    # Money beyond the plausibility bound was quarantined, not a mart overflow failing the run.
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        reasons = con.execute(
+            "SELECT reason FROM raw.rejected_rows WHERE source_file LIKE '%huge.csv'"
+        ).fetchall()
+    assert reasons == [("principal: '6000000000000000' is beyond the plausibility bound "
+                        "of 1000000000000 CNY",)] * 2
+
+
+def add_two_loans_of_6e15_cny(landing: Path) -> None:
+    """Two more loans of 6e15 CNY each (a DECIMAL(18,2) alone; their sum overflows one)."""
+    source = sorted((landing / "loans").glob("*.csv"))[0]
+    with source.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = [next(reader), next(reader)]
+        header = reader.fieldnames
+    with (landing / "loans" / "huge.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, header)
+        writer.writeheader()
+        for i, row in enumerate(rows):
+            writer.writerow({**row, "loan_id": f"HUGE{i}", "principal": "6000000000000000"})
 
 
 def values_in_warehouse(warehouse: Path, values: list[str]) -> list[tuple[str, str, str]]:
