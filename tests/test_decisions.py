@@ -172,3 +172,36 @@ def test_cold_start_uses_the_expert_catalog_and_says_so() -> None:
 def test_signal_check_warns_only_outside_its_band(hits, monitored, rate, passed) -> None:
     ok, why = ew.signal_band_verdict(hits, monitored, rate, CAT.signal_check_band)
     assert ok is passed, why
+
+
+def _decide_at(con, month_end: date) -> list[tuple]:
+    from assets.signals.decisions import build_decision_history
+
+    pop = (
+        "SELECT enterprise_id, month_end FROM marts.fct_enterprise_month_end "
+        f"WHERE month_end = DATE '{month_end.isoformat()}'"
+    )
+    rel = build_decision_history(
+        con, CAT, current_engine(con), start=month_end, end=month_end, population_sql=pop
+    )
+    return con.execute(f"SELECT enterprise_id, month_end, pd, tier FROM {rel}").fetchall()
+
+
+def test_a_decision_never_reads_facts_dated_after_its_month_end() -> None:
+    """Deciding month end m with later month ends in the marts (however alarming) gives the
+    same decision as without them: scoring as of D reads nothing after D."""
+    con = _warehouse()
+    _champion(con)
+    _firm(con, "x", dpd_max_12m=10)
+    first = _decide_at(con, AS_OF)
+    later = date(2026, 4, 30)
+    row = {**HEALTHY, "dpd_max_12m": 120, "dpd_max": 120, "is_default": True,
+           "dishonest_debtor_listed_12m": 2}
+    names = ["enterprise_id", "month_end", "as_of_date", *row]
+    con.execute(
+        f"INSERT INTO marts.fct_enterprise_month_end ({', '.join(names)}) "
+        f"VALUES ({', '.join('?' * len(names))})",
+        ["x", later, later, *row.values()],
+    )
+    assert _decide_at(con, AS_OF) == first
+    assert len(first) == 1 and first[0][3] == "amber"  # from the month end's own facts
