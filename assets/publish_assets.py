@@ -56,7 +56,7 @@ def failed_blocking_checks(context: AssetExecutionContext) -> list[str]:
     """Blocking (ERROR) checks that failed in this run: belt and braces, since a failed
     blocking check already stops this step from running."""
     records = context.instance.get_records_for_run(
-        context.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+        context.run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
     ).records
     failed = []
     for rec in records:
@@ -102,7 +102,7 @@ def published_warehouse(
             "AND schema_name = 'marts' AND table_name = 'watchlist'"
         ).fetchone()[0]
         if has_watchlist:
-            alert = alerts.red_firms_alert(con, context.run_id, as_of)
+            alert = alerts.red_firms_alert(con, context.run.run_id, as_of)
             if alert is not None:  # recorded first, so the published copy carries it
                 alerts.record(con, alert)
     if not warehouse.build_aside:
@@ -114,7 +114,7 @@ def published_warehouse(
             warehouse.published_path,
             schemas=PUBLISHED_SCHEMAS,
             drop_columns=DROP_COLUMNS,
-            info={"run_id": context.run_id, "as_of_date": as_of},
+            info={"run_id": context.run.run_id, "as_of_date": as_of},
             memory_limit=settings.duckdb_memory_limit(),
         )
         context.log.info(

@@ -385,3 +385,64 @@ def test_refresh_killed_at_any_step_leaves_the_published_warehouse_and_then_comp
             filters=RunsFilter(job_name="nightly_refresh"))]
     assert DagsterRunStatus.STARTED not in statuses  # killed runs were marked failed
     assert statuses.count(DagsterRunStatus.FAILURE) == len(KILL_POINTS)
+
+
+# ---------------------------------------------------------------------------------------------
+# The publish step as Dagster runs it
+
+
+def _materialize_publish(tmp_path: Path, landing: Path):
+    from dagster import DagsterInstance, materialize
+
+    from assets.core.resources import RiskWarehouse
+    from assets.publish_assets import published_warehouse
+
+    wh = RiskWarehouse(warehouse=str(tmp_path / "w.duckdb"), landing_dir=str(landing),
+                       as_of="2024-12-31", build_aside=True)
+    with DagsterInstance.ephemeral() as instance:
+        return materialize([published_warehouse], resources={"warehouse": wh},
+                           instance=instance, raise_on_error=False)
+
+
+def test_the_publish_step_publishes_the_build_file_and_alerts_red_firms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[bytes] = []
+
+    class Bot(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"errcode": 0}')
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Bot)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("RISK_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/")
+    make_build(tmp_path / "w.build.duckdb")
+    try:
+        result = _materialize_publish(tmp_path, tmp_path)
+    finally:
+        server.shutdown()
+    assert result.success
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT kind, as_of_date FROM marts.alert_log").fetchall() == [
+            ("red_firms", date(2024, 12, 31))]
+        assert con.execute("SELECT count(*) FROM marts.watchlist").fetchone()[0] == 3
+    assert len(got) == 1 and "3 red firm(s) as of 2024-12-31: 3 new" in got[0].decode()
+
+
+def test_the_publish_step_refuses_an_empty_landing_root(tmp_path: Path) -> None:
+    make_build(tmp_path / "w.build.duckdb")
+    (tmp_path / "landing").mkdir()
+    result = _materialize_publish(tmp_path, tmp_path / "landing")
+    assert not result.success and not (tmp_path / "w.duckdb").exists()
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert f"landing root {tmp_path / 'landing'} is empty" in str(
+        failure.step_failure_data.error.cause.message)
