@@ -246,6 +246,16 @@ class Condition(RuleFileModel):
         return self.feature
 
 
+def _same_placeholders(reason: str, reason_zh: str) -> None:
+    """A Chinese template (when given) quotes exactly the placeholders of the English one."""
+    if reason_zh and set(_PLACEHOLDER.findall(reason_zh)) != set(_PLACEHOLDER.findall(reason)):
+        raise rule_error(
+            f"placeholders {sorted(set(_PLACEHOLDER.findall(reason_zh)))} differ from the "
+            f"English reason's {sorted(set(_PLACEHOLDER.findall(reason)))}",
+            "reason_zh",
+        )
+
+
 class Signal(RuleFileModel):
     """One early-warning signal: when it fires (all conditions) and what the analyst reads."""
 
@@ -265,8 +275,15 @@ class Signal(RuleFileModel):
         "in whole percent, {feature_chg_Nm} its change over N month ends (when a condition "
         "uses change_months: N)."
     )
+    name_zh: str = Field(default="", description="Short Chinese name (reports, dim_signal).")
+    description_zh: str = Field(default="", description="Chinese description.")
+    reason_zh: str = Field(
+        default="",
+        description="Chinese reason template with exactly the placeholders of `reason` "
+        "(reports for credit officers); empty = the English reason is shown.",
+    )
 
-    @field_validator("description", "reason", mode="before")
+    @field_validator("description", "reason", "description_zh", "reason_zh", mode="before")
     @classmethod
     def _one_line(cls, value: Any) -> Any:
         if value is None:
@@ -302,6 +319,7 @@ class Signal(RuleFileModel):
                     f"{FEATURE_MART})",
                     "reason",
                 )
+        _same_placeholders(self.reason, self.reason_zh)
         return self
 
     @property
@@ -408,6 +426,16 @@ class FeatureReason(RuleFileModel):
         description="Template: {value} the firm's value, {value_pct} its magnitude in percent, "
         "{value_change} 'down N%' or 'up N%'."
     )
+    reason_zh: str = Field(
+        default="",
+        description="Chinese template with exactly the placeholders of `reason`; empty = the "
+        "English reason is shown.",
+    )
+
+    @model_validator(mode="after")
+    def _zh_placeholders(self) -> "FeatureReason":
+        _same_placeholders(self.reason, self.reason_zh)
+        return self
 
     @field_validator("reason")
     @classmethod
@@ -433,6 +461,9 @@ class Catalog(RuleFileModel):
     tiers: Tiers
     scores: Scores
     recommended_action: RecommendedAction
+    recommended_action_zh: dict[Literal["red", "amber"], Text] = Field(
+        default_factory=dict, description="The actions in Chinese (reports for credit officers)."
+    )
     exit_after_clear_month_ends: Annotated[StrictInt, Field(ge=1)] = Field(
         description="A listed firm leaves the watchlist once it has been below the tier rules "
         "at this many consecutive month ends (a rule in time: the same facts give the same "
