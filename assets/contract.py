@@ -23,6 +23,20 @@ def uscc_check_char(first17: str) -> str:
     return USCC_ALPHABET[(31 - total % 31) % 31]
 
 
+def uscc_valid_sql(v: str) -> str:
+    """DuckDB SQL for "v is a valid USCC": alphabet, length 18 and the GB 32100 check character.
+
+    The same rule as `is_valid_uscc`, for the ingestion and for row rules that check a code
+    only on some rows (a guarantor's id when guarantor_type = 'enterprise').
+    """
+    terms = " + ".join(
+        f"(strpos('{USCC_ALPHABET}', substr({v}, {i + 1}, 1)) - 1) * {w}"
+        for i, w in enumerate(USCC_WEIGHTS)
+    )
+    check = f"substr('{USCC_ALPHABET}', ((31 - (({terms}) % 31)) % 31) + 1, 1)"
+    return f"(regexp_full_match({v}, '[{USCC_ALPHABET}]{{18}}') AND substr({v}, 18, 1) = {check})"
+
+
 def is_valid_uscc(code: str | None) -> bool:
     """True when `code` is 18 characters from the alphabet with a correct check character."""
     if code is None or len(code) != 18 or any(c not in USCC_ALPHABET for c in code):
@@ -198,6 +212,18 @@ COUNTERPARTY_TYPES = (
     "cash",
 )
 
+GUARANTOR_TYPES = ("government_fund", "enterprise", "individual")
+RELATIONS = (
+    "shareholder_of",
+    "subsidiary_of",
+    "same_legal_rep",
+    "same_controller",
+    "major_supplier",
+    "major_customer",
+)
+#: Relations that read the same both ways: a link and its reverse are one link.
+UNDIRECTED_RELATIONS = ("same_legal_rep", "same_controller")
+
 _ENTERPRISE_FK = (("enterprise_id", "enterprises"),)
 _LOAN_FK = (("loan_id", "loans"),)
 
@@ -221,9 +247,7 @@ TABLES: dict[str, Table] = {
                 Column("registered_capital", "money", ge=0),
                 Column("employees", "int", nullable=True, ge=0),
                 Column("size_class", "enum", nullable=True, values=("micro", "small", "medium")),
-                Column(
-                    "status", "enum", values=("active", "suspended", "revoked", "cancelled")
-                ),
+                Column("status", "enum", values=("active", "suspended", "revoked", "cancelled")),
                 Column("legal_rep_name", pii=True),
                 Column("legal_rep_id_number", pii=True, pseudonym="legal_rep_key"),
             ),
@@ -313,6 +337,7 @@ TABLES: dict[str, Table] = {
                     values=("none", "government_fund", "third_party_company", "personal"),
                 ),
                 Column("guarantee_ratio", "decimal", ge=0, le=1),
+                Column("officer_id", nullable=True),
             ),
             foreign_keys=_ENTERPRISE_FK,
             row_rules=(
@@ -377,6 +402,55 @@ TABLES: dict[str, Table] = {
             ),
             foreign_keys=_ENTERPRISE_FK,
             description="Loan applications awaiting a pre-lending decision.",
+        ),
+        Table(
+            "guarantees",
+            ("guarantee_id",),
+            (
+                Column("guarantee_id"),
+                Column("loan_id"),
+                Column("guarantor_type", "enum", values=GUARANTOR_TYPES),
+                Column("guarantor_id"),
+                Column("guaranteed_amount", "money", gt=0),
+                Column("start_date", "date"),
+                Column("end_date", "date", nullable=True),
+            ),
+            foreign_keys=_LOAN_FK,
+            row_rules=(
+                RowRule(
+                    "guarantor_credit_code",
+                    "guarantor_type <> 'enterprise' OR " + uscc_valid_sql("guarantor_id"),
+                    "guarantor_id is an 18-character USCC with a valid check character "
+                    "when guarantor_type is enterprise",
+                ),
+                RowRule(
+                    "guarantee_date_order",
+                    "start_date <= end_date",
+                    "start_date <= end_date",
+                ),
+            ),
+            description="Guarantees of loans: who guarantees how much, from when to when.",
+        ),
+        Table(
+            "enterprise_links",
+            ("enterprise_id", "related_id", "relation"),
+            (
+                _uscc(),
+                _uscc("related_id"),
+                Column("relation", "enum", values=RELATIONS),
+                Column("share", "decimal", nullable=True, ge=0, le=1),
+                Column("valid_from", "date"),
+                Column("valid_to", "date", nullable=True),
+            ),
+            foreign_keys=_ENTERPRISE_FK,
+            row_rules=(
+                RowRule(
+                    "link_date_order",
+                    "valid_from <= valid_to",
+                    "valid_from <= valid_to",
+                ),
+            ),
+            description="Related parties: shareholders, subsidiaries, common control, trade.",
         ),
     )
 }
@@ -447,4 +521,32 @@ def pandera_schema(table_name: str):  # -> pandera.polars.DataFrameSchema
         if c.kind == "date":
             checks.append(pa.Check.in_range(DATE_MIN, DATE_MAX))
         columns[c.name] = pa.Column(dtypes[c.kind], checks=checks, nullable=c.nullable)
-    return pa.DataFrameSchema(columns, unique=list(table.primary_key), name=table_name)
+
+    def frame_check(rule: RowRule):  # -> pandera.polars.Check
+        expr = _polars_row_rule(rule.rule_id).fill_null(True)
+        return pa.Check(lambda data: data.lazyframe.select(expr), name=rule.rule_id)
+
+    frame_checks = [frame_check(rule) for rule in table.row_rules]
+    return pa.DataFrameSchema(
+        columns, checks=frame_checks, unique=list(table.primary_key), name=table_name
+    )
+
+
+def _polars_row_rule(rule_id: str):  # -> polars.Expr
+    """The row rule `rule_id` as a polars expression (pandera's frame check), the same rule
+    as its SQL in TABLES."""
+    import polars as pl
+
+    if rule_id == "loan_date_order":
+        return (pl.col("contract_date") <= pl.col("disbursement_date")) & (
+            pl.col("disbursement_date") <= pl.col("maturity_date")
+        )
+    if rule_id == "guarantor_credit_code":
+        return (pl.col("guarantor_type") != "enterprise") | pl.col("guarantor_id").map_elements(
+            is_valid_uscc, return_dtype=pl.Boolean
+        )
+    if rule_id == "guarantee_date_order":
+        return pl.col("start_date") <= pl.col("end_date")
+    if rule_id == "link_date_order":
+        return pl.col("valid_from") <= pl.col("valid_to")
+    raise KeyError(f"no polars form of row rule {rule_id}")

@@ -48,11 +48,10 @@ from assets.contract import (
     LOAD_ORDER,
     MONEY_MAX,
     TABLES,
-    USCC_ALPHABET,
-    USCC_WEIGHTS,
     Column,
     Table,
     raw_table_ddl,
+    uscc_valid_sql,
 )
 from assets.core import secrets, settings
 from assets.core.sql import date_literal, ident, literal, transaction
@@ -182,11 +181,23 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")
     for table in TABLES.values():
         con.execute(raw_table_ddl(table, RAW))
-        for column in table.pseudonym_columns:  # warehouses created before the column existed
-            con.execute(
-                f"ALTER TABLE {RAW}.{ident(table.name)} "
-                f"ADD COLUMN IF NOT EXISTS {ident(column)} VARCHAR"
-            )
+        # Warehouses created before a column existed (a pseudonym, loans.officer_id): add it.
+        have = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ?",
+                [RAW, table.name],
+            ).fetchall()
+        }
+        added = [(c.name, c.sql_type) for c in table.columns]
+        added += [(name, "VARCHAR") for name in table.pseudonym_columns]
+        for column, sql_type in added:
+            if column not in have:
+                con.execute(
+                    f"ALTER TABLE {RAW}.{ident(table.name)} "
+                    f"ADD COLUMN IF NOT EXISTS {ident(column)} {sql_type}"
+                )
     for ddl in META_DDL:
         con.execute(ddl)
 
@@ -374,13 +385,8 @@ def _read_file_into(
 
 
 def _uscc_valid_sql(v: str) -> str:
-    """SQL for 'v is a valid USCC': alphabet, length 18 and GB 32100 check character."""
-    terms = " + ".join(
-        f"(strpos('{USCC_ALPHABET}', substr({v}, {i + 1}, 1)) - 1) * {w}"
-        for i, w in enumerate(USCC_WEIGHTS)
-    )
-    check = f"substr('{USCC_ALPHABET}', ((31 - (({terms}) % 31)) % 31) + 1, 1)"
-    return f"(regexp_full_match({v}, '[{USCC_ALPHABET}]{{18}}') AND substr({v}, 18, 1) = {check})"
+    """SQL for 'v is a valid USCC' (`assets.contract.uscc_valid_sql`, the one rule)."""
+    return uscc_valid_sql(v)
 
 
 def _typed_expr(col: Column, src: str | None, src_type: str | None) -> tuple[str, str]:

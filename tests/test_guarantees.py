@@ -1,0 +1,394 @@
+"""Guarantees, related-party links and the mart guarantee_exposure (issue 13).
+
+Ingestion: every rule of the two new landing tables fed its bad case. Marts: hand-made
+guarantee graphs (a chain, a mutual pair, a 5-cycle with tails, two circles joined by one
+edge, guarantees that start late or end early, a guarantor outside the book, a guarantor in
+default) built in one dbt run over the contract examples, and the contract examples alone
+(no new folders) still building as before.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import CONTRACT_EXAMPLES, write_csv
+
+from assets.contract import TABLES, is_valid_uscc, uscc_check_char
+from assets.core.dbt_project import run_dbt
+from assets.ingestion import ingest_all
+
+AS_OF = "2024-12-31"
+SELECTION = ("+guarantee_exposure", "+guarantee_circles", "+int_network__enterprise_links")
+E1 = "91330102EFPX14RX7K"  # an enterprise of the contract examples; loan L1 is its
+
+
+@pytest.fixture(autouse=True)
+def pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RISK_PSEUDONYM_KEY", "test-guarantees-key")
+
+
+def code(tag: str) -> str:
+    """A valid credit code whose body ends in `tag` (letters of the USCC alphabet)."""
+    first17 = ("91330102" + tag.rjust(9, "0"))[:17]
+    return first17 + uscc_check_char(first17)
+
+
+def q(wh: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(wh), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def rejected(wh: Path, table: str) -> dict[int, str]:
+    return dict(
+        q(wh, "SELECT row_number, reason FROM raw.rejected_rows WHERE table_name = ?", [table])
+    )
+
+
+# --- ingestion rules ---------------------------------------------------------------------------
+
+G_HEADER = list(TABLES["guarantees"].column_names)
+LINK_HEADER = list(TABLES["enterprise_links"].column_names)
+
+
+def g_row(gid: str, **kw: object) -> list[object]:
+    base = dict(
+        guarantee_id=gid,
+        loan_id="L1",
+        guarantor_type="enterprise",
+        guarantor_id=code("G1"),
+        guaranteed_amount="1000",
+        start_date="2024-01-15",
+        end_date="",
+    )
+    base.update(kw)
+    return [base[c] for c in G_HEADER]
+
+
+def link_row(**kw: object) -> list[object]:
+    base = dict(
+        enterprise_id=E1,
+        related_id=code("R1"),
+        relation="shareholder_of",
+        share="0.3",
+        valid_from="2020-01-01",
+        valid_to="",
+    )
+    base.update(kw)
+    return [base[c] for c in LINK_HEADER]
+
+
+def test_guarantee_rules_quarantine_each_bad_case(landing: Path, warehouse: Path) -> None:
+    bad_code = code("G1")[:17] + ("0" if code("G1")[17] != "0" else "1")
+    write_csv(
+        landing,
+        "guarantees",
+        "g.csv",
+        G_HEADER,
+        [
+            g_row("G01"),  # a guarantor outside the book: fine
+            g_row("G02", guarantor_id=bad_code),
+            g_row("G03", start_date="2024-05-01", end_date="2024-04-30"),
+            g_row("G04", loan_id="NO_SUCH_LOAN"),
+            g_row("G05", guarantor_type="bank"),
+            g_row("G06", guaranteed_amount="0"),
+            g_row("G07", guarantor_type="government_fund", guarantor_id="GF330102"),
+            g_row("G08", guarantor_type="individual", guarantor_id="P-7f3a9c"),
+            g_row("G09", end_date="2024-01-15"),  # same day: in order
+        ],
+    )
+    ingest_all(warehouse, landing)
+    reasons = rejected(warehouse, "guarantees")
+    assert set(reasons) == {2, 3, 4, 5, 6}
+    assert reasons[2].startswith("guarantor_credit_code: guarantor_id is an 18-character USCC")
+    assert reasons[3] == "guarantee_date_order: start_date <= end_date"
+    assert reasons[4] == "loan_id: no loans row with this loan_id"
+    assert reasons[5].startswith("guarantor_type: 'bank' is not one of government_fund/")
+    assert reasons[6] == "guaranteed_amount: '0' is not a decimal number > 0"
+    loaded = q(warehouse, "SELECT guarantee_id FROM raw.guarantees ORDER BY 1")
+    assert [r[0] for r in loaded] == ["G01", "G07", "G08", "G09"]
+
+
+def test_link_rules_quarantine_each_bad_case(landing: Path, warehouse: Path) -> None:
+    write_csv(
+        landing,
+        "enterprise_links",
+        "l.csv",
+        LINK_HEADER,
+        [
+            link_row(),  # a related firm outside the book: fine
+            link_row(relation="cousin_of"),
+            link_row(relation="same_controller", share="1.2"),
+            link_row(related_id="NOT_A_CODE", relation="major_customer"),
+            link_row(relation="major_supplier", valid_from="2024-01-02", valid_to="2024-01-01"),
+            link_row(enterprise_id=code("XX9"), relation="subsidiary_of"),
+            link_row(relation="same_legal_rep", share=""),
+        ],
+    )
+    ingest_all(warehouse, landing)
+    reasons = rejected(warehouse, "enterprise_links")
+    assert set(reasons) == {2, 3, 4, 5, 6}
+    assert reasons[2].startswith("relation: 'cousin_of' is not one of shareholder_of/")
+    assert reasons[3] == "share: '1.2' is not a decimal number >= 0 and <= 1"
+    assert reasons[4].startswith("related_id: 'NOT_A_CODE' is not an 18-character USCC")
+    assert reasons[5] == "link_date_order: valid_from <= valid_to"
+    assert reasons[6] == "enterprise_id: no enterprises row with this enterprise_id"
+    assert q(warehouse, "SELECT count(*) FROM raw.enterprise_links") == [(2,)]
+
+
+def test_officer_id_is_optional_and_loaded(landing: Path, warehouse: Path) -> None:
+    path = landing / "loans" / "data.csv"
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    rows[0].append("officer_id")
+    for i, row in enumerate(rows[1:]):
+        row.append("RM007" if i == 0 else "")
+    write_csv(landing, "loans", "data.csv", rows[0], rows[1:])
+    ingest_all(warehouse, landing)
+    got = q(warehouse, "SELECT officer_id FROM raw.loans WHERE loan_id = ?", [rows[1][0]])
+    assert got == [("RM007",)]
+
+
+def test_uscc_codes_of_this_module_are_valid() -> None:
+    assert all(is_valid_uscc(code(t)) for t in ("A1", "B2", "G1", "R1", "XX9"))
+
+
+# --- hand-made graphs --------------------------------------------------------------------------
+
+ENT_HEADER = list(TABLES["enterprises"].column_names)
+LOAN_HEADER = [c for c in TABLES["loans"].column_names if c != "officer_id"]
+SCHEDULE_HEADER = list(TABLES["repayment_schedule"].column_names)
+
+#: Firms of the scenarios (tag -> its credit code); each borrows one loan "L_<tag>".
+FIRMS = [
+    "A1", "A2", "A3",  # chain A1 -> A2 -> A3
+    "B1", "B2",  # mutual pair
+    "C1", "C2", "C3", "C4", "C5", "C6", "C7",  # 5-cycle C1..C5, tails C5 -> C6, C7 -> C1
+    "D1", "D2", "D3", "D4", "D5",  # D1 <-> D2, D3 -> D4 -> D5 -> D3, one edge D2 -> D3
+    "E1", "E2",  # E1 -> E2 open, E2 -> E1 starts 2024-07-15
+    "F1", "F2",  # F1 -> F2 open, F2 -> F1 ended 2024-06-15
+    "H1", "H2",  # H2 guarantees H1, whose loan defaults (due 2024-02-15, never paid)
+    "K1",  # guaranteed by a firm outside the book, a fund and a person
+]  # fmt: skip
+OUTSIDE = code("QWT1")  # a guarantor that is neither a borrower nor in enterprises
+EDGES = [
+    ("A1", "A2"), ("A2", "A3"),
+    ("B1", "B2"), ("B2", "B1"),
+    ("C1", "C2"), ("C2", "C3"), ("C3", "C4"), ("C4", "C5"), ("C5", "C1"),
+    ("C5", "C6"), ("C7", "C1"),
+    ("D1", "D2"), ("D2", "D1"), ("D3", "D4"), ("D4", "D5"), ("D5", "D3"), ("D2", "D3"),
+    ("E1", "E2"), ("F1", "F2"), ("H2", "H1"),
+]  # fmt: skip
+
+
+def _graph_landing(landing: Path) -> None:
+    ents, loans, sched, guars = [], [], [], []
+    for t in FIRMS:
+        ents.append([code(t), f"Firm {t}", "C", "330102", "2010-01-01", "1000000", "10",
+                     "small", "active", "Rep", "330102198001010000"])  # fmt: skip
+        defaults = t == "H1"
+        loan = dict(
+            loan_id=f"L_{t}", enterprise_id=code(t), branch_id="B001",
+            product="working_capital_loan", purpose="working_capital",
+            contract_date="2024-01-05", disbursement_date="2024-01-10",
+            maturity_date="2024-02-15" if defaults else "2026-01-15", principal="10000",
+            annual_rate="0.05", repayment_method="interest_only_bullet", collateral_type="none",
+            collateral_value="", guarantee_type="third_party_company", guarantee_ratio="1",
+        )  # fmt: skip
+        loans.append([loan[c] for c in LOAN_HEADER])
+        sched.append([f"L_{t}", 1, loan["maturity_date"], "10000", "0"])
+    for n, (g, b) in enumerate(EDGES):
+        guars.append([f"GE{n:03d}", f"L_{b}", "enterprise", code(g), "1000", "2024-01-10", ""])
+    guars += [
+        ["GE900", "L_E2", "enterprise", code("E2"), "500", "2024-07-15", ""],  # own loan: no edge
+        ["GE901", "L_E1", "enterprise", code("E2"), "700", "2024-07-15", ""],
+        ["GE902", "L_F1", "enterprise", code("F2"), "700", "2024-01-10", "2024-06-15"],
+        ["GE903", "L_K1", "enterprise", OUTSIDE, "3000", "2024-01-10", ""],
+        ["GE904", "L_K1", "government_fund", "GF330102", "4000", "2024-01-10", ""],
+        ["GE905", "L_K1", "individual", "P-1234abcd", "2000", "2024-01-10", "2024-09-30"],
+    ]
+    write_csv(landing, "enterprises", "graph.csv", ENT_HEADER, ents)
+    write_csv(landing, "loans", "graph.csv", LOAN_HEADER, loans)
+    write_csv(landing, "repayment_schedule", "graph.csv", SCHEDULE_HEADER, sched)
+    write_csv(landing, "guarantees", "graph.csv", G_HEADER, guars)
+    write_csv(
+        landing,
+        "enterprise_links",
+        "graph.csv",
+        LINK_HEADER,
+        [
+            link_row(enterprise_id=code("A1"), related_id=code("A2"), relation="same_controller"),
+            link_row(enterprise_id=code("A2"), related_id=code("A1"), relation="same_controller"),
+            link_row(enterprise_id=code("A1"), related_id=code("A2"), relation="shareholder_of"),
+        ],
+    )
+
+
+def _build(tmp: Path, landing: Path, name: str) -> Path:
+    warehouse = tmp / f"{name}.duckdb"
+    ingest_all(warehouse, landing)
+    proc = run_dbt(
+        ["build", "--select", *SELECTION],
+        warehouse=warehouse,
+        dbt_vars={"as_of_date": AS_OF},
+        target_path=tmp / f"target_{name}",
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return warehouse
+
+
+@pytest.fixture(scope="module")
+def graph_wh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("guarantees")
+    landing = tmp / "landing"
+    shutil.copytree(CONTRACT_EXAMPLES / "landing", landing)
+    _graph_landing(landing)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RISK_PSEUDONYM_KEY", "test-guarantees-key")
+    try:
+        return _build(tmp, landing, "graph")
+    finally:
+        mp.undo()
+
+
+def circles(wh: Path, month_end: str) -> dict[str, str | None]:
+    """{firm tag: circle tag or None} of every scenario firm in the mart at month_end."""
+    tag = {code(t): t for t in FIRMS}
+    rows = q(
+        wh,
+        "SELECT enterprise_id, in_guarantee_circle, circle_id FROM marts.guarantee_exposure "
+        "WHERE month_end = ?",
+        [month_end],
+    )
+    out = {}
+    for eid, flag, cid in rows:
+        if eid in tag:
+            assert flag == (cid is not None)
+            out[tag[eid]] = tag[cid] if cid else None
+    return out
+
+
+def smallest(*tags: str) -> str:
+    return min(tags, key=code)
+
+
+def test_circles_found_exactly(graph_wh: Path) -> None:
+    got = circles(graph_wh, "2024-06-30")
+    assert {t: got[t] for t in ("A1", "A2", "A3")} == {"A1": None, "A2": None, "A3": None}
+    assert got["B1"] == got["B2"] == smallest("B1", "B2")
+    c = smallest("C1", "C2", "C3", "C4", "C5")
+    assert [got[t] for t in ("C1", "C2", "C3", "C4", "C5", "C6", "C7")] == [c] * 5 + [None] * 2
+    d12, d345 = smallest("D1", "D2"), smallest("D3", "D4", "D5")
+    assert [got[t] for t in ("D1", "D2", "D3", "D4", "D5")] == [d12] * 2 + [d345] * 3
+    assert got["H1"] is None and got["H2"] is None and got["K1"] is None
+
+
+def test_circles_mart_sums_members(graph_wh: Path) -> None:
+    rows = q(
+        graph_wh,
+        "SELECT circle_id, members, total_exposure, members_in_default, guarantees_within "
+        "FROM marts.guarantee_circles WHERE month_end = '2024-06-30' ORDER BY circle_id",
+    )
+    by_id = {r[0]: r[1:] for r in rows}
+    assert by_id[code(smallest("C1", "C2", "C3", "C4", "C5"))] == (
+        5,
+        Decimal("50000.00"),
+        0,
+        Decimal("5000.00"),
+    )
+    assert by_id[code(smallest("B1", "B2"))] == (2, Decimal("20000.00"), 0, Decimal("2000.00"))
+    assert len(rows) == 4  # B, C, D1-D2, D3-D5; E starts later, F ended on 2024-06-15
+
+
+def test_point_in_time_start_and_end(graph_wh: Path) -> None:
+    before, after = circles(graph_wh, "2024-06-30"), circles(graph_wh, "2024-07-31")
+    assert before["E1"] is None and after["E1"] == after["E2"] == smallest("E1", "E2")
+    may, june = circles(graph_wh, "2024-05-31"), circles(graph_wh, "2024-06-30")
+    assert may["F1"] == may["F2"] == smallest("F1", "F2") and june["F1"] is None
+    given = dict(
+        q(
+            graph_wh,
+            "SELECT month_end::VARCHAR, guarantees_given FROM marts.guarantee_exposure "
+            "WHERE enterprise_id = ? AND month_end IN ('2024-06-30', '2024-07-31')",
+            [code("E2")],
+        )
+    )
+    # E2's guarantee of its own loan is not "for others"
+    assert given == {"2024-06-30": Decimal("0.00"), "2024-07-31": Decimal("700.00")}
+
+
+def test_received_counts_every_guarantor_type_and_outsiders(graph_wh: Path) -> None:
+    rows = dict(
+        q(
+            graph_wh,
+            "SELECT month_end::VARCHAR, guarantees_received FROM marts.guarantee_exposure "
+            "WHERE enterprise_id = ? AND month_end IN ('2024-08-31', '2024-09-30')",
+            [code("K1")],
+        )
+    )
+    # the person's guarantee ends on 2024-09-30: not open on that day
+    assert rows == {"2024-08-31": Decimal("9000.00"), "2024-09-30": Decimal("7000.00")}
+    assert q(
+        graph_wh, "SELECT count(*) FROM marts.guarantee_exposure WHERE enterprise_id = ?",
+        [OUTSIDE],
+    ) == [(0,)]  # fmt: skip
+
+
+def test_guarantors_in_default(graph_wh: Path) -> None:
+    rows = q(
+        graph_wh,
+        "SELECT enterprise_id, month_end::VARCHAR, guarantors_in_default, is_default "
+        "FROM marts.guarantee_exposure WHERE enterprise_id IN (?, ?) "
+        "AND month_end IN ('2024-04-30', '2024-05-31')",
+        [code("H1"), code("H2")],
+    )
+    got = {(r[0], r[1]): (r[2], r[3]) for r in rows}
+    # H1's loan (due 2024-02-15, unpaid) defaults on 2024-05-16
+    assert got[(code("H2"), "2024-04-30")] == (0, False)
+    assert got[(code("H2"), "2024-05-31")] == (1, False)
+    assert got[(code("H1"), "2024-05-31")] == (0, True)
+
+
+def test_undirected_links_delivered_twice_are_one(graph_wh: Path) -> None:
+    rows = q(
+        graph_wh,
+        "SELECT relation, enterprise_id < related_id "
+        "FROM intermediate.int_network__enterprise_links "
+        "WHERE ? IN (enterprise_id, related_id) ORDER BY relation",
+        [code("A1")],
+    )
+    assert [r[0] for r in rows] == ["same_controller", "shareholder_of"]
+    assert rows[0][1] is True
+
+
+# --- the landing directory without the new folders --------------------------------------------
+
+
+def test_contract_examples_without_new_folders_build_as_before(
+    tmp_path: Path,
+) -> None:
+    landing = tmp_path / "landing"
+    shutil.copytree(CONTRACT_EXAMPLES / "landing", landing)
+    assert not (landing / "guarantees").exists()
+    wh = _build(tmp_path, landing, "plain")
+    with open(CONTRACT_EXAMPLES / f"expected_fct_loan_month_end_as_of_{AS_OF}.csv") as fh:
+        expected = sorted((r["loan_id"], r["month_end"]) for r in csv.DictReader(fh))
+    actual = q(wh, "SELECT loan_id, month_end::VARCHAR FROM marts.fct_loan_month_end ORDER BY 1, 2")
+    assert actual == expected
+    assert q(wh, "SELECT count(*) FROM raw.guarantees") == [(0,)]
+    assert q(
+        wh,
+        "SELECT count(*), sum(guarantees_given), sum(guarantees_received), "
+        "count(*) FILTER (WHERE in_guarantee_circle) FROM marts.guarantee_exposure",
+    ) == q(
+        wh,
+        "SELECT count(*), 0, 0, 0 FROM (SELECT DISTINCT enterprise_id, month_end "
+        "FROM marts.fct_loan_month_end WHERE outstanding_principal > 0 "
+        "AND enterprise_id IN (SELECT enterprise_id FROM raw.enterprises))",
+    )
+    assert q(wh, "SELECT count(*) FROM marts.guarantee_circles") == [(0,)]
