@@ -9,18 +9,23 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
     asset,
+    multi_asset,
 )
 
 from assets.core.metadata import markdown_table
 from assets.core.resources import RiskWarehouse
 from assets.dbt_assets import mart_key
+from assets.report import dimensions
 from assets.report.files import exports_dir, write_exports
 from assets.report.model import ReportData
 from assets.report.queries import gather_report_data
+from assets.screening.rules import load_rules
 from assets.screening.screening_assets import SCREENING_KEY
+from assets.signals.catalog import load_catalog
 
 OWNER = "team:credit-risk"
 GROUP = "exports"
@@ -28,7 +33,54 @@ WATCHLIST = mart_key("watchlist")
 WATCHLIST_HISTORY = mart_key("watchlist_history")
 PORTFOLIO_MONTHLY = mart_key("portfolio_monthly")
 APPLICATION_SCREENING = SCREENING_KEY
+DIM_SIGNAL = AssetKey(["marts", "dim_signal"])
+DIM_SCREENING_RULE = AssetKey(["marts", "dim_screening_rule"])
+DIMENSIONS = [mart_key("dim_enterprise"), mart_key("dim_branch"), mart_key("dim_industry")]
 PREVIEW_COLUMNS = ["enterprise_id", "tier", "risk_score", "status", "reasons"]
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            DIM_SIGNAL,
+            group_name="early_warning",
+            kinds={"duckdb", "python"},
+            owners=[OWNER],
+            description="One row per early-warning signal of assets/signals/catalog.yml (names, "
+            "descriptions and reason templates in English and Chinese, conditions), replaced "
+            "whole on every refresh.",
+        ),
+        AssetSpec(
+            DIM_SCREENING_RULE,
+            group_name="pre_lending",
+            kinds={"duckdb", "python"},
+            owners=[OWNER],
+            description="One row per pre-lending access rule of "
+            "assets/screening/access_rules.yml, replaced whole on every refresh.",
+        ),
+    ],
+)
+def rule_dimensions(context: AssetExecutionContext, warehouse: RiskWarehouse):
+    """The rule-file dimensions for analysts (SQL may not read a rule file, so Python writes)."""
+    catalog, rules = load_catalog(), load_rules()
+    with warehouse.connect() as con:
+        n_signals = dimensions.write_table(
+            con, "dim_signal", dimensions.DIM_SIGNAL_COLUMNS, dimensions.signal_rows(catalog)
+        )
+        n_rules = dimensions.write_table(
+            con,
+            "dim_screening_rule",
+            dimensions.DIM_SCREENING_RULE_COLUMNS,
+            dimensions.screening_rule_rows(rules),
+        )
+    yield MaterializeResult(
+        asset_key=DIM_SIGNAL,
+        metadata={"dagster/row_count": n_signals, "catalog_version": catalog.version},
+    )
+    yield MaterializeResult(
+        asset_key=DIM_SCREENING_RULE,
+        metadata={"dagster/row_count": n_rules, "rules_version": rules.version},
+    )
 
 
 @asset(
@@ -36,7 +88,10 @@ PREVIEW_COLUMNS = ["enterprise_id", "tier", "risk_score", "status", "reasons"]
     group_name=GROUP,
     kinds={"duckdb", "python", "html"},
     owners=[OWNER],
-    deps=[WATCHLIST, WATCHLIST_HISTORY, PORTFOLIO_MONTHLY, APPLICATION_SCREENING],
+    deps=[
+        WATCHLIST, WATCHLIST_HISTORY, PORTFOLIO_MONTHLY, APPLICATION_SCREENING, DIM_SIGNAL,
+        *DIMENSIONS,
+    ],
     description=(
         "Credit officers' exports for as-of date D, in `<RISK_EXPORTS_DIR>/<D>/` (default "
         "`data/exports/`): `watchlist.csv` (UTF-8 with BOM, for Excel), `watchlist.parquet`, "
@@ -87,4 +142,4 @@ def watchlist_report(context: AssetExecutionContext, warehouse: RiskWarehouse) -
     return MaterializeResult(metadata=metadata)
 
 
-export_assets: list[AssetsDefinition] = [watchlist_report]
+export_assets: list[AssetsDefinition] = [rule_dimensions, watchlist_report]
