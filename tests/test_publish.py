@@ -227,6 +227,8 @@ def _env(folder: Path, as_of: str) -> dict[str, str]:
         "RISK_EXPORTS_DIR": str(folder / "exports"),
         "DAGSTER_HOME": str(folder / "dagster_home"),
         "RISK_LOCK_WAIT_SECONDS": "30",
+        # One key for both folders (by default each DAGSTER_HOME has its own): same pseudonyms.
+        "RISK_PSEUDONYM_KEY": "test-key-for-the-kill-test",
     }
 
 
@@ -363,6 +365,8 @@ def test_refresh_killed_at_any_step_leaves_the_published_warehouse_and_then_comp
         log = _refresh_killed_at(killed, second, step, delay)
         assert "risk refresh succeeded" not in log, step
         assert _exports_digest(killed / "exports" / first) == exports_before, step
+        print(f"killed at {step} +{delay}s: published file unchanged: "
+              f"{sha(published) == before}")
         if sha(published) != before:
             # Only the publish step may change it, and then only to the complete new refresh
             # (the kill came after the rename: the copy of this small warehouse takes ~0.2 s).
