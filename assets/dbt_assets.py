@@ -17,11 +17,13 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+import duckdb
+from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from assets.core import settings
 from assets.core.dbt_project import dbt_project
+from assets.core.metadata import relation_row_counts
 from assets.core.resources import RiskWarehouse
 from assets.signals.catalog import load_catalog
 
@@ -81,6 +83,27 @@ def dbt_vars(warehouse: RiskWarehouse) -> dict[str, str]:
     }
 
 
+def _with_row_counts(events: Iterator, warehouse: RiskWarehouse) -> Iterator:
+    """dbt's events with each model's row count added, read after the build in one read-only
+    connection (dagster-dbt's threaded row-count fetching collides with DuckDB's single
+    writer, so the counts wait until dbt has closed the file)."""
+    buffered = list(events)
+    relations = {}
+    for event in buffered:
+        key = getattr(event, "asset_key", None)
+        if isinstance(event, Output | AssetMaterialization) and key and len(key.path) == 2:
+            relations[key] = f"{key.path[0]}.{key.path[1]}"
+    counts = {}
+    if relations and warehouse.warehouse_path.exists():
+        with duckdb.connect(str(warehouse.warehouse_path), read_only=True) as con:
+            counts = relation_row_counts(con, relations)
+    for event in buffered:
+        key = getattr(event, "asset_key", None)
+        if key in counts and isinstance(event, Output | AssetMaterialization):
+            event = event.with_metadata({**event.metadata, "dagster/row_count": counts[key]})
+        yield event
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -93,7 +116,7 @@ def risk_dbt_models(
 ) -> Iterator:
     """`dbt build` of staging, intermediate and the fact marts as of the run's date."""
     args = [*BUILD_ARGS, "--vars", json.dumps(dbt_vars(warehouse))]
-    yield from dbt.cli(args, context=context).stream()
+    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse)
 
 
 @dbt_assets(
@@ -108,7 +131,7 @@ def decision_dbt_models(
 ) -> Iterator:
     """`dbt build` of the decision marts (watchlist, its history, IFRS 9 stage overlay)."""
     args = [*BUILD_ARGS, "--vars", json.dumps({**dbt_vars(warehouse), **decision_vars(CATALOG)})]
-    yield from dbt.cli(args, context=context).stream()
+    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse)
 
 
 dbt_model_assets = [risk_dbt_models, decision_dbt_models]

@@ -30,7 +30,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from assets.core.metadata import markdown_table, table_exists
+from assets.core.metadata import column_schema, markdown_table, table_exists
 from assets.core.resources import RiskWarehouse
 from assets.core.sql import date_literal, ident, text, transaction
 from assets.dbt_assets import mart_key
@@ -467,9 +467,12 @@ def signal_hits(context: AssetExecutionContext, warehouse: RiskWarehouse) -> Mat
     with warehouse.connect() as con:
         n = build_signal_hits(con, CATALOG, warehouse.as_of_date)
         by_signal = _counts_by(con, "marts.signal_hits", "signal_id")
+        schema = column_schema(con, "marts", "signal_hits")
     return MaterializeResult(
         metadata={
             "dagster/row_count": n,
+            "dagster/column_schema": schema,
+            "as_of_date": warehouse.as_of_date.isoformat(),
             "catalog_version": CATALOG.version,
             "hits_by_signal": MetadataValue.json(by_signal),
         }
@@ -494,7 +497,17 @@ def enterprise_risk_profile(
     with warehouse.connect() as con:
         n = build_risk_profile(con, CATALOG, warehouse.as_of_date)
         tiers = _counts_by(con, "marts.enterprise_risk_profile", "tier")
-    return MaterializeResult(metadata={"dagster/row_count": n, "tiers": MetadataValue.json(tiers)})
+        engines = _counts_by(con, "marts.enterprise_risk_profile", "engine")
+        schema = column_schema(con, "marts", "enterprise_risk_profile")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": n,
+            "dagster/column_schema": schema,
+            "as_of_date": warehouse.as_of_date.isoformat(),
+            "tiers": MetadataValue.json(tiers),
+            "engine": MetadataValue.json(engines),
+        }
+    )
 
 
 DECISIONS_KEY = AssetKey(["marts", "enterprise_decisions"])
@@ -519,6 +532,7 @@ def enterprise_decisions(
 ) -> MaterializeResult:
     with warehouse.connect() as con:
         n = build_decision_window(con, CATALOG, warehouse.as_of_date)
+        schema = column_schema(con, "marts", "enterprise_decisions")
         listed = con.execute(
             "SELECT month_end, count(*) FILTER (WHERE listed) FROM marts.enterprise_decisions "
             "GROUP BY 1 ORDER BY 1 DESC LIMIT 12"
@@ -526,6 +540,7 @@ def enterprise_decisions(
     return MaterializeResult(
         metadata={
             "dagster/row_count": n,
+            "dagster/column_schema": schema,
             "listed_by_month_end": MetadataValue.md(
                 markdown_table(listed, ["month_end", "listed firms"])
             ),

@@ -59,12 +59,44 @@ def _diversion_listed(con: duckdb.DuckDBPyConnection, truth: Path, start, end) -
     return f"{listed}/{n} = {listed / n:.1%}" if n else "no diverted loan in the window"
 
 
+def _older_catalog(ref: str):
+    """A catalog from a file or a git revision, with the fields added since filled in as
+    neutral (no hard triggers: the old tier rules decide alone)."""
+    import subprocess
+
+    import yaml
+
+    from assets.signals.catalog import parse_catalog
+
+    path = Path(ref)
+    if path.exists():
+        text = path.read_text()
+    else:
+        text = subprocess.run(
+            ["git", "show", f"{ref}:assets/signals/catalog.yml"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    data = yaml.safe_load(text)
+    data.setdefault("pd_tiers", {"amber": 0.1, "red": 0.3})
+    data.setdefault("hard_triggers", {})
+    if "exit_after_clear_refreshes" in data:
+        data["exit_after_clear_month_ends"] = data.pop("exit_after_clear_refreshes")
+    return parse_catalog(data, source=f"catalog.yml at {ref}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", type=Path, required=True)
     parser.add_argument("--truth", type=Path)
+    parser.add_argument(
+        "--expert-catalog",
+        default=None,
+        help="judge the expert engine with another catalog: a YAML path or a git revision "
+        "(e.g. 263e011, the catalog before the PD scorecard); default the current catalog",
+    )
     args = parser.parse_args(argv)
     catalog = load_catalog()
+    expert_catalog = _older_catalog(args.expert_catalog) if args.expert_catalog else catalog
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "w.duckdb"
         shutil.copy(args.warehouse, copy)
@@ -76,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for name, engine in (("pd_scorecard", model), ("expert_catalog", Engine(note="bench"))):
             t = time.perf_counter()
-            runs = backtest(con, catalog, engine=engine, window_months=24)
+            cat = catalog if name == "pd_scorecard" else expert_catalog
+            runs = backtest(con, cat, engine=engine, window_months=24)
             took = time.perf_counter() - t
             oot = con.execute(
                 "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",

@@ -28,3 +28,32 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
             [schema, table],
         ).fetchone()[0]
     )
+
+
+def column_schema(con: duckdb.DuckDBPyConnection, schema: str, table: str):
+    """The table's columns and types as Dagster's column schema (shown in the UI), with the
+    DuckDB column comments as descriptions where there are any."""
+    from dagster import TableColumn, TableSchema
+
+    rows = con.execute(
+        "SELECT c.column_name, c.data_type, d.comment FROM information_schema.columns AS c "
+        "LEFT JOIN duckdb_columns() AS d ON d.schema_name = c.table_schema "
+        "AND d.table_name = c.table_name AND d.column_name = c.column_name "
+        "WHERE c.table_schema = ? AND c.table_name = ? ORDER BY c.ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return TableSchema(
+        columns=[TableColumn(name=n, type=t, description=c) for n, t, c in rows]
+    )
+
+
+def relation_row_counts(
+    con: duckdb.DuckDBPyConnection, relations: dict[str, str]
+) -> dict[str, int]:
+    """{key: row count} of `schema.table` relations that exist (one connection, sequential)."""
+    out = {}
+    for key, rel in relations.items():
+        schema, _, table = rel.partition(".")
+        if table_exists(con, schema, table):
+            out[key] = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]
+    return out
