@@ -350,10 +350,13 @@ def test_refresh_killed_at_any_step_leaves_the_published_warehouse_and_then_comp
     stop = clean / "stop"
     reader = subprocess.Popen([sys.executable, "-c", READER, str(clean / "wh.duckdb"), str(stop)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    _refresh(clean, second)
-    stop.touch()
-    out, err = reader.communicate(timeout=60)
+    try:
+        time.sleep(1.0)
+        _refresh(clean, second)
+        stop.touch()
+        out, err = reader.communicate(timeout=60)
+    finally:
+        reader.kill()
     assert reader.returncode == 0, err
     seen_before, seen_after, queries = out.split()
     assert (seen_before, seen_after) == (first, second) and int(queries) > 10
