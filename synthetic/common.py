@@ -12,6 +12,7 @@ is part of the output, so reordering calls changes the data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -19,6 +20,16 @@ import polars as pl
 from assets.contract import INDUSTRY_SECTIONS, USCC_ALPHABET, USCC_WEIGHTS
 from synthetic.calendar import Calendar
 from synthetic.noise import FirmNoise, NoiseConfig
+
+if TYPE_CHECKING:
+    from synthetic.network import NetworkConfig
+
+
+def _default_network() -> NetworkConfig:
+    from synthetic.network import NetworkConfig
+
+    return NetworkConfig()
+
 
 BIG = 10**6  # "never" as a local month index (day numbers use BIG * 100)
 #: GB/T 4754-2017 section F is wholesale and retail trade; it gets the downturn.
@@ -185,7 +196,7 @@ class Chunk:
 
     def __init__(
         self, cal: Calendar, seed: int, chunk_no: int, offset: int, n: int,
-        noise: NoiseConfig | None = None,
+        noise: NoiseConfig | None = None, network: NetworkConfig | None = None,
     ):  # fmt: skip
         self.cal = cal
         self.M = cal.months
@@ -193,6 +204,8 @@ class Chunk:
         #: The benign-noise stream: drawn with the same shapes whatever the settings.
         self.nrng = np.random.default_rng([seed, chunk_no, 1])
         self.noise = NoiseConfig() if noise is None else noise
+        #: Guarantees, related parties and contagion (synthetic.network; own stream).
+        self.network = network if network is not None else _default_network()
         self.seed = seed
         self.chunk_no = chunk_no
         self.offset = offset

@@ -48,7 +48,17 @@ import numpy as np
 import polars as pl
 
 from assets.contract import TABLES
-from synthetic import applications, events, firms, fund_flows, loans, tax, truth, utility
+from synthetic import (
+    applications,
+    events,
+    firms,
+    fund_flows,
+    loans,
+    network,
+    tax,
+    truth,
+    utility,
+)
 from synthetic.calendar import Calendar
 from synthetic.common import (
     BIG,
@@ -60,6 +70,7 @@ from synthetic.common import (
 from synthetic.firms import BASE_DISTRESS_P, DOWNTURN_DISTRESS_P
 from synthetic.fund_flows import DIVERTING_COUNTERPARTIES, NORMAL_COUNTERPARTIES
 from synthetic.loans import RECOVERY_TYPES
+from synthetic.network import NetworkConfig
 from synthetic.noise import NoiseConfig
 
 __all__ = [
@@ -71,6 +82,7 @@ __all__ = [
     "DOWNTURN_INDUSTRY",
     "DOWNTURN_MONTHS_BEFORE_END",
     "NORMAL_COUNTERPARTIES",
+    "NetworkConfig",
     "NoiseConfig",
     "RECOVERY_TYPES",
     "GenerationSummary",
@@ -106,12 +118,13 @@ class GenerationSummary:
 
 def build_chunk(
     cal: Calendar, seed: int, chunk_no: int, offset: int, n: int,
-    noise: NoiseConfig | None = None,
+    noise: NoiseConfig | None = None, network_config: NetworkConfig | None = None,
 ) -> Chunk:  # fmt: skip
     """Generate every table of enterprises [offset, offset + n) and their ground truth."""
-    ch = Chunk(cal, seed, chunk_no, offset, n, noise)
+    ch = Chunk(cal, seed, chunk_no, offset, n, noise, network_config)
     firms.build_enterprises(ch)
     loans.build_loans(ch)
+    network.build(ch)  # guarantees, links, officers; contagion changes the stories
     firms.build_revenue(ch)
     tax.build(ch)
     utility.build(ch)
@@ -128,7 +141,9 @@ def build_chunk(
 
 def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
     table = TABLES[path.parent.name]
-    df = df.select(table.column_names)
+    # every contract column the chunk made (nullable ones may be absent: loans.officer_id
+    # without the network)
+    df = df.select([c for c in table.column_names if c in df.columns])
     if fmt == "csv":
         df.write_csv(path)
     else:
@@ -145,6 +160,7 @@ def generate(
     files_per_table: int | None = None,
     *,
     noise: NoiseConfig | None = None,
+    network_config: NetworkConfig | None = None,
 ) -> GenerationSummary:
     """Write a contract-conformant landing directory to `out_dir` and ground truth to
     `<out_dir>_truth/`; deterministic for the same arguments.
@@ -162,6 +178,11 @@ def generate(
     its documented share; `NoiseConfig.off()` for none). It is drawn from its own random
     stream, so switching one kind off leaves the firms' stories and the other kinds as they
     were.
+
+    `network_config` sets the guarantee and related-party network and its contagion
+    (`synthetic.network.NetworkConfig`; default on; `NetworkConfig.off()` writes what the
+    generator wrote before: no guarantees or links, no officer_id, the same stories). It is
+    drawn from its own random stream.
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
@@ -169,6 +190,7 @@ def generate(
         raise ValueError("n_enterprises must be at least 1")
     t0 = time.perf_counter()
     noise = NoiseConfig() if noise is None else noise
+    network_config = NetworkConfig() if network_config is None else network_config
     out_dir = Path(out_dir)
     truth_dir = out_dir.parent / (out_dir.name + "_truth")
     cal = Calendar(end_month, months)
@@ -187,7 +209,9 @@ def generate(
     truth: dict[str, list[pl.DataFrame]] = {}
     for c in range(n_chunks):
         offset = c * chunk
-        ch = build_chunk(cal, seed, c, offset, min(chunk, n_enterprises - offset), noise)
+        ch = build_chunk(
+            cal, seed, c, offset, min(chunk, n_enterprises - offset), noise, network_config
+        )
         for name, df in ch.tables.items():
             path = out_dir / name / f"part-{c:05d}.{fmt}"
             _write(df, path, fmt)
@@ -213,6 +237,7 @@ def generate(
         "snapshot_date": str(np.datetime64(cal.end_day + 20, "D")),
         "rows": rows,
         "noise": noise.as_dict(),
+        "network": network_config.as_dict(),
     }  # fmt: skip
     (truth_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     return GenerationSummary(

@@ -13,6 +13,7 @@ import pytest
 
 from assets.contract import TABLES, is_valid_uscc, pandera_schema
 from synthetic.generator import DIVERTING_COUNTERPARTIES, generate
+from synthetic.network import NetworkConfig
 from synthetic.noise import FIRM_KINDS, SPEEDS, NoiseConfig
 
 N = 2500
@@ -35,6 +36,8 @@ def read_table(root: Path, table: str) -> pl.DataFrame:
             df = pl.read_csv(path, schema_overrides=dtypes)
         else:
             df = pl.read_parquet(path).with_columns([pl.col(c).cast(t) for c, t in dtypes.items()])
+        missing = [c for c in dtypes if c not in df.columns]  # absent nullable columns
+        df = df.with_columns([pl.lit(None, dtype=dtypes[c]).alias(c) for c in missing])
         frames.append(df.select(list(dtypes)))
     return pl.concat(frames)
 
@@ -61,6 +64,7 @@ def truth(landing) -> dict[str, pl.DataFrame]:
         "loans": pl.read_parquet(root / "loans.parquet"),
         "applications": pl.read_parquet(root / "applications.parquet"),
         "meta": json.loads((root / "meta.json").read_text()),
+        "root": root,
     }
 
 
@@ -927,3 +931,106 @@ def test_scaled_noise_still_conforms(tmp_path):
         pandera_schema(table).validate(read_table(out, table))
     te = pl.read_parquet(tmp_path / "landing_truth" / "enterprises.parquet")
     assert 0.4 < te["noise_late_installments"].mean() < 0.6
+
+
+# --- the guarantee and related-party network (issue 13) ----------------------------------------
+
+
+def test_network_off_writes_no_network_and_the_same_registry(small_default, tmp_path):
+    off = tmp_path / "landing"
+    generate(off, _SMALL, SEED, "csv", end_month=END, network_config=NetworkConfig.off())
+    for table in ("guarantees", "enterprise_links"):
+        assert not list((off / table).iterdir())
+    assert "officer_id" not in pl.read_csv(next((off / "loans").glob("*.csv")), n_rows=1).columns
+    assert not (tmp_path / "landing_truth" / "contagion.parquet").exists()
+    for f in (small_default / "enterprises").iterdir():
+        assert f.read_bytes() == (off / "enterprises" / f.name).read_bytes()
+    meta = json.loads((tmp_path / "landing_truth" / "meta.json").read_text())
+    assert meta["network"]["enabled"] is False
+
+
+def test_guarantee_structures(data, truth):
+    g, loans, ents = data["guarantees"], data["loans"], data["enterprises"]
+    g = g.join(loans.select("loan_id", "enterprise_id", "contract_date", "principal"), on="loan_id")
+    assert (g["start_date"] == g["contract_date"]).all()
+    assert set(g["guarantor_type"]) == {"government_fund", "enterprise", "individual"}
+    # most borrowers have no guarantor or one
+    per = g.group_by("enterprise_id").agg(pl.col("guarantor_id").n_unique().alias("k"))
+    borrowers = loans["enterprise_id"].n_unique()
+    assert per.filter(pl.col("k") >= 2).height < 0.15 * borrowers
+    assert per.height < 0.8 * borrowers
+    ent = g.filter(pl.col("guarantor_type") == "enterprise")
+    assert all(is_valid_uscc(c) for c in ent["guarantor_id"])
+    outside = ent.filter(~pl.col("guarantor_id").is_in(ents["enterprise_id"].implode()))
+    assert outside.height > 0.2 * ent.height  # guarantors outside the book
+    gov = g.filter(pl.col("guarantor_type") == "government_fund").join(
+        ents.select("enterprise_id", "region_code"), on="enterprise_id"
+    )
+    assert (gov["guarantor_id"] == "GF" + gov["region_code"]).all()
+    fund_loans = loans.filter(pl.col("guarantee_type") == "government_fund")["loan_id"]
+    assert set(fund_loans) == set(gov["loan_id"])
+    ind = g.filter(pl.col("guarantor_type") == "individual")["guarantor_id"]
+    assert ind.str.contains(r"^P[0-9a-f]{16}$").all()
+    assert 0.5 < g["end_date"].is_null().mean() < 0.9
+    # every circle of the truth is one cycle of enterprise guarantees among its members
+    circles = pl.read_parquet(truth["root"] / "guarantee_circles.parquet")
+    assert 2 in set(circles["circle_size"]) and circles["circle_size"].max() >= 4
+    edges = ent.select(pl.col("guarantor_id").alias("src"), pl.col("enterprise_id").alias("dst"))
+    for (no,), members in circles.group_by(["circle_no"]):
+        ids = set(members["enterprise_id"])
+        inner = edges.filter(pl.col("src").is_in(list(ids)) & pl.col("dst").is_in(list(ids)))
+        succ = dict(inner.unique().iter_rows())
+        assert set(succ) == ids and len(succ) == len(ids) == members["circle_size"][0], no
+        node, seen = next(iter(ids)), set()
+        while node not in seen:
+            seen.add(node)
+            node = succ[node]
+        assert seen == ids, no
+    # loans of circle members say so
+    circle_loans = loans.filter(pl.col("enterprise_id").is_in(circles["enterprise_id"].implode()))
+    assert (circle_loans["guarantee_type"] == "third_party_company").all()
+    assert loans["officer_id"].null_count() < 0.1 * loans.height
+
+
+def test_related_parties(data):
+    links, ents = data["enterprise_links"], data["enterprises"]
+    assert set(links["relation"]) == {
+        "shareholder_of", "subsidiary_of", "same_legal_rep", "same_controller",
+        "major_supplier", "major_customer",
+    }  # fmt: skip
+    assert all(is_valid_uscc(c) for c in links["related_id"])
+    assert (~links["related_id"].is_in(ents["enterprise_id"].implode())).any()
+    same = links.filter(pl.col("relation") == "same_controller")
+    reverse = same.select(
+        pl.col("related_id").alias("enterprise_id"), pl.col("enterprise_id").alias("related_id")
+    )
+    assert same.join(reverse, on=["enterprise_id", "related_id"]).height > 0  # both ways
+    shares = links.filter(pl.col("relation") == "shareholder_of")["share"]
+    assert shares.null_count() == 0
+    assert (
+        links.filter(pl.col("relation").is_in(["same_controller", "major_supplier"]))[
+            "share"
+        ].is_null()
+    ).all()
+
+
+def test_contagion_is_recorded_in_the_truth(tmp_path):
+    """Strong contagion: firms hit fall into distress after their source's default."""
+    out = tmp_path / "landing"
+    cfg = NetworkConfig(circles=0.3, contagion_circle=1.0, contagion_guarantor=1.0,
+                        contagion_related=1.0)  # fmt: skip
+    generate(out, _SMALL, SEED, "parquet", end_month=END, network_config=cfg)
+    root = tmp_path / "landing_truth"
+    c = pl.read_parquet(root / "contagion.parquet")
+    te = pl.read_parquet(root / "enterprises.parquet")
+    assert c.height > 5 and set(c["channel"]) >= {"guarantee_circle", "related_party"}
+    assert c["enterprise_id"].n_unique() == c.height
+    hit = c.join(te, on="enterprise_id")
+    assert hit["is_distressed"].all()
+    assert (hit["distress_start_month"] == hit["distress_start_month_right"]).all()
+    assert (hit["distress_start_month"] > hit["source_default_month"]).all()
+    assert set(hit["distress_speed"]) == {"normal"} and not hit["recovered"].any()
+    src = c.join(te, left_on="source_enterprise_id", right_on="enterprise_id")
+    assert src["expected_default"].all()
+    for table in ("guarantees", "enterprise_links", "loans"):
+        pandera_schema(table).validate(read_table(out, table))

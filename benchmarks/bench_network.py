@@ -1,0 +1,116 @@
+"""Benchmark the guarantee-network step (issue 13): the dbt models of
+`models/intermediate/network/` and `models/marts/network/` (open guarantees per month end,
+cycle edges, circles as strongly connected components, guarantee_exposure,
+guarantee_circles). Prints seconds, rows and peak memory.
+
+    python benchmarks/bench_network.py --enterprises 100000 [--keep DIR] [--as-of 2026-10-31]
+
+Generates a synthetic landing directory (parquet, seed 7) unless DIR already holds one,
+loads it with the project's ingestion, builds what the network step reads (the loan
+performance marts and the new staging views) and then times the network step alone. Each
+phase runs in its own process (dbt runs as a subprocess), so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+NETWORK = ("path:models/intermediate/network", "path:models/marts/network")
+UPSTREAM = (
+    "+fct_loan_month_end",
+    "stg_core_banking__guarantees",
+    "stg_registry__enterprise_links",
+    "stg_registry__enterprises",
+)
+
+
+def _phase(name: str, code: str) -> None:
+    """Run `code` in a fresh interpreter; print its wall time and peak RSS."""
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", "import resource, sys\n" + code + _PEAK],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    peak = proc.stdout.strip().splitlines()[-1]
+    print(f"{name:<22} {time.perf_counter() - t:8.1f} s   peak {peak}")
+
+
+_PEAK = (
+    "\nself = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss"
+    "\nkids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss"
+    "\nprint(f'{max(self, kids) / 1024:.0f} MiB')\n"
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--enterprises", type=int, default=100_000)
+    ap.add_argument("--keep", type=Path, help="work directory kept afterwards (reused)")
+    ap.add_argument("--as-of", default="2026-10-31")
+    args = ap.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench_network_"))
+    work.mkdir(parents=True, exist_ok=True)
+    landing, warehouse = work / "landing", work / "warehouse.duckdb"
+    target = work / "target"
+    print(f"{args.enterprises:,} enterprises, as of {args.as_of}, in {work}")
+    try:
+        if not (landing / "enterprises").exists():
+            _phase(
+                "generate",
+                "from pathlib import Path\nfrom synthetic.generator import generate\n"
+                f"generate(Path({str(landing)!r}), n_enterprises={args.enterprises}, seed=7, "
+                "fmt='parquet')",
+            )
+        if not warehouse.exists():
+            _phase(
+                "ingest",
+                "import os\nos.environ.setdefault('RISK_PSEUDONYM_KEY', 'bench')\n"
+                "from pathlib import Path\nfrom assets.ingestion import ingest_all\n"
+                f"ingest_all(Path({str(warehouse)!r}), Path({str(landing)!r}))",
+            )
+            _phase("dbt upstream", _dbt_code(warehouse, target, args.as_of, UPSTREAM))
+        _phase("network step (dbt)", _dbt_code(warehouse, target, args.as_of, NETWORK))
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        for r in results:
+            print(f"  {r['unique_id'].split('.')[-1]:<38} {r['execution_time']:8.1f} s")
+        import duckdb
+
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            for table in (
+                "raw.guarantees",
+                "intermediate.int_network__guarantees_open",
+                "intermediate.int_network__guarantee_cycle_edges",
+                "intermediate.int_network__guarantee_circles",
+                "marts.guarantee_exposure",
+                "marts.guarantee_circles",
+            ):
+                n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                print(f"  {table:<50} {n:>12,} rows")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _dbt_code(warehouse: Path, target: Path, as_of: str, select: tuple[str, ...]) -> str:
+    return (
+        "from pathlib import Path\nfrom assets.core.dbt_project import run_dbt\n"
+        f"run_dbt(['run', '--select', *{list(select)!r}], warehouse=Path({str(warehouse)!r}), "
+        f"dbt_vars={{'as_of_date': {as_of!r}}}, target_path=Path({str(target)!r}))"
+    )
+
+
+if __name__ == "__main__":
+    main()
