@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             # the expert engine has no OOT window of its own: judge it on the model's
             run = next((r for r in runs if r["label"] == "oot"), None)
             if run is None:
-                runs = backtest(con, catalog, engine=engine, window_months=12)
+                runs = backtest(con, cat, engine=engine, window_months=12)
                 run = runs[-1]
             results[name] = (run, took)
             if args.truth and name == "pd_scorecard":
