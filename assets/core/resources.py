@@ -63,7 +63,7 @@ class RiskWarehouse(ConfigurableResource):
             self.published_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             return  # the first step that opens the warehouse fails with the reason
-        run_id = context.run_id or ""
+        run_id = context.run.run_id if context.run is not None else ""
         publish.acquire(
             self.published_path, wait=settings.lock_wait_seconds(), what=f"dagster run {run_id}"
         )
