@@ -94,10 +94,13 @@ def rule_dimensions(context: AssetExecutionContext, warehouse: RiskWarehouse):
     ],
     description=(
         "Credit officers' exports for as-of date D, in `<RISK_EXPORTS_DIR>/<D>/` (default "
-        "`data/exports/`): `watchlist.csv` (UTF-8 with BOM, for Excel), `watchlist.parquet`, "
-        "`report.html` (self-contained: tier counts over time, top reasons and signals, NPL "
-        "ratio by industry and branch, new entries, the full watchlist) and, when screening "
-        "has run, `application_screening.csv`."
+        "`data/exports/`), in RISK_REPORT_LANG (zh by default, or en): `watchlist.xlsx` (every "
+        "firm, then one sheet per branch; credit codes as text), `watchlist.csv` (the same "
+        "columns, UTF-8 with BOM), `watchlist.parquet` (the mart as it is), `report.html` "
+        "(self-contained: one-minute summary of what changed, 12-month trends of tiers and "
+        "NPL, NPL by industry and top branches, reasons by topic and signal, the watchlist, "
+        "last month's screening, the back-test) and, when screening has run, "
+        "`application_screening.csv`."
     ),
 )
 def watchlist_report(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
@@ -123,6 +126,8 @@ def watchlist_report(context: AssetExecutionContext, warehouse: RiskWarehouse) -
         "watchlist_csv": MetadataValue.path(str(files.watchlist_csv)),
         "watchlist_parquet": MetadataValue.path(str(files.watchlist_parquet)),
         "report_html": MetadataValue.path(str(files.report_html)),
+        "watchlist_xlsx": MetadataValue.path(str(files.watchlist_xlsx)),
+        "sheets": len(files.sheet_titles),
         "watchlist_rows": len(rows),
         "new_entries": len(data.new_entries),
         "red": sum(r.get("tier") == "red" for r in rows),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import altair as alt
 import duckdb
+import openpyxl
 import pytest
 from dagster import materialize
 from markupsafe import escape
@@ -164,29 +165,56 @@ def _assert_self_contained(page: str) -> None:
     assert "<script" not in page.lower()  # we ship no JS, and data never gets in unescaped
 
 
+ZH_HEADER = [
+    "企业名称", "统一社会信用代码", "支行", "客户经理", "行业", "贷款余额（元）", "预警等级",
+    "违约概率（12个月）", "风险分", "状态", "首次预警日期", "预警原因", "建议措施",
+]
+DIGITS = "911100001234567890"  # an all-digit credit code: Excel would show 9.11E+17
+
+
 def test_exports_match_the_watchlist(tmp_path, monkeypatch):
     wh = tmp_path / "wh.duckdb"
     _build_warehouse(wh)
+    con = duckdb.connect(str(wh))
+    con.execute(
+        "INSERT INTO marts.watchlist VALUES (?, ?, 'amber', 10.0, ['S09'], ['x'], ?, "
+        "'continuing', NULL)",
+        [AS_OF, DIGITS, AS_OF],
+    )
+    con.close()
+    monkeypatch.delenv("RISK_REPORT_LANG", raising=False)
     out, meta = _run(tmp_path, monkeypatch, wh)
 
     con = duckdb.connect(str(wh), read_only=True)
     expected = con.execute(
         "SELECT * FROM marts.watchlist ORDER BY risk_score DESC, enterprise_id"
     ).fetchall()
-    cols = [d[0] for d in con.description]
 
+    # The officer's CSV: Chinese headers, codes as ="..." so Excel keeps them text.
     header, rows = _read_csv(out / "watchlist.csv")
-    assert header == cols
-    assert [r[1] for r in rows] == [e[1] for e in expected]
-    assert [float(r[3]) for r in rows] == [e[3] for e in expected]
-    assert [r[5].split("; ") for r in rows] == [e[5] for e in expected]  # list -> "a; b"
-    assert rows[0][8] == "冻结额度并现场检查"
+    assert header == ZH_HEADER
+    assert [r[1] for r in rows] == [f'="{e[1]}"' for e in expected]
+    assert rows[0][0] == "杭州示例机械制造有限公司"
+    assert rows[0][6] == "红色" and rows[0][9] == "新增"
+    assert rows[0][11] == "连续三个月欠税；" + SCRIPT_REASON  # reasons joined, full text
+    assert rows[0][12] == "冻结额度并现场检查"
+
+    # The workbook: every firm, then one sheet per branch; codes are text cells.
+    wb = openpyxl.load_workbook(out / "watchlist.xlsx")
+    assert wb.sheetnames[0] == "预警名单" and len(wb.sheetnames) >= 2
+    ws = wb[wb.sheetnames[0]]
+    assert [c.value for c in ws[1]] == ZH_HEADER
+    assert ws.freeze_panes == "C2" and ws.auto_filter.ref.startswith("A1:")
+    codes = [ws.cell(row=i, column=2) for i in range(2, ws.max_row + 1)]
+    assert [c.value for c in codes] == [e[1] for e in expected]
+    assert all(c.data_type == "s" and c.number_format == "@" for c in codes)
+    assert ws.column_dimensions["L"].width >= 60  # reasons get the room
 
     parquet = con.execute(f"SELECT * FROM read_parquet('{out / 'watchlist.parquet'}')").fetchall()
     assert parquet == expected
     con.close()
 
-    assert meta["dagster/row_count"].value == 3
+    assert meta["dagster/row_count"].value == 4
     assert meta["new_entries"].value == 1
     assert E1 in meta["preview"].value
     assert not (out / "application_screening.csv").exists()
@@ -195,14 +223,36 @@ def test_exports_match_the_watchlist(tmp_path, monkeypatch):
     _assert_self_contained(page)
     assert "<svg" in page
     assert str(escape(SCRIPT_REASON)) in page
+    assert "小微企业信贷预警报告" in page and "一分钟摘要" in page
     assert "连续三个月欠税" in page and "杭州示例机械制造有限公司" in page
-    # Tier counts for both dates: 2025-05-31 amber 2; 2025-06-30 red 2, amber 1.
-    assert "<tr><td>2025-05-31</td><td>0</td><td>2</td><td>2</td></tr>" in page
-    assert "<tr><td>2025-06-30</td><td>2</td><td>1</td><td>3</td></tr>" in page
+    assert ">红色<" in page and ">升级<" in page
+    # What changed since the refresh before (2025-05-31): E1 new, E3 escalated, none cleared.
+    assert "与上次刷新（2025-05-31）相比" in page
+    summary = page.split('id="summary"')[1].split("<h2")[0]
+    assert "新增（1）" in summary and "升级为红色（1）" in summary
+    # Tier counts for both dates (history): 2025-05-31 amber 2; 2025-06-30 red 2, amber 1.
+    tiers = page.split('id="tiers"')[1].split("<h2")[0]
+    cells = re.findall(r"<tr><td[^>]*>([^<]*)</td><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td>"
+                       r"<td[^>]*>(\d+)</td></tr>", tiers)
+    assert ("2025-05-31", "0", "2", "2") in cells and ("2025-06-30", "2", "1", "3") in cells
     # NPL ratio from the latest month end <= D only.
-    assert "Month end 2025-05-31" in page and "5.00%" in page and "90.00%" not in page
-    new_section = page.split('id="new"')[1].split("<h2")[0]
-    assert E1 in new_section and E2 not in new_section
+    npl = page.split('id="npl"')[1].split("<h2")[0]
+    assert "月末 2025-05-31" in npl and "5.00%" in npl and "90.00%" not in npl
+    # The watchlist table has no technical columns.
+    wl = page.split('id="watchlist"')[1].split("<h2")[0]
+    assert "clearing" not in wl and "catalog_version" not in wl
+
+
+def test_report_and_sheets_in_english(tmp_path, monkeypatch):
+    wh = tmp_path / "wh.duckdb"
+    _build_warehouse(wh)
+    monkeypatch.setenv("RISK_REPORT_LANG", "en")
+    out, _ = _run(tmp_path, monkeypatch, wh)
+    header, rows = _read_csv(out / "watchlist.csv")
+    assert header[:3] == ["name", "credit code", "branch"] and rows[0][6] == "red"
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "SME credit early-warning report" in page and 'lang="en"' in page
+    assert "小微企业信贷预警报告" not in page
 
 
 def test_empty_watchlist(tmp_path, monkeypatch):
@@ -210,13 +260,14 @@ def test_empty_watchlist(tmp_path, monkeypatch):
     _build_warehouse(wh, empty=True)
     out, meta = _run(tmp_path, monkeypatch, wh)
     header, rows = _read_csv(out / "watchlist.csv")
-    assert header[:3] == ["as_of_date", "enterprise_id", "tier"] and rows == []
+    assert header == ZH_HEADER and rows == []
     con = duckdb.connect()
     assert con.execute(f"SELECT count(*) FROM '{out / 'watchlist.parquet'}'").fetchone()[0] == 0
     con.close()
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert "no firms on the watchlist" in page.lower()
+    assert "名单为空" in page
     assert meta["dagster/row_count"].value == 0
+    assert openpyxl.load_workbook(out / "watchlist.xlsx").sheetnames == ["预警名单"]
 
 
 def test_missing_tables_give_a_message(tmp_path, monkeypatch):
@@ -224,7 +275,7 @@ def test_missing_tables_give_a_message(tmp_path, monkeypatch):
     duckdb.connect(str(wh)).close()  # a warehouse with no marts yet
     out, meta = _run(tmp_path, monkeypatch, wh)
     header, rows = _read_csv(out / "watchlist.csv")
-    assert "enterprise_id" in header and rows == []
+    assert "统一社会信用代码" in header and rows == []
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "marts.watchlist does not exist yet" in page
     assert "marts.portfolio_monthly does not exist yet" in page
@@ -280,7 +331,8 @@ def test_render_is_pure_and_escapes():
         ],
         tier_history=[("2025-06-30", "red", 1)],
     )
-    page = render_report(data)
+    page = render_report(data, lang="en")
+    assert page == render_report(data, lang="en").replace(data.generated_at, data.generated_at)
     assert "E&lt;1&gt;" in page and "a &lt;b&gt;" in page and "a <b>" not in page
     # No NPL or screening data here: empty charts become a note, not an empty SVG.
     assert charts.bar_chart([], title="t") is None
@@ -302,10 +354,12 @@ def test_text_signals_and_reasons_in_the_mart(tmp_path, monkeypatch):
     con.close()
     out, _ = _run(tmp_path, monkeypatch, wh)
     _, rows = _read_csv(out / "watchlist.csv")
-    assert rows[0][4] == "S01,S07"
+    assert rows[0][11] == "连续三个月欠税；" + SCRIPT_REASON
     page = (out / "report.html").read_text(encoding="utf-8")
-    reasons = page.split('id="reasons"')[1].split('id="npl"')[0]
-    assert "连续三个月欠税" in reasons and "&lt;script&gt;" in reasons and "S07: 2" in reasons
+    reasons = page.split('id="reasons"')[1].split("<h2")[0]
+    assert "S07: 2" in reasons  # grouped by signal, not by text
+    wl = page.split('id="watchlist"')[1].split("<h2")[0]
+    assert "连续三个月欠税" in wl and "&lt;script&gt;" in wl
 
 
 def test_report_charts_are_inline_altair_svgs(tmp_path, monkeypatch):
@@ -315,7 +369,8 @@ def test_report_charts_are_inline_altair_svgs(tmp_path, monkeypatch):
     out, _ = _run(tmp_path, monkeypatch, wh)
     page = (out / "report.html").read_text(encoding="utf-8")
     _assert_self_contained(page)
-    # tiers, reasons, signals, NPL by industry and by branch, screening decisions
+    # tiers, NPL trend, signals (no catalog topic in this fixture), NPL by industry and by
+    # branch, screening decisions
     svgs = re.findall(r"<svg\b.*?</svg>", page, re.S)
     assert len(svgs) == 6
     assert all('class="marks"' in s and "role-mark" in s for s in svgs)  # Vega's renderer
@@ -360,8 +415,11 @@ def test_report_shows_the_backtest_read_from_its_marts() -> None:
                  signal_ids=["weak_one"])
     data = gather_report_data(con, date(2026, 1, 31))
     assert data.backtest is not None and data.backtest.roc
-    html = render_report(data)
-    section = html[html.index('id="backtest"'):html.index('id="watchlist"')]
+    html = render_report(data, lang="en")
+    section = html.split('id="backtest"')[1]
     assert "AUC, default within 6 months" in section and "1.000" in section
     assert section.count("<svg") == 2
     assert "Amber cut-off" in section and "weak_one" in section
+    zh = render_report(data, lang="zh").split('id="backtest"')[1]
+    assert "AUC（6个月内违约）" in zh
+    assert "黄色阈值" in zh and zh.count("<svg") == 2

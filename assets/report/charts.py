@@ -178,3 +178,30 @@ def calibration_chart(
         .encode(x="predicted:Q", y="observed:Q")
     )
     return _configured(alt.layer(diagonal, dots).properties(width=260, height=220), title)
+
+
+def line_chart(
+    points: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    color: str = "#c0392b",
+    value_format: Callable[[float], str] = _fmt_number,
+    axis_format: str = "%",
+) -> alt.TopLevelMixin | None:
+    """A value per month end as a line with labelled points; None when empty."""
+    if not points:
+        return None
+    rows = [
+        {"x": str(k), "v": float(v), "text": value_format(v), "desc": f"{k}: {value_format(v)}"}
+        for k, v in points
+    ]
+    x = alt.X("x:O", sort=[r["x"] for r in rows], title=None, axis=alt.Axis(labelAngle=-35))
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=x, description=alt.Description("desc:N"),
+        y=alt.Y("v:Q", title=None, axis=alt.Axis(format=axis_format, tickCount=4),
+                scale=alt.Scale(zero=True)),
+    )
+    line = base.mark_line(color=color, strokeWidth=2, point=True)
+    labels = base.mark_text(dy=-8, fontSize=10).encode(text="text:N")
+    chart = alt.layer(line, labels).properties(width=alt.Step(42), height=150)
+    return _configured(chart, title)

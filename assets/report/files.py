@@ -1,8 +1,11 @@
 """The files in `<exports>/<as_of>/`, each written to a temporary name and then renamed.
 
-Officers open these from a shared drive, often in Excel: CSVs carry a UTF-8 BOM (Excel
-otherwise garbles Chinese text). DuckDB writes CSV and Parquet itself, so no table passes
-through a dataframe; a half-written file never replaces a good one.
+Officers open these from a shared drive, often in Excel: `watchlist.csv` and `watchlist.xlsx`
+are the officer's view in the report's language (RISK_REPORT_LANG, default zh; see
+`sheets.py`: name, branch, exposure, tier, reasons, action; credit codes kept as text), CSVs
+carry a UTF-8 BOM (Excel otherwise garbles Chinese text). `watchlist.parquet` and
+`application_screening.csv` are the marts as they are, written by DuckDB itself. A
+half-written file never replaces a good one.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import duckdb
 
 from assets.core import settings
 from assets.core.sql import text
-from assets.report import queries
+from assets.report import queries, sheets
+from assets.report.i18n import LABELS, report_lang
 from assets.report.model import ReportData
-from assets.report.render import render_report
+from assets.report.render import officer_row, render_report
+from assets.signals.catalog import load_catalog
 
 BOM = b"\xef\xbb\xbf"
 
@@ -37,6 +42,8 @@ class ExportFiles:
     watchlist_csv: Path
     watchlist_parquet: Path
     report_html: Path
+    watchlist_xlsx: Path | None = None
+    sheet_titles: tuple[str, ...] = ()
     application_screening_csv: Path | None = None
     application_screening_rows: int | None = None
 
@@ -67,21 +74,29 @@ def write_text(content: str, dest: Path) -> None:
     part.replace(dest)
 
 
-def write_exports(con: duckdb.DuckDBPyConnection, data: ReportData, out_dir: Path) -> ExportFiles:
-    """Write the watchlist CSV/Parquet, the screening CSV (when screening ran) and report.html.
+def write_exports(
+    con: duckdb.DuckDBPyConnection, data: ReportData, out_dir: Path, lang: str | None = None
+) -> ExportFiles:
+    """Write the watchlist CSV/XLSX/Parquet, the screening CSV (when screening ran) and
+    report.html, in `lang` (default RISK_REPORT_LANG, zh).
 
     `con` reads the marts that `data` was gathered from; when the watchlist mart is missing
     (any connection, even in-memory, will do) header-only files are written.
     """
+    lang = lang or report_lang()
+    catalog = load_catalog()
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, parquet_path = out_dir / "watchlist.csv", out_dir / "watchlist.parquet"
+    xlsx_path = out_dir / "watchlist.xlsx"
     if "watchlist" in data.missing:
-        select_csv = select_parquet = queries.EMPTY_WATCHLIST_SELECT
+        select_parquet = queries.EMPTY_WATCHLIST_SELECT
     else:
-        order = queries.watchlist_order(data.watchlist_columns)
-        select_csv = queries.csv_select(con, "watchlist", order)
-        select_parquet = queries.table_select("watchlist", order)
-    write_csv_with_bom(con, select_csv, csv_path)
+        select_parquet = queries.table_select(
+            "watchlist", queries.watchlist_order(data.watchlist_columns)
+        )
+    rows = [officer_row(r, lang, catalog) for r in data.watchlist_rows]
+    sheets.write_csv(rows, lang, csv_path)
+    titles = sheets.write_xlsx(rows, lang, xlsx_path, LABELS[lang]["watchlist"])
     write_parquet(con, select_parquet, parquet_path)
 
     screening_path: Path | None = out_dir / "application_screening.csv"
@@ -94,12 +109,14 @@ def write_exports(con: duckdb.DuckDBPyConnection, data: ReportData, out_dir: Pat
         screening_path = None
 
     html_path = out_dir / "report.html"
-    write_text(render_report(data), html_path)
+    write_text(render_report(data, lang, catalog), html_path)
     return ExportFiles(
         out_dir=out_dir,
         watchlist_csv=csv_path,
         watchlist_parquet=parquet_path,
         report_html=html_path,
+        watchlist_xlsx=xlsx_path,
+        sheet_titles=tuple(titles),
         application_screening_csv=screening_path,
         application_screening_rows=screening_rows,
     )

@@ -49,6 +49,20 @@ class ReportData:
     npl_by_branch: list[tuple[str, float, float]] = field(default_factory=list)
     screening_decisions: list[tuple[str, int]] | None = None
     backtest: BacktestView | None = None
+    #: The previous refresh (as-of date) in watchlist_history and the firms that left since.
+    previous_as_of: str | None = None
+    previous_tiers: dict[str, str] = field(default_factory=dict)
+    cleared: list[dict] = field(default_factory=list)
+    #: (month_end, tier, firms) at the last 12 month ends, from the decision history.
+    tier_by_month: list[tuple[str, str, int]] = field(default_factory=list)
+    #: (month_end, npl_principal, outstanding) of the whole book at the last 12 month ends.
+    npl_trend: list[tuple[str, float, float]] = field(default_factory=list)
+    industry_names: dict[str, str] = field(default_factory=dict)
+    branch_names: dict[str, str] = field(default_factory=dict)
+    #: Pre-lending screening of the last month: window, decisions, main rules.
+    screening_window: tuple[str, str] | None = None
+    screening_month: list[tuple[str, int]] = field(default_factory=list)
+    screening_rules: list[tuple[str, str, int]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)
 
@@ -64,6 +78,10 @@ class ReportData:
     @property
     def new_entries(self) -> list[dict]:
         return [r for r in self.watchlist_rows if str(r.get("status") or "") == "new"]
+
+    @property
+    def escalated(self) -> list[dict]:
+        return [r for r in self.watchlist_rows if str(r.get("status") or "") == "escalated"]
 
 
 def now() -> str:

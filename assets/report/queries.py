@@ -83,7 +83,11 @@ def gather_report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportDat
         ]
     if "portfolio_monthly" not in data.missing:
         _read_npl(con, data)
+    if "watchlist_history" not in data.missing:
+        _read_changes(con, data)
+    _read_trends(con, data)
     if table_exists(con, MARTS, "application_screening"):
+        _read_screening_month(con, data)
         data.screening_decisions = [
             (str(d), int(n))
             for d, n in con.execute(
@@ -152,14 +156,180 @@ def _read_watchlist(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
             f"marts.watchlist holds as_of_date {', '.join(stale)}, not {as_of}: "
             "it may not have been rebuilt for this date."
         )
-    if table_exists(con, "raw", "enterprises"):
-        data.enterprise_names = dict(
-            con.execute(
-                "SELECT e.enterprise_id, e.name FROM raw.enterprises e "
-                f"JOIN (SELECT DISTINCT enterprise_id FROM {mart('watchlist')}) w "
-                "USING (enterprise_id)"
-            ).fetchall()
+    _enrich_watchlist(con, data)
+
+
+def _latest_month_end(con: duckdb.DuckDBPyConnection, table: str, as_of: date):
+    return con.execute(
+        f"SELECT max(CAST(month_end AS DATE)) FROM {mart(table)} "
+        "WHERE CAST(month_end AS DATE) <= ?",
+        [as_of],
+    ).fetchone()[0]
+
+
+def _loans_with_officer(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The loans relation that carries the optional contract column `officer_id`, if any."""
+    for schema, table in (("staging", "stg_core_banking__loans"), ("raw", "loans")):
+        if table_exists(con, schema, table) and con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? "
+            "AND table_name = ? AND column_name = 'officer_id'",
+            [schema, table],
+        ).fetchone()[0]:
+            return f"{ident(schema)}.{ident(table)}"
+    return None
+
+
+def _enrich_watchlist(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """Per listed firm: name, home branch and its name, industry, exposure (outstanding
+    principal at the latest month end <= D) and relationship manager (officer_id of its latest
+    loan, when the loans carry the optional column). Missing tables leave the fields empty."""
+    ids = f"(SELECT DISTINCT enterprise_id FROM {mart('watchlist')})"
+    info: dict[str, dict] = {}
+
+    def put(sql: str, params: list | None = None) -> None:
+        cur = con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        for row in cur.fetchall():
+            info.setdefault(row[0], {}).update(
+                {k: v for k, v in zip(names[1:], row[1:], strict=True) if v is not None}
+            )
+
+    if table_exists(con, MARTS, "dim_enterprise"):
+        put(
+            "SELECT e.enterprise_id, e.name, e.home_branch_id AS branch_id, "
+            "e.industry_code, e.industry_name_zh, e.industry_name_en "
+            f"FROM {mart('dim_enterprise')} e WHERE e.enterprise_id IN {ids}"
         )
+    elif table_exists(con, "raw", "enterprises"):
+        put(f"SELECT enterprise_id, name FROM raw.enterprises WHERE enterprise_id IN {ids}")
+    if table_exists(con, MARTS, "fct_loan_month_end"):
+        month_end = _latest_month_end(con, "fct_loan_month_end", data.as_of)
+        put(
+            "SELECT enterprise_id, sum(outstanding_principal) AS exposure, "
+            "arg_max(branch_id, outstanding_principal) AS loan_branch_id "
+            f"FROM {mart('fct_loan_month_end')} "
+            f"WHERE CAST(month_end AS DATE) = ? AND enterprise_id IN {ids} GROUP BY 1",
+            [month_end],
+        )
+    loans = _loans_with_officer(con)
+    if loans:
+        put(
+            "SELECT enterprise_id, arg_max(officer_id, disbursement_date) AS officer_id "
+            f"FROM {loans} WHERE officer_id IS NOT NULL AND disbursement_date <= ? "
+            f"AND enterprise_id IN {ids} GROUP BY 1",
+            [data.as_of],
+        )
+    if table_exists(con, MARTS, "dim_branch"):
+        data.branch_names = {
+            b: n for b, n in con.execute(
+                f"SELECT branch_id, branch_name FROM {mart('dim_branch')}"
+            ).fetchall() if n
+        }
+    for row in data.watchlist_rows:
+        extra = info.get(row.get("enterprise_id"), {})
+        branch = extra.get("branch_id") or extra.get("loan_branch_id")
+        row.update(
+            name=extra.get("name"),
+            branch_id=branch,
+            branch_name=data.branch_names.get(branch) if branch else None,
+            officer_id=extra.get("officer_id"),
+            exposure=float(extra["exposure"]) if extra.get("exposure") is not None else None,
+            industry_code=extra.get("industry_code"),
+            industry_name_zh=extra.get("industry_name_zh"),
+            industry_name_en=extra.get("industry_name_en"),
+        )
+    data.enterprise_names = {
+        r["enterprise_id"]: r["name"] for r in data.watchlist_rows if r.get("name")
+    }
+
+
+def _read_changes(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """The refresh before D in watchlist_history: tiers then, and the firms that left since."""
+    wh = mart("watchlist_history")
+    prev = con.execute(
+        f"SELECT max(CAST(as_of_date AS DATE)) FROM {wh} WHERE CAST(as_of_date AS DATE) < ?",
+        [data.as_of],
+    ).fetchone()[0]
+    if prev is None:
+        return
+    data.previous_as_of = str(prev)
+    data.previous_tiers = dict(con.execute(
+        f"SELECT enterprise_id, tier FROM {wh} WHERE CAST(as_of_date AS DATE) = ?", [prev]
+    ).fetchall())
+    now_ids = {r.get("enterprise_id") for r in data.watchlist_rows}
+    gone = sorted(set(data.previous_tiers) - now_ids)
+    names: dict[str, str] = {}
+    if gone and table_exists(con, MARTS, "dim_enterprise"):
+        names = dict(con.execute(
+            f"SELECT enterprise_id, name FROM {mart('dim_enterprise')} "
+            "WHERE list_contains(?, enterprise_id)", [gone]
+        ).fetchall())
+    data.cleared = [
+        {"enterprise_id": e, "name": names.get(e), "tier": data.previous_tiers[e]} for e in gone
+    ]
+
+
+def _read_trends(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """Firms per tier (decision history) and the book's NPL at the last 12 month ends."""
+    if table_exists(con, MARTS, "enterprise_decisions"):
+        data.tier_by_month = [
+            (str(m), str(t), int(n))
+            for m, t, n in con.execute(
+                "SELECT CAST(month_end AS DATE) AS m, tier, count(*) "
+                f"FROM {mart('enterprise_decisions')} "
+                "WHERE tier IN ('red', 'amber') AND CAST(month_end AS DATE) <= ? "
+                "GROUP BY ALL ORDER BY 1, 2",
+                [data.as_of],
+            ).fetchall()
+        ]
+    if "portfolio_monthly" not in data.missing:
+        rows = con.execute(
+            "SELECT CAST(month_end AS DATE) AS m, coalesce(sum(npl_principal), 0), "
+            f"coalesce(sum(outstanding_principal), 0) FROM {mart('portfolio_monthly')} "
+            "WHERE CAST(month_end AS DATE) <= ? GROUP BY 1 ORDER BY 1 DESC LIMIT 12",
+            [data.as_of],
+        ).fetchall()
+        data.npl_trend = [(str(m), float(n), float(o)) for m, n, o in reversed(rows)]
+
+
+def _read_screening_month(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """Applications dated in the month of D's last month end: decisions and the main rules."""
+    a = mart("application_screening")
+    cols = {c for c, _ in columns(con, "application_screening")}
+    if "application_date" not in cols:
+        return
+    start, end = con.execute(
+        "SELECT date_trunc('month', last_day(CAST(? AS DATE) - INTERVAL 1 DAY + INTERVAL 1 DAY)"
+        " - INTERVAL (CASE WHEN CAST(? AS DATE) = last_day(CAST(? AS DATE)) THEN 0 ELSE 1 END)"
+        " MONTH)::DATE AS s, CAST(? AS DATE) AS e",
+        [data.as_of, data.as_of, data.as_of, data.as_of],
+    ).fetchone()
+    data.screening_window = (str(start), str(end))
+    data.screening_month = [
+        (str(d), int(n))
+        for d, n in con.execute(
+            f"SELECT coalesce(decision, '(none)'), count(*) FROM {a} "
+            "WHERE application_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 2 DESC, 1",
+            [start, end],
+        ).fetchall()
+    ]
+    if "rule_ids" in cols:
+        has_dim = table_exists(con, MARTS, "dim_screening_rule")
+        reason = "coalesce(r.reason_template, '')" if has_dim else "''"
+        join = (
+            f"LEFT JOIN {mart('dim_screening_rule')} r ON r.rule_id = h.rule_id" if has_dim
+            else ""
+        )
+        data.screening_rules = [
+            (str(rid), str(txt), int(n))
+            for rid, txt, n in con.execute(
+                f"SELECT h.rule_id, {reason} AS txt, count(*) AS n FROM ("
+                f"SELECT unnest(rule_ids) AS rule_id FROM {a} "
+                "WHERE application_date BETWEEN ? AND ? AND decision <> 'approve') h "
+                f"{join} GROUP BY ALL ORDER BY n DESC, h.rule_id LIMIT 8",
+                [start, end],
+            ).fetchall()
+        ]
 
 
 def _read_npl(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
@@ -183,3 +353,13 @@ def _read_npl(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
             [month_end],
         ).fetchall()
         setattr(data, attr, [(str(k), float(r), float(o)) for k, r, o in rows])
+    if table_exists(con, MARTS, "dim_industry"):
+        data.industry_names = dict(con.execute(
+            f"SELECT industry_code, industry_name_zh FROM {mart('dim_industry')}"
+        ).fetchall())
+    if not data.branch_names and table_exists(con, MARTS, "dim_branch"):
+        data.branch_names = {
+            b: n for b, n in con.execute(
+                f"SELECT branch_id, branch_name FROM {mart('dim_branch')}"
+            ).fetchall() if n
+        }

@@ -7,7 +7,7 @@ data; only the chart SVGs (escaped by Vega when rendered) are inserted as markup
 
 from __future__ import annotations
 
-from collections import Counter
+import re
 from pathlib import Path
 
 import altair as alt
@@ -15,10 +15,23 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from assets.report import charts
+from assets.report.i18n import (
+    HEADERS,
+    LABELS,
+    action_in,
+    reasons_in,
+    report_lang,
+    signal_names,
+    topic_name,
+    word,
+)
 from assets.report.model import ReportData, as_items, top_counts
+from assets.signals.catalog import Catalog, load_catalog
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_HISTORY_BARS = 60  # a year of nightly refreshes would make the chart unreadable
+TOP_BRANCHES = 10  # branches that matter: the top N by NPL (else by outstanding), not all 60
+SUMMARY_LIST = 10  # firms named per change in the one-minute summary
 
 
 def _pct(v: float) -> str:
@@ -42,39 +55,115 @@ def _svg(chart: alt.TopLevelMixin | None) -> Markup | None:
     return None if chart is None else Markup(charts.to_svg(chart))
 
 
-def _tier_section(data: ReportData) -> dict:
-    """Tier counts per as-of date (the last MAX_HISTORY_BARS), as a chart and a table."""
-    dates = sorted({d for d, _, _ in data.tier_history})
+def _tier_section(data: ReportData, lang: str) -> dict:
+    """Firms per tier at the last 12 month ends (decision history), else per refresh."""
+    history = data.tier_by_month or data.tier_history
+    dates = sorted({d for d, _, _ in history})
     capped = len(dates) > MAX_HISTORY_BARS
-    dates = dates[-MAX_HISTORY_BARS:]
-    counts = {(d, t): n for d, t, n in data.tier_history}
+    dates = dates[-(12 if data.tier_by_month else MAX_HISTORY_BARS):]
+    counts = {(d, t): n for d, t, n in history}
     red_amber = [(counts.get((d, "red"), 0), counts.get((d, "amber"), 0)) for d in dates]
+    colors = {word("red", lang): charts.TIER_COLORS["red"],
+              word("amber", lang): charts.TIER_COLORS["amber"]}
+    named = {(d, word(t, lang)): n for (d, t), n in counts.items()}
+    title = LABELS[lang]["tiers_by_month"]
     return {
         "capped": capped,
-        "chart": _svg(charts.tier_chart(dates, counts, title="Firms on the watchlist by tier")),
+        "chart": _svg(charts.tier_chart(dates, named, title=title, colors=colors)),
         "rows": [(d, r, a, r + a) for d, (r, a) in zip(dates, red_amber, strict=True)],
     }
 
 
-def _npl_section(data: ReportData) -> list[dict]:
-    """One block per dimension: the NPL-ratio chart and its table."""
-    return [
-        {
-            "label": label,
-            "chart": _svg(
-                charts.bar_chart(
-                    [(k, r) for k, r, _ in items],
-                    title=f"NPL ratio by {label.lower()}",
-                    color="#c0392b",
-                    value_format=_pct,
-                )
-            ),
-            "rows": items,
-        }
-        for label, items in (("Industry", data.npl_by_industry), ("Branch", data.npl_by_branch))
+def _npl_trend(data: ReportData, lang: str) -> dict:
+    points = [(m, n / o if o else 0.0) for m, n, o in data.npl_trend]
+    return {
+        "chart": _svg(charts.line_chart(points, title=LABELS[lang]["npl_trend"],
+                                        value_format=_pct)),
+        "rows": [(m, _pct(n / o if o else 0.0), n, o) for m, n, o in data.npl_trend],
+    }
+
+
+def _npl_section(data: ReportData, lang: str) -> list[dict]:
+    """NPL by industry (every section with loans) and by the branches that matter."""
+    ind = [
+        (f"{k} {data.industry_names.get(k, '')}".strip(), r, o) for k, r, o in data.npl_by_industry
     ]
+    branches = sorted(
+        data.npl_by_branch, key=lambda t: (-(t[1] * t[2]), -t[2], t[0])
+    )
+    if branches and all(r == 0 for _, r, _ in branches):
+        branches = sorted(branches, key=lambda t: (-t[2], t[0]))
+    top = branches[:TOP_BRANCHES]
+    br = [(data.branch_names.get(k) or k, r, o) for k, r, o in top]
+    out = []
+    for key, items in (("by_industry", ind), ("by_branch", br)):
+        title = LABELS[lang][key].format(n=len(br))
+        out.append({
+            "title": title,
+            "chart": _svg(charts.bar_chart([(k, r) for k, r, _ in items], title=title,
+                                           color="#c0392b", value_format=_pct)),
+            "rows": [(k, _pct(r), r * o, o) for k, r, o in items],
+            "more": max(0, len(branches) - TOP_BRANCHES) if key == "by_branch" else 0,
+        })
+    return out
 
 
+def _reason_groups(data: ReportData, lang: str, catalog: Catalog) -> dict:
+    """Listed firms per topic and per signal (a firm counted once per group), not per text."""
+    names = signal_names(lang, catalog)
+    known = {s.id for s in catalog.signals}
+    topics = top_counts(
+        ([catalog.topic(x) for x in as_items(r.get("signals")) if x in known]
+         for r in data.watchlist_rows), n=12,
+    )
+    signals = top_counts((r.get("signals") for r in data.watchlist_rows), n=15)
+    t_items = [(topic_name(t, lang), n) for t, n in topics]
+    s_items = [(names.get(sid, sid), n) for sid, n in signals]
+    return {
+        "topic_chart": _svg(charts.bar_chart(t_items, title=LABELS[lang]["by_topic"],
+                                             color="#8e44ad")),
+        "signal_chart": _svg(charts.bar_chart(s_items, title=LABELS[lang]["by_signal"],
+                                              color="#3b6ea5")),
+    }
+
+
+def officer_row(r: dict, lang: str, catalog: Catalog) -> dict:
+    """One watchlist row as the officer reads it, in the language (also the sheets' rows)."""
+    reasons = r.get("reason_list")
+    items = as_items(reasons) if reasons else as_items(r.get("reasons"), reasons=True)
+    pd_value = r.get("pd")
+    return {
+        "enterprise_id": str(r.get("enterprise_id") or ""),
+        "name": r.get("name") or "",
+        "branch_id": r.get("branch_id") or "",
+        "branch_name": r.get("branch_name") or r.get("branch_id") or "",
+        "officer_id": r.get("officer_id") or "",
+        "industry": r.get("industry_name_zh" if lang == "zh" else "industry_name_en")
+        or r.get("industry_code") or "",
+        "exposure": r.get("exposure"),
+        "tier_code": str(r.get("tier") or ""),
+        "tier": word(r.get("tier"), lang),
+        "pd": float(pd_value) if pd_value is not None else None,
+        "risk_score": r.get("risk_score"),
+        "status_code": str(r.get("status") or ""),
+        "status": word(r.get("status"), lang),
+        "first_flagged_date": str(r.get("first_flagged_date") or "")[:10],
+        "reasons": reasons_in(items, lang, catalog),
+        "signals": as_items(r.get("signals")),
+        "recommended_action": action_in(r.get("recommended_action"), r.get("tier"), lang,
+                                        catalog),
+    }
+
+
+BACKTEST_FIGURES_ZH = {
+    "auc_6m": "AUC（6个月内违约）", "ks_6m": "KS（6个月）", "auc_12m": "AUC（12个月内违约）",
+    "recall_6m": "6个月内违约企业中事先列入名单的比例",
+    "precision_red_6m": "红色企业6个月内违约比例", "precision_amber_6m": "黄色企业6个月内违约比例",
+    "performing_listed_share": "12个月正常履约却被列入名单的企业比例",
+    "listed_while_current_share": "违约企业在全部贷款正常时即被列入的比例",
+    "lead_time_median": "首次列入到违约的月数（中位数）",
+    "watchlist_size_mean": "每个月末名单企业数", "score_psi": "评分相对训练期的PSI",
+}
 BACKTEST_FIGURES = (
     ("auc_6m", "AUC, default within 6 months", "num"),
     ("ks_6m", "KS, 6 months", "num"),
@@ -100,7 +189,7 @@ def _figure(value: object, kind: str) -> str:
     return f"{float(value):.3f}" if isinstance(value, float) else str(value)
 
 
-def _backtest_section(data: ReportData) -> dict | None:
+def _backtest_section(data: ReportData, lang: str = "en") -> dict | None:
     """Figures of the latest back-test runs, ROC and calibration charts, the cut-off table."""
     bt = data.backtest
     if bt is None:
@@ -116,11 +205,16 @@ def _backtest_section(data: ReportData) -> dict | None:
         "engine": bt.engine,
         "heads": [f"{r['window_start']} .. {r['window_end']}" for r in runs],
         "figures": [
-            (label, [_figure(r.get(key), kind) for r in runs])
+            (BACKTEST_FIGURES_ZH.get(key, label) if lang == "zh" else label,
+             [_figure(r.get(key), kind) for r in runs])
             for key, label, kind in BACKTEST_FIGURES
         ],
-        "roc": _svg(charts.roc_chart(bt.roc, title="ROC, default within 6 months")),
-        "calibration": _svg(charts.calibration_chart(cal, title="Calibration")),
+        "roc": _svg(charts.roc_chart(
+            bt.roc, title="ROC（6个月内违约）" if lang == "zh" else "ROC, default within 6 months"
+        )),
+        "calibration": _svg(charts.calibration_chart(
+            cal, title="校准" if lang == "zh" else "Calibration"
+        )),
         "cutoffs": [
             (f"{c['cutoff']:.1%}", _figure(c.get("performing_listed_share"), "pct"),
              _figure(c.get("recall_6m"), "pct"), _figure(c.get("precision_6m"), "pct"),
@@ -134,33 +228,92 @@ def _backtest_section(data: ReportData) -> dict | None:
     }
 
 
-def render_report(data: ReportData) -> str:
-    """The whole report as one self-contained HTML string (every text value escaped)."""
-    rows = data.watchlist_rows
-    tiers = Counter(str(r.get("tier")) for r in rows)
-    statuses = Counter(str(r.get("status")) for r in rows)
-    reasons = top_counts((r.get("reasons") for r in rows), reasons=True)
-    signals = top_counts(r.get("signals") for r in rows)
+def _summary(data: ReportData, rows: list[dict], lang: str) -> dict:
+    def pick(items: list[dict]) -> list[dict]:
+        return items[:SUMMARY_LIST]
+
+    new = [o for o in rows if o["status_code"] == "new"]
+    esc = [o for o in rows if o["status_code"] == "escalated"]
+    exposure = sum(o["exposure"] or 0 for o in rows)
+    npl = None
+    if data.npl_trend:
+        m, n, o = data.npl_trend[-1]
+        npl = LABELS[lang]["npl_now"].format(month=m, ratio=_pct(n / o if o else 0.0),
+                                             npl=f"{n:,.0f}", out=f"{o:,.0f}")
+    return {
+        "line": LABELS[lang]["summary_line"].format(
+            n=len(rows), red=sum(o["tier_code"] == "red" for o in rows),
+            amber=sum(o["tier_code"] == "amber" for o in rows), exposure=f"{exposure:,.0f}",
+            new=len(new), esc=len(esc), cleared=len(data.cleared),
+        ),
+        "since": LABELS[lang]["since"].format(prev=data.previous_as_of)
+        if data.previous_as_of else LABELS[lang]["since_none"],
+        "npl": npl,
+        "lists": [
+            (LABELS[lang]["new_list"], len(new), pick(new)),
+            (LABELS[lang]["escalated_list"], len(esc), pick(esc)),
+        ],
+        "cleared": [
+            {"name": c.get("name") or "", "enterprise_id": c["enterprise_id"],
+             "tier": word(c.get("tier"), lang)}
+            for c in data.cleared[:SUMMARY_LIST]
+        ],
+        "cleared_n": len(data.cleared),
+    }
+
+
+def _screening(data: ReportData, lang: str) -> dict | None:
+    if data.screening_window is None:
+        return None
+    start, end = data.screening_window
+    n = sum(k for _, k in data.screening_month)
+    items = [(word(d, lang), k) for d, k in data.screening_month]
+    return {
+        "window": LABELS[lang]["screening_window"].format(start=start, end=end, n=n),
+        "chart": _svg(charts.bar_chart(items, title=LABELS[lang]["screening"],
+                                       color="#2e7d32")),
+        "decisions": items,
+        "rules": [(rid, re.sub(r"\{[^{}]*\}", "…", txt), n)
+                  for rid, txt, n in data.screening_rules],
+    }
+
+
+def render_report(data: ReportData, lang: str | None = None,
+                  catalog: Catalog | None = None) -> str:
+    """The whole report as one self-contained HTML string (every text value escaped), in
+    `lang` (default RISK_REPORT_LANG, zh)."""
+    lang = lang or report_lang()
+    catalog = catalog or load_catalog()
+    rows = [officer_row(r, lang, catalog) for r in data.watchlist_rows]
     screening = None
     if data.screening_decisions is not None:
         screening = charts.bar_chart(
-            data.screening_decisions, title="Applications by decision", color="#2e7d32"
+            [(word(d, lang), n) for d, n in data.screening_decisions],
+            title=LABELS[lang]["screening"], color="#2e7d32",
         )
+    has_history = bool(data.tier_by_month) or "watchlist_history" not in data.missing
     return _env.get_template("report.html.j2").render(
         data=data,
+        lang=lang,
+        L=LABELS[lang],
+        H=HEADERS[lang],
+        rows=rows,
+        officers=any(o["officer_id"] for o in rows),
+        summary=_summary(data, rows, lang),
         cards=[
-            ("On watchlist", len(rows)),
-            ("Red", tiers.get("red", 0)),
-            ("Amber", tiers.get("amber", 0)),
-            ("New", statuses.get("new", 0)),
-            ("Escalated", statuses.get("escalated", 0)),
+            (LABELS[lang]["on_watchlist"], len(rows), ""),
+            (LABELS[lang]["red"], sum(o["tier_code"] == "red" for o in rows), "red"),
+            (LABELS[lang]["amber"], sum(o["tier_code"] == "amber" for o in rows), "amber"),
+            (LABELS[lang]["new"], sum(o["status_code"] == "new" for o in rows), ""),
+            (LABELS[lang]["escalated"], sum(o["status_code"] == "escalated" for o in rows), ""),
+            (LABELS[lang]["cleared"], len(data.cleared), ""),
         ],
         notices=[*data.missing.values(), *data.notices],
-        tier=_tier_section(data) if "watchlist_history" not in data.missing else None,
-        reasons_chart=_svg(charts.bar_chart(reasons, title="Firms per reason", color="#8e44ad")),
-        signals_chart=_svg(charts.bar_chart(signals, title="Firms per signal", color="#3b6ea5")),
-        npl=_npl_section(data) if data.npl_month_end is not None else [],
+        tier=_tier_section(data, lang) if has_history else None,
+        npl_trend=_npl_trend(data, lang) if data.npl_trend else None,
+        groups=_reason_groups(data, lang, catalog),
+        npl=_npl_section(data, lang) if data.npl_month_end is not None else [],
         screening_chart=_svg(screening),
-        backtest=_backtest_section(data),
-        new_columns=["tier", "risk_score", "reasons", "recommended_action"],
+        screening_month=_screening(data, lang),
+        backtest=_backtest_section(data, lang),
     )

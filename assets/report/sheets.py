@@ -1,0 +1,125 @@
+"""The officers' watchlist as files they open in Excel: `watchlist.csv` and `watchlist.xlsx`.
+
+Rows are the report's officer rows (`render.officer_row`): name, credit code, home branch,
+relationship manager, exposure, tier, PD or score, status and since when, reasons, action, in
+the report's language. Credit codes stay text: in the workbook every code cell is a string
+with the text format `@`; in the CSV the code is written as `="<code>"`, which Excel shows as
+the plain code (an all-digit code would otherwise become 9.1E+17). `watchlist.parquet` keeps
+the mart's raw columns for machines.
+
+The workbook has one sheet with every firm, then one sheet per branch (by home branch,
+riskiest branches first): an officer opens the file and clicks the branch's tab.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from assets.report.i18n import HEADERS
+
+BOM = "\ufeff"
+#: The officer's columns, in order, with their width in the workbook (characters).
+COLUMNS = (
+    ("name", 30), ("enterprise_id", 22), ("branch_name", 18), ("officer_id", 12),
+    ("industry", 18), ("exposure", 16), ("tier", 8), ("pd", 10), ("risk_score", 8),
+    ("status", 8), ("first_flagged_date", 12), ("reasons", 80), ("recommended_action", 40),
+)
+TEXT_COLUMNS = {"enterprise_id", "officer_id", "branch_name", "name"}
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+
+
+def _cells(o: dict, lang: str) -> list[object]:
+    sep = "；" if lang == "zh" else "; "
+    out: list[object] = []
+    for c, _ in COLUMNS:
+        v = o.get(c)
+        if c == "reasons":
+            v = sep.join(v or [])
+        out.append(v)
+    return out
+
+
+def write_csv(rows: list[dict], lang: str, dest: Path) -> None:
+    """UTF-8 with BOM, headers in the language, credit codes as `="<code>"` for Excel."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([HEADERS[lang][c] for c, _ in COLUMNS])
+    code_at = [c for c, _ in COLUMNS].index("enterprise_id")
+    for o in rows:
+        cells = ["" if v is None else v for v in _cells(o, lang)]
+        if cells[code_at]:
+            cells[code_at] = f'="{cells[code_at]}"'
+        w.writerow(cells)
+    part = dest.with_name(dest.name + ".part")
+    part.write_text(BOM + buf.getvalue(), encoding="utf-8", newline="")
+    part.replace(dest)
+
+
+def _sheet_title(name: str, used: set[str]) -> str:
+    base = _BAD_SHEET_CHARS.sub("_", name)[:28] or "_"
+    title, k = base, 2
+    while title.lower() in used:
+        title, k = f"{base[:26]}~{k}", k + 1
+    used.add(title.lower())
+    return title
+
+
+def _fill_sheet(ws, rows: list[dict], lang: str) -> None:
+    ws.append([HEADERS[lang][c] for c, _ in COLUMNS])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="DCE6F1")
+        cell.alignment = Alignment(vertical="top", wrap_text=True)
+    names = [c for c, _ in COLUMNS]
+    for o in rows:
+        ws.append(_cells(o, lang))
+        r = ws.max_row
+        for j, c in enumerate(names, start=1):
+            cell = ws.cell(row=r, column=j)
+            if c in TEXT_COLUMNS:
+                cell.value = "" if cell.value is None else str(cell.value)
+                cell.data_type = "s"
+                cell.number_format = "@"
+            elif c == "exposure":
+                cell.number_format = "#,##0.00"
+            elif c == "pd":
+                cell.number_format = "0.00%"
+            if c in ("reasons", "recommended_action"):
+                cell.alignment = Alignment(vertical="top", wrap_text=True)
+            else:
+                cell.alignment = Alignment(vertical="top")
+    for j, (_, width) in enumerate(COLUMNS, start=1):
+        ws.column_dimensions[get_column_letter(j)].width = width
+    ws.freeze_panes = "C2"  # header row and the firm's name and code stay in view
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{max(ws.max_row, 1)}"
+
+
+def write_xlsx(rows: list[dict], lang: str, dest: Path, all_title: str) -> list[str]:
+    """The workbook: every firm, then one sheet per home branch. Returns the sheet titles."""
+    wb = Workbook()
+    used: set[str] = set()
+    ws = wb.active
+    ws.title = _sheet_title(all_title, used)
+    _fill_sheet(ws, rows, lang)
+    by_branch: dict[str, list[dict]] = {}
+    for o in rows:
+        by_branch.setdefault(o.get("branch_name") or "", []).append(o)
+    order = sorted(
+        by_branch, key=lambda b: (-sum(o["tier_code"] == "red" for o in by_branch[b]),
+                                  -len(by_branch[b]), b)
+    )
+    unknown = "（未知支行）" if lang == "zh" else "(unknown branch)"
+    for branch in order:
+        _fill_sheet(wb.create_sheet(_sheet_title(branch or unknown, used)), by_branch[branch],
+                    lang)
+    part = dest.with_name(dest.name + ".part")
+    wb.save(part)
+    part.replace(dest)
+    return wb.sheetnames
