@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import create_mart_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,33 +43,12 @@ CREATE TABLE staging.stg_tax__filings (enterprise_id VARCHAR, period VARCHAR, pe
 CREATE TABLE staging.stg_core_banking__loans (loan_id VARCHAR, enterprise_id VARCHAR,
     product VARCHAR, purpose VARCHAR, contract_date DATE, disbursement_date DATE,
     principal DECIMAL(18,2), collateral_type VARCHAR, collateral_value DECIMAL(18,2));
-CREATE TABLE marts.fct_loan_month_end (loan_id VARCHAR, enterprise_id VARCHAR, month_end DATE,
-    outstanding_principal DECIMAL(18,2), dpd INTEGER, is_default BOOLEAN, default_date DATE);
 """
+# The two fact marts come from their dbt contracts (conftest.create_mart_tables).
 
-# Feature-mart columns: the screening's own plus every column the signal catalog reads.
-FEATURE_COLUMNS = {
-    "enterprise_id": "VARCHAR", "month_end": "DATE", "size_class": "VARCHAR",
-    "status_at_month_end": "VARCHAR", "abnormal_operation_currently_listed": "BOOLEAN",
-    "revenue_12m": "DECIMAL(18,2)", "tax_arrears": "DECIMAL(18,2)",
-    "utility_arrears": "DECIMAL(18,2)", "outstanding_principal": "DECIMAL(18,2)",
-    "utility_late_payments_6m": "INTEGER", "is_default": "BOOLEAN", "dpd_max": "INTEGER",
-    "dpd_max_12m": "INTEGER",
-    "tax_rating": "VARCHAR", "tax_rating_prev": "VARCHAR", "tax_rating_downgraded": "BOOLEAN",
-}
-
-
-def _feature_schema() -> str:
-    cols = dict(FEATURE_COLUMNS)
-    try:
-        from assets.signals.catalog import feature_columns, load_catalog
-
-        for col in feature_columns(load_catalog()):
-            cols.setdefault(col, "DOUBLE")
-    except ImportError:
-        pass
-    body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
-    return f"CREATE TABLE marts.fct_enterprise_month_end ({body});"
+def _create_schema(c: duckdb.DuckDBPyConnection) -> None:
+    c.execute(SCHEMA)
+    create_mart_tables(c, "fct_enterprise_month_end", "fct_loan_month_end")
 
 
 def firm(
@@ -154,7 +134,9 @@ def loan(
          collateral, 500_000 if collateral != "none" else None],
     )
     con.execute(
-        "INSERT INTO marts.fct_loan_month_end VALUES (?, ?, DATE '2025-05-31', 0, 0, ?, ?)",
+        "INSERT INTO marts.fct_loan_month_end (loan_id, enterprise_id, month_end, "
+        "outstanding_principal, dpd, is_default, default_date) "
+        "VALUES (?, ?, DATE '2025-05-31', 0, 0, ?, ?)",
         [lid, eid, default_date is not None, default_date],
     )
 
@@ -162,8 +144,7 @@ def loan(
 @pytest.fixture
 def con():
     c = duckdb.connect()
-    c.execute(SCHEMA)
-    c.execute(_feature_schema())
+    _create_schema(c)
     yield c
     c.close()
 
@@ -462,8 +443,7 @@ def test_asset_materializes_with_checks(tmp_path):
 
     path = tmp_path / "warehouse.duckdb"
     c = duckdb.connect(str(path))
-    c.execute(SCHEMA)
-    c.execute(_feature_schema())
+    _create_schema(c)
     firm(c, "OK")
     firm(c, "BAD", status="revoked")
     firm(c, "NEW", established=date(2024, 1, 1))
