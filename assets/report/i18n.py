@@ -35,6 +35,7 @@ WORDS: dict[str, dict[str, str]] = {
         "micro": "微型", "small": "小型", "medium": "中型",
         "down": "下降", "up": "上升",
         "hard_decline": "硬性拒绝", "product": "产品匹配",
+        "active": "存续", "suspended": "停业", "revoked": "吊销", "cancelled": "注销",
     },
     "en": {},
 }
@@ -73,7 +74,7 @@ LABELS: dict[str, dict[str, str]] = {
         "new_list": "新增", "escalated_list": "升级为红色", "cleared_list": "已退出名单",
         "trends": "近12个月趋势", "tiers_by_month": "各月末预警户数", "npl_trend": "各月末不良率",
         "npl": "不良率：行业与支行", "by_industry": "按行业",
-        "by_branch": "按支行（不良余额前 {n} 名）",
+        "by_branch": "按支行（有不良的前 {n} 个）",
         "npl_ratio": "不良率", "outstanding": "贷款余额（元）", "npl_principal": "不良余额（元）",
         "month_end": "月末", "industry": "行业", "branch": "支行",
         "reasons": "预警原因（按信号与主题归类）", "by_topic": "按主题", "by_signal": "按信号",
@@ -83,6 +84,7 @@ LABELS: dict[str, dict[str, str]] = {
         "decision": "决定", "applications": "笔数", "main_reasons": "主要原因", "rule": "规则",
         "no_applications": "该期间没有申请。",
         "backtest": "回测（本行自身结果）", "more": "其余", "none": "无",
+        "more_branches": "其余 {n} 个支行未列出（无不良或排名靠后）。",
         "branch_unknown": "（未知支行）", "total": "合计",
         "print_note": "本报告为单一文件，可离线打开、打印（A4）或在手机上阅读。",
     },
@@ -109,6 +111,7 @@ LABELS: dict[str, dict[str, str]] = {
         "decision": "Decision", "applications": "Applications", "main_reasons": "Main reasons",
         "rule": "Rule", "no_applications": "No applications in the window.",
         "backtest": "Back-test on the bank's own outcomes", "more": "more", "none": "none",
+        "more_branches": "{n} more branches not shown (no NPL, or smaller).",
         "branch_unknown": "(unknown branch)", "total": "Total",
         "print_note": "One self-contained file: opens offline, prints on A4, reads on a phone.",
     },
@@ -178,9 +181,21 @@ def _value_zh(value: str) -> str:
     return WORDS["zh"].get(value, value)
 
 
+#: Reasons the decision marts write themselves (not from the catalog's templates).
+_FIXED_ZH = (
+    (re.compile(r"^clearing: below the watchlist tiers at (\d+) of (\d+) month ends needed "
+                r"to leave$"),
+     "观察退出中：已有{0}个月末低于预警标准（连续{1}个月末即退出名单）"),
+)
+
+
 def reason_zh(reason: str, catalog: Catalog | None = None) -> str:
     """The Chinese form of one English reason (unchanged when no template matches)."""
     catalog = catalog or _default_catalog()
+    for regex, zh in _FIXED_ZH:
+        m = regex.match(reason.strip())
+        if m:
+            return zh.format(*m.groups())
     for regex, zh in _reason_templates(catalog):
         m = regex.match(reason.strip())
         if m:

@@ -88,12 +88,14 @@ def _npl_section(data: ReportData, lang: str) -> list[dict]:
     ind = [
         (f"{k} {data.industry_names.get(k, '')}".strip(), r, o) for k, r, o in data.npl_by_industry
     ]
-    branches = sorted(
-        data.npl_by_branch, key=lambda t: (-(t[1] * t[2]), -t[2], t[0])
+    # The branches that matter: those with NPL, largest NPL first (at most TOP_BRANCHES);
+    # when no branch has any, the largest books.
+    with_npl = sorted(
+        (b for b in data.npl_by_branch if b[1] > 0), key=lambda t: (-(t[1] * t[2]), t[0])
     )
-    if branches and all(r == 0 for _, r, _ in branches):
-        branches = sorted(branches, key=lambda t: (-t[2], t[0]))
+    branches = with_npl or sorted(data.npl_by_branch, key=lambda t: (-t[2], t[0]))
     top = branches[:TOP_BRANCHES]
+    rest = len(data.npl_by_branch) - len(top)
     br = [(data.branch_names.get(k) or k, r, o) for k, r, o in top]
     out = []
     for key, items in (("by_industry", ind), ("by_branch", br)):
@@ -103,7 +105,7 @@ def _npl_section(data: ReportData, lang: str) -> list[dict]:
             "chart": _svg(charts.bar_chart([(k, r) for k, r, _ in items], title=title,
                                            color="#c0392b", value_format=_pct)),
             "rows": [(k, _pct(r), r * o, o) for k, r, o in items],
-            "more": max(0, len(branches) - TOP_BRANCHES) if key == "by_branch" else 0,
+            "more": rest if key == "by_branch" else 0,
         })
     return out
 
