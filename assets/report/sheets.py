@@ -8,7 +8,9 @@ the plain code (an all-digit code would otherwise become 9.1E+17). `watchlist.pa
 the mart's raw columns for machines.
 
 The workbook has one sheet with every firm, then one sheet per branch (by home branch,
-riskiest branches first): an officer opens the file and clicks the branch's tab.
+riskiest branches first, firms without a loan branch last): an officer opens the file and
+clicks the branch's tab. One workbook rather than a file per branch: one file to mail or put
+on the shared drive, and the all-firms sheet filters across branches.
 """
 
 from __future__ import annotations
@@ -111,8 +113,8 @@ def write_xlsx(rows: list[dict], lang: str, dest: Path, all_title: str) -> list[
     by_branch: dict[str, list[dict]] = {}
     for o in rows:
         by_branch.setdefault(o.get("branch_name") or "", []).append(o)
-    order = sorted(
-        by_branch, key=lambda b: (-sum(o["tier_code"] == "red" for o in by_branch[b]),
+    order = sorted(  # riskiest branches first; firms without a home branch last
+        by_branch, key=lambda b: (not b, -sum(o["tier_code"] == "red" for o in by_branch[b]),
                                   -len(by_branch[b]), b)
     )
     unknown = "（未知支行）" if lang == "zh" else "(unknown branch)"
