@@ -19,8 +19,9 @@ the generator writes what it wrote before the network existed, byte for byte: no
   guaranteed by the fund of its region, `GF` + region code, for its `guarantee_ratio`.
 - **Individuals**: `personal` loans, and 10% of the enterprise-guaranteed ones as a second
   guarantor, by a person known only by a pseudonymous key (`P` + 16 hex digits).
-- Guarantees start on the contract date; `open_share` (0.7) stay open, the others end
-  0-24 months after maturity, and 5% were released early (1-12 months after the start).
+- Guarantees start on the contract date and end 0-24 months after the loan's maturity (the
+  guarantee period), except that `open_share` (0.7) of those on loans still running at the
+  delivery have no end (open); 5% were released early (1-12 months after the start).
 - **Related parties**: `groups` (0.08) of the firms form groups of 2-5: the parent is
   `shareholder_of` each member (share 20-100%; the member is `subsidiary_of` the parent
   when the share exceeds half), consecutive members have the `same_controller` (delivered
@@ -168,7 +169,10 @@ def build(ch: Chunk) -> None:
     after_mat = randint(rng, 0, 730, L)
     released = randint(rng, 30, 365, L)
     start = lo["contract_day"]
-    end = np.where(u_end < cfg.open_share, -1, lo["mat_day"] + after_mat)
+    # a guarantee period of 0-24 months after maturity; open (no end recorded) for
+    # `open_share` of the loans still running at the delivery
+    running = lo["mat_day"] > ch.snapshot_day
+    end = np.where(running & (u_end < cfg.open_share), -1, lo["mat_day"] + after_mat)
     end = np.where(u_end > 0.95, start + released, end)
     principal = lo["principal_c"]
     amount = np.maximum(np.round(principal * ratio), 100).astype(np.int64)

@@ -971,7 +971,11 @@ def test_guarantee_structures(data, truth):
     assert set(fund_loans) == set(gov["loan_id"])
     ind = g.filter(pl.col("guarantor_type") == "individual")["guarantor_id"]
     assert ind.str.contains(r"^P[0-9a-f]{16}$").all()
-    assert 0.5 < g["end_date"].is_null().mean() < 0.9
+    maturity = loans.select("loan_id", "maturity_date")
+    open_ = g.filter(pl.col("end_date").is_null()).join(maturity, on="loan_id")
+    assert open_.height > 0 and (open_["maturity_date"] > date(2026, 11, 20)).all()
+    ended = g.filter(pl.col("end_date").is_not_null())
+    assert (ended["end_date"] >= ended["start_date"]).all()
     # every circle of the truth is one cycle of enterprise guarantees among its members
     circles = pl.read_parquet(truth["root"] / "guarantee_circles.parquet")
     assert 2 in set(circles["circle_size"]) and circles["circle_size"].max() >= 4
