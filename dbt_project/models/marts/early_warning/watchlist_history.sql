@@ -1,5 +1,6 @@
 {#- Watchlist history: one row per listed firm per as-of date D, persisted; re-running D
-    replaces D's rows only, and --full-refresh never wipes it.
+    replaces D's rows only, and --full-refresh never wipes it; a column added in a later
+    version is appended to the persisted table (older rows read NULL there).
 
     Statuses are rules in time, read from the decision history (enterprise_decisions: each
     firm's tier at each recent month end, decided with what was known then), so the same
@@ -16,7 +17,7 @@
     unique_key='as_of_date',
     incremental_strategy='delete+insert',
     full_refresh=false,
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
 ) }}
 
 {%- set n_exit = var('watchlist_exit_after_clear_month_ends') | int %}

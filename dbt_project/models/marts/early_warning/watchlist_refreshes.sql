@@ -6,7 +6,7 @@
     unique_key='as_of_date',
     incremental_strategy='delete+insert',
     full_refresh=false,
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
 ) }}
 
 select
