@@ -129,7 +129,13 @@ def tier_chart(
     return _configured(chart, title)
 
 
-def roc_chart(points: Sequence[Mapping[str, float]], *, title: str) -> alt.TopLevelMixin | None:
+def roc_chart(
+    points: Sequence[Mapping[str, float]],
+    *,
+    title: str,
+    x_title: str = "performing firms listed",
+    y_title: str = "later defaulters listed",
+) -> alt.TopLevelMixin | None:
     """ROC curve (true against false positive rate) with the chance diagonal; None if empty."""
     if not points:
         return None
@@ -139,8 +145,8 @@ def roc_chart(points: Sequence[Mapping[str, float]], *, title: str) -> alt.TopLe
         alt.Chart(alt.Data(values=rows))
         .mark_line(color="#3b6ea5", strokeWidth=2)
         .encode(
-            x=alt.X("fpr:Q", title="performing firms listed", axis=alt.Axis(**axis)),
-            y=alt.Y("tpr:Q", title="later defaulters listed", axis=alt.Axis(**axis)),
+            x=alt.X("fpr:Q", title=x_title, axis=alt.Axis(**axis)),
+            y=alt.Y("tpr:Q", title=y_title, axis=alt.Axis(**axis)),
         )
     )
     chance = (
@@ -152,7 +158,11 @@ def roc_chart(points: Sequence[Mapping[str, float]], *, title: str) -> alt.TopLe
 
 
 def calibration_chart(
-    rows: Sequence[tuple[str, float, float]], *, title: str
+    rows: Sequence[tuple[str, float, float]],
+    *,
+    title: str,
+    x_title: str = "predicted PD",
+    y_title: str = "observed 12-month default rate",
 ) -> alt.TopLevelMixin | None:
     """Predicted PD against the observed default rate per band, with the diagonal."""
     if not rows:
@@ -164,9 +174,9 @@ def calibration_chart(
         alt.Chart(alt.Data(values=data))
         .mark_point(color="#c0392b", filled=True, size=60)
         .encode(
-            x=alt.X("predicted:Q", title="predicted PD", axis=alt.Axis(**axis),
+            x=alt.X("predicted:Q", title=x_title, axis=alt.Axis(**axis),
                     scale=alt.Scale(domain=[0, top])),
-            y=alt.Y("observed:Q", title="observed 12-month default rate",
+            y=alt.Y("observed:Q", title=y_title,
                     axis=alt.Axis(**axis), scale=alt.Scale(domain=[0, top])),
             description=alt.Description("band:N"),
         )

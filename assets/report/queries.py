@@ -320,13 +320,25 @@ def _read_screening_month(con: duckdb.DuckDBPyConnection, data: ReportData) -> N
             f"LEFT JOIN {mart('dim_screening_rule')} r ON r.rule_id = h.rule_id" if has_dim
             else ""
         )
+        # reasons[i] is the reason of rule_ids[i]: the latest application's reason is an
+        # example in the officer's words with real values; the rule's template otherwise.
+        paired = "reasons" in cols and dict(columns(con, "application_screening")).get(
+            "reasons", ""
+        ).endswith("[]")
+        example = (
+            f"coalesce(arg_max(h.reason, h.application_date), any_value({reason}))"
+            if paired else f"any_value({reason})"
+        )
+        reasons_col = ", unnest(reasons) AS reason" if paired else ""
+        aligned = "AND len(rule_ids) = len(reasons) " if paired else ""
         data.screening_rules = [
             (str(rid), str(txt), int(n))
             for rid, txt, n in con.execute(
-                f"SELECT h.rule_id, {reason} AS txt, count(*) AS n FROM ("
-                f"SELECT unnest(rule_ids) AS rule_id FROM {a} "
-                "WHERE application_date BETWEEN ? AND ? AND decision <> 'approve') h "
-                f"{join} GROUP BY ALL ORDER BY n DESC, h.rule_id LIMIT 8",
+                f"SELECT h.rule_id, {example} AS txt, count(*) AS n FROM ("
+                f"SELECT application_date, unnest(rule_ids) AS rule_id{reasons_col} FROM {a} "
+                "WHERE application_date BETWEEN ? AND ? AND decision <> 'approve' "
+                f"{aligned}) h "
+                f"{join} GROUP BY h.rule_id ORDER BY n DESC, h.rule_id LIMIT 8",
                 [start, end],
             ).fetchall()
         ]

@@ -203,20 +203,29 @@ def _backtest_section(data: ReportData, lang: str = "en") -> dict | None:
         if r.get("band_kind") == "decile" and r.get("mean_pd") is not None
         and r.get("observed_rate_12m") is not None
     ]
+    engine = bt.engine
+    if lang == "zh":
+        engine = (f"PD评分卡 {bt.model['model_version']}" if bt.model
+                  else "专家信号目录（冷启动：尚无PD评分卡）")
+    names = signal_names(lang)
     return {
-        "engine": bt.engine,
+        "engine": engine,
         "heads": [f"{r['window_start']} .. {r['window_end']}" for r in runs],
         "figures": [
             (BACKTEST_FIGURES_ZH.get(key, label) if lang == "zh" else label,
              [_figure(r.get(key), kind) for r in runs])
             for key, label, kind in BACKTEST_FIGURES
         ],
-        "roc": _svg(charts.roc_chart(
-            bt.roc, title="ROC（6个月内违约）" if lang == "zh" else "ROC, default within 6 months"
-        )),
-        "calibration": _svg(charts.calibration_chart(
-            cal, title="校准" if lang == "zh" else "Calibration"
-        )),
+        "roc": _svg(
+            charts.roc_chart(bt.roc, title="ROC（6个月内违约）", x_title="被列入的正常企业比例",
+                             y_title="事后违约企业被列入比例")
+            if lang == "zh" else charts.roc_chart(bt.roc, title="ROC, default within 6 months")
+        ),
+        "calibration": _svg(
+            charts.calibration_chart(cal, title="校准", x_title="预测违约概率",
+                                     y_title="实际12个月违约率")
+            if lang == "zh" else charts.calibration_chart(cal, title="Calibration")
+        ),
         "cutoffs": [
             (f"{c['cutoff']:.1%}", _figure(c.get("performing_listed_share"), "pct"),
              _figure(c.get("recall_6m"), "pct"), _figure(c.get("precision_6m"), "pct"),
@@ -224,7 +233,8 @@ def _backtest_section(data: ReportData, lang: str = "en") -> dict | None:
             for c in bt.cutoffs
         ],
         "weak": [
-            (w["signal_id"], _figure(w.get("lift"), "num")) for w in bt.weak_signals
+            (names.get(w["signal_id"], w["signal_id"]), _figure(w.get("lift"), "num"))
+            for w in bt.weak_signals
         ],
         "model": bt.model,
     }
