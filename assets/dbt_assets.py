@@ -83,23 +83,33 @@ def dbt_vars(warehouse: RiskWarehouse) -> dict[str, str]:
     }
 
 
-def _with_row_counts(events: Iterator, warehouse: RiskWarehouse) -> Iterator:
+def _key_of(event: object, context: AssetExecutionContext) -> AssetKey | None:
+    if isinstance(event, Output):
+        return context.asset_key_for_output(event.output_name)
+    if isinstance(event, AssetMaterialization):
+        return event.asset_key
+    return None
+
+
+def _with_row_counts(
+    events: Iterator, warehouse: RiskWarehouse, context: AssetExecutionContext
+) -> Iterator:
     """dbt's events with each model's row count added, read after the build in one read-only
     connection (dagster-dbt's threaded row-count fetching collides with DuckDB's single
     writer, so the counts wait until dbt has closed the file)."""
     buffered = list(events)
     relations = {}
     for event in buffered:
-        key = getattr(event, "asset_key", None)
-        if isinstance(event, Output | AssetMaterialization) and key and len(key.path) == 2:
+        key = _key_of(event, context)
+        if key is not None and len(key.path) == 2:
             relations[key] = f"{key.path[0]}.{key.path[1]}"
     counts = {}
     if relations and warehouse.warehouse_path.exists():
         with duckdb.connect(str(warehouse.warehouse_path), read_only=True) as con:
             counts = relation_row_counts(con, relations)
     for event in buffered:
-        key = getattr(event, "asset_key", None)
-        if key in counts and isinstance(event, Output | AssetMaterialization):
+        key = _key_of(event, context)
+        if key in counts:
             event = event.with_metadata({**event.metadata, "dagster/row_count": counts[key]})
         yield event
 
@@ -116,7 +126,7 @@ def risk_dbt_models(
 ) -> Iterator:
     """`dbt build` of staging, intermediate and the fact marts as of the run's date."""
     args = [*BUILD_ARGS, "--vars", json.dumps(dbt_vars(warehouse))]
-    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse)
+    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse, context)
 
 
 @dbt_assets(
@@ -131,7 +141,7 @@ def decision_dbt_models(
 ) -> Iterator:
     """`dbt build` of the decision marts (watchlist, its history, IFRS 9 stage overlay)."""
     args = [*BUILD_ARGS, "--vars", json.dumps({**dbt_vars(warehouse), **decision_vars(CATALOG)})]
-    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse)
+    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse, context)
 
 
 dbt_model_assets = [risk_dbt_models, decision_dbt_models]
