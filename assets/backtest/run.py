@@ -73,6 +73,7 @@ from assets.backtest.metrics import (
     PD_GROUPS,
     POP,
 )
+from assets.core.metadata import table_exists
 from assets.core.sql import date_literal, ident, literal, text, transaction
 
 OUTCOMES = "marts.fct_enterprise_outcomes"
@@ -294,14 +295,7 @@ def _columns(con: duckdb.DuckDBPyConnection, rel: str) -> set[str]:
 
 
 def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    schema, table = name.split(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-            "AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
+    return table_exists(con, *name.split("."))
 
 
 def _sql_value(value: object) -> str:
