@@ -22,7 +22,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Outpu
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from assets.core import settings
-from assets.core.dbt_project import dbt_project
+from assets.core.dbt_project import dbt_project, prune_run_targets
 from assets.core.metadata import relation_row_counts
 from assets.core.resources import RiskWarehouse
 from assets.signals.catalog import load_catalog
@@ -112,6 +112,7 @@ def _with_row_counts(
         if key in counts:
             event = event.with_metadata({**event.metadata, "dagster/row_count": counts[key]})
         yield event
+    prune_run_targets()
 
 
 @dbt_assets(

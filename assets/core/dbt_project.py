@@ -104,3 +104,18 @@ def run_dbt(
             + proc.stderr[-2000:]
         )
     return proc
+
+
+def prune_run_targets(keep: int = 10) -> int:
+    """Delete all but the newest `keep` per-invocation target folders that dagster-dbt leaves
+    under target/ (one per dbt step and run: a nightly job would otherwise grow the disk
+    without bound). Returns how many were deleted."""
+    target = Path(dbt_project.project_dir) / "target"
+    runs = sorted(
+        (p for p in target.glob("*_dbt_models-*") if p.is_dir()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return max(0, len(runs) - keep)
