@@ -392,3 +392,28 @@ def test_contract_examples_without_new_folders_build_as_before(
         "AND enterprise_id IN (SELECT enterprise_id FROM raw.enterprises))",
     )
     assert q(wh, "SELECT count(*) FROM marts.guarantee_circles") == [(0,)]
+
+
+# --- the generator's circles, found by the mart --------------------------------------------------
+
+
+def test_generated_circles_are_found_exactly(tmp_path: Path) -> None:
+    """Each circle of guarantee_circles is exactly one circle of the generator's truth (the
+    generator's other guarantees never close a cycle), and most truth circles are found."""
+    import polars as pl
+
+    from synthetic.generator import generate
+    from synthetic.network import NetworkConfig
+
+    landing = tmp_path / "landing"
+    generate(landing, 1500, 5, "parquet", end_month="2024-12", months=24,
+             network_config=NetworkConfig(circles=0.3))  # fmt: skip
+    wh = _build(tmp_path, landing, "generated")
+    truth = pl.read_parquet(tmp_path / "landing_truth" / "guarantee_circles.parquet")
+    members = {no: frozenset(g["enterprise_id"]) for (no,), g in truth.group_by(["circle_no"])}
+    of_firm = {e: m for m in members.values() for e in m}
+    found = q(wh, "SELECT month_end, circle_id, member_ids FROM marts.guarantee_circles")
+    assert found
+    for month_end, circle_id, ids in found:
+        assert frozenset(ids) == of_firm[circle_id], (month_end, circle_id)
+    assert len({c for _, c, _ in found}) > 0.5 * len(members)
