@@ -32,8 +32,9 @@ One module per concern, each adding its tables to a `common.Chunk` (`build_chunk
 in order; they share the chunk's random stream, so the order is part of the output):
 `firms` (enterprises, latent story, monthly revenue), `loans` (loans, schedules, repayments,
 default days, recoveries), `network` (guarantees, related-party links, loan officers and
-contagion between guarantors and related firms; `NetworkConfig`, on by default), `tax`, `utility`, `events` (registry events), `fund_flows`,
-`applications` and `truth`; `noise` holds the noise settings, `common` the shared helpers.
+contagion between guarantors and related firms; `NetworkConfig`, on by default), `tax`,
+`utility`, `events` (registry events), `fund_flows`, `applications` and `truth`; `noise`
+holds the noise settings, `common` the shared helpers.
 This module is the entry point: `generate` and the `GenerationSummary` it returns.
 """
 
