@@ -3,8 +3,9 @@
 The warehouse is built the way a bank's would be: 300 synthetic firms, `risk refresh`,
 `risk backtest` and `risk refresh` again (the back-test is published with the next refresh) in
 subprocesses with RISK_* pointing at a temporary directory (module-scoped: built once for all
-the queries); the queries read the published file, as analysts do. The guide's blocks run in order on one read-only connection,
-so a block may use a variable an earlier block set (question 6).
+the queries); the queries read the published file, as analysts do. The guide's blocks run in
+order on one read-only connection, so a block may use a variable an earlier block set
+(question 6).
 """
 
 from __future__ import annotations

@@ -423,3 +423,25 @@ def test_report_shows_the_backtest_read_from_its_marts() -> None:
     zh = render_report(data, lang="zh").split('id="backtest"')[1]
     assert "AUC（6个月内违约）" in zh
     assert "黄色阈值" in zh and zh.count("<svg") == 2
+
+
+def test_every_catalog_reason_reads_in_chinese():
+    """Each English reason the engine renders from a catalog template (signals and scorecard
+    features) comes back as its Chinese template with the same values; unknown text stays."""
+    from assets.report.i18n import reason_zh
+    from assets.signals.catalog import _PLACEHOLDER, load_catalog
+
+    catalog = load_catalog()
+    templates = [(s.reason, s.reason_zh) for s in catalog.signals]
+    templates += [(f.reason, f.reason_zh) for f in catalog.feature_reasons.values()]
+    for en, zh in templates:
+        assert zh and set(_PLACEHOLDER.findall(zh)) == set(_PLACEHOLDER.findall(en)), en
+        values = {name: str(40 + i) for i, name in enumerate(_PLACEHOLDER.findall(en))}
+        rendered = _PLACEHOLDER.sub(lambda m, v=values: v[m[1]], en)
+        out = reason_zh(rendered, catalog)
+        assert not re.search(r"[a-z]{4,}", out.replace("IFRS", "")), (rendered, out)
+        assert all(v in out for v in values.values()), (rendered, out)
+    en = "revenue of the last 3 months down 35% year on year"
+    assert reason_zh(en) == "近3个月营收同比下降35%"
+    assert reason_zh("a micro enterprise") == "微型企业"
+    assert reason_zh("something else") == "something else"

@@ -274,6 +274,19 @@ def _summary(data: ReportData, rows: list[dict], lang: str) -> dict:
     }
 
 
+_EW_REASON = re.compile(r"^Early-warning tier (\w+) at (\S+): (.*)$")
+
+
+def _screening_reason(text: str, lang: str) -> str:
+    """A screening reason in the language: the early-warning refer rule quotes the catalog's
+    reasons, which have Chinese templates; the access rules' own texts are English only."""
+    m = _EW_REASON.match(text)
+    if lang != "zh" or not m:
+        return text
+    parts = reasons_in(m[3].split("; "), lang)
+    return f"预警等级{word(m[1], lang)}（{m[2]}）：" + "；".join(parts)
+
+
 def _screening(data: ReportData, lang: str) -> dict | None:
     if data.screening_window is None:
         return None
@@ -285,7 +298,7 @@ def _screening(data: ReportData, lang: str) -> dict | None:
         "chart": _svg(charts.bar_chart(items, title=LABELS[lang]["screening"],
                                        color="#2e7d32")),
         "decisions": items,
-        "rules": [(rid, re.sub(r"\{[^{}]*\}", "…", txt), n)
+        "rules": [(rid, _screening_reason(re.sub(r"\{[^{}]*\}", "…", txt), lang), n)
                   for rid, txt, n in data.screening_rules],
     }
 
