@@ -90,6 +90,7 @@ def _refresh_locked(warehouse: Path, landing: Path, as_of) -> int:
         for run_id in fail_orphaned_runs(instance):
             print(f"risk refresh: run {run_id} was left STARTED by a process that is gone; "
                   "marked failed", flush=True)
+            raise_failure_alert(instance, instance.get_run_by_id(run_id), lock_wait=0)
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
@@ -143,9 +144,14 @@ def _print_summary(warehouse: Path) -> None:
     """What was loaded, quarantined and built, read back from the warehouse."""
     import duckdb
 
-    if not warehouse.exists():
+    if not warehouse.is_file():
         return
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error as exc:  # the run's failure says more; the summary is a courtesy
+        print(f"\n (no summary: {exc})")
+        return
+    with con:
         tables = {
             r[0]
             for r in con.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -182,9 +183,10 @@ def test_a_bad_setting_is_one_line_and_exit_2(
 
 def test_a_bad_setting_from_the_shell_has_no_traceback(env: Path) -> None:
     out = subprocess.run(
-        [ROOT / ".venv" / "bin" / "risk", "refresh"], cwd=ROOT, capture_output=True, text=True,
-        env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(env / "dh"),
-             "RISK_AS_OF": "2025-13-01"}, check=False,
+        [sys.executable, "-m", "orchestration.cli", "refresh"], cwd=ROOT, capture_output=True,
+        text=True, check=False,
+        env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(env / "dh"), "RISK_AS_OF": "2025-13-01",
+             **({"PYTHONPATH": str(ROOT)} if "PYTHONPATH" in os.environ else {})},
     )
     assert out.returncode == 2
     assert out.stderr.strip() == "risk refresh: RISK_AS_OF='2025-13-01': not a date (YYYY-MM-DD)"
