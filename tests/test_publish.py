@@ -453,3 +453,15 @@ def test_the_publish_step_refuses_an_empty_landing_root(tmp_path: Path) -> None:
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert f"landing root {tmp_path / 'landing'} is empty" in str(
         failure.step_failure_data.error.cause.message)
+
+
+def test_publishing_waits_for_every_other_asset_of_the_nightly_job() -> None:
+    """A new asset module added to the Definitions must also be added to UPSTREAM in
+    assets/publish_assets.py, or the warehouse could be published before it ran."""
+    from assets.publish_assets import PUBLISH_KEY
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    nightly = set(defs.resolve_job_def("nightly_refresh").asset_layer.asset_graph
+                  .get_all_asset_keys()) & set(graph.get_all_asset_keys())
+    assert nightly - {PUBLISH_KEY} <= set(graph.get(PUBLISH_KEY).parent_keys)
