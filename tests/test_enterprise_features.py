@@ -123,7 +123,7 @@ def build_landing(con: duckdb.DuckDBPyConnection) -> None:
 
     loan = dict(branch_id="B01", product="working_capital_loan", purpose="working_capital",
                 annual_rate=0.05, collateral_type="none", collateral_value=None,
-                guarantee_type="none", guarantee_ratio=0)
+                guarantee_type="none", guarantee_ratio=0, officer_id=None)
 
     def loan_row(loan_id, ent, contract, disb, maturity, principal, method):
         d = dict(loan, loan_id=loan_id, enterprise_id=ent, contract_date=contract,

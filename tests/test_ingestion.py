@@ -38,6 +38,7 @@ def loan_row(loan_id: str, **overrides: object) -> list[object]:
         collateral_value="",
         guarantee_type="none",
         guarantee_ratio="0",
+        officer_id="",
     )
     base.update(overrides)
     return [base[c] for c in LOAN_HEADER]

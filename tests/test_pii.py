@@ -84,7 +84,7 @@ def build_raw(con: duckdb.DuckDBPyConnection) -> None:
     ins("loans", [
         ("LP1", ENTS[0][0], "B01", "working_capital_loan", "working_capital", date(2024, 1, 5),
          date(2024, 1, 10), date(2025, 1, 10), 120_000, 0.05, "equal_installment", "none",
-         None, "none", 0),
+         None, "none", 0, None),
     ])
     ins("repayment_schedule", [
         ("LP1", i + 1, date(2024 + (i + 1) // 12, (i + 1) % 12 + 1, 10), 10_000, 500)
