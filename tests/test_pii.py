@@ -105,6 +105,7 @@ def warehouse(tmp_path_factory) -> Path:
     build_raw(con)
     con.close()
     # Every dbt model but the decision marts (they read the Python engine's output).
+    run_dbt(["seed"], warehouse=wh, target_path=tmp / "target")
     run_dbt(
         ["run", "--exclude", "tag:decisions"],
         warehouse=wh,
