@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null)
 SAMPLE_ENTERPRISES ?= 2000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test ui lint bench clean
+.PHONY: setup run test test-all ui lint bench clean
 
 $(BIN)/risk: pyproject.toml uv.lock
 	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
@@ -30,6 +30,12 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint dbt_project/models --processes 2
 	$(BIN)/pytest -q
+
+## test-all: the whole suite including the slow end-to-end tests (kill -9 at every step)
+test-all: setup
+	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint dbt_project/models --processes 2
+	$(BIN)/pytest -q -m "slow or not slow"
 
 ## ui: the Dagster UI on http://127.0.0.1:3000
 ui: setup

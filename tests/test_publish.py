@@ -336,6 +336,7 @@ KILL_POINTS = [
 ]
 
 
+@pytest.mark.slow  # ~15 minutes: six real refreshes killed with -9 (`make test-all`)
 def test_refresh_killed_at_any_step_leaves_the_published_warehouse_and_then_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
