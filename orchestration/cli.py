@@ -44,10 +44,15 @@ def _run_tags(trigger: str) -> dict[str, str]:
     from assets.core.publish import process_tag
     from assets.core.resources import PROCESS_TAG
 
-    return {"trigger": trigger, PROCESS_TAG: process_tag(), settings.WAREHOUSE_RUN_TAG: "write"}
+    return {
+        "trigger": trigger,
+        PROCESS_TAG: process_tag(),
+        settings.WAREHOUSE_RUN_TAG: "write",
+        "risk/as_of_date": settings.as_of_date().isoformat(),
+    }
 
 
-def _refresh(_: argparse.Namespace) -> int:
+def _refresh(args: argparse.Namespace) -> int:
     problem = _check_settings("refresh", landing=True)
     if problem:
         print(problem, file=sys.stderr)
@@ -63,12 +68,17 @@ def _refresh(_: argparse.Namespace) -> int:
         print(f"risk refresh: {exc}", file=sys.stderr)
         return 1
     try:
-        return _refresh_locked(warehouse, landing, as_of)
+        return _refresh_locked(warehouse, landing, as_of, verbose=args.verbose)
     finally:
         publish.release(warehouse)
 
 
-def _refresh_locked(warehouse: Path, landing: Path, as_of) -> int:
+def _refresh_locked(warehouse: Path, landing: Path, as_of, *, verbose: bool = False) -> int:
+    print(
+        f"risk refresh: landing {landing}\n              warehouse {warehouse}\n"
+        f"              as of {as_of}\n              loading the pipeline ...",
+        flush=True,
+    )
     from dagster import DagsterInstance
 
     from assets.core.dbt_project import prepare_dbt_project
@@ -79,11 +89,7 @@ def _refresh_locked(warehouse: Path, landing: Path, as_of) -> int:
     from orchestration.definitions import defs
     from orchestration.sensors import raise_failure_alert
 
-    print(
-        f"risk refresh: landing {landing}\n              warehouse {warehouse}\n"
-        f"              as of {as_of}",
-        flush=True,
-    )
+    print("              running nightly_refresh (each step is logged below)", flush=True)
     started = time.perf_counter()
     job = defs.resolve_job_def("nightly_refresh")
     with DagsterInstance.get() as instance:
@@ -105,8 +111,8 @@ def _refresh_locked(warehouse: Path, landing: Path, as_of) -> int:
         if not result.success:
             raise_failure_alert(instance, instance.get_run_by_id(result.run_id), lock_wait=0)
     seconds = time.perf_counter() - started
-    _print_summary(build_path(warehouse))
-    if step_seconds:
+    _print_summary(build_path(warehouse), verbose=verbose)
+    if step_seconds and verbose:
         print(f"\n {'step':<64} seconds")
         for step, took in step_seconds.items():
             print(f" {step:<64} {took:>7.1f}")
@@ -119,10 +125,48 @@ def _refresh_locked(warehouse: Path, landing: Path, as_of) -> int:
             file=sys.stderr,
         )
         return 1
+    _print_what_next(warehouse, as_of)
     print(
         f"\nrisk refresh succeeded in {seconds:.1f}s (run {result.run_id}); warehouse: {warehouse}"
     )
     return 0
+
+
+def _print_what_next(warehouse: Path, as_of) -> None:
+    """What a person needs after a refresh: the watchlist in numbers, what changed, where the
+    report and sheets are, how to look further."""
+    import duckdb
+
+    from assets.report.files import exports_dir
+
+    if not warehouse.exists():
+        return
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            tiers = dict(con.execute(
+                "SELECT tier, count(*) FROM marts.watchlist GROUP BY ALL").fetchall())
+            status = dict(con.execute(
+                "SELECT status, count(*) FROM marts.watchlist GROUP BY ALL").fetchall())
+            cleared = con.execute(
+                "SELECT count(*) FROM marts.watchlist_history AS h WHERE h.as_of_date = "
+                "(SELECT max(as_of_date) FROM marts.watchlist_history WHERE as_of_date < ?) "
+                "AND h.enterprise_id NOT IN (SELECT enterprise_id FROM marts.watchlist)",
+                [as_of],
+            ).fetchone()[0]
+            engine = con.execute(
+                "SELECT any_value(engine) FROM marts.watchlist").fetchone()[0]
+    except duckdb.Error as exc:
+        print(f"\n (no watchlist summary: {exc})")
+        return
+    out = exports_dir() / as_of.isoformat()
+    print(
+        f"\n watchlist as of {as_of}: {tiers.get('red', 0)} red, {tiers.get('amber', 0)} amber "
+        f"({status.get('new', 0)} new, {status.get('escalated', 0)} escalated, {cleared} left "
+        f"since the last refresh); engine: {engine or 'n/a'}"
+        f"\n report and sheets: {out / 'report.html'}, {out / 'watchlist.xlsx'}"
+        f"\n analysts: duckdb -readonly {warehouse}   (docs/analyst-guide.md)"
+        "\n runs and checks: make ui, then http://127.0.0.1:3000   (step timings: --verbose)"
+    )
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -140,8 +184,9 @@ def _step_seconds(instance, run_id: str) -> dict[str, float]:
     return took
 
 
-def _print_summary(warehouse: Path) -> None:
-    """What was loaded, quarantined and built, read back from the warehouse."""
+def _print_summary(warehouse: Path, *, verbose: bool = False) -> None:
+    """What was loaded and quarantined (and with --verbose, each mart's rows), read back from
+    the build file."""
     import duckdb
 
     if not warehouse.is_file():
@@ -173,7 +218,7 @@ def _print_summary(warehouse: Path) -> None:
             ).fetchone()[0]
             print(f" {t:<20} {rows:>12,} {q:>13,} {f:>16,}")
         marts = sorted(t for t in tables if t.startswith("marts."))
-        if marts:
+        if marts and verbose:
             print("\n mart                                   rows")
             for m in marts:
                 n = con.execute(f"SELECT count(*) FROM {m}").fetchone()[0]
@@ -274,11 +319,15 @@ def _generate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="risk", description="SME credit early-warning platform")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser(
+    refresh = sub.add_parser(
         "refresh",
         help="run nightly_refresh end to end (honours RISK_LANDING_DIR, RISK_AS_OF, "
         "RISK_WAREHOUSE)",
-    ).set_defaults(func=_refresh)
+    )
+    refresh.add_argument(
+        "--verbose", action="store_true", help="also print mart row counts and step timings"
+    )
+    refresh.set_defaults(func=_refresh)
     bt = sub.add_parser(
         "backtest",
         help="refit the PD scorecard and back-test the early warning on the warehouse's own "

@@ -71,6 +71,9 @@ def test_refresh_builds_every_mart_and_records_the_run(
     assert cli.main(["refresh"]) == 0
     printed = capsys.readouterr().out
     assert "risk refresh succeeded" in printed and str(warehouse) in printed
+    # what a person needs: the watchlist in numbers, where the report is, how to look further
+    assert "watchlist as of 2024-12-31:" in printed and "report.html" in printed
+    assert "--verbose" in printed and "\n step " not in printed  # timings only with --verbose
     with duckdb.connect(str(warehouse), read_only=True) as con:
         marts = {
             r[0]
