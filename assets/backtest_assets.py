@@ -8,7 +8,6 @@ when a champion scorecard exists: the whole default window, and the model's out-
 """
 
 
-from datetime import date
 
 import duckdb
 from dagster import (
@@ -22,6 +21,7 @@ from dagster import (
 
 from assets.backtest.run import backtest_summary, observed_window, run_backtest
 from assets.core.metadata import markdown_table, table_exists
+from assets.core.month_ends import add_months
 from assets.core.resources import RiskWarehouse
 from assets.dbt_assets import mart_key
 from assets.scorecard_assets import PD_SCORECARD_KEY
@@ -55,13 +55,6 @@ DESCRIPTIONS = {
     "window, per run.",
 }
 WINDOW_MONTHS = 24
-
-
-def _month_ends_back(d: date, months: int) -> date:
-    """The month end `months` months before month end d."""
-    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
-    nxt = date(y + (m + 1) // 12, (m + 1) % 12 + 1, 1)
-    return date.fromordinal(nxt.toordinal() - 1)
 
 
 def backtest(
@@ -107,7 +100,7 @@ def backtest(
     start = min(min(w) for w in windows.values() if w)
     # Lead times read the decisions of the 12 months before each default.
     decisions = build_decision_history(
-        con, catalog, engine, start=_month_ends_back(start, 12), end=max(observed)
+        con, catalog, engine, start=add_months(start, -12), end=max(observed)
     )
     version = engine.model_version or f"expert catalog {catalog.version}"
     if not engine.model_version:

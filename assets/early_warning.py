@@ -10,8 +10,7 @@ The decision marts that read them (watchlist_history, watchlist, loan_ifrs9_stag
 models: dbt_project/models/marts/early_warning/.
 """
 
-import calendar
-from datetime import date, timedelta
+from datetime import date
 
 import duckdb
 from dagster import (
@@ -31,6 +30,7 @@ from dagster import (
 )
 
 from assets.core.metadata import column_schema, markdown_table, table_exists
+from assets.core.month_ends import add_months, last_month_end
 from assets.core.resources import RiskWarehouse
 from assets.core.sql import date_literal, ident, text, transaction
 from assets.dbt_assets import mart_key
@@ -67,13 +67,6 @@ CATALOG = load_catalog()
 
 # ---------------------------------------------------------------------------------------------
 # Plain SQL builders (no Dagster)
-
-
-def last_month_end(d: date) -> date:
-    """The latest month end on or before d."""
-    if d.day == calendar.monthrange(d.year, d.month)[1]:
-        return d
-    return d.replace(day=1) - timedelta(days=1)
 
 
 def monitored_enterprises_sql(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> str:
@@ -171,11 +164,6 @@ def build_risk_profile(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: 
     return con.execute("SELECT count(*) FROM marts.enterprise_risk_profile").fetchone()[0]
 
 
-def _month_end_back(d: date, months: int) -> date:
-    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
-    return last_month_end(date(y + (m + 1) // 12, (m + 1) % 12 + 1, 1) - timedelta(days=1))
-
-
 DECISIONS_DDL = """
 CREATE TABLE IF NOT EXISTS marts.enterprise_decisions (
     enterprise_id VARCHAR NOT NULL, month_end DATE NOT NULL, engine VARCHAR,
@@ -195,7 +183,7 @@ def build_decision_window(
     so they follow the facts, not the refreshes that happened to run. The window's month ends
     are replaced in one transaction; older rows stay."""
     end = last_month_end(as_of)
-    start = _month_end_back(end, catalog.status_window_months - 1)
+    start = add_months(end, -(catalog.status_window_months - 1))
     pop = monitored_enterprises_sql(con, catalog, as_of)
     population = (
         "SELECT f.enterprise_id, f.month_end FROM marts.fct_enterprise_month_end AS f "

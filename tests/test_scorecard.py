@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from assets.core.month_ends import add_months
 from assets.core.sql import date_literal
 from assets.scorecard import (
     current_model,
@@ -27,7 +28,7 @@ from assets.scorecard import (
     score_sql,
 )
 from assets.scorecard import fit as fit_module
-from assets.scorecard.fit import add_months, fit_scorecard_detailed, fit_windows, model_card
+from assets.scorecard.fit import fit_scorecard_detailed, fit_windows, model_card
 from assets.scorecard.spec import SpecError, parse_spec
 from assets.scorecard.sql import examples_sql
 

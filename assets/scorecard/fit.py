@@ -10,7 +10,6 @@ champion or None (cold start, or never fitted).
 
 from __future__ import annotations
 
-import calendar
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -20,6 +19,7 @@ import duckdb
 import pandas as pd
 
 from assets.core.metadata import table_exists
+from assets.core.month_ends import add_months
 from assets.core.sql import date_literal, ident, literal, text
 from assets.scorecard.spec import FeatureSpec, ScorecardSpec, load_spec
 from assets.scorecard.sql import (
@@ -44,16 +44,6 @@ COUNT_COLUMNS = ("n_train", "n_train_defaults", "n_oot", "n_oot_defaults")
 
 # ---------------------------------------------------------------------------------------------
 # Dates
-
-
-def month_end(d: date) -> date:
-    return d.replace(day=calendar.monthrange(d.year, d.month)[1])
-
-
-def add_months(d: date, months: int) -> date:
-    """The month end `months` after d's month (negative: before)."""
-    idx = d.year * 12 + d.month - 1 + months
-    return month_end(date(idx // 12, idx % 12 + 1, 1))
 
 
 @dataclass(frozen=True)
