@@ -84,6 +84,25 @@ def test_publish_copies_marts_and_raw_without_personal_data(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir() if "publishing" in p.name] == []
 
 
+def test_documentation_comments_travel_with_the_published_tables(tmp_path: Path) -> None:
+    """dbt's persist_docs writes descriptions as DuckDB comments; analysts see them in the
+    published file."""
+    build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
+    make_build(build)
+    with duckdb.connect(str(build)) as con:
+        con.execute("COMMENT ON TABLE marts.watchlist IS 'red and amber firms as of D'")
+        con.execute("COMMENT ON COLUMN marts.watchlist.reasons IS 'plain-language reasons'")
+    do_publish(build, published)
+    with duckdb.connect(str(published), read_only=True) as con:
+        assert con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE table_name = 'watchlist'"
+        ).fetchone()[0] == "red and amber firms as of D"
+        assert con.execute(
+            "SELECT comment FROM duckdb_columns() WHERE table_name = 'watchlist' "
+            "AND column_name = 'reasons'"
+        ).fetchone()[0] == "plain-language reasons"
+
+
 def test_a_reader_keeps_the_old_file_until_it_reconnects(tmp_path: Path) -> None:
     build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
     make_build(build, tag="v1")

@@ -222,6 +222,28 @@ def _stray_temp_files(published: Path) -> list[Path]:
     return sorted(published.parent.glob(f".{published.name}.*.publishing*"))
 
 
+def _copy_comments(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, cols: list[str]
+) -> None:
+    """The table's and its columns' documentation (dbt persist_docs) travel with the copy,
+    so analysts read them in their SQL client."""
+    row = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE database_name = 'build' AND schema_name = ? "
+        "AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    name = f"pub.{ident(schema)}.{ident(table)}"
+    if row and row[0]:
+        con.execute(f"COMMENT ON TABLE {name} IS {literal(row[0])}")
+    for column, comment in con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = 'build' "
+        "AND schema_name = ? AND table_name = ? AND comment IS NOT NULL",
+        [schema, table],
+    ).fetchall():
+        if column in cols:
+            con.execute(f"COMMENT ON COLUMN {name}.{ident(column)} IS {literal(comment)}")
+
+
 def publish(
     build: Path,
     published: Path,
@@ -281,6 +303,7 @@ def publish(
                     counts[f"{schema}.{table}"] = con.execute(
                         f"SELECT count(*) FROM pub.{name}"
                     ).fetchone()[0]
+                    _copy_comments(con, schema, table, cols)
                 now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
                 row = [f"CAST({literal(now)} AS TIMESTAMP) AS published_at"] + [
                     f"{literal(v)} AS {ident(k)}" for k, v in (info or {}).items()
