@@ -1,18 +1,34 @@
 """Schedules: the nightly refresh at 02:00 Beijing time (after upstream systems deliver) and
 the monthly scorecard refit and back-test."""
 
-from dagster import DefaultScheduleStatus, ScheduleDefinition
+from zoneinfo import ZoneInfo
+
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    schedule,
+)
 
 from orchestration.jobs import model_backtest, nightly_refresh
 
-nightly_refresh_schedule = ScheduleDefinition(
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@schedule(
     name="nightly_refresh_0200_shanghai",
     job=nightly_refresh,
     cron_schedule="0 2 * * *",
     execution_timezone="Asia/Shanghai",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Runs nightly_refresh every day at 02:00 Asia/Shanghai.",
+    description="Runs nightly_refresh every day at 02:00 Asia/Shanghai, as of that day.",
 )
+def nightly_refresh_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    """Each run is tagged with its as-of date (the Beijing date it was scheduled for), so the
+    UI shows which date a run was for."""
+    as_of = context.scheduled_execution_time.astimezone(SHANGHAI).date()
+    return RunRequest(tags={"risk/as_of_date": as_of.isoformat(), "trigger": "schedule"})
 
 model_backtest_schedule = ScheduleDefinition(
     name="model_backtest_monthly_shanghai",

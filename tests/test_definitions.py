@@ -77,6 +77,14 @@ def test_nightly_schedule_runs_at_two_beijing_time(defs: Definitions) -> None:
     assert schedule.execution_timezone == "Asia/Shanghai"
     assert schedule.job_name == "nightly_refresh"
     assert schedule.default_status.value == "RUNNING"
+    from datetime import UTC, datetime
+
+    from dagster import build_schedule_context
+
+    # 18:00 UTC on 31 Oct is 02:00 on 1 Nov in Beijing: the run is as of 1 Nov.
+    ctx = build_schedule_context(scheduled_execution_time=datetime(2026, 10, 31, 18, tzinfo=UTC))
+    request = schedule.evaluate_tick(ctx).run_requests[0]
+    assert request.tags["risk/as_of_date"] == "2026-11-01"
 
 
 def test_asset_specs_match_snapshot(defs: Definitions) -> None:
