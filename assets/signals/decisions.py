@@ -54,7 +54,8 @@ class Engine:
     def name(self) -> str:
         if self.model_version:
             return f"pd_scorecard {self.model_version}"
-        return f"{EXPERT_ENGINE} (cold start{': ' + self.note if self.note else ''})"
+        note = self.note.removeprefix("cold start:").strip()
+        return f"{EXPERT_ENGINE} (cold start{': ' + note if note else ''})"
 
 
 def current_engine(con: duckdb.DuckDBPyConnection) -> Engine:
