@@ -115,6 +115,17 @@ def _with_row_counts(
     prune_run_targets()
 
 
+def _build(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: RiskWarehouse,
+    build_vars: dict[str, object],
+) -> Iterator:
+    """One dbt step: `dbt build` of this asset's selection with the vars, row counts after."""
+    args = [*BUILD_ARGS, "--vars", json.dumps(build_vars)]
+    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse, context)
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -126,8 +137,7 @@ def risk_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
 ) -> Iterator:
     """`dbt build` of staging, intermediate and the fact marts as of the run's date."""
-    args = [*BUILD_ARGS, "--vars", json.dumps(dbt_vars(warehouse))]
-    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse, context)
+    yield from _build(context, dbt, warehouse, dbt_vars(warehouse))
 
 
 @dbt_assets(
@@ -141,8 +151,7 @@ def decision_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
 ) -> Iterator:
     """`dbt build` of the decision marts (watchlist, its history, IFRS 9 stage overlay)."""
-    args = [*BUILD_ARGS, "--vars", json.dumps({**dbt_vars(warehouse), **decision_vars(CATALOG)})]
-    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse, context)
+    yield from _build(context, dbt, warehouse, {**dbt_vars(warehouse), **decision_vars(CATALOG)})
 
 
 dbt_model_assets = [risk_dbt_models, decision_dbt_models]
