@@ -24,8 +24,8 @@ from assets.signals.catalog import (
     feature_columns,
     load_catalog,
     parse_catalog,
-    signal_hits_sql,
 )
+from assets.signals.decisions import features_sql, signal_hits_rows_sql
 
 CAT = load_catalog()
 AS_OF = date(2026, 3, 31)
@@ -206,6 +206,12 @@ def put_month(con, month_end: date, firms: dict[str, dict]) -> None:
                  floor=overrides.get("_floor", 1))
 
 
+def hits_as_of(con, as_of: date) -> str:
+    """The engine's own signal hits over each firm's latest feature row on or before as_of."""
+    latest = features_sql(con, CAT, end=as_of, latest_only=True)
+    return signal_hits_rows_sql(CAT, f"({latest})")
+
+
 class Warehouse:
     """A connection to a warehouse file that steps aside while dbt (another process) writes."""
 
@@ -255,17 +261,19 @@ def signal_results() -> dict[str, dict[str, str]]:
     """{enterprise_id: {signal_id: reason}} over all CASES firms, as of AS_OF."""
     c = duckdb.connect()
     create_schema(c)
-    prior = date(2025, 12, 31)
+    # the 3 month ends before AS_OF carry `before` (change columns look 3 month ends back)
+    prior = [date(2025, 12, 31), date(2026, 1, 31), date(2026, 2, 28)]
     for sid, (hit, miss, before) in CASES.items():
         for kind, over in (("hit", hit), ("miss", miss)):
             prior_over = dict(before)
             if "_prior" in over:
                 prior_over["outstanding_to_revenue_12m"] = over["_prior"]
-            put_features(c, f"{sid}__{kind}", prior, **prior_over)
+            for me in prior:
+                put_features(c, f"{sid}__{kind}", me, **prior_over)
             put_features(c, f"{sid}__{kind}", AS_OF, **over)
     out: dict[str, dict[str, str]] = {}
     for eid, sid, reason in c.execute(
-        f"SELECT enterprise_id, signal_id, reason FROM ({signal_hits_sql(CAT, AS_OF)})"
+        f"SELECT enterprise_id, signal_id, reason FROM ({hits_as_of(c, AS_OF)})"
     ).fetchall():
         out.setdefault(eid, {})[sid] = reason
     c.close()
@@ -303,7 +311,7 @@ def test_reasons_quote_the_firms_own_values(signal_results) -> None:
 
 def test_healthy_firm_triggers_nothing(con) -> None:
     put_features(con, "healthy", AS_OF)
-    assert con.execute(f"SELECT count(*) FROM ({signal_hits_sql(CAT, AS_OF)})").fetchone()[0] == 0
+    assert con.execute(f"SELECT count(*) FROM ({hits_as_of(con, AS_OF)})").fetchone()[0] == 0
 
 
 def test_catalog_covers_every_dimension_and_stage() -> None:

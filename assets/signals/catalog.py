@@ -12,12 +12,8 @@ by pre-lending screening (`assets/screening/`):
 - `signal_predicate_sql(signal, alias="f")`: boolean SQL (NULL-safe: NULL -> false) over a
   relation `alias` holding the feature columns (and `<feature>_chg_<N>m` change columns).
 - `signal_reason_sql(signal, alias="f")`: VARCHAR SQL, the plain-language reason.
-- `signal_sql(signal, relation, alias="f")`: a SELECT of the hits of one signal from a relation
-  with `enterprise_id` and the features: enterprise_id, signal_id, dimension, severity, reason.
-- `latest_features_sql(catalog, as_of, enterprises_sql=None)`: each enterprise's latest row of
-  `marts.fct_enterprise_month_end` with month_end <= as_of, plus the change columns the
-  catalog needs; optionally restricted to the enterprise ids a subquery returns.
-- `signal_hits_sql(catalog, as_of, enterprises_sql=None)`: the hits of all signals as of a date.
+- The feature rows, change columns and signal hits per firm and month end are built from these
+  in `assets/signals/decisions.py` (one path for tonight and the back-test).
 - `tier_sql(catalog, ...)`, `dimension_score_sql(...)`, `risk_score_sql(...)`: tier and scores.
 - `feature_columns(catalog)`: the feature-mart columns the catalog reads.
 - `RuleFileModel`, `rule_error`, `describe_validation_error`, `write_schema`: the pieces the
@@ -28,7 +24,6 @@ import argparse
 import json
 import re
 from collections.abc import Collection, Mapping
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -49,7 +44,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this TypedDict on Python < 3.12
 
-from assets.core.sql import date_literal, ident, literal, text
+from assets.core.sql import ident, literal, text
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yml")
 SCHEMA_PATH = Path(__file__).with_name("catalog.schema.json")
@@ -670,55 +665,6 @@ def signal_reason_sql(signal: Signal, alias: str = "f") -> str:
     if pos < len(signal.reason):
         parts.append(text(signal.reason[pos:]))
     return "concat(" + ", ".join(parts) + ")" if parts else "''"
-
-
-def signal_sql(signal: Signal, relation: str, alias: str = "f") -> str:
-    """SELECT of one signal's hits from `relation` (enterprise_id + feature columns)."""
-    return (
-        f"SELECT {alias}.enterprise_id, {text(signal.id)} AS signal_id, "
-        f"{text(signal.dimension)} AS dimension, {text(signal.severity)} AS severity, "
-        f"{text(signal.stage)} AS stage, {signal_reason_sql(signal, alias)} AS reason "
-        f"FROM {relation} AS {alias} WHERE {signal_predicate_sql(signal, alias)}"
-    )
-
-
-def latest_features_sql(
-    catalog: Catalog, as_of: date, enterprises_sql: str | None = None
-) -> str:
-    """Each enterprise's latest feature row with month_end <= as_of, plus change columns."""
-    d = date_literal(as_of)
-    restrict = f"AND enterprise_id IN ({enterprises_sql})" if enterprises_sql else ""
-    joins, cols = [], []
-    for k, (feature, months) in enumerate(catalog.change_columns):
-        p = f"p{k}"
-        joins.append(
-            f"LEFT JOIN {FEATURE_MART} AS {p} ON {p}.enterprise_id = l.enterprise_id "
-            f"AND {p}.month_end = last_day(l.month_end - INTERVAL {months} MONTH)"
-        )
-        cols.append(
-            f"l.{ident(feature)} - {p}.{ident(feature)} AS {ident(f'{feature}_chg_{months}m')}"
-        )
-    latest = (
-        f"SELECT * FROM {FEATURE_MART} WHERE month_end <= {d} {restrict} "
-        "QUALIFY row_number() OVER (PARTITION BY enterprise_id ORDER BY month_end DESC) = 1"
-    )
-    return (
-        f"SELECT l.*{''.join(', ' + c for c in cols)} FROM ({latest}) AS l "
-        + " ".join(joins)
-    )
-
-
-def signal_hits_sql(catalog: Catalog, as_of: date, enterprises_sql: str | None = None) -> str:
-    """All signals' hits as of a date: enterprise_id, signal_id, dimension, severity, stage,
-    reason, month_end (of the feature row used), as_of_date, catalog_version."""
-    features = latest_features_sql(catalog, as_of, enterprises_sql)
-    unions = "\nUNION ALL\n".join(signal_sql(s, "features") for s in catalog.signals)
-    return (
-        f"WITH features AS ({features}), hits AS ({unions}) "
-        f"SELECT {date_literal(as_of)} AS as_of_date, h.*, f.month_end, "
-        f"{text(catalog.version)} AS catalog_version "
-        "FROM hits AS h JOIN features AS f USING (enterprise_id)"
-    )
 
 
 def tier_sql(
