@@ -161,7 +161,8 @@ def early_warning_backtest(context: AssetExecutionContext, warehouse: RiskWareho
             else 0
         )
     figures = [
-        "auc_6m", "ks_6m", "auc_12m", "ks_12m", "recall_6m", "precision_red_6m",
+        "auc_6m", "auc_6m_list_order", "ks_6m", "auc_12m", "ks_12m", "recall_6m",
+        "precision_red_6m",
         "precision_amber_6m", "performing_listed_share", "listed_while_current_share",
         "lead_time_median", "psi_score",
     ]

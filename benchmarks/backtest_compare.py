@@ -32,7 +32,8 @@ GOALS = {
     "precision_red_6m": (">=", 0.30),
 }
 SHOWN = [
-    "auc_6m", "ks_6m", "auc_12m", "recall_6m", "recall_firm", "precision_red_6m",
+    "auc_6m", "auc_6m_list_order", "ks_6m", "auc_12m", "recall_6m",
+    "recall_firm", "precision_red_6m",
     "precision_amber_6m", "performing_listed_share", "watchlist_book_share",
     "listed_while_current_share", "lead_time_median", "lead_time_share_ge_7m",
     "defaulting_firms", "population_firm_months",

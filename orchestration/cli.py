@@ -291,7 +291,7 @@ def _print_backtest(warehouse: Path) -> None:
     """The runs just written, as a table a person can read."""
     import duckdb
 
-    cols = ["auc_6m", "ks_6m", "auc_12m", "recall_6m", "precision_red_6m",
+    cols = ["auc_6m", "auc_6m_list_order", "ks_6m", "auc_12m", "recall_6m", "precision_red_6m",
             "performing_listed_share", "listed_while_current_share", "lead_time_median"]
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(

@@ -430,3 +430,24 @@ def test_feature_psi_against_train_share() -> None:
     assert psi["dso"] == pytest.approx((0.8 - 0.5) * np.log(0.8 / 0.5) + (0.2 - 0.5) * np.log(0.4))
     assert psi["lev"] == pytest.approx(0.0)
     assert f["feature_psi_max"] == pytest.approx(psi["dso"]) and f["features_shifted"] == 1
+
+
+def test_list_order_auc_ranks_red_firms_first_whatever_their_pd(random_rows) -> None:
+    """auc_6m_list_order reads the list as an officer does: red, amber, the rest, each by pd.
+    Tier half the 6-month defaulters red (a hard trigger, pd unchanged): the order's AUC must
+    equal scikit-learn's on (tier rank + pd), and beat pd alone."""
+    con, pd_, y6, _, _ = random_rows
+    red = y6 & (np.arange(len(pd_)) % 2 == 0)
+    con.execute(
+        "UPDATE main.decisions SET tier = 'red', listed = true "
+        "WHERE month_end = DATE '2023-06-30' AND enterprise_id IN "
+        f"({', '.join(repr(f'E{i}') for i in np.flatnonzero(red))})"
+    )
+    f = run_backtest(
+        con, "SELECT * FROM main.decisions", window=[date(2023, 6, 30)],
+        model_version="m", catalog_version="c",
+    )
+    order = pd_ + 2 * red
+    assert f["auc_6m_list_order"] == pytest.approx(roc_auc_score(y6, order), abs=1e-12)
+    assert f["auc_6m"] == pytest.approx(roc_auc_score(y6, pd_), abs=1e-12)
+    assert f["auc_6m_list_order"] > f["auc_6m"]

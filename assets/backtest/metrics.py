@@ -20,6 +20,7 @@ from assets.core.sql import ident, literal, text
 
 POP = "_bt_pop"
 PD_GROUPS = "_bt_pd_groups"
+LIST_ORDER_GROUPS = "_bt_list_order_groups"
 DEFAULTERS = "_bt_defaulters"
 DEFAULTER_ROWS = "_bt_defaulter_rows"
 LEAD = "_bt_lead"
@@ -37,6 +38,13 @@ PD_BANDS: tuple[tuple[float, float, str], ...] = (
 DEFAULT_CUTOFFS: tuple[float, ...] = (0.01, 0.02, 0.03, 0.05, 0.075, 0.10, 0.15, 0.20, 0.30)
 WEAK_LIFT = 1.5
 LEAD_TIME_LONG_MONTHS = 7
+# The order an officer reads the watchlist in: red, then amber, then the rest, each by pd. A
+# hard trigger (a defaulted loan, diversion, a revoked licence) lists a firm red whatever its
+# pd, so this order, not pd alone, is what the engine ranks by. pd is in [0, 1), so adding the
+# tier's rank keeps the tiers apart; a firm without pd sorts first within its tier.
+LIST_ORDER = (
+    "(CASE tier WHEN 'red' THEN 2 WHEN 'amber' THEN 1 ELSE 0 END + coalesce(pd, 0))"
+)
 # Shares below this are floored in PSI so an empty bin gives a large, finite term.
 PSI_FLOOR = 1e-4
 
@@ -51,20 +59,25 @@ def within_12m_before(month_end: str, default_date: str) -> str:
 
 
 def stage_pd_groups(con: duckdb.DuckDBPyConnection) -> None:
-    """Firm-months per distinct pd with their 6/12-month defaults: AUC, KS and the ROC are
-    sums over these groups, and grouping ties is exactly the tie-averaged rank."""
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {PD_GROUPS} AS
-        SELECT pd,
-               count(*) AS n,
-               count(*) FILTER (WHERE default_within_6m) AS pos_6m,
-               count(*) FILTER (WHERE default_within_12m) AS pos_12m
-        FROM {POP}
-        WHERE pd IS NOT NULL
-        GROUP BY pd
-        """
-    )
+    """Firm-months per distinct pd (and per distinct list order) with their 6/12-month
+    defaults: AUC, KS and the ROC are sums over these groups, and grouping ties is exactly
+    the tie-averaged rank."""
+    for table, score, where in (
+        (PD_GROUPS, "pd", "pd IS NOT NULL"),
+        (LIST_ORDER_GROUPS, LIST_ORDER, "tier IS NOT NULL"),
+    ):
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT {score} AS pd,
+                   count(*) AS n,
+                   count(*) FILTER (WHERE default_within_6m) AS pos_6m,
+                   count(*) FILTER (WHERE default_within_12m) AS pos_12m
+            FROM {POP}
+            WHERE {where}
+            GROUP BY 1
+            """
+        )
 
 
 def auc_ks_sql(groups: str, pos: str) -> str:
@@ -96,9 +109,12 @@ def auc_ks_sql(groups: str, pos: str) -> str:
     """
 
 
-def auc_ks(con: duckdb.DuckDBPyConnection, pos: str) -> tuple[float | None, float | None]:
-    """(AUC, KS) of pd against the outcome counted in column `pos` of the pd groups."""
-    auc, ks = con.execute(auc_ks_sql(PD_GROUPS, pos)).fetchone()
+def auc_ks(
+    con: duckdb.DuckDBPyConnection, pos: str, groups: str = PD_GROUPS
+) -> tuple[float | None, float | None]:
+    """(AUC, KS) of pd (or, with LIST_ORDER_GROUPS, of the list order) against the outcome
+    counted in column `pos` of the groups."""
+    auc, ks = con.execute(auc_ks_sql(groups, pos)).fetchone()
     return auc, ks
 
 

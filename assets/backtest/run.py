@@ -18,6 +18,9 @@ Definitions (the marts' column descriptions in `TABLES` say the same):
 * auc_6m/ks_6m, auc_12m/ks_12m: pd against default_within_6m / _12m over the scored population
   firm-months. AUC by the Mann-Whitney rank sum with ties averaged; KS = max |cumulative share
   of bads - cumulative share of goods| over distinct pd values.
+* auc_6m_list_order / auc_12m_list_order: the same AUC for the order an officer reads the
+  watchlist in (red, amber, the rest, each by pd): hard triggers list a firm red whatever its
+  pd, so this is what the engine ranks by; auc_6m is the PD model's own ranking.
 * recall_6m (_12m): share of population firm-months defaulting within 6 (12) months that were
   listed. precision_red_6m / precision_amber_6m / precision_listed_6m: share of red / amber /
   listed firm-months defaulting within 6 months.
@@ -70,6 +73,7 @@ from assets.backtest.metrics import (
     DEFAULTER_ROWS,
     DEFAULTERS,
     LEAD,
+    LIST_ORDER_GROUPS,
     PD_GROUPS,
     POP,
 )
@@ -82,7 +86,7 @@ SCHEMA = "marts"
 WINDOW_MONTHS = 24
 ROC_POINTS = 50
 _REFERENCE = "_bt_reference"
-_TEMPS = (POP, PD_GROUPS, DEFAULTERS, DEFAULTER_ROWS, LEAD, _REFERENCE)
+_TEMPS = (POP, PD_GROUPS, LIST_ORDER_GROUPS, DEFAULTERS, DEFAULTER_ROWS, LEAD, _REFERENCE)
 
 _P = "DOUBLE"
 Column = tuple[str, str, str]
@@ -126,6 +130,17 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
             ("ks_6m", _P, "KS of pd vs default_within_6m (max gap of cumulative shares)"),
             ("auc_12m", _P, "AUC of pd vs default_within_12m (rank sum, ties averaged)"),
             ("ks_12m", _P, "KS of pd vs default_within_12m"),
+            (
+                "auc_6m_list_order",
+                _P,
+                "AUC vs default_within_6m of the order the watchlist is read in: tier "
+                "(red, amber, rest; hard triggers are red whatever their pd), then pd",
+            ),
+            (
+                "auc_12m_list_order",
+                _P,
+                "AUC vs default_within_12m of the watchlist order (tier, then pd)",
+            ),
             ("recall_6m", _P, "Share of firm-months defaulting within 6 months that were listed"),
             ("recall_12m", _P, "Share of firm-months defaulting within 12 months that were listed"),
             (
@@ -570,6 +585,8 @@ def run_backtest(
         metrics.stage_pd_groups(con)
         auc_6m, ks_6m = metrics.auc_ks(con, "pos_6m")
         auc_12m, ks_12m = metrics.auc_ks(con, "pos_12m")
+        auc_6m_order, _ = metrics.auc_ks(con, "pos_6m", metrics.LIST_ORDER_GROUPS)
+        auc_12m_order, _ = metrics.auc_ks(con, "pos_12m", metrics.LIST_ORDER_GROUPS)
         signals = _rows(con.execute(metrics.signals_sql(list(signal_ids))))
         small = {
             "backtest_signals": signals,
@@ -605,6 +622,8 @@ def run_backtest(
             "ks_6m": ks_6m,
             "auc_12m": auc_12m,
             "ks_12m": ks_12m,
+            "auc_6m_list_order": auc_6m_order,
+            "auc_12m_list_order": auc_12m_order,
             **firm,
             "signals_evaluated": len(signals),
             "weak_signals": len(weak),

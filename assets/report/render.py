@@ -158,7 +158,9 @@ def officer_row(r: dict, lang: str, catalog: Catalog) -> dict:
 
 
 BACKTEST_FIGURES_ZH = {
-    "auc_6m": "AUC（6个月内违约）", "ks_6m": "KS（6个月）", "auc_12m": "AUC（12个月内违约）",
+    "auc_6m": "AUC（6个月内违约）",
+    "auc_6m_list_order": "AUC（6个月，按名单顺序：红、黄、其他）",
+    "ks_6m": "KS（6个月）", "auc_12m": "AUC（12个月内违约）",
     "recall_6m": "6个月内违约企业中事先列入名单的比例",
     "precision_red_6m": "红色企业6个月内违约比例", "precision_amber_6m": "黄色企业6个月内违约比例",
     "performing_listed_share": "12个月正常履约却被列入名单的企业比例",
@@ -168,6 +170,7 @@ BACKTEST_FIGURES_ZH = {
 }
 BACKTEST_FIGURES = (
     ("auc_6m", "AUC, default within 6 months", "num"),
+    ("auc_6m_list_order", "AUC, 6 months, in list order (red, amber, rest)", "num"),
     ("ks_6m", "KS, 6 months", "num"),
     ("auc_12m", "AUC, default within 12 months", "num"),
     ("recall_6m", "later defaulters (6 months) listed", "pct"),
