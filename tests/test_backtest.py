@@ -228,8 +228,10 @@ def test_signals_lift_and_weak(hand: duckdb.DuckDBPyConnection) -> None:
     assert (n, hd, hp) == (4, pytest.approx(2 / 22), pytest.approx(2 / 27))
     assert lift == pytest.approx(27 / 22) and lift < 1.5 and weak is True
     assert first == pytest.approx(1 / 5)  # tied with S_GOOD on I
-    assert by_id["S_NEVER"][0] == 0 and by_id["S_NEVER"][-1] is True
-    assert f["weak_signals"] == 2 and f["weak_signal_ids"] == ["S_NEVER", "S_WEAK"]
+    # S_NEVER never fired on the population: no lift to judge, so not weak but silent
+    assert by_id["S_NEVER"][0] == 0 and by_id["S_NEVER"][-1] is None
+    assert f["weak_signals"] == 1 and f["weak_signal_ids"] == ["S_WEAK"]
+    assert f["silent_signal_ids"] == ["S_NEVER"]
 
 
 def test_calibration_and_cutoffs(hand: duckdb.DuckDBPyConnection) -> None:

@@ -412,7 +412,7 @@ def test_report_shows_the_backtest_read_from_its_marts() -> None:
         "FROM range(200) AS t(i)"
     )
     run_backtest(con, "decisions", model_version="m1", catalog_version="c1",
-                 signal_ids=["weak_one"])
+                 signal_ids=["weak_one", "never_fires"])
     data = gather_report_data(con, date(2026, 1, 31))
     assert data.backtest is not None and data.backtest.roc
     html = render_report(data, lang="en")
@@ -420,6 +420,8 @@ def test_report_shows_the_backtest_read_from_its_marts() -> None:
     assert "AUC, default within 6 months" in section and "1.000" in section
     assert section.count("<svg") == 2
     assert "Amber cut-off" in section and "weak_one" in section
+    assert "never fired on performing firms" in section and "never_fires" in section
+    assert "in list order" in section
     zh = render_report(data, lang="zh").split('id="backtest"')[1]
     assert "AUC（6个月内违约）" in zh
     assert "黄色阈值" in zh and zh.count("<svg") == 2

@@ -302,6 +302,10 @@ def signals_sql(signal_ids: Sequence[str]) -> str:
         SELECT *,
                hit_rate_defaulters / nullif(hit_rate_performing, 0) AS lift,
                CASE WHEN hit_rate_defaulters IS NULL THEN NULL
+                    -- never fired on the population (performing firm-months): no lift to
+                    -- judge. Hard triggers about firms already in default (a defaulted loan)
+                    -- cannot fire there; a broken signal shows up in silent_signal_ids.
+                    WHEN fired_firm_months = 0 THEN NULL
                     WHEN hit_rate_defaulters = 0 THEN true
                     WHEN hit_rate_performing IS NULL OR hit_rate_performing = 0 THEN false
                     ELSE hit_rate_defaulters / hit_rate_performing < {literal(WEAK_LIFT)}

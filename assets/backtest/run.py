@@ -173,6 +173,12 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
             ("signals_evaluated", "INTEGER", "Signals in backtest_signals for the run"),
             ("weak_signals", "INTEGER", "Signals flagged weak (lift < 1.5)"),
             ("weak_signal_ids", "VARCHAR[]", "Ids of the weak signals"),
+            (
+                "silent_signal_ids",
+                "VARCHAR[]",
+                "Catalog signals that never fired on the population (no lift to judge): "
+                "expected for triggers about firms already in default, a data problem otherwise",
+            ),
             ("reference_start", "DATE", "First reference month end for the score PSI"),
             ("reference_end", "DATE", "Last reference month end for the score PSI"),
             ("score_psi", _P, "PSI of pd: window population vs reference, reference deciles"),
@@ -226,7 +232,12 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
                 "(ties count for each)",
             ),
             ("lift", _P, "hit_rate_defaulters / hit_rate_performing (NULL if the latter is 0)"),
-            ("weak", "BOOLEAN", "lift < 1.5, or never fired on a later defaulter"),
+            (
+                "weak",
+                "BOOLEAN",
+                "lift < 1.5, or fired but never on a later defaulter; NULL if it never fired "
+                "on the population (e.g. a hard trigger about firms already in default)",
+            ),
         ],
     ),
     "backtest_calibration": (
@@ -603,6 +614,7 @@ def run_backtest(
         features = [r["psi"] for r in stability if r["kind"] == "feature" and r["psi"] is not None]
         score = [r["psi"] for r in stability if r["kind"] == "score"]
         weak = [s["signal_id"] for s in signals if s["weak"]]
+        silent = [s["signal_id"] for s in signals if s["fired_firm_months"] == 0]
         figures: dict[str, object] = {
             "run_id": run_id,
             "ran_at": ran_at,
@@ -628,6 +640,7 @@ def run_backtest(
             "signals_evaluated": len(signals),
             "weak_signals": len(weak),
             "weak_signal_ids": weak,
+            "silent_signal_ids": silent,
             "reference_start": min(reference_months) if reference_months else None,
             "reference_end": max(reference_months) if reference_months else None,
             "score_psi": score[0] if score else None,

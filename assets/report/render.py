@@ -239,6 +239,9 @@ def _backtest_section(data: ReportData, lang: str = "en") -> dict | None:
             (names.get(w["signal_id"], w["signal_id"]), _figure(w.get("lift"), "num"))
             for w in bt.weak_signals
         ],
+        "silent": [
+            names.get(s, s) for s in (bt.runs[-1].get("silent_signal_ids") or [] if bt.runs else [])
+        ],
         "model": bt.model,
     }
 
