@@ -4,9 +4,9 @@ examples built on Spark equal the DuckDB build row for row, column for column.
 Opt-in (`make test-spark`, marker `spark`; `make test` and CI leave it out): it needs the
 optional extra `spark` (dbt-spark[session], pyspark) and Java 17. The raw tables come from
 the project's own ingestion into DuckDB (Python stays the one loader), copied to Spark as
-Parquet; dbt then builds the Spark-portable selection (`SPARK_SELECTION`) with
+Parquet; dbt then builds the Spark-portable selection (selector `spark_portable`) with
 `--target spark` in this process, reusing the test's SparkSession, for each as-of date of
-the contract examples.
+the contract examples, and once for a small synthetic bank.
 """
 
 from __future__ import annotations
@@ -28,20 +28,18 @@ pytestmark = pytest.mark.spark
 
 ROOT = Path(__file__).resolve().parents[1]
 LANDING = ROOT / "tests" / "fixtures" / "contract_examples" / "landing"
-AS_OF_DATES = ("2024-09-30", "2024-12-31")
-
-#: What runs on Spark: the loan-performance marts and everything upstream of them, the other
-#: staging models of core banking and the registry, tax and utility staging, the dimensions
-#: that need no DuckDB-only function. The README says what stays DuckDB-only and why.
-SPARK_SELECTION = (
-    "+fct_loan_month_end",
-    "+portfolio_monthly",
-    "fct_enterprise_outcomes",
-    "path:models/staging",
-    "branches",
-    "dim_branch",
-    "dim_industry",
+#: (case, as-of date): the contract's worked examples at both of their as-of dates, and a
+#: small synthetic bank (tax, utility, registry and network tables filled, benign noise on).
+CASES = (
+    ("examples", "2024-09-30"),
+    ("examples", "2024-12-31"),
+    ("synthetic", "2026-10-31"),
 )
+SYNTHETIC_ENTERPRISES, SYNTHETIC_SEED = 300, 11
+
+#: What runs on Spark: dbt_project/selectors.yml `spark_portable` (staging, loan performance,
+#: outcomes, dimensions). The README says what stays DuckDB-only and why.
+SELECTOR = ("--selector", "spark_portable")
 #: Unit tests are DuckDB's (test_loan_performance.py); data tests run only when every model
 #: they read is in the selection.
 BUILD_OPTIONS = ("--exclude-resource-type", "unit_test", "--indirect-selection", "cautious")
@@ -67,6 +65,7 @@ COMPARED = (
     "marts.fct_enterprise_outcomes",
     "marts.dim_branch",
     "marts.dim_industry",
+    "marts.dim_enterprise",
 )
 #: DuckDB type -> Spark type name of the same values.
 SPARK_TYPE = {
@@ -145,8 +144,7 @@ def _build_on_spark(spark, tmp: Path, warehouse: Path, as_of: str) -> float:
             "build",
             "--target",
             "spark",
-            "--select",
-            *SPARK_SELECTION,
+            *SELECTOR,
             *BUILD_OPTIONS,
             "--project-dir",
             str(dbt_project.project_dir),
@@ -171,16 +169,25 @@ def _build_on_spark(spark, tmp: Path, warehouse: Path, as_of: str) -> float:
     return seconds
 
 
+def _landing(case: str, tmp: Path) -> Path:
+    if case == "examples":
+        return LANDING
+    from synthetic.generator import generate
+
+    generate(tmp / "landing", SYNTHETIC_ENTERPRISES, SYNTHETIC_SEED, "parquet", end_month="2026-10")
+    return tmp / "landing"
+
+
 @pytest.fixture(scope="module")
-def builds(spark, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Per as-of date: every compared model's columns and rows from DuckDB and from Spark."""
-    out: dict[str, dict] = {}
-    for as_of in AS_OF_DATES:
-        tmp = tmp_path_factory.mktemp(f"spark_{as_of}")
+def builds(spark, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dict]:
+    """Per case: every compared model's columns and rows from DuckDB and from Spark."""
+    out: dict[tuple[str, str], dict] = {}
+    for case, as_of in CASES:
+        tmp = tmp_path_factory.mktemp(f"spark_{case}_{as_of}")
         warehouse = tmp / "w.duckdb"
-        ingest_all(warehouse=warehouse, landing_dir=LANDING)
+        ingest_all(warehouse=warehouse, landing_dir=_landing(case, tmp))
         run_dbt(
-            ["build", "--select", *SPARK_SELECTION, *BUILD_OPTIONS],
+            ["build", *SELECTOR, *BUILD_OPTIONS],
             warehouse=warehouse,
             dbt_vars={"as_of_date": as_of},
             target_path=tmp / "target_duckdb",
@@ -197,30 +204,32 @@ def builds(spark, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
                     "duckdb_rows": sorted(rows, key=_sort_key),
                     "spark_rows": sorted((tuple(r) for r in frame.collect()), key=_sort_key),
                 }
-        out[as_of] = {"tables": tables, "dbt_seconds": seconds}
+        out[(case, as_of)] = {"tables": tables, "dbt_seconds": seconds}
         rows = sum(len(t["duckdb_rows"]) for t in tables.values())
         print(
-            f"\nspark vs duckdb as of {as_of}: {len(tables)} tables, {rows} rows compared, "
-            f"dbt build on Spark {seconds:.1f} s"
+            f"\nspark vs duckdb, {case} as of {as_of}: {len(tables)} tables, {rows} rows "
+            f"compared, dbt build on Spark {seconds:.1f} s"
         )
     return out
 
 
-@pytest.mark.parametrize("as_of", AS_OF_DATES)
+@pytest.mark.parametrize("case", CASES, ids=[f"{c}-{d}" for c, d in CASES])
 @pytest.mark.parametrize("relation", COMPARED)
-def test_spark_matches_duckdb(builds: dict, as_of: str, relation: str) -> None:
-    t = builds[as_of]["tables"][relation]
+def test_spark_matches_duckdb(builds: dict, case: tuple[str, str], relation: str) -> None:
+    t = builds[case]["tables"][relation]
     assert t["spark_columns"] == t["duckdb_columns"], "columns or types differ"
     assert len(t["spark_rows"]) == len(t["duckdb_rows"])
     for d, s in zip(t["duckdb_rows"], t["spark_rows"], strict=True):
-        assert s == d, f"{relation} as of {as_of}: DuckDB {d} != Spark {s}"
+        assert s == d, f"{relation}, {case}: DuckDB {d} != Spark {s}"
         for dv, sv in zip(d, s, strict=True):
             if isinstance(dv, Decimal):  # money to the cent: same scale, not only same value
                 assert sv.as_tuple().exponent == dv.as_tuple().exponent
 
 
-def test_spark_loan_mart_is_not_empty(builds: dict) -> None:
-    """The comparison compares something: the examples' loans have rows on both engines."""
-    for as_of in AS_OF_DATES:
-        t = builds[as_of]["tables"]["marts.fct_loan_month_end"]
-        assert len(t["spark_rows"]) >= 10
+def test_spark_comparison_is_not_empty(builds: dict) -> None:
+    """The comparison compares something: loan rows in every case, and the synthetic bank
+    fills the staging of every source."""
+    for case in CASES:
+        assert len(builds[case]["tables"]["marts.fct_loan_month_end"]["spark_rows"]) >= 10
+    synthetic = builds[CASES[-1]]["tables"]
+    assert all(len(t["spark_rows"]) > 0 for r, t in synthetic.items() if r.startswith("staging."))

@@ -181,3 +181,26 @@
         on {{ right_alias }}.{{ by }} = {{ left_alias }}.{{ by }}
         and {{ right_alias }}.{{ right_key }} = {{ left_alias }}_asof.asof_next_key
 {%- endmacro %}
+
+
+{#- The `value` of the row with the greatest `keys` (a list of expressions, compared in order)
+    in the group. -#}
+{% macro arg_max_by(value, keys) -%}
+  {%- if adapter is defined -%}
+    {{ return(adapter.dispatch('arg_max_by', 'sme_risk')(value, keys)) }}
+  {%- else -%}
+    {{ return(duckdb__arg_max_by(value, keys)) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro default__arg_max_by(value, keys) -%}
+  {{ exceptions.raise_compiler_error("arg_max_by: no portable SQL; add " ~ adapter.type() ~ "__arg_max_by") }}
+{%- endmacro %}
+
+{% macro duckdb__arg_max_by(value, keys) -%}
+  arg_max({{ value }}, ({{ keys | join(', ') }}))
+{%- endmacro %}
+
+{% macro spark__arg_max_by(value, keys) -%}
+  max_by({{ value }}, struct({{ keys | join(', ') }}))
+{%- endmacro %}
