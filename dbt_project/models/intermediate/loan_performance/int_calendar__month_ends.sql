@@ -35,11 +35,7 @@ months as (
 
     select cast(m.month_start as date) as month_start
     from bounds,
-        unnest(generate_series(
-            cast(bounds.first_month as timestamp),
-            cast(bounds.last_month as timestamp),
-            interval 1 month
-        )) as m(month_start)
+        {{ month_starts('bounds.first_month', 'bounds.last_month', 'm') }}
     where bounds.first_month is not null
 
 )
@@ -49,6 +45,6 @@ select
     month_start,
     cast(year(month_start) as integer)           as year,
     cast(month(month_start) as integer)          as month,
-    strftime(month_start, '%Y-%m')               as period
+    {{ format_period('month_start') }}               as period
 from months
 where last_day(month_start) <= {{ as_of_date() }}

@@ -58,10 +58,8 @@ matched as (
         i.*,
         p.payment_id      as settling_payment_id,
         p.payment_date    as settling_payment_date
-    from installments as i
-    asof left join payments as p
-        on i.loan_id = p.loan_id
-        and i.cumulative_due <= p.cumulative_paid
+    from {{ asof_left_join('installments', 'i', 'payments', 'p',
+                           'loan_id', 'cumulative_due', '<=', 'cumulative_paid') }}
 
 ),
 

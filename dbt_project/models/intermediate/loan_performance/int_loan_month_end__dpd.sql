@@ -117,15 +117,13 @@ measured as (
         ) as outstanding_principal,
         cast(case
             when s.oldest_unsettled_due_date < g.month_end
-                then g.month_end - s.oldest_unsettled_due_date
+                then {{ days_between('g.month_end', 's.oldest_unsettled_due_date') }}
             else 0
         end as integer) as dpd,
         s.oldest_unsettled_due_date,
         g.default_date
-    from grid as g
-    asof left join settle_groups_cumulative as s
-        on g.loan_id = s.loan_id
-        and g.month_end < s.settle_key
+    from {{ asof_left_join('grid', 'g', 'settle_groups_cumulative', 's',
+                           'loan_id', 'month_end', '<', 'settle_key') }}
 
 )
 

@@ -4,7 +4,7 @@
 with latest_loan as (
     select
         enterprise_id,
-        arg_max(branch_id, (disbursement_date, loan_id)) as home_branch_id,
+        {{ arg_max_by('branch_id', ['disbursement_date', 'loan_id']) }} as home_branch_id,
         count(*)                                         as loans_disbursed,
         min(disbursement_date)                           as first_disbursement_date
     from {{ ref('stg_core_banking__loans') }}

@@ -7,8 +7,8 @@ with source as (
 select
     cast(enterprise_id as varchar)                                  as enterprise_id,
     cast(period as varchar)                                         as period,
-    cast(strptime(period || '-01', '%Y-%m-%d') as date)             as period_start,
-    cast(last_day(strptime(period || '-01', '%Y-%m-%d')) as date)   as period_end,
+    cast({{ period_start('period') }} as date)             as period_start,
+    cast(last_day({{ period_start('period') }}) as date)   as period_end,
     cast(tax_type as varchar)                                       as tax_type,
     cast(taxable_revenue as decimal(18, 2))                         as taxable_revenue,
     cast(tax_payable as decimal(18, 2))                             as tax_payable,

@@ -7,8 +7,8 @@ with source as (
 select
     cast(enterprise_id as varchar)                                  as enterprise_id,
     cast(period as varchar)                                         as period,
-    cast(strptime(period || '-01', '%Y-%m-%d') as date)             as period_start,
-    cast(last_day(strptime(period || '-01', '%Y-%m-%d')) as date)   as period_end,
+    cast({{ period_start('period') }} as date)             as period_start,
+    cast(last_day({{ period_start('period') }}) as date)   as period_end,
     cast(utility as varchar)                                        as utility,
     cast(consumption as decimal(18, 6))                             as consumption,
     cast(amount_billed as decimal(18, 2))                           as amount_billed,
