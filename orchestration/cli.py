@@ -22,7 +22,13 @@ def _check_settings(command: str, *, landing: bool) -> str | None:
     """The RISK_* settings a command needs, checked before anything runs: one line naming the
     variable and its value, or None."""
     try:
-        settings.check_as_of()
+        as_of = settings.check_as_of()
+        if command == "refresh":  # the run is the as-of partition of D
+            from assets.core.partitions import partition_problem
+
+            problem = partition_problem(as_of)
+            if problem:
+                raise settings.SettingError("RISK_AS_OF", as_of.isoformat(), problem)
         settings.check_warehouse()
         if landing:
             settings.check_landing_dir()
@@ -106,6 +112,7 @@ def _refresh_locked(warehouse: Path, landing: Path, as_of, *, verbose: bool = Fa
                 "resources": {"warehouse": _warehouse_config(warehouse, landing, as_of)},
             },
             tags=_run_tags("risk refresh"),
+            partition_key=as_of.isoformat(),  # the as-of partition D (Asia/Shanghai)
         )
         step_seconds = _step_seconds(instance, result.run_id)
         if not result.success:

@@ -82,9 +82,14 @@ def test_nightly_schedule_runs_at_two_beijing_time(defs: Definitions) -> None:
     from dagster import build_schedule_context
 
     # 18:00 UTC on 31 Oct is 02:00 on 1 Nov in Beijing: the run is as of 1 Nov.
-    ctx = build_schedule_context(scheduled_execution_time=datetime(2026, 10, 31, 18, tzinfo=UTC))
+    ctx = build_schedule_context(
+        scheduled_execution_time=datetime(2026, 10, 31, 18, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
     request = schedule.evaluate_tick(ctx).run_requests[0]
     assert request.tags["risk/as_of_date"] == "2026-11-01"
+    # ... and it runs the as-of partition of that date.
+    assert request.partition_key == "2026-11-01"
 
 
 def test_asset_specs_match_snapshot(defs: Definitions) -> None:

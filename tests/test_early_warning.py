@@ -532,7 +532,8 @@ def test_assets_materialize_with_metadata(tmp_path: Path) -> None:
     c.close()
     wh = RiskWarehouse(warehouse=str(path), landing_dir=str(tmp_path), as_of=AS_OF.isoformat())
     result = materialize(
-        [*ew.early_warning_assets, *_upstream_specs()], resources={"warehouse": wh}
+        [*ew.early_warning_assets, *_upstream_specs()], resources={"warehouse": wh},
+        partition_key=AS_OF.isoformat(),
     )
     assert result.success
     mats = {
@@ -561,6 +562,7 @@ def test_checks_run_and_blocking_check_stops_the_watchlist(tmp_path: Path) -> No
         [*ew.early_warning_assets, *ew.early_warning_checks, *stubs, *raw],
         resources={"warehouse": wh},
         raise_on_error=False,
+        partition_key=AS_OF.isoformat(),
     )
     evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evals["dpd_not_negative"].passed is False

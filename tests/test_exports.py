@@ -146,6 +146,7 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wh: Path) -> tuple[Pat
         resources={
             "warehouse": RiskWarehouse(warehouse=str(wh), landing_dir=str(tmp_path), as_of=AS_OF)
         },
+        partition_key=AS_OF,
     )
     assert result.success
     mats = result.asset_materializations_for_node(watchlist_report.op.name)

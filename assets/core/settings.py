@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -25,9 +26,10 @@ def warehouse_path() -> Path:
 
 
 def as_of_date() -> date:
-    """The as-of date D (contract section 2): RISK_AS_OF, else today."""
+    """The as-of date D (contract section 2): RISK_AS_OF, else today in Asia/Shanghai (the
+    bank's calendar, whatever the machine's time zone)."""
     raw = os.environ.get("RISK_AS_OF")
-    return date.fromisoformat(raw) if raw else date.today()
+    return date.fromisoformat(raw) if raw else datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
 def alert_webhook() -> str:
