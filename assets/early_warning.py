@@ -206,30 +206,55 @@ def build_decision_window(
     date the window's month ends are replaced in one transaction (older rows stay); for a
     past date only its firms' rows are upserted (a decision at a month end is a pure function
     of the facts then, so the current firms' rows do not change)."""
-    end = last_month_end(as_of)
-    start = add_months(end, -(catalog.status_window_months - 1))
-    pop = monitored_enterprises_sql(con, catalog, as_of)
-    population = (
+    return _decide_windows(con, catalog, [as_of], replace_window=current)
+
+
+def build_decision_windows(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date], current: date
+) -> dict[date, int]:
+    """The decision windows of several as-of dates (a backfill): the past dates' firms and
+    month ends are decided together in one pass and upserted; the current date, when among
+    them, replaces its window as a nightly run does. Returns the rows decided per date's pass."""
+    past = sorted(d for d in dates if d != current)
+    out: dict[date, int] = {}
+    if past:
+        n = _decide_windows(con, catalog, past, replace_window=False)
+        out.update(dict.fromkeys(past, n))
+    if current in dates:
+        out[current] = _decide_windows(con, catalog, [current], replace_window=True)
+    return out
+
+
+def _decide_windows(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date], *, replace_window: bool
+) -> int:
+    """One pass over the union of the dates' windows: (firm monitored on D, month end in D's
+    window) for every D."""
+    months = catalog.status_window_months - 1
+    windows = [(add_months(last_month_end(d), -months), last_month_end(d), d) for d in dates]
+    population = " UNION ".join(
         "SELECT f.enterprise_id, f.month_end FROM marts.fct_enterprise_month_end AS f "
-        f"WHERE f.month_end BETWEEN {date_literal(start)} AND {date_literal(end)} "
-        f"AND f.enterprise_id IN ({pop})"
+        f"WHERE f.month_end BETWEEN {date_literal(lo)} AND {date_literal(hi)} "
+        f"AND f.enterprise_id IN ({monitored_enterprises_sql(con, catalog, d)})"
+        for lo, hi, d in windows
     )
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
     rel = build_decision_history(
         con, catalog, current_engine(con), start=start, end=end, population_sql=population
     )
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(DECISIONS_DDL)
     with transaction(con):
-        if current:
+        if replace_window:
             con.execute(
                 "DELETE FROM marts.enterprise_decisions WHERE month_end BETWEEN "
                 f"{date_literal(start)} AND {date_literal(end)}"
             )
         con.execute(
-            f"INSERT {'' if current else 'OR REPLACE '}INTO marts.enterprise_decisions "
+            f"INSERT {'' if replace_window else 'OR REPLACE '}INTO marts.enterprise_decisions "
             "SELECT enterprise_id, month_end, engine, "
             "model_version, pd, tier, listed, risk_score, signals, hard_triggers, reasons, "
-            f"reason_list, {text(catalog.version)}, {date_literal(as_of)} FROM {rel}"
+            f"reason_list, {text(catalog.version)}, {date_literal(max(dates))} FROM {rel}"
         )
     return con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
 
@@ -574,10 +599,9 @@ def enterprise_decisions(
     context: AssetExecutionContext, warehouse: RiskWarehouse
 ) -> MaterializeResult:
     with warehouse.connect() as con:
-        rows = {
-            d: build_decision_window(con, CATALOG, d, current=warehouse.is_current(d))
-            for d in warehouse.as_of_dates
-        }
+        rows = build_decision_windows(
+            con, CATALOG, warehouse.as_of_dates, warehouse.as_of_date
+        )
         n = rows[max(rows)]
         schema = column_schema(con, "marts", "enterprise_decisions")
         listed = con.execute(
