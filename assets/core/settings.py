@@ -110,6 +110,17 @@ def duckdb_memory_limit() -> str:
     return os.environ.get("RISK_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT
 
 
+#: The build file is compacted after a publish when it is more than this many times its live
+#: size (DuckDB never shrinks a file; a fresh copy holds the live blocks only).
+DEFAULT_COMPACT_RATIO = 2.0
+
+
+def compact_ratio() -> float:
+    """RISK_COMPACT_RATIO, else 2; 0 turns compaction off."""
+    raw = os.environ.get("RISK_COMPACT_RATIO")
+    return float(raw) if raw else DEFAULT_COMPACT_RATIO
+
+
 #: Run tag of every run that writes the warehouse; the run queue starts one such run at a time.
 WAREHOUSE_RUN_TAG = "risk/warehouse"
 
