@@ -150,18 +150,22 @@ def _print_what_next(warehouse: Path, as_of) -> None:
         return
     try:
         with duckdb.connect(str(warehouse), read_only=True) as con:
+            # D's rows: the current watchlist, or D's history rows for a past date.
+            wl = "(SELECT * FROM marts.watchlist_history WHERE as_of_date = $d)"
             tiers = dict(con.execute(
-                "SELECT tier, count(*) FROM marts.watchlist GROUP BY ALL").fetchall())
+                f"SELECT tier, count(*) FROM {wl} GROUP BY ALL", {"d": as_of}).fetchall())
             status = dict(con.execute(
-                "SELECT status, count(*) FROM marts.watchlist GROUP BY ALL").fetchall())
+                f"SELECT status, count(*) FROM {wl} GROUP BY ALL", {"d": as_of}).fetchall())
             cleared = con.execute(
                 "SELECT count(*) FROM marts.watchlist_history AS h WHERE h.as_of_date = "
-                "(SELECT max(as_of_date) FROM marts.watchlist_history WHERE as_of_date < ?) "
-                "AND h.enterprise_id NOT IN (SELECT enterprise_id FROM marts.watchlist)",
-                [as_of],
+                "(SELECT max(as_of_date) FROM marts.watchlist_history WHERE as_of_date < $d) "
+                f"AND h.enterprise_id NOT IN (SELECT enterprise_id FROM {wl})",
+                {"d": as_of},
             ).fetchone()[0]
             engine = con.execute(
-                "SELECT any_value(engine) FROM marts.watchlist").fetchone()[0]
+                f"SELECT any_value(engine) FROM {wl}", {"d": as_of}).fetchone()[0]
+            current = con.execute(
+                "SELECT max(as_of_date) FROM marts.watchlist_refreshes").fetchone()[0]
     except duckdb.Error as exc:
         print(f"\n (no watchlist summary: {exc})")
         return
@@ -170,7 +174,9 @@ def _print_what_next(warehouse: Path, as_of) -> None:
         f"\n watchlist as of {as_of}: {tiers.get('red', 0)} red, {tiers.get('amber', 0)} amber "
         f"({status.get('new', 0)} new, {status.get('escalated', 0)} escalated, {cleared} left "
         f"since the last refresh); engine: {engine or 'n/a'}"
-        f"\n report and sheets: {out / 'report.html'}, {out / 'watchlist.xlsx'}"
+        + (f"\n a past date: the current marts stay as of {current}" if current
+           and current > as_of else "")
+        + f"\n report and sheets: {out / 'report.html'}, {out / 'watchlist.xlsx'}"
         f"\n analysts: duckdb -readonly {warehouse}   (docs/analyst-guide.md)"
         "\n runs and checks: make ui, then http://127.0.0.1:3000   (step timings: --verbose)"
     )

@@ -72,17 +72,21 @@ def test_refresh_runs_the_partition_of_its_as_of_date(refreshed) -> None:
     assert run.tags[partitions.AS_OF_TAG] == LATEST
 
 
-def test_past_date_run_writes_its_rows_and_leaves_the_current_marts(refreshed) -> None:
+def test_past_date_run_writes_its_rows_and_leaves_the_current_marts(refreshed, capsys) -> None:
     env, mp = refreshed
     build = env / "w.build.duckdb"
     before, published_before = _tables(build), _tables(env / "w.duckdb")
     latest_history = {t: _rows_of(build, t, LATEST) for t in HISTORY[:3]}
     latest_export = (env / "exports" / LATEST / "watchlist.csv").read_bytes()
     mp.setenv("RISK_AS_OF", PAST)
+    capsys.readouterr()
     try:
         assert cli.main(["refresh"]) == 0
     finally:
         mp.setenv("RISK_AS_OF", LATEST)
+    printed = capsys.readouterr().out
+    assert f"watchlist as of {PAST}:" in printed
+    assert f"a past date: the current marts stay as of {LATEST}" in printed
     # The current marts (built and published) are exactly as they were ...
     assert _tables(build) == before
     assert _tables(env / "w.duckdb") == published_before
