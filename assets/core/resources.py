@@ -90,9 +90,13 @@ class RiskWarehouse(ConfigurableResource):
             if instance is not None and run_id and partitions.AS_OF_TAG not in run.tags:
                 # Launchpad and backfill runs: the as-of date as a tag, as the CLI and the
                 # schedule set it (a range is tagged with its last date).
-                instance.add_run_tags(
-                    run_id, {partitions.AS_OF_TAG: max(self._run_dates).isoformat()}
-                )
+                try:
+                    instance.add_run_tags(
+                        run_id, {partitions.AS_OF_TAG: max(self._run_dates).isoformat()}
+                    )
+                except Exception as exc:  # bookkeeping only: never stops the run
+                    if context.log is not None:
+                        context.log.warning(f"could not tag the run's as-of date: {exc}")
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._locked:
