@@ -11,9 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import CONTRACT_EXAMPLES
-from dagster import DagsterInstance, RunsFilter
+from dagster import DagsterInstance, MaterializeResult, RunsFilter, asset, materialize
 
 from assets.core import partitions
+from assets.core.resources import RiskWarehouse
 from orchestration import cli
 
 LATEST = "2024-12-31"
@@ -156,3 +157,37 @@ def test_refresh_refuses_an_as_of_date_with_no_partition(
     assert cli.main(["refresh"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("risk refresh: RISK_AS_OF='2099-01-01': after today")
+
+
+def test_current_as_of_date_follows_the_latest_decided_date(tmp_path: Path) -> None:
+    """Which date the current marts are built as of, by kind of run (no dbt: a probe asset)."""
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.watchlist_refreshes AS SELECT DATE '2024-12-31' "
+                    "AS as_of_date")
+
+    seen = {}
+
+    def probe_body(warehouse: RiskWarehouse) -> MaterializeResult:
+        seen.update(current=warehouse.as_of_date.isoformat(),
+                    dates=[d.isoformat() for d in warehouse.as_of_dates])
+        return MaterializeResult()
+
+    partitioned = asset(name="probe", partitions_def=partitions.AS_OF_PARTITIONS)(probe_body)
+    plain = asset(name="probe")(probe_body)
+
+    def run(assets_def, as_of: str = "", **kwargs) -> dict:
+        wh = RiskWarehouse(warehouse=str(path), landing_dir=str(tmp_path), as_of=as_of)
+        assert materialize([assets_def], resources={"warehouse": wh}, **kwargs).success
+        return dict(seen)
+
+    # A past partition decides its date; the current marts stay on the latest decided date.
+    assert run(partitioned, partition_key="2024-10-31") == {
+        "current": "2024-12-31", "dates": ["2024-10-31"]}
+    # A later partition moves the current date forward.
+    assert run(partitioned, partition_key="2025-01-05")["current"] == "2025-01-05"
+    # An unpartitioned run (current marts after an asset-graph backfill) keeps the latest
+    # decided date rather than today; a configured date wins.
+    assert run(plain)["current"] == "2024-12-31"
+    assert run(plain, as_of="2024-06-30")["current"] == "2024-06-30"

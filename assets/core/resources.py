@@ -85,8 +85,9 @@ class RiskWarehouse(ConfigurableResource):
                 )
         run = context.run
         self._run_dates = partitions.dates_of_run(run.tags if run is not None else {})
-        if self._run_dates:
+        if self._run_dates or not self.as_of:
             self._latest_decided = latest_decided_as_of(self.warehouse_path)
+        if self._run_dates:
             if instance is not None and run_id and partitions.AS_OF_TAG not in run.tags:
                 # Launchpad and backfill runs: the as-of date as a tag, as the CLI and the
                 # schedule set it (a range is tagged with its last date).
@@ -122,11 +123,16 @@ class RiskWarehouse(ConfigurableResource):
     def as_of_date(self) -> date:
         """The current as-of date: what the unpartitioned ("current") marts are built as of.
         In a partitioned run it is the latest of the run's dates and the latest date this
-        warehouse has already decided, so a run for a past date leaves them as they were."""
-        latest = max(self.as_of_dates)
-        if self._run_dates and self._latest_decided is not None:
-            return max(latest, self._latest_decided)
-        return latest
+        warehouse has already decided, so a run for a past date leaves them as they were. An
+        unpartitioned run (e.g. the current marts after a backfill launched from the asset
+        graph) uses its configured date, else the latest decided date, else today."""
+        decided = self._latest_decided
+        if self._run_dates:
+            latest = max(self._run_dates)
+            return max(latest, decided) if decided is not None else latest
+        if not self.as_of and decided is not None:
+            return decided
+        return self.requested_as_of
 
     def is_current(self, d: date) -> bool:
         """Whether D's decisions are the current ones (D is the current as-of date)."""
