@@ -7,9 +7,11 @@ enterprise_features, early_warning, pre_lending). dbt sources map onto the inges
 graph runs landing -> raw -> staging -> intermediate -> marts -> early warning -> exports.
 dbt tests become asset checks: severity error blocks, warn only reports.
 
-Two dbt steps: `risk_dbt_models` builds everything up to the feature marts; after the Python
-early-warning engine has scored the firms, `decision_dbt_models` builds the models tagged
-`decisions` (watchlist history, watchlist, IFRS 9 stage overlay) that read its output.
+Three dbt steps: `risk_dbt_models` builds everything up to the feature marts; after the
+Python early-warning engine has scored the firms, `decision_history_dbt_models` (tag
+`as_of_history`, partitioned by as-of date) adds each decided date's rows to the watchlist
+history and the refresh calendar, and `decision_dbt_models` (the other `decisions` models:
+watchlist, IFRS 9 stage overlay) rebuilds the current marts as of the current date.
 """
 
 
@@ -24,6 +26,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets, get_as
 from assets.core import settings
 from assets.core.dbt_project import dbt_project, prune_run_targets
 from assets.core.metadata import relation_row_counts
+from assets.core.partitions import AS_OF_PARTITIONS, SINGLE_RUN
 from assets.core.resources import RiskWarehouse
 from assets.signals.catalog import load_catalog
 
@@ -34,6 +37,7 @@ OWNERS = {
     "marts": "team:credit-risk",
 }
 DECISIONS = "tag:decisions"
+AS_OF_HISTORY = "tag:as_of_history"
 
 # Unit tests check logic, not data: pytest runs them (tests/test_loan_performance.py); the
 # nightly build runs models and data tests only.
@@ -73,11 +77,12 @@ def decision_vars(catalog) -> dict[str, object]:
     }
 
 
-def dbt_vars(warehouse: RiskWarehouse) -> dict[str, str]:
-    """What dbt needs of this run: as-of date, warehouse file, DuckDB memory cap (the profile
-    reads the last two as vars, so no environment is changed inside a step)."""
+def dbt_vars(warehouse: RiskWarehouse, as_of=None) -> dict[str, str]:
+    """What dbt needs of this run: as-of date (default the current one), warehouse file,
+    DuckDB memory cap (the profile reads the last two as vars, so no environment is changed
+    inside a step)."""
     return {
-        "as_of_date": warehouse.as_of_date.isoformat(),
+        "as_of_date": (as_of or warehouse.as_of_date).isoformat(),
         "warehouse_path": str(warehouse.warehouse_path),
         "duckdb_memory_limit": settings.duckdb_memory_limit(),
     }
@@ -144,17 +149,45 @@ def risk_dbt_models(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=TRANSLATOR,
+    select=AS_OF_HISTORY,
+    name="decision_history_dbt_models",
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+)
+def decision_history_dbt_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
+) -> Iterator:
+    """`dbt build` of the history models (watchlist_history, watchlist_refreshes) once per
+    as-of date of the run: each replaces its date's rows only. A backfill's earlier dates run
+    first (a failure stops the step); Dagster records the last build's events for the range."""
+    dates = sorted(warehouse.as_of_dates)
+    for d in dates[:-1]:
+        args = [*BUILD_ARGS, "--vars", json.dumps({**dbt_vars(warehouse, d),
+                                                   **decision_vars(CATALOG)})]
+        dbt.cli(args, context=context).wait()
+        context.log.info(f"watchlist history written for {d}")
+    yield from _build(
+        context, dbt, warehouse, {**dbt_vars(warehouse, dates[-1]), **decision_vars(CATALOG)}
+    )
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=TRANSLATOR,
     select=DECISIONS,
+    exclude=AS_OF_HISTORY,
     name="decision_dbt_models",
 )
 def decision_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
 ) -> Iterator:
-    """`dbt build` of the decision marts (watchlist, its history, IFRS 9 stage overlay)."""
+    """`dbt build` of the current decision marts (watchlist, IFRS 9 stage overlay) as of the
+    current as-of date: a run for a past date rebuilds them unchanged."""
     yield from _build(context, dbt, warehouse, {**dbt_vars(warehouse), **decision_vars(CATALOG)})
 
 
-dbt_model_assets = [risk_dbt_models, decision_dbt_models]
+dbt_model_assets = [risk_dbt_models, decision_history_dbt_models, decision_dbt_models]
 
 
 def mart_key(model_name: str) -> AssetKey:

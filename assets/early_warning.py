@@ -31,6 +31,7 @@ from dagster import (
 
 from assets.core.metadata import column_schema, markdown_table, table_exists
 from assets.core.month_ends import add_months, last_month_end
+from assets.core.partitions import AS_OF_PARTITIONS, SINGLE_RUN
 from assets.core.resources import RiskWarehouse
 from assets.core.sql import date_literal, ident, text, transaction
 from assets.dbt_assets import mart_key
@@ -109,47 +110,67 @@ def _prepare_as_of(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date
     )
 
 
-def build_signal_hits(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> int:
-    """marts.signal_hits for the monitored firms as of D; appended to signal_hits_history
-    (the date's rows replaced) so later refreshes can tell new hits from old."""
+def _ensure_history(con: duckdb.DuckDBPyConnection, history: str, source: str) -> None:
+    """`history` (per as-of date) shaped like `source`; a history written by an older version
+    gains the new columns (NULL for its rows)."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {history} AS SELECT * FROM {source} WHERE FALSE")
+    have = {r[0] for r in con.execute(f"DESCRIBE {history}").fetchall()}
+    for name, typ, *_ in con.execute(f"DESCRIBE {source}").fetchall():
+        if name not in have:
+            con.execute(f"ALTER TABLE {history} ADD COLUMN {ident(name)} {typ}")
+
+
+def _write_as_of(
+    con: duckdb.DuckDBPyConnection, rows: str, current: str, as_of: date, is_current: bool
+) -> None:
+    """D's rows (temp table `rows`) replace D's rows of `<current>_history` in one
+    transaction; when D is the current as-of date they also replace the current mart
+    `current`, so a run for a past date leaves the current mart as it was."""
+    history = f"{current}_history"
+    _ensure_history(con, history, rows)
+    with transaction(con):
+        con.execute(f"DELETE FROM {history} WHERE as_of_date = {date_literal(as_of)}")
+        con.execute(f"INSERT INTO {history} BY NAME SELECT * FROM {rows}")
+        if is_current:
+            con.execute(f"CREATE OR REPLACE TABLE {current} AS SELECT * FROM {rows}")
+        else:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {current} AS SELECT * FROM {rows} WHERE FALSE")
+
+
+def build_signal_hits(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
+) -> int:
+    """Signal hits of the firms monitored on D: D's rows of marts.signal_hits_history (so
+    later refreshes can tell new hits from old) and, when D is the current as-of date,
+    marts.signal_hits. Returns D's row count."""
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     _prepare_as_of(con, catalog, as_of)
     con.execute(
-        "CREATE OR REPLACE TABLE marts.signal_hits AS "
+        "CREATE OR REPLACE TEMP TABLE _ew_signal_hits AS "
         f"SELECT {date_literal(as_of)} AS as_of_date, enterprise_id, signal_id, dimension, "
         "severity, stage, reason, topic, hard_tier IS NOT NULL AS hard_trigger, month_end, "
         f"{text(catalog.version)} AS catalog_version FROM _ew_hits "
         "ORDER BY enterprise_id, signal_id"
     )
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS marts.signal_hits_history AS "
-        "SELECT * FROM marts.signal_hits WHERE FALSE"
-    )
-    # A history written by an older version gains the new columns (NULL for its rows).
-    have = {r[0] for r in con.execute("DESCRIBE marts.signal_hits_history").fetchall()}
-    for name, typ, *_ in con.execute("DESCRIBE marts.signal_hits").fetchall():
-        if name not in have:
-            con.execute(f"ALTER TABLE marts.signal_hits_history ADD COLUMN {ident(name)} {typ}")
-    with transaction(con):
-        con.execute(
-            f"DELETE FROM marts.signal_hits_history WHERE as_of_date = {date_literal(as_of)}"
-        )
-        con.execute(
-            "INSERT INTO marts.signal_hits_history BY NAME SELECT * FROM marts.signal_hits"
-        )
-    return con.execute("SELECT count(*) FROM marts.signal_hits").fetchone()[0]
+    _write_as_of(con, "_ew_signal_hits", "marts.signal_hits", as_of, current)
+    return con.execute("SELECT count(*) FROM _ew_signal_hits").fetchone()[0]
 
 
-def build_risk_profile(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> int:
-    """marts.enterprise_risk_profile: one decision per monitored firm as of D (its latest
-    feature month end): PD and tier by the champion scorecard, or the expert catalog in cold
-    start, hard triggers, dimension scores, risk_score, signals and merged reasons."""
+def build_risk_profile(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
+) -> int:
+    """One decision per firm monitored on D (its latest feature month end): PD and tier by
+    the champion scorecard, or the expert catalog in cold start, hard triggers, dimension
+    scores, risk_score, signals and merged reasons. D's rows go to
+    marts.enterprise_risk_profile_history and, when D is the current as-of date, to
+    marts.enterprise_risk_profile. Returns D's row count."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     _prepare_as_of(con, catalog, as_of)
     engine = current_engine(con)
     decided = decisions_sql(catalog, engine, "_ew_features", "_ew_hits")
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE marts.enterprise_risk_profile AS
+        CREATE OR REPLACE TEMP TABLE _ew_profile AS
         SELECT d.enterprise_id, {date_literal(as_of)} AS as_of_date,
             {", ".join(f"d.{x}_score" for x in DIMENSIONS)},
             d.risk_score, d.tier, d.signals, d.reasons, d.n_high, d.n_medium, d.n_low,
@@ -161,7 +182,8 @@ def build_risk_profile(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: 
         ORDER BY d.risk_score DESC, d.enterprise_id
         """
     )
-    return con.execute("SELECT count(*) FROM marts.enterprise_risk_profile").fetchone()[0]
+    _write_as_of(con, "_ew_profile", "marts.enterprise_risk_profile", as_of, current)
+    return con.execute("SELECT count(*) FROM _ew_profile").fetchone()[0]
 
 
 DECISIONS_DDL = """
@@ -175,40 +197,66 @@ CREATE TABLE IF NOT EXISTS marts.enterprise_decisions (
 
 
 def build_decision_window(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
 ) -> int:
     """marts.enterprise_decisions for the firms monitored on D at each of the last
     `status_window_months` month ends on or before D, decided in one pass with what was known
     at each month end. Statuses and the exit rule of the watchlist are read from these rows,
-    so they follow the facts, not the refreshes that happened to run. The window's month ends
-    are replaced in one transaction; older rows stay."""
-    end = last_month_end(as_of)
-    start = add_months(end, -(catalog.status_window_months - 1))
-    pop = monitored_enterprises_sql(con, catalog, as_of)
-    population = (
+    so they follow the facts, not the refreshes that happened to run. For the current as-of
+    date the window's month ends are replaced in one transaction (older rows stay); for a
+    past date only its firms' rows are upserted (a decision at a month end is a pure function
+    of the facts then, so the current firms' rows do not change)."""
+    return _decide_windows(con, catalog, [as_of], replace_window=current)
+
+
+def build_decision_windows(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date], current: date
+) -> dict[date, int]:
+    """The decision windows of several as-of dates (a backfill): the past dates' firms and
+    month ends are decided together in one pass and upserted; the current date, when among
+    them, replaces its window as a nightly run does. Returns the rows decided per date's pass."""
+    past = sorted(d for d in dates if d != current)
+    out: dict[date, int] = {}
+    if past:
+        n = _decide_windows(con, catalog, past, replace_window=False)
+        out.update(dict.fromkeys(past, n))
+    if current in dates:
+        out[current] = _decide_windows(con, catalog, [current], replace_window=True)
+    return out
+
+
+def _decide_windows(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date], *, replace_window: bool
+) -> int:
+    """One pass over the union of the dates' windows: (firm monitored on D, month end in D's
+    window) for every D."""
+    months = catalog.status_window_months - 1
+    windows = [(add_months(last_month_end(d), -months), last_month_end(d), d) for d in dates]
+    population = " UNION ".join(
         "SELECT f.enterprise_id, f.month_end FROM marts.fct_enterprise_month_end AS f "
-        f"WHERE f.month_end BETWEEN {date_literal(start)} AND {date_literal(end)} "
-        f"AND f.enterprise_id IN ({pop})"
+        f"WHERE f.month_end BETWEEN {date_literal(lo)} AND {date_literal(hi)} "
+        f"AND f.enterprise_id IN ({monitored_enterprises_sql(con, catalog, d)})"
+        for lo, hi, d in windows
     )
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
     rel = build_decision_history(
         con, catalog, current_engine(con), start=start, end=end, population_sql=population
     )
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     con.execute(DECISIONS_DDL)
     with transaction(con):
+        if replace_window:
+            con.execute(
+                "DELETE FROM marts.enterprise_decisions WHERE month_end BETWEEN "
+                f"{date_literal(start)} AND {date_literal(end)}"
+            )
         con.execute(
-            "DELETE FROM marts.enterprise_decisions WHERE month_end BETWEEN "
-            f"{date_literal(start)} AND {date_literal(end)}"
-        )
-        con.execute(
-            "INSERT INTO marts.enterprise_decisions SELECT enterprise_id, month_end, engine, "
+            f"INSERT {'' if replace_window else 'OR REPLACE '}INTO marts.enterprise_decisions "
+            "SELECT enterprise_id, month_end, engine, "
             "model_version, pd, tier, listed, risk_score, signals, hard_triggers, reasons, "
-            f"reason_list, {text(catalog.version)}, {date_literal(as_of)} FROM {rel}"
+            f"reason_list, {text(catalog.version)}, {date_literal(max(dates))} FROM {rel}"
         )
-    return con.execute(
-        "SELECT count(*) FROM marts.enterprise_decisions WHERE month_end BETWEEN "
-        f"{date_literal(start)} AND {date_literal(end)}"
-    ).fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
 
 
 def run_early_warning(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> None:
@@ -431,6 +479,20 @@ def feature_rows_present_as_of(context: AssetCheckExecutionContext, warehouse: R
 # Assets
 
 
+def _dates_metadata(warehouse: RiskWarehouse, rows: dict[date, int]) -> dict:
+    """Which as-of dates this run decided, their row counts, and the current as-of date
+    (the one the current marts show; a past-date run leaves them on it)."""
+    last = max(rows)
+    meta = {
+        "as_of_date": last.isoformat(),
+        "current_as_of_date": warehouse.as_of_date.isoformat(),
+        "current_marts_replaced": warehouse.is_current(last),
+    }
+    if len(rows) > 1:
+        meta["rows_by_as_of_date"] = MetadataValue.json({d.isoformat(): n for d, n in rows.items()})
+    return meta
+
+
 def _counts_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[str, int]:
     return dict(
         con.execute(f"SELECT {column}, count(*) FROM {table} GROUP BY ALL ORDER BY 1").fetchall()
@@ -439,6 +501,8 @@ def _counts_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[
 
 @asset(
     key=SIGNAL_HITS_KEY,
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
@@ -453,14 +517,21 @@ def _counts_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[
 )
 def signal_hits(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
     with warehouse.connect() as con:
-        n = build_signal_hits(con, CATALOG, warehouse.as_of_date)
-        by_signal = _counts_by(con, "marts.signal_hits", "signal_id")
+        rows = {
+            d: build_signal_hits(con, CATALOG, d, current=warehouse.is_current(d))
+            for d in warehouse.as_of_dates
+        }
+        last = max(rows)
+        by_signal = _counts_by(
+            con, f"marts.signal_hits_history WHERE as_of_date = {date_literal(last)}",
+            "signal_id",
+        )
         schema = column_schema(con, "marts", "signal_hits")
     return MaterializeResult(
         metadata={
-            "dagster/row_count": n,
+            "dagster/row_count": rows[last],
             "dagster/column_schema": schema,
-            "as_of_date": warehouse.as_of_date.isoformat(),
+            **_dates_metadata(warehouse, rows),
             "catalog_version": CATALOG.version,
             "hits_by_signal": MetadataValue.json(by_signal),
         }
@@ -469,6 +540,8 @@ def signal_hits(context: AssetExecutionContext, warehouse: RiskWarehouse) -> Mat
 
 @asset(
     key=PROFILE_KEY,
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
@@ -483,15 +556,20 @@ def enterprise_risk_profile(
     context: AssetExecutionContext, warehouse: RiskWarehouse
 ) -> MaterializeResult:
     with warehouse.connect() as con:
-        n = build_risk_profile(con, CATALOG, warehouse.as_of_date)
-        tiers = _counts_by(con, "marts.enterprise_risk_profile", "tier")
-        engines = _counts_by(con, "marts.enterprise_risk_profile", "engine")
+        rows = {
+            d: build_risk_profile(con, CATALOG, d, current=warehouse.is_current(d))
+            for d in warehouse.as_of_dates
+        }
+        last = max(rows)
+        table = f"marts.enterprise_risk_profile_history WHERE as_of_date = {date_literal(last)}"
+        tiers = _counts_by(con, table, "tier")
+        engines = _counts_by(con, table, "engine")
         schema = column_schema(con, "marts", "enterprise_risk_profile")
     return MaterializeResult(
         metadata={
-            "dagster/row_count": n,
+            "dagster/row_count": rows[last],
             "dagster/column_schema": schema,
-            "as_of_date": warehouse.as_of_date.isoformat(),
+            **_dates_metadata(warehouse, rows),
             "tiers": MetadataValue.json(tiers),
             "engine": MetadataValue.json(engines),
         }
@@ -503,6 +581,8 @@ DECISIONS_KEY = AssetKey(["marts", "enterprise_decisions"])
 
 @asset(
     key=DECISIONS_KEY,
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
@@ -519,7 +599,10 @@ def enterprise_decisions(
     context: AssetExecutionContext, warehouse: RiskWarehouse
 ) -> MaterializeResult:
     with warehouse.connect() as con:
-        n = build_decision_window(con, CATALOG, warehouse.as_of_date)
+        rows = build_decision_windows(
+            con, CATALOG, warehouse.as_of_dates, warehouse.as_of_date
+        )
+        n = rows[max(rows)]
         schema = column_schema(con, "marts", "enterprise_decisions")
         listed = con.execute(
             "SELECT month_end, count(*) FILTER (WHERE listed) FROM marts.enterprise_decisions "
@@ -529,6 +612,7 @@ def enterprise_decisions(
         metadata={
             "dagster/row_count": n,
             "dagster/column_schema": schema,
+            **_dates_metadata(warehouse, rows),
             "listed_by_month_end": MetadataValue.md(
                 markdown_table(listed, ["month_end", "listed firms"])
             ),

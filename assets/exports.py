@@ -4,6 +4,8 @@ Only the Dagster asset lives here; reading the marts, charts, HTML and file writ
 `assets/report/` (no Dagster there), so they are tested without running an asset.
 """
 
+from datetime import date
+
 import duckdb
 from dagster import (
     AssetExecutionContext,
@@ -17,10 +19,11 @@ from dagster import (
 )
 
 from assets.core.metadata import markdown_table
+from assets.core.partitions import AS_OF_PARTITIONS, SINGLE_RUN
 from assets.core.resources import RiskWarehouse
 from assets.dbt_assets import mart_key
 from assets.report import dimensions
-from assets.report.files import exports_dir, write_exports
+from assets.report.files import ExportFiles, exports_dir, write_exports
 from assets.report.model import ReportData
 from assets.report.queries import gather_report_data
 from assets.screening.rules import load_rules
@@ -83,8 +86,25 @@ def rule_dimensions(context: AssetExecutionContext, warehouse: RiskWarehouse):
     )
 
 
+def _export_one(warehouse: RiskWarehouse, as_of: date) -> tuple[ReportData, ExportFiles]:
+    """`<exports>/<D>/` for one as-of date: the current watchlist for the current date, D's
+    rows of the watchlist history for a past date."""
+    out_dir = exports_dir() / as_of.isoformat()
+    if warehouse.warehouse_path.exists():
+        with warehouse.connect(read_only=True) as con:
+            data = gather_report_data(con, as_of, from_history=not warehouse.is_current(as_of))
+            files = write_exports(con, data, out_dir)
+    else:  # before the first load: header-only files and a report that says so
+        data = ReportData.without_warehouse(as_of)
+        with duckdb.connect() as con:
+            files = write_exports(con, data, out_dir)
+    return data, files
+
+
 @asset(
     key=AssetKey(["exports", "watchlist_report"]),
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
     group_name=GROUP,
     kinds={"duckdb", "python", "html"},
     owners=[OWNER],
@@ -100,20 +120,15 @@ def rule_dimensions(context: AssetExecutionContext, warehouse: RiskWarehouse):
         "(self-contained: one-minute summary of what changed, 12-month trends of tiers and "
         "NPL, NPL by industry and top branches, reasons by topic and signal, the watchlist, "
         "last month's screening, the back-test) and, when screening has run, "
-        "`application_screening.csv`."
+        "`application_screening.csv`. Partitioned by as-of date: partition D writes `<D>/` "
+        "only (a past date's watchlist is read from watchlist_history); the folder is written "
+        "aside and renamed into place as a set."
     ),
 )
 def watchlist_report(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
-    as_of = warehouse.as_of_date
-    out_dir = exports_dir() / as_of.isoformat()
-    if warehouse.warehouse_path.exists():
-        with warehouse.connect(read_only=True) as con:
-            data = gather_report_data(con, as_of)
-            files = write_exports(con, data, out_dir)
-    else:  # before the first load: header-only files and a report that says so
-        data = ReportData.without_warehouse(as_of)
-        with duckdb.connect() as con:
-            files = write_exports(con, data, out_dir)
+    written = {d: _export_one(warehouse, d) for d in sorted(warehouse.as_of_dates)}
+    as_of = max(written)
+    data, files = written[as_of]
     for msg in data.missing.values():
         context.log.warning(msg)
 
@@ -123,6 +138,7 @@ def watchlist_report(context: AssetExecutionContext, warehouse: RiskWarehouse) -
         "dagster/row_count": len(rows),
         "as_of_date": as_of.isoformat(),
         "export_dir": MetadataValue.path(str(files.out_dir)),
+        "export_dirs": len(written),
         "watchlist_csv": MetadataValue.path(str(files.watchlist_csv)),
         "watchlist_parquet": MetadataValue.path(str(files.watchlist_parquet)),
         "report_html": MetadataValue.path(str(files.report_html)),

@@ -80,7 +80,8 @@ def failed_blocking_checks(context: AssetExecutionContext) -> list[str]:
         "temporary file in DuckDB's v1.5.0 format (the PyPI DuckDB 1.5 CLI opens it) and "
         "renames it over RISK_WAREHOUSE in one step. Readers keep the previous file until they "
         "reconnect. New or escalated red firms raise an alert (marts.alert_log, "
-        "RISK_ALERT_WEBHOOK)."
+        "RISK_ALERT_WEBHOOK). Afterwards the build file is compacted when it has grown past "
+        "RISK_COMPACT_RATIO (2) times its live size."
     ),
 )
 def published_warehouse(
@@ -101,7 +102,8 @@ def published_warehouse(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
             "AND schema_name = 'marts' AND table_name = 'watchlist'"
         ).fetchone()[0]
-        if has_watchlist:
+        # A run for a past date leaves the current watchlist as it was: nothing new to alert.
+        if has_watchlist and as_of in warehouse.as_of_dates:
             alert = alerts.red_firms_alert(con, context.run.run_id, as_of)
             if alert is not None:  # recorded first, so the published copy carries it
                 alerts.record(con, alert)
@@ -130,6 +132,21 @@ def published_warehouse(
             "publish_seconds": round(result.seconds, 2),
             "table_rows": MetadataValue.json(result.tables),
         }
+        ratio = settings.compact_ratio()
+        if ratio > 0:  # the build file only grows: rewrite it when mostly free blocks
+            compaction = publish.compact(
+                warehouse.warehouse_path, ratio=ratio, memory_limit=settings.duckdb_memory_limit()
+            )
+            if compaction.compacted:
+                context.log.info(
+                    f"compacted the build file: {compaction.bytes_before / 2**20:.1f} -> "
+                    f"{compaction.bytes_after / 2**20:.1f} MiB in {compaction.seconds:.1f}s"
+                )
+            metadata.update({
+                "build_file_mib": round(compaction.bytes_after / 2**20, 1),
+                "build_file_live_mib": round(compaction.live_bytes / 2**20, 1),
+                "build_file_compacted": compaction.compacted,
+            })
     webhook = settings.alert_webhook()
     if alert is not None:
         context.log.warning(alert.content())

@@ -22,7 +22,13 @@ def _check_settings(command: str, *, landing: bool) -> str | None:
     """The RISK_* settings a command needs, checked before anything runs: one line naming the
     variable and its value, or None."""
     try:
-        settings.check_as_of()
+        as_of = settings.check_as_of()
+        if command == "refresh":  # the run is the as-of partition of D
+            from assets.core.partitions import partition_problem
+
+            problem = partition_problem(as_of)
+            if problem:
+                raise settings.SettingError("RISK_AS_OF", as_of.isoformat(), problem)
         settings.check_warehouse()
         if landing:
             settings.check_landing_dir()
@@ -106,6 +112,7 @@ def _refresh_locked(warehouse: Path, landing: Path, as_of, *, verbose: bool = Fa
                 "resources": {"warehouse": _warehouse_config(warehouse, landing, as_of)},
             },
             tags=_run_tags("risk refresh"),
+            partition_key=as_of.isoformat(),  # the as-of partition D (Asia/Shanghai)
         )
         step_seconds = _step_seconds(instance, result.run_id)
         if not result.success:
@@ -143,18 +150,22 @@ def _print_what_next(warehouse: Path, as_of) -> None:
         return
     try:
         with duckdb.connect(str(warehouse), read_only=True) as con:
+            # D's rows: the current watchlist, or D's history rows for a past date.
+            wl = "(SELECT * FROM marts.watchlist_history WHERE as_of_date = $d)"
             tiers = dict(con.execute(
-                "SELECT tier, count(*) FROM marts.watchlist GROUP BY ALL").fetchall())
+                f"SELECT tier, count(*) FROM {wl} GROUP BY ALL", {"d": as_of}).fetchall())
             status = dict(con.execute(
-                "SELECT status, count(*) FROM marts.watchlist GROUP BY ALL").fetchall())
+                f"SELECT status, count(*) FROM {wl} GROUP BY ALL", {"d": as_of}).fetchall())
             cleared = con.execute(
                 "SELECT count(*) FROM marts.watchlist_history AS h WHERE h.as_of_date = "
-                "(SELECT max(as_of_date) FROM marts.watchlist_history WHERE as_of_date < ?) "
-                "AND h.enterprise_id NOT IN (SELECT enterprise_id FROM marts.watchlist)",
-                [as_of],
+                "(SELECT max(as_of_date) FROM marts.watchlist_history WHERE as_of_date < $d) "
+                f"AND h.enterprise_id NOT IN (SELECT enterprise_id FROM {wl})",
+                {"d": as_of},
             ).fetchone()[0]
             engine = con.execute(
-                "SELECT any_value(engine) FROM marts.watchlist").fetchone()[0]
+                f"SELECT any_value(engine) FROM {wl}", {"d": as_of}).fetchone()[0]
+            current = con.execute(
+                "SELECT max(as_of_date) FROM marts.watchlist_refreshes").fetchone()[0]
     except duckdb.Error as exc:
         print(f"\n (no watchlist summary: {exc})")
         return
@@ -163,7 +174,9 @@ def _print_what_next(warehouse: Path, as_of) -> None:
         f"\n watchlist as of {as_of}: {tiers.get('red', 0)} red, {tiers.get('amber', 0)} amber "
         f"({status.get('new', 0)} new, {status.get('escalated', 0)} escalated, {cleared} left "
         f"since the last refresh); engine: {engine or 'n/a'}"
-        f"\n report and sheets: {out / 'report.html'}, {out / 'watchlist.xlsx'}"
+        + (f"\n a past date: the current marts stay as of {current}" if current
+           and current > as_of else "")
+        + f"\n report and sheets: {out / 'report.html'}, {out / 'watchlist.xlsx'}"
         f"\n analysts: duckdb -readonly {warehouse}   (docs/analyst-guide.md)"
         "\n runs and checks: make ui, then http://127.0.0.1:3000   (step timings: --verbose)"
     )

@@ -25,10 +25,13 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
     description="Runs nightly_refresh every day at 02:00 Asia/Shanghai, as of that day.",
 )
 def nightly_refresh_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-    """Each run is tagged with its as-of date (the Beijing date it was scheduled for), so the
-    UI shows which date a run was for."""
+    """Each run is the as-of partition of the Beijing date it was scheduled for, and is tagged
+    with it, so the UI shows which date a run was for."""
     as_of = context.scheduled_execution_time.astimezone(SHANGHAI).date()
-    return RunRequest(tags={"risk/as_of_date": as_of.isoformat(), "trigger": "schedule"})
+    return RunRequest(
+        partition_key=as_of.isoformat(),
+        tags={"risk/as_of_date": as_of.isoformat(), "trigger": "schedule"},
+    )
 
 model_backtest_schedule = ScheduleDefinition(
     name="model_backtest_monthly_shanghai",

@@ -31,6 +31,7 @@ from dagster import (
 from assets import alerts
 from assets.contract import LOAD_ORDER
 from assets.core import publish, settings
+from assets.core.partitions import beijing_today
 from assets.core.resources import default_resources
 from assets.ingestion import landing_files
 from orchestration.jobs import model_backtest, nightly_refresh
@@ -58,9 +59,11 @@ def landing_files_sensor(context: SensorEvaluationContext):
         return SkipReason("no new or changed landing files")
     context.update_cursor(json.dumps(current))
     run_key = hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()[:16]
-    return RunRequest(run_key=run_key, tags={"trigger": "landing_files_sensor",
-                                             "changed_files": str(len(changed)),
-                                             settings.WAREHOUSE_RUN_TAG: "write"})
+    as_of = beijing_today().isoformat()  # a delivery during the day: today's partition
+    return RunRequest(run_key=run_key, partition_key=as_of,
+                      tags={"trigger": "landing_files_sensor",
+                            "changed_files": str(len(changed)),
+                            settings.WAREHOUSE_RUN_TAG: "write", "risk/as_of_date": as_of})
 
 
 # ---------------------------------------------------------------------------------------------

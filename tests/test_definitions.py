@@ -30,6 +30,7 @@ def _spec_snapshot(defs: Definitions) -> dict[str, dict]:
             "owners": sorted(node.owners),
             "deps": sorted(d.to_user_string() for d in node.parent_keys),
             "checks": sorted(c.name for c in node.check_keys),
+            "partitioned": node.partitions_def is not None,
         }
     return out
 
@@ -82,9 +83,37 @@ def test_nightly_schedule_runs_at_two_beijing_time(defs: Definitions) -> None:
     from dagster import build_schedule_context
 
     # 18:00 UTC on 31 Oct is 02:00 on 1 Nov in Beijing: the run is as of 1 Nov.
-    ctx = build_schedule_context(scheduled_execution_time=datetime(2026, 10, 31, 18, tzinfo=UTC))
+    ctx = build_schedule_context(
+        scheduled_execution_time=datetime(2026, 10, 31, 18, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
     request = schedule.evaluate_tick(ctx).run_requests[0]
     assert request.tags["risk/as_of_date"] == "2026-11-01"
+    # ... and it runs the as-of partition of that date.
+    assert request.partition_key == "2026-11-01"
+
+
+def test_decision_assets_are_partitioned_by_as_of_date(defs: Definitions) -> None:
+    """The per-date decisions carry the as-of partitions (single-run backfill); the current
+    marts, the facts and publishing do not, so a past date never rebuilds them as of then."""
+    from dagster import AssetKey, BackfillPolicy
+
+    from assets.core.partitions import AS_OF_PARTITIONS
+
+    graph = defs.resolve_asset_graph()
+    partitioned = {k.to_user_string() for k in graph.get_all_asset_keys()
+                   if graph.get(k).partitions_def is not None}
+    assert partitioned == {
+        "marts/signal_hits", "marts/enterprise_risk_profile", "marts/enterprise_decisions",
+        "marts/watchlist_history", "marts/watchlist_refreshes", "exports/watchlist_report",
+    }
+    for name in partitioned:
+        node = graph.get(AssetKey(name.split("/")))
+        assert node.partitions_def == AS_OF_PARTITIONS, name
+        assert node.backfill_policy == BackfillPolicy.single_run(), name
+    assert AS_OF_PARTITIONS.timezone == "Asia/Shanghai"
+    job = defs.resolve_job_def("nightly_refresh")
+    assert job.partitions_def == AS_OF_PARTITIONS
 
 
 def test_asset_specs_match_snapshot(defs: Definitions) -> None:

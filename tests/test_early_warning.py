@@ -504,6 +504,43 @@ def test_signal_check_reports_new_hits(con) -> None:
     assert "down 50% year on year" in s["examples"][0][2]
 
 
+def test_past_dates_keep_the_current_tables_and_decide_in_one_pass(con) -> None:
+    """A past date writes its history rows only; a backfill's dates are decided in one pass
+    with the same rows as one pass per date."""
+    jan, feb, mar = date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 31)
+    put_month(con, jan, {"x": {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}, "y": {}})
+    put_month(con, feb, {"x": {}, "y": {"revenue_3m_yoy": -0.5, "revenue_6m_yoy": -0.45}})
+    put_month(con, mar, {"x": {}, "y": {}, "z": {"revenue_3m_yoy": -0.6,
+                                                 "revenue_6m_yoy": -0.5}})
+    ew.run_early_warning(con, CAT, mar)  # the current date
+    current = {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
+               for t in ("signal_hits", "enterprise_risk_profile")}
+    for d in (jan, feb):
+        ew.build_signal_hits(con, CAT, d, current=False)
+        ew.build_risk_profile(con, CAT, d, current=False)
+    assert {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
+            for t in current} == current
+    hist = dict(con.execute(
+        "SELECT as_of_date, list(enterprise_id ORDER BY enterprise_id) "
+        "FROM marts.signal_hits_history GROUP BY 1").fetchall())
+    assert hist == {jan: ["x"], feb: ["y"], mar: ["z"]}
+    assert con.execute("SELECT count(DISTINCT as_of_date) FROM "
+                       "marts.enterprise_risk_profile_history").fetchone()[0] == 3
+
+    cols = "enterprise_id, month_end, tier, listed, pd, risk_score, reasons"
+    con.execute("DELETE FROM marts.enterprise_decisions")
+    for d in (jan, feb):
+        ew.build_decision_window(con, CAT, d, current=False)
+    one_by_one = con.execute(f"SELECT {cols} FROM marts.enterprise_decisions ORDER BY ALL"
+                             ).fetchall()
+    con.execute("DELETE FROM marts.enterprise_decisions")
+    rows = ew.build_decision_windows(con, CAT, [jan, feb], current=mar)
+    assert set(rows) == {jan, feb}
+    assert con.execute(f"SELECT {cols} FROM marts.enterprise_decisions ORDER BY ALL"
+                       ).fetchall() == one_by_one
+    assert len(one_by_one) == 4  # x and y at jan and feb
+
+
 def test_loan_mart_problems_detects_broken_data(con) -> None:
     put_month(con, AS_OF, {"x": {}})
     assert ew.loan_mart_problems(con, AS_OF)["negative_dpd"] == 0
@@ -532,7 +569,8 @@ def test_assets_materialize_with_metadata(tmp_path: Path) -> None:
     c.close()
     wh = RiskWarehouse(warehouse=str(path), landing_dir=str(tmp_path), as_of=AS_OF.isoformat())
     result = materialize(
-        [*ew.early_warning_assets, *_upstream_specs()], resources={"warehouse": wh}
+        [*ew.early_warning_assets, *_upstream_specs()], resources={"warehouse": wh},
+        partition_key=AS_OF.isoformat(),
     )
     assert result.success
     mats = {
@@ -561,6 +599,7 @@ def test_checks_run_and_blocking_check_stops_the_watchlist(tmp_path: Path) -> No
         [*ew.early_warning_assets, *ew.early_warning_checks, *stubs, *raw],
         resources={"warehouse": wh},
         raise_on_error=False,
+        partition_key=AS_OF.isoformat(),
     )
     evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evals["dpd_not_negative"].passed is False

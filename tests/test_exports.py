@@ -146,6 +146,7 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wh: Path) -> tuple[Pat
         resources={
             "warehouse": RiskWarehouse(warehouse=str(wh), landing_dir=str(tmp_path), as_of=AS_OF)
         },
+        partition_key=AS_OF,
     )
     assert result.success
     mats = result.asset_materializations_for_node(watchlist_report.op.name)
@@ -447,3 +448,122 @@ def test_every_catalog_reason_reads_in_chinese():
     assert reason_zh(en) == "近3个月营收同比下降35%"
     assert reason_zh("a micro enterprise") == "微型企业"
     assert reason_zh("something else") == "something else"
+
+
+# ---------------------------------------------------------------------------------------------
+# The folder is replaced as a set
+
+
+def _folder(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+KILL_MID_WRITE = """
+import os, sys, time
+from datetime import date
+from pathlib import Path
+import duckdb
+from assets.report import files
+from assets.report.queries import gather_report_data
+
+def stall(content, dest):  # the CSV, XLSX and Parquet are written; report.html never is
+    Path(sys.argv[3]).write_text("writing")
+    time.sleep(600)
+
+files.write_text = stall
+with duckdb.connect(sys.argv[1], read_only=True) as con:
+    files.write_exports(con, gather_report_data(con, date.fromisoformat(sys.argv[4])),
+                        Path(sys.argv[2]), lang="en")
+"""
+
+
+def test_a_kill_mid_write_leaves_the_last_complete_folder(tmp_path, monkeypatch):
+    """kill -9 while a same-day re-run is writing: the folder is the last complete one, not a
+    mix of old and new files; the next export clears the half-written folder."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from assets.report import files
+    from assets.report.queries import gather_report_data
+
+    wh = tmp_path / "w.duckdb"
+    _build_warehouse(wh)
+    out = tmp_path / "exports" / AS_OF
+    with duckdb.connect(str(wh), read_only=True) as con:
+        files.write_exports(con, gather_report_data(con, date.fromisoformat(AS_OF)), out, "zh")
+    complete = _folder(out)
+    assert set(complete) >= {"watchlist.csv", "watchlist.xlsx", "watchlist.parquet",
+                             "report.html"}
+
+    flag = tmp_path / "stalled"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_MID_WRITE, str(wh), str(out), str(flag), AS_OF],
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not flag.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "writer never stalled"
+            time.sleep(0.1)
+        partial = list(out.parent.glob(f".{AS_OF}.writing-*"))
+        assert partial and (partial[0] / "watchlist.csv").exists()  # new files, aside
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert _folder(out) == complete  # the English re-run never mixed into the Chinese set
+
+    with duckdb.connect(str(wh), read_only=True) as con:
+        files.write_exports(con, gather_report_data(con, date.fromisoformat(AS_OF)), out, "en")
+    assert not list(out.parent.glob(f".{AS_OF}.*"))
+    assert _folder(out)["watchlist.csv"] != complete["watchlist.csv"]  # now the English set
+
+
+def test_folder_swap_without_atomic_exchange_recovers(tmp_path, monkeypatch):
+    """Where renameat2 is missing the swap is two renames; a kill between them leaves the old
+    folder aside, and the next export puts it back before writing."""
+    from assets.report import files
+
+    dest = tmp_path / AS_OF
+    dest.mkdir()
+    (dest / "report.html").write_text("old")
+    new = tmp_path / f".{AS_OF}.writing-1"
+    new.mkdir()
+    (new / "report.html").write_text("new")
+    monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    files.replace_dir(new, dest)
+    assert (dest / "report.html").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [AS_OF]
+    # killed between the renames: the complete folder sits aside, nothing at `dest`
+    dest.rename(tmp_path / f".{AS_OF}.old-99")
+    files.recover_export_dir(dest)
+    assert (dest / "report.html").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [AS_OF]
+
+
+def test_past_date_export_reads_that_dates_history(tmp_path, monkeypatch):
+    """A past date's export lists the watchlist history's rows of that date, not the current
+    watchlist."""
+    from assets.report import files
+    from assets.report.queries import gather_report_data
+
+    wh = tmp_path / "w.duckdb"
+    _build_warehouse(wh)
+    with duckdb.connect(str(wh)) as con:
+        con.execute("DELETE FROM marts.watchlist_history")
+        con.execute(
+            "INSERT INTO marts.watchlist_history SELECT * REPLACE (DATE '2025-03-31' AS "
+            "as_of_date) FROM marts.watchlist ORDER BY enterprise_id LIMIT 1"
+        )
+        only = con.execute("SELECT enterprise_id FROM marts.watchlist_history").fetchone()[0]
+        n_current = con.execute("SELECT count(*) FROM marts.watchlist").fetchone()[0]
+    assert n_current > 1
+    with duckdb.connect(str(wh), read_only=True) as con:
+        data = gather_report_data(con, date(2025, 3, 31), from_history=True)
+        out = files.write_exports(con, data, tmp_path / "exports" / "2025-03-31", "en")
+        parquet = con.execute(
+            f"SELECT enterprise_id FROM read_parquet('{out.watchlist_parquet}')"
+        ).fetchall()
+    assert [r["enterprise_id"] for r in data.watchlist_rows] == [only]
+    assert parquet == [(only,)]

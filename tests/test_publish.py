@@ -19,6 +19,7 @@ import sys
 import textwrap
 import time
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -485,3 +486,47 @@ def test_publishing_waits_for_every_other_asset_of_the_nightly_job() -> None:
     nightly = set(defs.resolve_job_def("nightly_refresh").asset_layer.asset_graph
                   .get_all_asset_keys()) & set(graph.get_all_asset_keys())
     assert nightly - {PUBLISH_KEY} <= set(graph.get(PUBLISH_KEY).parent_keys)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compacting the build file
+
+
+def test_compact_rewrites_a_grown_build_file_and_keeps_everything(tmp_path: Path) -> None:
+    build = tmp_path / "w.build.duckdb"
+    with duckdb.connect(str(build)) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.big AS SELECT range AS i, md5(random()::VARCHAR) AS s "
+                    "FROM range(1000000)")
+        con.execute("CREATE TABLE marts.kept (id INTEGER PRIMARY KEY, amount DECIMAL(18, 2))")
+        con.execute("INSERT INTO marts.kept VALUES (1, 10.50), (2, 20.25)")
+        con.execute("CHECKPOINT")
+        con.execute("DROP TABLE marts.big")  # the file keeps its size: free blocks
+        con.execute("COMMENT ON TABLE marts.kept IS 'kept rows'")
+        con.execute("COMMENT ON COLUMN marts.kept.amount IS 'money'")
+        con.execute("CREATE SCHEMA staging")
+        con.execute("CREATE VIEW staging.v AS SELECT id * 2 AS id2 FROM marts.kept")
+        con.execute("CHECKPOINT")
+    grown = build.stat().st_size
+    (tmp_path / f".{build.name}.123.compacting").write_bytes(b"stray")  # a killed compaction
+
+    untouched = publish.compact(build, ratio=1000.0, min_bytes=0)
+    assert not untouched.compacted and build.stat().st_size == grown
+
+    done = publish.compact(build, ratio=2.0, min_bytes=0)
+    assert done.compacted and done.bytes_before == grown
+    assert build.stat().st_size < grown / 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [build.name]  # no strays, no WAL
+    with duckdb.connect(str(build), read_only=True) as con:
+        assert con.execute("SELECT * FROM marts.kept ORDER BY id").fetchall() == [
+            (1, Decimal("10.50")), (2, Decimal("20.25"))]
+        assert con.execute("SELECT list(id2 ORDER BY id2) FROM staging.v").fetchone()[0] == [2, 4]
+        assert con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'kept'"
+                           ).fetchone()[0] == "kept rows"
+        assert con.execute("SELECT comment FROM duckdb_columns() WHERE table_name = 'kept' "
+                           "AND column_name = 'amount'").fetchone()[0] == "money"
+        assert con.execute("SELECT count(*) FROM duckdb_constraints() WHERE "
+                           "table_name = 'kept' AND constraint_type = 'PRIMARY KEY'"
+                           ).fetchone()[0] == 1
+    again = publish.compact(build, ratio=2.0, min_bytes=0)  # now mostly live: left alone
+    assert not again.compacted

@@ -5,6 +5,9 @@ one rename.
   of a refresh writes there; it persists between nights (incremental ingestion, history marts).
 - A run lock `<name>.duckdb.lock` (`fcntl.flock`, released by the kernel when the process dies,
   even on kill -9) lets one refresh at a time touch the build file; the file holds who has it.
+- The build file only grows (DuckDB reuses freed blocks but never shrinks the file): after a
+  publish, `compact()` rewrites it into a fresh file (ATTACH + COPY FROM DATABASE) and renames
+  that over it when the file is more than RISK_COMPACT_RATIO times its live size.
 - Publishing copies the chosen schemas of the build file into a temporary file in the same
   folder, written in DuckDB's v1.5.0 storage format (the PyPI DuckDB 1.5 CLI opens it), and
   `os.replace`s it over RISK_WAREHOUSE: readers see the old file until they reconnect, then the
@@ -327,3 +330,79 @@ def publish(
         for leftover in (tmp, Path(f"{tmp}.wal")):
             leftover.unlink(missing_ok=True)
     return Published(published, counts, published.stat().st_size, time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compacting the build file
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """The build file's size before and after, its live bytes, and whether it was rewritten."""
+
+    path: Path
+    bytes_before: int
+    bytes_after: int
+    live_bytes: int
+    compacted: bool
+    seconds: float
+
+
+def live_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """Bytes of the blocks the database uses (what a fresh copy needs, about)."""
+    row = con.execute("PRAGMA database_size").fetchone()
+    block_size, used_blocks = row[2], row[4]
+    return int(block_size) * int(used_blocks)
+
+
+def compact(
+    build: Path,
+    *,
+    ratio: float,
+    min_bytes: int = 64 << 20,
+    memory_limit: str | None = None,
+    force: bool = False,
+) -> Compaction:
+    """Rewrite `build` into a fresh file when it is at least `min_bytes` and more than `ratio`
+    times its live size (or `force`): checkpoint it (no WAL may outlive the old file), copy
+    every schema, table, view, macro and comment with COPY FROM DATABASE into a temporary file
+    beside it, fsync, and rename it over `build`. A kill leaves the old file and a stray
+    temporary file that the next compaction removes. The caller holds the run lock."""
+    started = time.perf_counter()
+    for stray in sorted(build.parent.glob(f".{build.name}.*.compacting*")):
+        stray.unlink(missing_ok=True)
+    if not build.exists():
+        return Compaction(build, 0, 0, 0, False, 0.0)
+    with duckdb.connect(str(build)) as con:
+        con.execute("CHECKPOINT")
+        live = live_bytes(con)
+        catalog = con.execute("SELECT current_database()").fetchone()[0]
+    before = build.stat().st_size
+    if not force and (before < min_bytes or before <= ratio * live):
+        return Compaction(build, before, before, live, False, time.perf_counter() - started)
+    tmp = build.with_name(f".{build.name}.{os.getpid()}.compacting")
+    try:
+        with duckdb.connect() as con:
+            if memory_limit:
+                con.execute(f"SET memory_limit = {literal(memory_limit)}")
+            con.execute("SET preserve_insertion_order = true")
+            # The source keeps its own catalog name, so views that name it still bind.
+            con.execute(f"ATTACH {literal(str(build))} AS {ident(catalog)} (READ_ONLY)")
+            con.execute(f"ATTACH {literal(str(tmp))} AS compacted")
+            con.execute(f"COPY FROM DATABASE {ident(catalog)} TO compacted")
+            con.execute("DETACH compacted")
+            con.execute(f"DETACH {ident(catalog)}")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        Path(f"{build}.wal").unlink(missing_ok=True)  # checkpointed above: nothing in it
+        os.replace(tmp, build)
+        dir_fd = os.open(build.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            leftover.unlink(missing_ok=True)
+    return Compaction(build, before, build.stat().st_size, live, True,
+                      time.perf_counter() - started)

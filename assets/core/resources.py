@@ -12,7 +12,7 @@ import duckdb
 from dagster import ConfigurableResource, DagsterRunStatus, InitResourceContext, RunsFilter
 from pydantic import Field, PrivateAttr
 
-from assets.core import publish, settings
+from assets.core import partitions, publish, settings
 from assets.core.dbt_project import dbt_resource
 
 #: Run tag `host:pid:start` of the process that executes a run: a run left STARTED whose
@@ -43,6 +43,8 @@ class RiskWarehouse(ConfigurableResource):
         "end (on for the nightly job); off: build `warehouse` in place (unit tests).",
     )
     _locked: bool = PrivateAttr(default=False)
+    _run_dates: list = PrivateAttr(default_factory=list)
+    _latest_decided: date | None = PrivateAttr(default=None)
 
     @property
     def published_path(self) -> Path:
@@ -81,6 +83,21 @@ class RiskWarehouse(ConfigurableResource):
                 context.log.info(
                     f"seeded the build file {self.warehouse_path} from {self.published_path}"
                 )
+        run = context.run
+        self._run_dates = partitions.dates_of_run(run.tags if run is not None else {})
+        if self._run_dates or not self.as_of:
+            self._latest_decided = latest_decided_as_of(self.warehouse_path)
+        if self._run_dates:
+            if instance is not None and run_id and partitions.AS_OF_TAG not in run.tags:
+                # Launchpad and backfill runs: the as-of date as a tag, as the CLI and the
+                # schedule set it (a range is tagged with its last date).
+                try:
+                    instance.add_run_tags(
+                        run_id, {partitions.AS_OF_TAG: max(self._run_dates).isoformat()}
+                    )
+                except Exception as exc:  # bookkeeping only: never stops the run
+                    if context.log is not None:
+                        context.log.warning(f"could not tag the run's as-of date: {exc}")
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._locked:
@@ -92,8 +109,34 @@ class RiskWarehouse(ConfigurableResource):
         return Path(self.landing_dir)
 
     @property
+    def requested_as_of(self) -> date:
+        """The as-of date of the resource config (RISK_AS_OF), else today in Beijing."""
+        return date.fromisoformat(self.as_of) if self.as_of else partitions.beijing_today()
+
+    @property
+    def as_of_dates(self) -> list[date]:
+        """The dates this run decides: its partition, or every date of its partition range
+        (single-run backfill); an unpartitioned run decides its configured date."""
+        return list(self._run_dates) or [self.requested_as_of]
+
+    @property
     def as_of_date(self) -> date:
-        return date.fromisoformat(self.as_of) if self.as_of else date.today()
+        """The current as-of date: what the unpartitioned ("current") marts are built as of.
+        In a partitioned run it is the latest of the run's dates and the latest date this
+        warehouse has already decided, so a run for a past date leaves them as they were. An
+        unpartitioned run (e.g. the current marts after a backfill launched from the asset
+        graph) uses its configured date, else the latest decided date, else today."""
+        decided = self._latest_decided
+        if self._run_dates:
+            latest = max(self._run_dates)
+            return max(latest, decided) if decided is not None else latest
+        if not self.as_of and decided is not None:
+            return decided
+        return self.requested_as_of
+
+    def is_current(self, d: date) -> bool:
+        """Whether D's decisions are the current ones (D is the current as-of date)."""
+        return d == self.as_of_date
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -103,6 +146,26 @@ class RiskWarehouse(ConfigurableResource):
             yield con
         finally:
             con.close()
+
+
+#: Tables whose as_of_date column says which dates this warehouse has decided.
+DECIDED_TABLES = ("watchlist_refreshes", "enterprise_risk_profile_history", "signal_hits_history")
+
+
+def latest_decided_as_of(path: Path) -> date | None:
+    """The latest as-of date decided in the warehouse file at `path`, or None (no file, or no
+    decision yet)."""
+    if not path.exists():
+        return None
+    with duckdb.connect(str(path), read_only=True) as con:
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'"
+        ).fetchall()}
+        tables = [t for t in DECIDED_TABLES if t in present]
+        if not tables:
+            return None
+        union = " UNION ALL ".join(f"SELECT max(as_of_date) AS d FROM marts.{t}" for t in tables)
+        return con.execute(f"SELECT max(d) FROM ({union})").fetchone()[0]
 
 
 def fail_orphaned_runs(instance) -> list[str]:

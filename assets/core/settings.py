@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -25,9 +26,10 @@ def warehouse_path() -> Path:
 
 
 def as_of_date() -> date:
-    """The as-of date D (contract section 2): RISK_AS_OF, else today."""
+    """The as-of date D (contract section 2): RISK_AS_OF, else today in Asia/Shanghai (the
+    bank's calendar, whatever the machine's time zone)."""
     raw = os.environ.get("RISK_AS_OF")
-    return date.fromisoformat(raw) if raw else date.today()
+    return date.fromisoformat(raw) if raw else datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 
 def alert_webhook() -> str:
@@ -106,6 +108,17 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "12GB"
 def duckdb_memory_limit() -> str:
     """RISK_DUCKDB_MEMORY_LIMIT, else 12GB. dbt's profile reads the same variable."""
     return os.environ.get("RISK_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT
+
+
+#: The build file is compacted after a publish when it is more than this many times its live
+#: size (DuckDB never shrinks a file; a fresh copy holds the live blocks only).
+DEFAULT_COMPACT_RATIO = 2.0
+
+
+def compact_ratio() -> float:
+    """RISK_COMPACT_RATIO, else 2; 0 turns compaction off."""
+    raw = os.environ.get("RISK_COMPACT_RATIO")
+    return float(raw) if raw else DEFAULT_COMPACT_RATIO
 
 
 #: Run tag of every run that writes the warehouse; the run queue starts one such run at a time.

@@ -1,4 +1,7 @@
-"""The files in `<exports>/<as_of>/`, each written to a temporary name and then renamed.
+"""The files in `<exports>/<as_of>/`, written as a set: into a hidden folder beside it, which
+then takes the folder's place in one rename (the last complete folder stays as it was until
+the new one is complete; a kill mid-write leaves it intact and the half folder is cleared by
+the next export).
 
 Officers open these from a shared drive, often in Excel: `watchlist.csv` and `watchlist.xlsx`
 are the officer's view in the report's language (RISK_REPORT_LANG, default zh; see
@@ -10,6 +13,7 @@ half-written file never replaces a good one.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 from dataclasses import dataclass
@@ -31,6 +35,52 @@ BOM = b"\xef\xbb\xbf"
 def exports_dir() -> Path:
     """Exports root: RISK_EXPORTS_DIR (read at run time, so tests can point it), else default."""
     return Path(os.environ.get("RISK_EXPORTS_DIR") or settings.DEFAULT_EXPORTS_DIR).resolve()
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system or the file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def _aside(dest: Path, what: str) -> Path:
+    return dest.with_name(f".{dest.name}.{what}-{os.getpid()}")
+
+
+def recover_export_dir(dest: Path) -> None:
+    """Undo what a killed export left beside `dest`: a complete folder moved aside by the
+    fallback swap comes back when `dest` is missing; half-written folders are removed."""
+    for old in sorted(dest.parent.glob(f".{dest.name}.old-*")):
+        if not dest.exists():
+            old.rename(dest)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for partial in dest.parent.glob(f".{dest.name}.writing-*"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def replace_dir(new: Path, dest: Path) -> None:
+    """`new` takes the place of `dest` as a whole: readers see the old folder or the new one,
+    never a mix. The old folder is removed after the swap."""
+    if not dest.exists():
+        new.rename(dest)
+        return
+    if _exchange(new, dest):
+        shutil.rmtree(new)  # now the old folder
+        return
+    old = _aside(dest, "old")
+    dest.rename(old)
+    new.rename(dest)
+    shutil.rmtree(old)
 
 
 @dataclass(frozen=True)
@@ -85,38 +135,53 @@ def write_exports(
     """
     lang = lang or report_lang()
     catalog = load_catalog()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    recover_export_dir(out_dir)
+    work = _aside(out_dir, "writing")
+    work.mkdir()
+    try:
+        titles, screening_rows = _write_files(con, data, work, lang, catalog)
+        replace_dir(work, out_dir)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    screening_path = out_dir / "application_screening.csv"
+    return ExportFiles(
+        out_dir=out_dir,
+        watchlist_csv=out_dir / "watchlist.csv",
+        watchlist_parquet=out_dir / "watchlist.parquet",
+        report_html=out_dir / "report.html",
+        watchlist_xlsx=out_dir / "watchlist.xlsx",
+        sheet_titles=tuple(titles),
+        application_screening_csv=screening_path if screening_rows is not None else None,
+        application_screening_rows=screening_rows,
+    )
+
+
+def _write_files(
+    con: duckdb.DuckDBPyConnection, data: ReportData, out_dir: Path, lang: str, catalog
+) -> tuple[list[str], int | None]:
+    """Every file of the set into `out_dir` (the folder being written aside)."""
     csv_path, parquet_path = out_dir / "watchlist.csv", out_dir / "watchlist.parquet"
     xlsx_path = out_dir / "watchlist.xlsx"
     if "watchlist" in data.missing:
         select_parquet = queries.EMPTY_WATCHLIST_SELECT
     else:
-        select_parquet = queries.table_select(
-            "watchlist", queries.watchlist_order(data.watchlist_columns)
+        select_parquet = (
+            f"SELECT * FROM {data.watchlist_from or queries.mart('watchlist')} "
+            f"ORDER BY {queries.watchlist_order(data.watchlist_columns)}"
         )
     rows = [officer_row(r, lang, catalog) for r in data.watchlist_rows]
     sheets.write_csv(rows, lang, csv_path)
     titles = sheets.write_xlsx(rows, lang, xlsx_path, LABELS[lang]["watchlist"])
     write_parquet(con, select_parquet, parquet_path)
 
-    screening_path: Path | None = out_dir / "application_screening.csv"
     screening_rows = None
     if data.screening_decisions is not None:
-        write_csv_with_bom(con, queries.csv_select(con, "application_screening"), screening_path)
+        write_csv_with_bom(
+            con, queries.csv_select(con, "application_screening"),
+            out_dir / "application_screening.csv",
+        )
         screening_rows = sum(n for _, n in data.screening_decisions)
-    else:
-        screening_path.unlink(missing_ok=True)  # stale from an earlier run of the same date
-        screening_path = None
-
-    html_path = out_dir / "report.html"
-    write_text(render_report(data, lang, catalog), html_path)
-    return ExportFiles(
-        out_dir=out_dir,
-        watchlist_csv=csv_path,
-        watchlist_parquet=parquet_path,
-        report_html=html_path,
-        watchlist_xlsx=xlsx_path,
-        sheet_titles=tuple(titles),
-        application_screening_csv=screening_path,
-        application_screening_rows=screening_rows,
-    )
+    write_text(render_report(data, lang, catalog), out_dir / "report.html")
+    return titles, screening_rows

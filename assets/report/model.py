@@ -65,6 +65,9 @@ class ReportData:
     screening_rules: list[tuple[str, str, int]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)
+    #: SQL relation the watchlist rows come from: marts.watchlist (the current date), or D's
+    #: rows of marts.watchlist_history for a past date (empty: marts.watchlist).
+    watchlist_from: str = ""
 
     @classmethod
     def without_warehouse(cls, as_of: date) -> ReportData:

@@ -63,12 +63,31 @@ def csv_select(con: duckdb.DuckDBPyConnection, table: str, order_by: str = "ALL"
     return f"SELECT {', '.join(exprs)} FROM {mart(table)} ORDER BY {order_by}"
 
 
-def gather_report_data(con: duckdb.DuckDBPyConnection, as_of: date) -> ReportData:
-    """Read what the report shows from the marts; missing tables become notices."""
+def watchlist_history_select(con: duckdb.DuckDBPyConnection, as_of: date) -> str:
+    """D's watchlist from marts.watchlist_history, with the watchlist mart's columns: the
+    export of a past as-of date (the current watchlist shows the latest date)."""
+    names = [c for c, _ in columns(con, "watchlist")] or [
+        c for c, _ in columns(con, "watchlist_history")
+    ]
+    cols = ", ".join(ident(c) for c in names)
+    return (
+        f"(SELECT {cols} FROM {mart('watchlist_history')} "
+        f"WHERE CAST(as_of_date AS DATE) = DATE '{as_of.isoformat()}')"
+    )
+
+
+def gather_report_data(
+    con: duckdb.DuckDBPyConnection, as_of: date, from_history: bool = False
+) -> ReportData:
+    """Read what the report shows from the marts; missing tables become notices. With
+    `from_history` the watchlist is D's rows of watchlist_history (a past as-of date)."""
     data = ReportData(as_of=as_of, generated_at=now())
     for table in REPORT_TABLES:
         if not table_exists(con, MARTS, table):
             data.missing[table] = missing_message(table)
+    if from_history and "watchlist_history" not in data.missing:
+        data.missing.pop("watchlist", None)
+        data.watchlist_from = watchlist_history_select(con, as_of)
     if "watchlist" not in data.missing:
         _read_watchlist(con, data)
     if "watchlist_history" not in data.missing:
@@ -145,8 +164,9 @@ def _read_backtest(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
 
 def _read_watchlist(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
     """The watchlist rows (the report lists them all), a staleness notice, and firm names."""
-    cols = [c for c, _ in columns(con, "watchlist")]
-    rows = con.execute(table_select("watchlist", watchlist_order(cols))).fetchall()
+    rel = data.watchlist_from or mart("watchlist")
+    cols = [d[0] for d in con.execute(f"SELECT * FROM {rel} LIMIT 0").description]
+    rows = con.execute(f"SELECT * FROM {rel} ORDER BY {watchlist_order(cols)}").fetchall()
     data.watchlist_columns = cols
     data.watchlist_rows = [dict(zip(cols, r, strict=True)) for r in rows]
     as_of = data.as_of.isoformat()
@@ -183,7 +203,7 @@ def _enrich_watchlist(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
     """Per listed firm: name, home branch and its name, industry, exposure (outstanding
     principal at the latest month end <= D) and relationship manager (officer_id of its latest
     loan, when the loans carry the optional column). Missing tables leave the fields empty."""
-    ids = f"(SELECT DISTINCT enterprise_id FROM {mart('watchlist')})"
+    ids = f"(SELECT DISTINCT enterprise_id FROM {data.watchlist_from or mart('watchlist')})"
     info: dict[str, dict] = {}
 
     def put(sql: str, params: list | None = None) -> None:

@@ -18,6 +18,7 @@
     incremental_strategy='delete+insert',
     full_refresh=false,
     on_schema_change='append_new_columns',
+    tags=['as_of_history'],
 ) }}
 
 {%- set n_exit = var('watchlist_exit_after_clear_month_ends') | int %}
@@ -25,7 +26,7 @@
 with monitored as (
 
     select enterprise_id
-    from {{ source('early_warning', 'enterprise_risk_profile') }}
+    from {{ source('early_warning', 'enterprise_risk_profile_history') }}
     where as_of_date = {{ as_of_date() }}
 
 ),

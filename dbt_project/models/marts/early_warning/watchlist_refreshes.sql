@@ -1,4 +1,4 @@
--- depends_on: {{ source('early_warning', 'enterprise_risk_profile') }}
+-- depends_on: {{ source('early_warning', 'enterprise_risk_profile_history') }}
 {#- One row per refresh (as-of date), listed firms or not: the calendar of refreshes.
     Incremental and never rebuilt by --full-refresh. -#}
 {{ config(
@@ -7,6 +7,7 @@
     incremental_strategy='delete+insert',
     full_refresh=false,
     on_schema_change='append_new_columns',
+    tags=['as_of_history'],
 ) }}
 
 select
