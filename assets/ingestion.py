@@ -522,7 +522,8 @@ def _manifest(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, tuple[int
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def _file_stamp(path: Path) -> tuple[int, datetime]:
+def file_stamp(path: Path) -> tuple[int, datetime]:
+    """(size, mtime) of a landing file, as raw.load_manifest records it."""
     st = path.stat()
     return st.st_size, datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC).replace(tzinfo=None)
 
@@ -581,7 +582,7 @@ def _stage_file(
     cols = {low: src for low, src in cols.items() if low in known}
     types = {r[0]: r[1] for r in con.execute("DESCRIBE _file").fetchall()}
     _number_rows(con)
-    size, mtime = _file_stamp(path)
+    size, mtime = file_stamp(path)
     con.execute(
         f"""INSERT INTO _incoming BY NAME
             SELECT * EXCLUDE ({", ".join(f'"_txt_{c.name}"' for c in table.columns)}),
@@ -665,10 +666,15 @@ def fill_pseudonyms(
     return hashed
 
 
+def pseudonym_key_check() -> str:
+    """The keyed hash that names today's pseudonym key in raw.pseudonym_keys."""
+    return secrets.keyed_hash(_KEY_CHECK_TEXT, secrets.pseudonym_key())
+
+
 def _key_raw_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:
     """Rows of raw keyed with another key (or none: loaded before the column existed) get
     their pseudonyms computed with today's key."""
-    check = secrets.keyed_hash(_KEY_CHECK_TEXT, secrets.pseudonym_key())
+    check = pseudonym_key_check()
     known = con.execute(
         f"SELECT key_check FROM {RAW}.pseudonym_keys WHERE table_name = ?", [table.name]
     ).fetchone()
@@ -738,7 +744,7 @@ def load_table(
     seen = {} if force else _manifest(con, table_name)
     todo: list[Path] = []
     for path in files:
-        if seen.get(str(path)) == _file_stamp(path):
+        if seen.get(str(path)) == file_stamp(path):
             result.files.append(FileResult(str(path), "unchanged"))
         else:
             todo.append(path)
@@ -895,7 +901,7 @@ def _publish(
 def _record_manifest(
     con: duckdb.DuckDBPyConnection, table: str, path: Path, fr: FileResult, now: datetime
 ) -> None:
-    size, mtime = _file_stamp(path)
+    size, mtime = file_stamp(path)
     con.execute(
         f"DELETE FROM {RAW}.load_manifest WHERE table_name = ? AND source_file = ?",
         [table, str(path)],
