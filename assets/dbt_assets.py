@@ -22,7 +22,12 @@ from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Outpu
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from assets.core import settings
-from assets.core.dbt_project import dbt_project, prune_run_targets
+from assets.core.dbt_project import (
+    dbt_project,
+    keep_partial_parse,
+    prune_run_targets,
+    write_run_context,
+)
 from assets.core.metadata import relation_row_counts
 from assets.core.resources import RiskWarehouse
 from assets.signals.catalog import load_catalog
@@ -73,13 +78,15 @@ def decision_vars(catalog) -> dict[str, object]:
     }
 
 
-def dbt_vars(warehouse: RiskWarehouse) -> dict[str, str]:
-    """What dbt needs of this run: as-of date, warehouse file, DuckDB memory cap (the profile
-    reads the last two as vars, so no environment is changed inside a step)."""
+def dbt_vars(warehouse: RiskWarehouse) -> dict[str, object]:
+    """The vars of every dbt step: warehouse file and DuckDB memory cap (the profile reads
+    them as vars, so no environment is changed inside a step) and the catalog values. The
+    same in both steps and from night to night (the as-of date goes through
+    `write_run_context`): dbt keeps its partial parse."""
     return {
-        "as_of_date": warehouse.as_of_date.isoformat(),
         "warehouse_path": str(warehouse.warehouse_path),
         "duckdb_memory_limit": settings.duckdb_memory_limit(),
+        **decision_vars(CATALOG),
     }
 
 
@@ -121,9 +128,13 @@ def _build(
     warehouse: RiskWarehouse,
     build_vars: dict[str, object],
 ) -> Iterator:
-    """One dbt step: `dbt build` of this asset's selection with the vars, row counts after."""
+    """One dbt step: the run's as-of date into the warehouse, `dbt build` of this asset's
+    selection with the vars, row counts after; the parse state is kept for the next step."""
+    write_run_context(warehouse.warehouse_path, warehouse.as_of_date)
     args = [*BUILD_ARGS, "--vars", json.dumps(build_vars)]
-    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse, context)
+    invocation = dbt.cli(args, context=context)
+    yield from _with_row_counts(invocation.stream(), warehouse, context)
+    keep_partial_parse(invocation.target_path)
 
 
 @dbt_assets(
@@ -151,7 +162,7 @@ def decision_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
 ) -> Iterator:
     """`dbt build` of the decision marts (watchlist, its history, IFRS 9 stage overlay)."""
-    yield from _build(context, dbt, warehouse, {**dbt_vars(warehouse), **decision_vars(CATALOG)})
+    yield from _build(context, dbt, warehouse, dbt_vars(warehouse))
 
 
 dbt_model_assets = [risk_dbt_models, decision_dbt_models]

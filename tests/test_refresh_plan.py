@@ -96,6 +96,12 @@ def test_a_second_refresh_with_nothing_new_skips_and_the_schedule_skips_too(
     assert decide_refresh(warehouse, landing, D).rebuild  # nothing published yet
     assert cli.main(["refresh"]) == 0
     published_at = warehouse.stat().st_mtime_ns
+    # The run's second dbt step starts from the first one's parse state (same vars).
+    from assets.core.dbt_project import dbt_project
+
+    decision_logs = sorted((Path(dbt_project.project_dir) / "target").glob(
+        "decision_dbt_models-*/dbt.log"), key=lambda p: p.stat().st_mtime)
+    assert "Partial parsing enabled" in decision_logs[-1].read_text()
     capsys.readouterr()
 
     assert cli.main(["refresh"]) == 0
