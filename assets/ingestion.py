@@ -783,10 +783,16 @@ def _has_appended(con: duckdb.DuckDBPyConnection, table_name: str) -> bool:
 def _deduplicate(con: duckdb.DuckDBPyConnection, table: Table) -> int:
     """Keep the newest delivery of each key of raw.<table> (mtime, then file name, then row,
     as the upsert decides) and mark the appended files loaded. One pass over the table,
-    windowing only keys delivered more than once. Returns the rows removed."""
+    windowing only keys delivered more than once; none when one batch (one `loaded_at`) was
+    appended, as each batch is already de-duplicated. Returns the rows removed."""
     name = f"{RAW}.{ident(table.name)}"
     pk_cols = ", ".join(ident(k) for k in table.primary_key)
-    removed = con.execute(
+    batches = con.execute(
+        f"SELECT count(DISTINCT loaded_at) FROM {RAW}.load_manifest WHERE table_name = ? "
+        "AND status = ?",
+        [table.name, APPENDED],
+    ).fetchone()[0]
+    removed = 0 if batches <= 1 else con.execute(
         f"""DELETE FROM {name} WHERE rowid IN (
               SELECT _rid FROM (
                 SELECT t.rowid AS _rid, row_number() OVER (PARTITION BY {pk_cols}
