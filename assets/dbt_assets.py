@@ -17,6 +17,7 @@ watchlist, IFRS 9 stage overlay) rebuilds the current marts as of the current da
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -24,7 +25,12 @@ from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Outpu
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from assets.core import settings
-from assets.core.dbt_project import dbt_project, prune_run_targets
+from assets.core.dbt_project import (
+    dbt_project,
+    keep_partial_parse,
+    prune_run_targets,
+    write_run_context,
+)
 from assets.core.metadata import relation_row_counts
 from assets.core.partitions import AS_OF_PARTITIONS, SINGLE_RUN
 from assets.core.resources import RiskWarehouse
@@ -77,14 +83,15 @@ def decision_vars(catalog) -> dict[str, object]:
     }
 
 
-def dbt_vars(warehouse: RiskWarehouse, as_of=None) -> dict[str, str]:
-    """What dbt needs of this run: as-of date (default the current one), warehouse file,
-    DuckDB memory cap (the profile reads the last two as vars, so no environment is changed
-    inside a step)."""
+def dbt_vars(warehouse: RiskWarehouse) -> dict[str, object]:
+    """The vars of every dbt step: warehouse file and DuckDB memory cap (the profile reads
+    them as vars, so no environment is changed inside a step) and the catalog values. The
+    same in both steps and from night to night (the as-of date goes through
+    `write_run_context`): dbt keeps its partial parse."""
     return {
-        "as_of_date": (as_of or warehouse.as_of_date).isoformat(),
         "warehouse_path": str(warehouse.warehouse_path),
         "duckdb_memory_limit": settings.duckdb_memory_limit(),
+        **decision_vars(CATALOG),
     }
 
 
@@ -125,10 +132,16 @@ def _build(
     dbt: DbtCliResource,
     warehouse: RiskWarehouse,
     build_vars: dict[str, object],
+    as_of: date | None = None,
 ) -> Iterator:
-    """One dbt step: `dbt build` of this asset's selection with the vars, row counts after."""
+    """One dbt step: the as-of date (default the run's current one) into the warehouse, `dbt
+    build` of this asset's selection with the vars, row counts after; the parse state is kept
+    for the next step."""
+    write_run_context(warehouse.warehouse_path, as_of or warehouse.as_of_date)
     args = [*BUILD_ARGS, "--vars", json.dumps(build_vars)]
-    yield from _with_row_counts(dbt.cli(args, context=context).stream(), warehouse, context)
+    invocation = dbt.cli(args, context=context)
+    yield from _with_row_counts(invocation.stream(), warehouse, context)
+    keep_partial_parse(invocation.target_path)
 
 
 @dbt_assets(
@@ -162,13 +175,12 @@ def decision_history_dbt_models(
     first (a failure stops the step); Dagster records the last build's events for the range."""
     dates = sorted(warehouse.as_of_dates)
     for d in dates[:-1]:
-        args = [*BUILD_ARGS, "--vars", json.dumps({**dbt_vars(warehouse, d),
-                                                   **decision_vars(CATALOG)})]
-        dbt.cli(args, context=context).wait()
+        write_run_context(warehouse.warehouse_path, d)
+        args = [*BUILD_ARGS, "--vars", json.dumps(dbt_vars(warehouse))]
+        invocation = dbt.cli(args, context=context).wait()
+        keep_partial_parse(invocation.target_path)
         context.log.info(f"watchlist history written for {d}")
-    yield from _build(
-        context, dbt, warehouse, {**dbt_vars(warehouse, dates[-1]), **decision_vars(CATALOG)}
-    )
+    yield from _build(context, dbt, warehouse, dbt_vars(warehouse), as_of=dates[-1])
 
 
 @dbt_assets(
@@ -184,7 +196,7 @@ def decision_dbt_models(
 ) -> Iterator:
     """`dbt build` of the current decision marts (watchlist, IFRS 9 stage overlay) as of the
     current as-of date: a run for a past date rebuilds them unchanged."""
-    yield from _build(context, dbt, warehouse, {**dbt_vars(warehouse), **decision_vars(CATALOG)})
+    yield from _build(context, dbt, warehouse, dbt_vars(warehouse))
 
 
 dbt_model_assets = [risk_dbt_models, decision_history_dbt_models, decision_dbt_models]

@@ -18,7 +18,9 @@ All validation runs inside DuckDB, one file at a time, as SQL generated from the
    of `assets.core.secrets`);
 6. quarantine orphans (foreign key without parent), then, in one transaction per batch,
    upsert the clean rows by primary key (newest file wins: mtime, then name) and record
-   quarantined rows, rejected files and the manifest.
+   quarantined rows, rejected files and the manifest. A first load (raw table empty) appends
+   each batch instead and keeps the newest row of each key once at the end: the upsert would
+   probe the growing table once per batch.
 
 Rows are never deleted except when a newer delivery of the same primary key replaces them.
 """
@@ -522,7 +524,8 @@ def _manifest(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, tuple[int
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def _file_stamp(path: Path) -> tuple[int, datetime]:
+def file_stamp(path: Path) -> tuple[int, datetime]:
+    """(size, mtime) of a landing file, as raw.load_manifest records it."""
     st = path.stat()
     return st.st_size, datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC).replace(tzinfo=None)
 
@@ -581,7 +584,7 @@ def _stage_file(
     cols = {low: src for low, src in cols.items() if low in known}
     types = {r[0]: r[1] for r in con.execute("DESCRIBE _file").fetchall()}
     _number_rows(con)
-    size, mtime = _file_stamp(path)
+    size, mtime = file_stamp(path)
     con.execute(
         f"""INSERT INTO _incoming BY NAME
             SELECT * EXCLUDE ({", ".join(f'"_txt_{c.name}"' for c in table.columns)}),
@@ -665,10 +668,15 @@ def fill_pseudonyms(
     return hashed
 
 
+def pseudonym_key_check() -> str:
+    """The keyed hash that names today's pseudonym key in raw.pseudonym_keys."""
+    return secrets.keyed_hash(_KEY_CHECK_TEXT, secrets.pseudonym_key())
+
+
 def _key_raw_table(con: duckdb.DuckDBPyConnection, table: Table) -> None:
     """Rows of raw keyed with another key (or none: loaded before the column existed) get
     their pseudonyms computed with today's key."""
-    check = secrets.keyed_hash(_KEY_CHECK_TEXT, secrets.pseudonym_key())
+    check = pseudonym_key_check()
     known = con.execute(
         f"SELECT key_check FROM {RAW}.pseudonym_keys WHERE table_name = ?", [table.name]
     ).fetchone()
@@ -735,19 +743,70 @@ def load_table(
         if table.pseudonym_columns:
             _key_raw_table(con, table)
     result.files += reported
+    if _has_appended(con, table_name):  # a first load that stopped before de-duplicating
+        with transaction(con):
+            _deduplicate(con, table)
     seen = {} if force else _manifest(con, table_name)
     todo: list[Path] = []
     for path in files:
-        if seen.get(str(path)) == _file_stamp(path):
+        if seen.get(str(path)) == file_stamp(path):
             result.files.append(FileResult(str(path), "unchanged"))
         else:
             todo.append(path)
     for batch in _batches(todo, batch_bytes):
         with tempfile.TemporaryDirectory(prefix="risk_ingest_") as tmp:
             _load_files(con, table, batch, Path(tmp), result)
+    if _has_appended(con, table_name):  # a first load: keep the newest of each key once
+        with transaction(con):
+            _deduplicate(con, table)
     result.row_count = con.execute(f"SELECT count(*) FROM {RAW}.{table_name}").fetchone()[0]
     result.seconds = time.perf_counter() - started
     return result
+
+
+#: Manifest status of a file appended by a first load and not yet de-duplicated.
+APPENDED = "appended"
+
+
+def _is_empty(con: duckdb.DuckDBPyConnection, table_name: str) -> bool:
+    return con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {RAW}.{ident(table_name)} LIMIT 1)"
+                       ).fetchone()[0] == 0
+
+
+def _has_appended(con: duckdb.DuckDBPyConnection, table_name: str) -> bool:
+    return con.execute(
+        f"SELECT count(*) FROM {RAW}.load_manifest WHERE table_name = ? AND status = ?",
+        [table_name, APPENDED],
+    ).fetchone()[0] > 0
+
+
+def _deduplicate(con: duckdb.DuckDBPyConnection, table: Table) -> int:
+    """Keep the newest delivery of each key of raw.<table> (mtime, then file name, then row,
+    as the upsert decides) and mark the appended files loaded. One pass over the table,
+    windowing only keys delivered more than once; none when one batch (one `loaded_at`) was
+    appended, as each batch is already de-duplicated. Returns the rows removed."""
+    name = f"{RAW}.{ident(table.name)}"
+    pk_cols = ", ".join(ident(k) for k in table.primary_key)
+    batches = con.execute(
+        f"SELECT count(DISTINCT loaded_at) FROM {RAW}.load_manifest WHERE table_name = ? "
+        "AND status = ?",
+        [table.name, APPENDED],
+    ).fetchone()[0]
+    removed = 0 if batches <= 1 else con.execute(
+        f"""DELETE FROM {name} WHERE rowid IN (
+              SELECT _rid FROM (
+                SELECT t.rowid AS _rid, row_number() OVER (PARTITION BY {pk_cols}
+                  ORDER BY _file_mtime DESC, _source_file DESC, _source_row DESC) AS _rank
+                FROM {name} AS t SEMI JOIN (
+                  SELECT {pk_cols} FROM {name} GROUP BY ALL HAVING count(*) > 1
+                ) AS repeated USING ({pk_cols}))
+              WHERE _rank > 1)"""
+    ).fetchone()[0]
+    con.execute(
+        f"UPDATE {RAW}.load_manifest SET status = 'loaded' WHERE table_name = ? AND status = ?",
+        [table.name, APPENDED],
+    )
+    return removed
 
 
 def _batches(paths: list[Path], batch_bytes: int) -> list[list[Path]]:
@@ -820,6 +879,11 @@ def _publish(
     now: datetime,
 ) -> None:
     name = table.name
+    # A first load (raw table empty, or its earlier batches appended and not yet
+    # de-duplicated): no row of an earlier load can be replaced, so the batch is appended
+    # without probing the growing table; load_table keeps the newest delivery of each key
+    # once at the end (`_deduplicate`, the same rule: mtime, then file name, then row).
+    append = _has_appended(con, name) or _is_empty(con, name)
     for fr in rejected + staged:
         con.execute(
             f"DELETE FROM {RAW}.rejected_files WHERE table_name = ? AND source_file = ?",
@@ -866,12 +930,18 @@ def _publish(
         "(n._file_mtime > o._file_mtime OR (n._file_mtime = o._file_mtime "
         "AND n._source_file >= o._source_file))"
     )
-    con.execute(f"DELETE FROM {RAW}.{name} o USING _clean n WHERE {join} AND {newer}")
-    con.execute(
-        f"""INSERT INTO {RAW}.{name} ({contract_cols}, {lineage})
-            SELECT {contract_cols}, {lineage} FROM _clean n
-            WHERE NOT EXISTS (SELECT 1 FROM {RAW}.{name} o WHERE {join})"""
-    )
+    if append:
+        con.execute(
+            f"""INSERT INTO {RAW}.{name} ({contract_cols}, {lineage})
+                SELECT {contract_cols}, {lineage} FROM _clean"""
+        )
+    else:
+        con.execute(f"DELETE FROM {RAW}.{name} o USING _clean n WHERE {join} AND {newer}")
+        con.execute(
+            f"""INSERT INTO {RAW}.{name} ({contract_cols}, {lineage})
+                SELECT {contract_cols}, {lineage} FROM _clean n
+                WHERE NOT EXISTS (SELECT 1 FROM {RAW}.{name} o WHERE {join})"""
+        )
     # A key re-delivered cleanly no longer needs its quarantined versions from older files.
     con.execute(
         f"""DELETE FROM {RAW}.rejected_rows WHERE table_name = ?
@@ -889,13 +959,20 @@ def _publish(
     for fr in staged:
         fr.rows_read, fr.rows_quarantined = counts.get(fr.source_file, (0, 0))
         fr.rows_loaded = fr.rows_read - fr.rows_quarantined
-        _record_manifest(con, name, Path(fr.source_file), fr, now)
+        _record_manifest(con, name, Path(fr.source_file), fr, now,
+                         status=APPENDED if append else None)
 
 
 def _record_manifest(
-    con: duckdb.DuckDBPyConnection, table: str, path: Path, fr: FileResult, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    path: Path,
+    fr: FileResult,
+    now: datetime,
+    *,
+    status: str | None = None,
 ) -> None:
-    size, mtime = _file_stamp(path)
+    size, mtime = file_stamp(path)
     con.execute(
         f"DELETE FROM {RAW}.load_manifest WHERE table_name = ? AND source_file = ?",
         [table, str(path)],
@@ -907,7 +984,7 @@ def _record_manifest(
             str(path),
             size,
             mtime,
-            fr.status,
+            status or fr.status,
             fr.encoding,
             fr.rows_read,
             fr.rows_loaded,

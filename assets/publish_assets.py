@@ -17,7 +17,7 @@ from dagster import (
     asset,
 )
 
-from assets import alerts
+from assets import alerts, refresh_plan
 from assets.contract import TABLES
 from assets.core import publish, settings
 from assets.core.resources import RiskWarehouse
@@ -116,7 +116,9 @@ def published_warehouse(
             warehouse.published_path,
             schemas=PUBLISHED_SCHEMAS,
             drop_columns=DROP_COLUMNS,
-            info={"run_id": context.run.run_id, "as_of_date": as_of},
+            # The code version lets the next refresh see that nothing changed (refresh_plan).
+            info={"run_id": context.run.run_id, "as_of_date": as_of,
+                  "code_version": refresh_plan.code_version()},
             memory_limit=settings.duckdb_memory_limit(),
         )
         context.log.info(

@@ -1,8 +1,10 @@
 """`risk`: the headless entry point (contract section 5).
 
-risk refresh                      run the nightly_refresh job in-process, recorded in DAGSTER_HOME;
+risk refresh [--full]             run the nightly_refresh job in-process, recorded in DAGSTER_HOME;
                                   builds in <RISK_WAREHOUSE stem>.build.duckdb and publishes
-                                  RISK_WAREHOUSE atomically when the run succeeded
+                                  RISK_WAREHOUSE atomically when the run succeeded; with nothing
+                                  new since the publish (assets/refresh_plan.py) prints one line
+                                  and exits 0, unless --full
 risk backtest [--no-refit]        refit the PD scorecard and back-test the early warning on the
                                   warehouse's own outcomes (job model_backtest)
 risk generate --enterprises N --seed S --out DIR [--format csv|parquet]
@@ -74,12 +76,20 @@ def _refresh(args: argparse.Namespace) -> int:
         print(f"risk refresh: {exc}", file=sys.stderr)
         return 1
     try:
-        return _refresh_locked(warehouse, landing, as_of, verbose=args.verbose)
+        from assets.refresh_plan import decide_refresh
+
+        plan = decide_refresh(warehouse, landing, as_of, full=args.full)
+        if not plan.rebuild:  # one line, exit 0: the published warehouse is already current
+            print(f"risk refresh: {plan.reason} ({warehouse}); `risk refresh --full` rebuilds")
+            return 0
+        return _refresh_locked(warehouse, landing, as_of, verbose=args.verbose, full=args.full)
     finally:
         publish.release(warehouse)
 
 
-def _refresh_locked(warehouse: Path, landing: Path, as_of, *, verbose: bool = False) -> int:
+def _refresh_locked(
+    warehouse: Path, landing: Path, as_of, *, verbose: bool = False, full: bool = False
+) -> int:
     print(
         f"risk refresh: landing {landing}\n              warehouse {warehouse}\n"
         f"              as of {as_of}\n              loading the pipeline ...",
@@ -90,6 +100,7 @@ def _refresh_locked(warehouse: Path, landing: Path, as_of, *, verbose: bool = Fa
     from assets.core.dbt_project import prepare_dbt_project
     from assets.core.publish import build_path
     from assets.core.resources import fail_orphaned_runs
+    from assets.refresh_plan import FULL_REFRESH_TAG
 
     prepare_dbt_project()  # the asset graph is read from dbt's manifest
     from orchestration.definitions import defs
@@ -111,7 +122,7 @@ def _refresh_locked(warehouse: Path, landing: Path, as_of, *, verbose: bool = Fa
                 # From the environment now, not as it was when the definitions were imported.
                 "resources": {"warehouse": _warehouse_config(warehouse, landing, as_of)},
             },
-            tags=_run_tags("risk refresh"),
+            tags={**_run_tags("risk refresh"), **({FULL_REFRESH_TAG: "true"} if full else {})},
             partition_key=as_of.isoformat(),  # the as-of partition D (Asia/Shanghai)
         )
         step_seconds = _step_seconds(instance, result.run_id)
@@ -339,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     refresh.add_argument(
         "--verbose", action="store_true", help="also print mart row counts and step timings"
+    )
+    refresh.add_argument(
+        "--full", action="store_true",
+        help="rebuild even when no landing file, as-of date or code changed since the publish",
     )
     refresh.set_defaults(func=_refresh)
     bt = sub.add_parser(

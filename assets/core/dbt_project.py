@@ -13,11 +13,19 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
+import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
 
 from assets.core import settings
+from assets.core.sql import date_literal
+
+#: The one-row table dbt's macro as_of_date() reads: per-night values live here, not in
+#: --vars, so dbt's parse inputs stay the same from night to night (partial parsing).
+RUN_CONTEXT = "main.dbt_run_context"
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 dbt_project = DbtProject(
     project_dir=settings.DBT_PROJECT_DIR, profiles_dir=settings.DBT_PROJECT_DIR
@@ -70,6 +78,31 @@ def dbt_resource() -> DbtCliResource:
     )
 
 
+def write_run_context(warehouse: Path, as_of: date) -> None:
+    """Write the as-of date dbt builds for into the warehouse, before dbt opens it."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {RUN_CONTEXT} AS SELECT {date_literal(as_of)} AS as_of_date"
+        )
+
+
+def keep_partial_parse(invocation_target: Path, project_target: Path | None = None) -> bool:
+    """Copy a run's partial-parse state to the project's target folder, where the next
+    invocation (dagster-dbt copies it into its own target folder) starts from it: without
+    this every run parses from the state of the last `dbt parse`. Atomic replace; False when
+    the run left none."""
+    src = invocation_target / PARTIAL_PARSE_FILE
+    if not src.is_file():
+        return False
+    dest_dir = project_target or Path(dbt_project.project_dir) / dbt_project.target_path
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dest_dir / f".{PARTIAL_PARSE_FILE}.{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    tmp.replace(dest_dir / PARTIAL_PARSE_FILE)
+    return True
+
+
 def run_dbt(
     args: list[str],
     *,
@@ -79,7 +112,12 @@ def run_dbt(
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run the dbt CLI on this project against `warehouse` outside Dagster (tests,
-    benchmarks, back-tests). `target_path` keeps parallel invocations' artifacts apart."""
+    benchmarks, back-tests). `target_path` keeps parallel invocations' artifacts apart.
+    An `as_of_date` in `dbt_vars` is written to the run context table, not passed as a var."""
+    dbt_vars = dict(dbt_vars or {})
+    as_of = dbt_vars.pop("as_of_date", None)
+    if as_of:
+        write_run_context(warehouse, date.fromisoformat(str(as_of)))
     cmd = [
         dbt_executable(),
         *args,

@@ -1,6 +1,17 @@
-{#- The as-of date D (contract section 2): dbt var `as_of_date`, else env RISK_AS_OF, else
-    today. Every model filters "known on or before D" through this one macro. -#}
+{#- The as-of date D (contract section 2): dbt var `as_of_date` (unit tests, dbt by hand), else
+    the one row of main.dbt_run_context that Python writes before each run
+    (assets/core/dbt_project.py: write_run_context), else today (the on-run-start hook creates
+    the table with current_date when it is missing). Read from a table, not a var, so the
+    nightly date does not change dbt's parse inputs and partial parsing survives from night to
+    night. Every model filters "known on or before D" through this one macro. -#}
 {% macro as_of_date() -%}
-  {%- set v = var('as_of_date', '') or env_var('RISK_AS_OF', '') -%}
-  {%- if v -%} cast('{{ v }}' as date) {%- else -%} current_date {%- endif -%}
+  {%- set v = var('as_of_date', '') -%}
+  {%- if v -%} cast('{{ v }}' as date)
+  {%- else -%} (select max(rc.as_of_date) from main.dbt_run_context as rc)
+  {%- endif -%}
+{%- endmacro %}
+
+{#- on-run-start: the run context table exists (today) when no one wrote it. -#}
+{% macro ensure_run_context() -%}
+  create table if not exists main.dbt_run_context as select current_date as as_of_date
 {%- endmacro %}

@@ -1,0 +1,135 @@
+"""Benchmark the nightly refresh at bank scale (issue 10). Prints figures; times nothing in CI.
+
+    python benchmarks/bench_nightly.py --enterprises 100000 --seed 31337 --work /tmp/nightly
+    python benchmarks/bench_nightly.py --landing /tmp/issue10/landing --work /tmp/nightly
+
+Steps, each in its own process (wall time and that process's peak RSS, from wait4):
+1. a bare DuckDB bulk load of the same landing files (CREATE TABLE AS read_parquet/read_csv);
+2. `risk refresh` from empty (a fresh warehouse and DAGSTER_HOME), with its step timings;
+3. a nothing-new night: `risk refresh` again, same as-of date (assets/refresh_plan.py);
+4. with --full-night: `risk refresh --full` over the existing build file.
+Prints the ratio full refresh / bare load and the publish step's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+BARE_LOAD = """
+import sys, duckdb
+from pathlib import Path
+from assets.contract import LOAD_ORDER
+landing, warehouse = Path(sys.argv[1]), sys.argv[2]
+with duckdb.connect(warehouse) as con:
+    for table in LOAD_ORDER:
+        for suffix, reader in (("parquet", "read_parquet"), ("csv", "read_csv")):
+            files = sorted((landing / table).glob(f"*.{suffix}"))
+            if files:
+                listing = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM {reader}({listing})")
+                break
+"""
+
+
+def measured(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int, str]:
+    """Run `cmd`; (seconds, peak RSS GiB of it and its children, exit code, output)."""
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_maxrss / 2**20, proc.returncode, log.read_text(errors="replace")
+
+
+def step_seconds(output: str) -> dict[str, float]:
+    """The `--verbose` step table of `risk refresh`."""
+    table = output.split(" step ", 1)[1] if " step " in output else ""
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"^ (\S+)\s+([0-9.]+)$", table, re.MULTILINE)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--landing", help="existing landing directory (else generated)")
+    ap.add_argument("--enterprises", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=31337)
+    ap.add_argument("--as-of", default="2026-11-27")
+    ap.add_argument("--work", required=True, help="work directory (warehouse, logs)")
+    ap.add_argument("--full-night", action="store_true", help="also time `risk refresh --full`")
+    args = ap.parse_args()
+    work = Path(args.work)
+    if work.exists():
+        for sub in ("wh", "dagster_home", "exports", "bare.duckdb"):
+            target = work / sub
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(
+                missing_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    landing = Path(args.landing) if args.landing else work / "landing"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if not landing.exists():
+        s, gib, rc, _ = measured(
+            [str(BIN / "risk"), "generate", "--enterprises", str(args.enterprises), "--seed",
+             str(args.seed), "--out", str(landing), "--format", "parquet"],
+            env, work / "generate.log")
+        print(f"generate {args.enterprises:,} enterprises: {s:.1f} s, peak {gib:.2f} GiB")
+    files = [p for p in landing.rglob("*") if p.is_file()]
+    mib = sum(p.stat().st_size for p in files) / 2**20
+    print(f"landing {landing}: {len(files)} files, {mib:,.0f} MiB")
+
+    bare_s, bare_gib, rc, out = measured(
+        [sys.executable, "-c", BARE_LOAD, str(landing), str(work / "bare.duckdb")],
+        env, work / "bare.log")
+    assert rc == 0, out[-2000:]
+    print(f"{'step':<34} {'seconds':>9} {'peak GiB':>9}")
+    print(f"{'bare DuckDB load':<34} {bare_s:>9.1f} {bare_gib:>9.2f}")
+
+    (work / "wh").mkdir()
+    run_env = {
+        **env,
+        "RISK_LANDING_DIR": str(landing),
+        "RISK_AS_OF": args.as_of,
+        "RISK_WAREHOUSE": str(work / "wh" / "warehouse.duckdb"),
+        "RISK_EXPORTS_DIR": str(work / "exports"),
+        "DAGSTER_HOME": str(work / "dagster_home"),
+    }
+    full_s, full_gib, rc, out = measured(
+        [str(BIN / "risk"), "refresh", "--verbose"], run_env, work / "full.log")
+    assert rc == 0, out[-3000:]
+    print(f"{'risk refresh from empty':<34} {full_s:>9.1f} {full_gib:>9.2f}")
+    steps = step_seconds(out)
+    groups = {
+        "  ingestion (raw__*)": sum(v for k, v in steps.items() if k.startswith("raw__")),
+        "  dbt risk_dbt_models": steps.get("risk_dbt_models", 0.0),
+        "  dbt decision_dbt_models": steps.get("decision_dbt_models", 0.0),
+        "  publish": steps.get("exports__published_warehouse", 0.0),
+    }
+    groups["  everything else"] = sum(steps.values()) - sum(groups.values())
+    for name, s in groups.items():
+        print(f"{name:<34} {s:>9.1f}")
+
+    none_s, none_gib, rc, out = measured([str(BIN / "risk"), "refresh"], run_env,
+                                         work / "nothing_new.log")
+    assert rc == 0 and "nothing to do" in out, out[-3000:]
+    print(f"{'nothing-new night':<34} {none_s:>9.1f} {none_gib:>9.2f}")
+    if args.full_night:
+        f_s, f_gib, rc, out = measured([str(BIN / "risk"), "refresh", "--full", "--verbose"],
+                                       run_env, work / "full_night.log")
+        assert rc == 0, out[-3000:]
+        print(f"{'risk refresh --full (build kept)':<34} {f_s:>9.1f} {f_gib:>9.2f}")
+    print(f"\nratio full refresh / bare load: {full_s / bare_s:.1f}x "
+          f"(goal <= 3x); nothing-new night {none_s:.1f} s (goal <= 15 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""dbt keeps partial parsing from night to night: the as-of date reaches the models through
+main.dbt_run_context (written before dbt runs), not through --vars, so a new date changes none
+of dbt's parse inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from conftest import CONTRACT_EXAMPLES
+
+from assets.core.dbt_project import RUN_CONTEXT, keep_partial_parse, run_dbt
+from assets.ingestion import ingest_all
+
+SELECT = ["--select", "+fct_loan_month_end"]
+
+
+def _invocations(log: Path) -> list[str]:
+    """dbt.log split per invocation (each starts with 'Running with dbt')."""
+    parts = log.read_text(errors="replace").split("Running with dbt=")
+    return parts[1:]
+
+
+def test_a_new_as_of_date_keeps_partial_parsing_and_is_built(tmp_path: Path) -> None:
+    warehouse, target = tmp_path / "w.duckdb", tmp_path / "target"
+    ingest_all(warehouse, CONTRACT_EXAMPLES / "landing")
+    for as_of in ("2024-11-30", "2024-12-31"):
+        run_dbt(["run", *SELECT], warehouse=warehouse, dbt_vars={"as_of_date": as_of},
+                target_path=target)
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            assert con.execute(f"SELECT as_of_date FROM {RUN_CONTEXT}").fetchone()[0] \
+                .isoformat() == as_of
+            built = con.execute(
+                "SELECT max(month_end), min(as_of_date), max(as_of_date) "
+                "FROM marts.fct_loan_month_end").fetchone()
+        assert [d.isoformat() for d in built] == [as_of] * 3  # the models read the table
+    first, second = _invocations(target / "logs" / "dbt.log")
+    assert "Unable to do partial parsing because saved manifest not found" in first
+    assert "Unable to do partial parsing" not in second
+    assert "Partial parsing enabled" in second
+
+
+def test_the_parse_state_of_a_run_is_kept_for_the_next(tmp_path: Path) -> None:
+    project_target, run_target = tmp_path / "target", tmp_path / "target" / "run-1"
+    assert not keep_partial_parse(run_target, project_target)  # nothing to keep
+    run_target.mkdir(parents=True)
+    (run_target / "partial_parse.msgpack").write_bytes(b"state of run 1")
+    assert keep_partial_parse(run_target, project_target)
+    assert (project_target / "partial_parse.msgpack").read_bytes() == b"state of run 1"
+    assert [p.name for p in project_target.iterdir() if p.is_file()] == ["partial_parse.msgpack"]

@@ -1,0 +1,135 @@
+"""A night with nothing new: the schedule and `risk refresh` share one decision
+(assets/refresh_plan.py) and skip the rebuild; anything that would change the published
+warehouse makes them rebuild."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+from conftest import CONTRACT_EXAMPLES
+
+from assets.refresh_plan import (
+    PublishedState,
+    RefreshFacts,
+    code_version,
+    decide_refresh,
+    plan_refresh,
+    refresh_facts,
+)
+from orchestration import cli
+
+D = date(2024, 12, 31)
+T = datetime(2024, 12, 30, 8, 0)
+LANDING = {("loans", "/l/loans/a.csv"): (10, T), ("repayments", "/l/repayments/a.csv"): (20, T)}
+SAME = RefreshFacts(
+    as_of_date=D, code_version="v1", key_check="k1", landing=LANDING,
+    published=PublishedState(D, "v1", frozenset({"k1"}), dict(LANDING)),
+    build_written_after_publish=False,
+)
+
+
+def _published(**changes) -> RefreshFacts:
+    return replace(SAME, published=replace(SAME.published, **changes))
+
+
+def test_nothing_new_is_no_rebuild_and_full_always_rebuilds() -> None:
+    plan = plan_refresh(SAME)
+    assert not plan.rebuild and "nothing to do" in plan.reason
+    assert plan_refresh(SAME, full=True).rebuild
+
+
+@pytest.mark.parametrize(
+    ("facts", "reason"),
+    [
+        (replace(SAME, published=None), "no published warehouse"),
+        (replace(SAME, as_of_date=date(2025, 1, 1)), "as-of date 2025-01-01 differs"),
+        (_published(code_version="v0"), "code, dbt project or rule files changed"),
+        (_published(code_version=None), "code, dbt project or rule files changed"),
+        (replace(SAME, key_check="k2"), "pseudonym key changed"),
+        (replace(SAME, build_written_after_publish=True), "build file changed"),
+        (replace(SAME, landing={**LANDING, ("loans", "/l/loans/b.csv"): (5, T)}), "1 new"),
+        (replace(SAME, landing={**LANDING, ("loans", "/l/loans/a.csv"): (11, T)}), "1 changed"),
+        (replace(SAME, landing={("loans", "/l/loans/a.csv"): (10, T)}), "1 removed"),
+    ],
+)
+def test_every_difference_from_the_published_refresh_rebuilds(
+    facts: RefreshFacts, reason: str
+) -> None:
+    plan = plan_refresh(facts)
+    assert plan.rebuild and reason in plan.reason
+
+
+def test_a_redelivered_file_with_a_new_mtime_is_changed() -> None:
+    later = replace(SAME, landing={**LANDING, ("loans", "/l/loans/a.csv"): (10, T.replace(hour=9))})
+    assert plan_refresh(later).changed_files == ("/l/loans/a.csv",)
+
+
+def test_code_version_follows_the_rule_files(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "assets" / "signals").mkdir(parents=True)
+    catalog = root / "assets" / "signals" / "catalog.yml"
+    catalog.write_text("version: '1'\n")
+    before = code_version(root)
+    assert code_version(root) == before
+    catalog.write_text("version: '2'\n")
+    assert code_version(root) != before
+
+
+def test_a_second_refresh_with_nothing_new_skips_and_the_schedule_skips_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    landing = tmp_path / "landing"
+    shutil.copytree(CONTRACT_EXAMPLES / "landing", landing)
+    warehouse = tmp_path / "w.duckdb"
+    for name, value in {
+        "DAGSTER_HOME": tmp_path / "dagster_home", "RISK_EXPORTS_DIR": tmp_path / "exports",
+        "RISK_LANDING_DIR": landing, "RISK_WAREHOUSE": warehouse, "RISK_AS_OF": D,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    assert decide_refresh(warehouse, landing, D).rebuild  # nothing published yet
+    assert cli.main(["refresh"]) == 0
+    published_at = warehouse.stat().st_mtime_ns
+    # The run's second dbt step starts from the first one's parse state (same vars).
+    from assets.core.dbt_project import dbt_project
+
+    decision_logs = sorted((Path(dbt_project.project_dir) / "target").glob(
+        "decision_dbt_models-*/dbt.log"), key=lambda p: p.stat().st_mtime)
+    assert "Partial parsing enabled" in decision_logs[-1].read_text()
+    capsys.readouterr()
+
+    assert cli.main(["refresh"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and "nothing to do" in printed[0]
+    assert warehouse.stat().st_mtime_ns == published_at  # not republished
+    from dagster import DagsterInstance, SkipReason, build_schedule_context
+
+    from orchestration.schedules import nightly_refresh_schedule
+
+    with DagsterInstance.get() as instance:
+        assert len(instance.get_runs()) == 1  # no second run
+        night = datetime(2024, 12, 31, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+        tick = nightly_refresh_schedule(build_schedule_context(
+            instance=instance, scheduled_execution_time=night))
+    assert isinstance(tick, SkipReason) and "nothing to do" in tick.skip_message
+
+    # The next day, a re-delivered file, a refit written to the build file: rebuild.
+    assert decide_refresh(warehouse, landing, date(2025, 1, 1)).rebuild
+    assert decide_refresh(warehouse, landing, D, full=True).rebuild
+    some_file = next(p for p in sorted((landing / "repayments").iterdir()) if p.is_file())
+    stamp = some_file.stat()
+    os.utime(some_file, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    plan = decide_refresh(warehouse, landing, D)
+    assert plan.rebuild and plan.changed_files == (str(some_file.resolve()),)
+    os.utime(some_file, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert not decide_refresh(warehouse, landing, D).rebuild
+    with duckdb.connect(str(tmp_path / "w.build.duckdb")) as con:
+        con.execute("CREATE TABLE main.refit_marker AS SELECT 1 AS x")
+    assert refresh_facts(warehouse, landing, D).build_written_after_publish
+    assert decide_refresh(warehouse, landing, D).rebuild
