@@ -124,7 +124,7 @@ TOPICS_ZH = {
     "tax_filings": "纳税申报", "registry_status": "登记状态", "industry": "行业",
     "tax_arrears": "欠税", "utility_payments": "水电气缴费", "maturity": "到期压力",
     "borrowing": "负债", "firm_age": "经营年限", "firm_size": "企业规模",
-    "registry_events": "工商事件",
+    "registry_events": "工商事件", "guarantee_network": "担保圈链", "related_parties": "关联方",
 }
 
 
