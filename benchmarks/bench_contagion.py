@@ -1,0 +1,189 @@
+"""Risk that travels (issue 13): what the network signals add on a book with contagion.
+
+    python benchmarks/bench_contagion.py --enterprises 20000 --seed 13 --months 48 \
+        --dir /tmp/issue13/contagion [--reuse]
+
+Generates a landing directory with the generator's default `NetworkConfig` (guarantee
+circles, chains, funds, related groups and contagion in the truth), runs `risk refresh` and
+`risk backtest` on it (the champion PD scorecard is fitted by the back-test), then on a copy
+of the warehouse decides every month end of the back-test window with three catalogs:
+
+- `with network`: the catalog as committed (its network signals fire and give reasons);
+- `without network`: the same catalog minus every `network_*` signal;
+- `network hard amber`: as committed, plus the two strongest network signals
+  (network_guaranteed_party_in_default, network_circle_member_in_default) as hard amber
+  triggers (what the PD engine would need to list on them; not committed).
+
+Each under both engines (the champion PD scorecard, and the expert catalog as in cold start).
+Prints each network signal's lift and hit count from the back-test (marts.backtest_signals),
+and how many contagion defaults of the truth (`contagion.parquet`; a developer tool, never
+read by the pipeline) the watchlist listed at a month end in the 12 months before their
+default day (and, of those, after the source firm's default: listed for the right reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assets.backtest_assets import backtest  # noqa: E402
+from assets.core.sql import date_literal  # noqa: E402
+from assets.signals.catalog import load_catalog, parse_catalog  # noqa: E402
+from assets.signals.decisions import (  # noqa: E402
+    Engine,
+    build_decision_history,
+    current_engine,
+)
+from synthetic.generator import generate  # noqa: E402
+from synthetic.network import NetworkConfig  # noqa: E402
+
+STRONG = ("network_guaranteed_party_in_default", "network_circle_member_in_default")
+
+
+def _risk(args: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run([str(ROOT / ".venv/bin/risk"), *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"risk {args[0]} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return time.perf_counter() - t
+
+
+def _variants() -> dict[str, object]:
+    import yaml
+
+    from assets.signals.catalog import CATALOG_PATH
+
+    data = yaml.safe_load(CATALOG_PATH.read_text(encoding="utf-8"))
+    without = dict(data)
+    without["signals"] = [s for s in data["signals"] if not s["id"].startswith("network_")]
+    without["hard_triggers"] = {k: v for k, v in data["hard_triggers"].items()
+                                if not k.startswith("network_")}
+    hard = dict(data)
+    hard["hard_triggers"] = {**data["hard_triggers"], **{s: "amber" for s in STRONG}}
+    return {
+        "with network": load_catalog(),
+        "without network": parse_catalog(without, "without network"),
+        "network hard amber": parse_catalog(hard, "network hard amber"),
+    }
+
+
+def _contagion_listed(con: duckdb.DuckDBPyConnection, decisions: str, truth: Path,
+                      start, end) -> tuple[int, int, int]:
+    """(contagion firms defaulting in [start + 1 day, end + 12 months], listed in the 12 months
+    before default, listed after the source's default and before their own)."""
+    row = con.execute(f"""
+        with c as (
+            select enterprise_id, min(source_enterprise_id) as source_id
+            from '{truth / "contagion.parquet"}' group by enterprise_id
+        ),
+        d as (
+            select enterprise_id, min(default_date) as default_date
+            from marts.fct_loan_month_end where default_date is not null group by 1
+        ),
+        cd as (
+            select c.enterprise_id, d.default_date, sd.default_date as source_default
+            from c join d using (enterprise_id)
+            left join d as sd on sd.enterprise_id = c.source_id
+            where d.default_date > {date_literal(start)}
+              and d.default_date <= {date_literal(end)} + interval 12 month
+        ),
+        hit as (
+            select cd.enterprise_id,
+                   bool_or(h.listed) as listed,
+                   bool_or(h.listed and h.month_end >= cd.source_default) as listed_after_source
+            from cd join {decisions} as h
+              on h.enterprise_id = cd.enterprise_id
+             and h.month_end < cd.default_date
+             and h.month_end >= cd.default_date - interval 12 month
+            group by 1
+        )
+        select count(*), count(*) filter (where hit.listed),
+               count(*) filter (where hit.listed_after_source)
+        from cd left join hit using (enterprise_id)
+    """).fetchone()
+    return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--enterprises", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--months", type=int, default=48)
+    ap.add_argument("--end-month", default="2026-10")
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/issue13/contagion"))
+    ap.add_argument("--reuse", action="store_true", help="keep a warehouse already built")
+    ap.add_argument("--window-months", type=int, default=24)
+    args = ap.parse_args(argv)
+
+    landing, wh = args.dir / "landing", args.dir / "warehouse.duckdb"
+    truth = args.dir / "landing_truth"
+    env = {**os.environ, "RISK_LANDING_DIR": str(landing), "RISK_WAREHOUSE": str(wh),
+           "RISK_AS_OF": f"{args.end_month}-28", "DAGSTER_HOME": str(args.dir / "dagster")}
+    (args.dir / "dagster").mkdir(parents=True, exist_ok=True)
+    if not (args.reuse and wh.exists()):
+        t = time.perf_counter()
+        generate(landing, args.enterprises, args.seed, "parquet", end_month=args.end_month,
+                 months=args.months, network_config=NetworkConfig())
+        print(f"generate {args.enterprises} firms, {args.months} months, seed {args.seed}: "
+              f"{time.perf_counter() - t:.0f} s")
+        print(f"risk refresh: {_risk(['refresh'], env):.0f} s")
+        print(f"risk backtest: {_risk(['backtest'], env):.0f} s")
+
+    work = args.dir / "work.duckdb"
+    shutil.copy(wh, work)
+    con = duckdb.connect(str(work))
+    n_truth = con.execute(
+        f"select count(*), count(*) filter (where channel = 'guarantee_circle'), "
+        f"count(*) filter (where channel = 'guarantee'), "
+        f"count(*) filter (where channel = 'related_party') "
+        f"from '{truth / 'contagion.parquet'}'").fetchone()
+    print(f"truth: {n_truth[0]} contagion firms (circle {n_truth[1]}, guarantee {n_truth[2]}, "
+          f"related {n_truth[3]})")
+    champion = current_engine(con)
+    engines = {"pd": champion} if champion.model_version else {}
+    engines["expert"] = Engine(note="bench")
+    print(f"engines: {', '.join(f'{k} = {e.name}' for k, e in engines.items())}")
+
+    lifts: dict[str, list] = {}
+    print(f"\n{'catalog':<20} {'engine':<7} {'window':<23} {'auc_12m':>8} {'recall_6m':>9} "
+          f"{'perf_listed':>11} {'contagion':>9} {'listed<=12m':>11} {'after_src':>9}")
+    for cname, cat in _variants().items():
+        for ename, engine in engines.items():
+            runs = backtest(con, cat, engine=engine, window_months=args.window_months,
+                            out_of_time=False)
+            run = runs[-1]
+            start, end = run["window_start"], run["window_end"]
+            decisions = build_decision_history(con, cat, engine, start=start, end=end)
+            n, listed, after = _contagion_listed(con, decisions, truth, start, end)
+            print(f"{cname:<20} {ename:<7} {start}..{end} {run['auc_12m'] or 0:>8.3f} "
+                  f"{run['recall_6m'] or 0:>9.3f} {run['performing_listed_share'] or 0:>11.3f} "
+                  f"{n:>9} {listed:>11} {after:>9}")
+            if cname == "with network":
+                lifts[ename] = con.execute(
+                    "select signal_id, hit_rate_defaulters, lift, precision_12m, "
+                    "fired_firm_months "
+                    "from marts.backtest_signals where run_id = ? and signal_id like 'network_%' "
+                    "order by signal_id", [run["run_id"]]).fetchall()
+    for ename, rows in lifts.items():
+        print(f"\nnetwork signals, back-test ({ename} engine run):")
+        print(f"  {'signal':<40} {'hit_dflt':>9} {'lift':>7} {'prec_12m':>9} {'fired':>7}")
+        for sid, rate, lift, prec, hits in rows:
+            print(f"  {sid:<40} {rate or 0:>9.4f} {lift or 0:>7.2f} {prec or 0:>9.3f} "
+                  f"{hits or 0:>7}")
+    con.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
