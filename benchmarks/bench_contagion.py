@@ -14,7 +14,10 @@ of the warehouse decides every month end of the back-test window with three cata
   (network_guaranteed_party_in_default, network_circle_member_in_default) as hard amber
   triggers (what the PD engine would need to list on them; not committed).
 
-Each under both engines (the champion PD scorecard, and the expert catalog as in cold start).
+Each under both engines (the champion PD scorecard, and the expert catalog as in cold start),
+plus `pd+net`: a scorecard refitted on the champion's fit date with the network features added
+to its candidates (NETWORK_FEATURES; scorecard.yml itself is not changed), with the catalog as
+committed.
 Prints each network signal's lift and hit count from the back-test (marts.backtest_signals),
 and how many contagion defaults of the truth (`contagion.parquet`; a developer tool, never
 read by the pipeline) the watchlist listed at a month end in the 12 months before their
@@ -48,6 +51,35 @@ from synthetic.generator import generate  # noqa: E402
 from synthetic.network import NetworkConfig  # noqa: E402
 
 STRONG = ("network_guaranteed_party_in_default", "network_circle_member_in_default")
+#: Candidate scorecard features of the `pd+net` variant (columns of fct_enterprise_month_end).
+NETWORK_FEATURES = (
+    "guarantees_given_to_revenue_12m", "guaranteed_parties_in_default",
+    "guaranteed_parties_past_due", "own_guarantors_in_default", "circle_members_in_default",
+    "related_parties_in_default", "related_parties_past_due",
+)
+
+
+def _network_scorecard(con: duckdb.DuckDBPyConnection, champion: Engine) -> Engine | None:
+    """A challenger fitted like the champion with the network features among its candidates."""
+    import yaml
+
+    from assets.scorecard.fit import fit_scorecard, load_model
+    from assets.scorecard.spec import SPEC_PATH, parse_spec
+
+    data = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    data["features"] = [*data["features"],
+                        *({"name": f, "mart": "enterprise"} for f in NETWORK_FEATURES)]
+    (fit_date,) = con.execute(
+        "select fit_date from marts.pd_scorecard_models where model_version = ?",
+        [champion.model_version]).fetchone()
+    version = fit_scorecard(con, fit_date, parse_spec(data, "scorecard + network"))
+    model = load_model(con, version)
+    if model is None:
+        print(f"pd+net: no model ({version})")
+        return None
+    chosen = [f.name for f in model.feature_specs]
+    print(f"pd+net: {version}, features chosen: {', '.join(chosen)}")
+    return Engine(model_version=model.model_version, features=tuple(model.feature_specs))
 
 
 def _risk(args: list[str], env: dict[str, str]) -> float:
@@ -153,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     champion = current_engine(con)
     engines = {"pd": champion} if champion.model_version else {}
     engines["expert"] = Engine(note="bench")
+    if champion.model_version:
+        net = _network_scorecard(con, champion)
+        if net is not None:
+            engines["pd+net"] = net
     print(f"engines: {', '.join(f'{k} = {e.name}' for k, e in engines.items())}")
 
     lifts: dict[str, list] = {}
@@ -160,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'perf_listed':>11} {'contagion':>9} {'listed<=12m':>11} {'after_src':>9}")
     for cname, cat in _variants().items():
         for ename, engine in engines.items():
+            if ename == "pd+net" and cname != "with network":
+                continue
             runs = backtest(con, cat, engine=engine, window_months=args.window_months,
                             out_of_time=False)
             run = runs[-1]

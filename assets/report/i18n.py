@@ -89,8 +89,8 @@ LABELS: dict[str, dict[str, str]] = {
         "branch_unknown": "（未知支行）", "total": "合计",
         "print_note": "本报告为单一文件，可离线打开、打印（A4）或在手机上阅读。",
         "circles": "担保圈风险",
-        "circles_note": "{month} 有成员出现问题（违约、逾期超过30天或列入预警名单）的担保圈 {n} 个，"
-                        "按风险敞口排序。箭头由担保人指向被担保人。",
+        "circles_note": "{month} 有成员出现问题（违约、逾期超过30天或列入预警名单）的"
+                        "担保圈 {n} 个，按风险敞口排序。箭头由担保人指向被担保人。",
         "circle": "担保圈", "state": "状态",
         "circle_exposure": "{n} 户成员，本行贷款余额合计 {total} 元；其中尚未违约成员的余额 "
                            "{risk} 元可能因代偿而受波及。",
@@ -130,8 +130,8 @@ LABELS: dict[str, dict[str, str]] = {
         "circle": "Circle", "state": "State",
         "circle_exposure": "{n} members, {total} CNY outstanding with the bank; {risk} CNY of it "
                            "owed by members not in default, which the called guarantees can reach.",
-        "state_default": "in default", "state_red": "red", "state_past_due": "over 30 days past due",
-        "state_amber": "amber", "state_ok": "performing",
+        "state_default": "in default", "state_red": "red",
+        "state_past_due": "over 30 days past due", "state_amber": "amber", "state_ok": "performing",
     },
 }
 
