@@ -222,6 +222,9 @@ class Rule(RuleFileModel):
 
     @model_validator(mode="after")
     def _zh_placeholders(self) -> "Rule":
+        for name in _PLACEHOLDER.findall(self.reason):  # the English reason is checked first
+            if name not in FACTS and name not in DERIVED_FACTS:
+                raise rule_error(f"uses unknown fact {{{name}}}", "reason")
         en, zh = set(_PLACEHOLDER.findall(self.reason)), set(_PLACEHOLDER.findall(self.reason_zh))
         if self.reason_zh and en != zh:
             raise rule_error(f"placeholders {sorted(zh)} differ from the English reason's "
