@@ -111,9 +111,10 @@ def _variants() -> dict[str, object]:
 
 
 def _contagion_listed(con: duckdb.DuckDBPyConnection, decisions: str, truth: Path,
-                      start, end) -> tuple[int, int, int]:
+                      start, end) -> tuple[int, int, int, float | None]:
     """(contagion firms defaulting in [start + 1 day, end + 12 months], listed in the 12 months
-    before default, listed after the source's default and before their own)."""
+    before default, listed after the source's default and before their own, median months
+    from the first listing to the default)."""
     row = con.execute(f"""
         with c as (
             select enterprise_id, min(source_enterprise_id) as source_id
@@ -133,7 +134,9 @@ def _contagion_listed(con: duckdb.DuckDBPyConnection, decisions: str, truth: Pat
         hit as (
             select cd.enterprise_id,
                    bool_or(h.listed) as listed,
-                   bool_or(h.listed and h.month_end >= cd.source_default) as listed_after_source
+                   bool_or(h.listed and h.month_end >= cd.source_default) as listed_after_source,
+                   date_diff('month', min(h.month_end) filter (where h.listed),
+                             any_value(cd.default_date)) as lead_months
             from cd join {decisions} as h
               on h.enterprise_id = cd.enterprise_id
              and h.month_end < cd.default_date
@@ -141,10 +144,10 @@ def _contagion_listed(con: duckdb.DuckDBPyConnection, decisions: str, truth: Pat
             group by 1
         )
         select count(*), count(*) filter (where hit.listed),
-               count(*) filter (where hit.listed_after_source)
+               count(*) filter (where hit.listed_after_source), median(hit.lead_months)
         from cd left join hit using (enterprise_id)
     """).fetchone()
-    return int(row[0]), int(row[1] or 0), int(row[2] or 0)
+    return int(row[0]), int(row[1] or 0), int(row[2] or 0), row[3]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/issue13/contagion"))
     ap.add_argument("--reuse", action="store_true", help="keep a warehouse already built")
     ap.add_argument("--window-months", type=int, default=24)
+    ap.add_argument("--circles", type=float, default=None,
+                    help="NetworkConfig.circles (default: the generator's)")
+    ap.add_argument("--contagion-scale", type=float, default=1.0,
+                    help="multiply the three contagion shares (capped at 1)")
     args = ap.parse_args(argv)
 
     landing, wh = args.dir / "landing", args.dir / "warehouse.duckdb"
@@ -165,10 +172,17 @@ def main(argv: list[str] | None = None) -> int:
     (args.dir / "dagster").mkdir(parents=True, exist_ok=True)
     if not (args.reuse and wh.exists()):
         t = time.perf_counter()
+        base = NetworkConfig()
+        cfg = NetworkConfig(
+            circles=base.circles if args.circles is None else args.circles,
+            contagion_circle=min(1.0, base.contagion_circle * args.contagion_scale),
+            contagion_guarantor=min(1.0, base.contagion_guarantor * args.contagion_scale),
+            contagion_related=min(1.0, base.contagion_related * args.contagion_scale),
+        )
         generate(landing, args.enterprises, args.seed, "parquet", end_month=args.end_month,
-                 months=args.months, network_config=NetworkConfig())
-        print(f"generate {args.enterprises} firms, {args.months} months, seed {args.seed}: "
-              f"{time.perf_counter() - t:.0f} s")
+                 months=args.months, network_config=cfg)
+        print(f"generate {args.enterprises} firms, {args.months} months, seed {args.seed}, "
+              f"{cfg}: {time.perf_counter() - t:.0f} s")
         print(f"risk refresh: {_risk(['refresh'], env):.0f} s")
         print(f"risk backtest: {_risk(['backtest'], env):.0f} s")
 
@@ -193,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lifts: dict[str, list] = {}
     print(f"\n{'catalog':<20} {'engine':<7} {'window':<23} {'auc_12m':>8} {'recall_6m':>9} "
-          f"{'perf_listed':>11} {'contagion':>9} {'listed<=12m':>11} {'after_src':>9}")
+          f"{'perf_listed':>11} {'contagion':>9} {'listed<=12m':>11} {'after_src':>9} "
+          f"{'lead_med':>8}")
     for cname, cat in _variants().items():
         for ename, engine in engines.items():
             if ename == "pd+net" and cname != "with network":
@@ -203,10 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             run = runs[-1]
             start, end = run["window_start"], run["window_end"]
             decisions = build_decision_history(con, cat, engine, start=start, end=end)
-            n, listed, after = _contagion_listed(con, decisions, truth, start, end)
+            n, listed, after, lead = _contagion_listed(con, decisions, truth, start, end)
             print(f"{cname:<20} {ename:<7} {start}..{end} {run['auc_12m'] or 0:>8.3f} "
                   f"{run['recall_6m'] or 0:>9.3f} {run['performing_listed_share'] or 0:>11.3f} "
-                  f"{n:>9} {listed:>11} {after:>9}")
+                  f"{n:>9} {listed:>11} {after:>9} {lead if lead is not None else '-':>8}")
             if cname == "with network":
                 lifts[ename] = con.execute(
                     "select signal_id, hit_rate_defaulters, lift, precision_12m, "
