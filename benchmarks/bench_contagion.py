@@ -8,11 +8,11 @@ circles, chains, funds, related groups and contagion in the truth), runs `risk r
 `risk backtest` on it (the champion PD scorecard is fitted by the back-test), then on a copy
 of the warehouse decides every month end of the back-test window with three catalogs:
 
-- `with network`: the catalog as committed (its network signals fire and give reasons);
-- `without network`: the same catalog minus every `network_*` signal;
-- `network hard amber`: as committed, plus the two strongest network signals
-  (network_guaranteed_party_in_default, network_circle_member_in_default) as hard amber
-  triggers (what the PD engine would need to list on them; not committed).
+- `with network`: the catalog as committed: its network signals fire and give reasons, and
+  the two strongest (network_guaranteed_party_in_default, network_circle_member_in_default)
+  are hard amber triggers, so the PD engine lists on them too;
+- `network, no trigger`: the same without those two hard triggers (signals and reasons only);
+- `without network`: the catalog minus every `network_*` signal.
 
 Each under both engines (the champion PD scorecard, and the expert catalog as in cold start),
 plus `pd+net`: a scorecard refitted on the champion's fit date with the network features added
@@ -101,12 +101,13 @@ def _variants() -> dict[str, object]:
     without["signals"] = [s for s in data["signals"] if not s["id"].startswith("network_")]
     without["hard_triggers"] = {k: v for k, v in data["hard_triggers"].items()
                                 if not k.startswith("network_")}
-    hard = dict(data)
-    hard["hard_triggers"] = {**data["hard_triggers"], **{s: "amber" for s in STRONG}}
+    no_trigger = dict(data)
+    no_trigger["hard_triggers"] = {k: v for k, v in data["hard_triggers"].items()
+                                   if k not in STRONG}
     return {
         "with network": load_catalog(),
+        "network, no trigger": parse_catalog(no_trigger, "network, no trigger"),
         "without network": parse_catalog(without, "without network"),
-        "network hard amber": parse_catalog(hard, "network hard amber"),
     }
 
 
