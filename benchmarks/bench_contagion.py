@@ -9,9 +9,9 @@ circles, chains, funds, related groups and contagion in the truth), runs `risk r
 of the warehouse decides every month end of the back-test window with three catalogs:
 
 - `with network`: the catalog as committed: its network signals fire and give reasons, and
-  the two strongest (network_guaranteed_party_in_default, network_circle_member_in_default)
-  are hard amber triggers, so the PD engine lists on them too;
-- `network, no trigger`: the same without those two hard triggers (signals and reasons only);
+  its network hard triggers (network_guaranteed_party_in_default: amber) list a firm under
+  the PD engine too;
+- `network, no trigger`: the same without the network hard triggers (signals and reasons);
 - `without network`: the catalog minus every `network_*` signal.
 
 Each under both engines (the champion PD scorecard, and the expert catalog as in cold start),
@@ -50,7 +50,6 @@ from assets.signals.decisions import (  # noqa: E402
 from synthetic.generator import generate  # noqa: E402
 from synthetic.network import NetworkConfig  # noqa: E402
 
-STRONG = ("network_guaranteed_party_in_default", "network_circle_member_in_default")
 #: Candidate scorecard features of the `pd+net` variant (columns of fct_enterprise_month_end).
 NETWORK_FEATURES = (
     "guarantees_given_to_revenue_12m", "guaranteed_parties_in_default",
@@ -103,7 +102,7 @@ def _variants() -> dict[str, object]:
                                 if not k.startswith("network_")}
     no_trigger = dict(data)
     no_trigger["hard_triggers"] = {k: v for k, v in data["hard_triggers"].items()
-                                   if k not in STRONG}
+                                   if not k.startswith("network_")}
     return {
         "with network": load_catalog(),
         "network, no trigger": parse_catalog(no_trigger, "network, no trigger"),
