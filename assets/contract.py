@@ -232,6 +232,11 @@ def _uscc(name: str = "enterprise_id") -> Column:
     return Column(name, "uscc")
 
 
+def _uscc_optional(name: str) -> Column:
+    """A credit code that may be empty, or absent from a file (an extension column)."""
+    return Column(name, "uscc", nullable=True)
+
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -399,6 +404,8 @@ TABLES: dict[str, Table] = {
                 Column("requested_term_months", "int", ge=1, le=120),
                 Column("requested_product", "enum", nullable=True, values=PRODUCTS),
                 Column("purpose", "enum", values=PURPOSES),
+                # extension (issue 13): an enterprise offered as guarantor; may be absent
+                _uscc_optional("offered_guarantor_id"),
             ),
             foreign_keys=_ENTERPRISE_FK,
             description="Loan applications awaiting a pre-lending decision.",

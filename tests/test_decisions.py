@@ -117,6 +117,26 @@ def test_hard_triggers_list_a_firm_whatever_its_pd(trigger, features) -> None:
     assert trigger in got["hard_triggers"]
 
 
+def test_network_trigger_lists_a_firm_amber_and_names_the_other_firm() -> None:
+    """Risk that travels: a firm whose guaranteed party defaulted is amber whatever its PD (the
+    scorecard does not see the network), and the reason names the other firm; a circle member
+    in default alone gives a reason but no trigger."""
+    trigger = "network_guaranteed_party_in_default"
+    con = _warehouse()
+    _champion(con)
+    _firm(con, "x", guaranteed_parties_in_default=1, guarantees_given_in_default=300000,
+          guaranteed_party_in_default="Firm Q (91330102000000Q01X)")
+    _firm(con, "y", circle_members_in_default=1, guarantee_circle_members=4,
+          circle_member_in_default="Firm Q (91330102000000Q01X)")
+    got = _profile(con)
+    assert got["x"]["pd"] < CAT.pd_tiers.amber
+    assert got["x"]["tier"] == CAT.hard_triggers[trigger] == "amber"
+    assert trigger in got["x"]["hard_triggers"]
+    assert any("Firm Q (91330102000000Q01X)" in r for r in got["x"]["reason_list"])
+    assert got["y"]["tier"] == "green"
+    assert "network_circle_member_in_default" in got["y"]["signals"]
+
+
 def test_reasons_merge_one_topic_into_its_strongest_reason() -> None:
     """A defaulted loan 296 days past due reads once; a D rating downgraded from A once."""
     con = _warehouse()

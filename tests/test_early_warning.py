@@ -66,6 +66,22 @@ FEATURES: dict[str, object] = {
     "dpd_max": 0,
     "dpd_max_12m": 0,
     "is_default": False,
+    "guarantees_given": 0,
+    "guarantees_given_to_revenue_12m": 0.0,
+    "guarantees_given_in_default": 0,
+    "guaranteed_parties_in_default": 0,
+    "guaranteed_party_in_default": None,
+    "guaranteed_parties_past_due": 0,
+    "guaranteed_party_past_due": None,
+    "own_guarantors_in_default": 0,
+    "own_guarantor_in_default": None,
+    "guarantee_circle_members": 0,
+    "circle_members_in_default": 0,
+    "circle_member_in_default": None,
+    "related_parties_in_default": 0,
+    "related_party_in_default": None,
+    "related_parties_past_due": 0,
+    "related_party_past_due": None,
 }
 
 # signal id -> (overrides that trigger it, overrides of a near miss, overrides of the row
@@ -153,6 +169,44 @@ CASES: dict[str, tuple[dict, dict, dict]] = {
         {"outstanding_to_revenue_12m": 1.5},
         {"outstanding_to_revenue_12m": 1.5, "_prior": 1.4},
         {"outstanding_to_revenue_12m": 1.1},
+    ),
+    # risk that travels: the other firm is named, "name (credit code)"
+    "network_guaranteed_party_in_default": (
+        {"guaranteed_parties_in_default": 1, "guarantees_given_in_default": 500000,
+         "guaranteed_party_in_default": "Firm X (913301020000000X01)"},
+        {"guaranteed_parties_past_due": 1, "guaranteed_party_past_due": "Firm X (1)"},
+        {},
+    ),
+    "network_circle_member_in_default": (
+        {"circle_members_in_default": 1, "guarantee_circle_members": 3,
+         "circle_member_in_default": "Firm Y (913301020000000Y01)"},
+        {"guarantee_circle_members": 3},
+        {},
+    ),
+    "network_guaranteed_party_past_due": (
+        {"guaranteed_parties_past_due": 2, "guaranteed_party_past_due": "Firm Z (9133)"},
+        {"guaranteed_parties_in_default": 0},
+        {},
+    ),
+    "network_guarantees_over_extended": (
+        {"guarantees_given": 1500000, "guarantees_given_to_revenue_12m": 1.25},
+        {"guarantees_given": 1000000, "guarantees_given_to_revenue_12m": 1.0},
+        {},
+    ),
+    "network_own_guarantor_in_default": (
+        {"own_guarantors_in_default": 1, "own_guarantor_in_default": "Firm G (9133)"},
+        {"related_parties_in_default": 0},
+        {},
+    ),
+    "network_related_party_in_default": (
+        {"related_parties_in_default": 2, "related_party_in_default": "Firm R (9133)"},
+        {"related_parties_past_due": 1, "related_party_past_due": "Firm R (9133)"},
+        {},
+    ),
+    "network_related_party_past_due": (
+        {"related_parties_past_due": 1, "related_party_past_due": "Firm R (9133)"},
+        {"related_parties_in_default": 1, "related_party_in_default": "Firm R (9133)"},
+        {},
     ),
 }
 

@@ -567,3 +567,69 @@ def test_past_date_export_reads_that_dates_history(tmp_path, monkeypatch):
         ).fetchall()
     assert [r["enterprise_id"] for r in data.watchlist_rows] == [only]
     assert parquet == [(only,)]
+
+
+def test_report_shows_guarantee_circles_in_trouble() -> None:
+    """Circles with a member in default, past due or listed get a picture (static SVG, one
+    node per member, one arrow per guarantee) and the exposure at risk; a healthy circle and
+    a circle of an earlier month end are not shown."""
+    from assets.report.queries import gather_report_data
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts; CREATE SCHEMA raw")
+    con.execute(
+        "CREATE TABLE marts.guarantee_circles (month_end DATE, circle_id VARCHAR, members INT, "
+        "member_ids VARCHAR[], total_exposure DECIMAL(18,2), guarantee_edges VARCHAR[])"
+    )
+    con.execute(
+        "INSERT INTO marts.guarantee_circles VALUES "
+        "('2025-05-31', 'A1', 3, ['A1', 'A2', 'A3'], 600000, ['A1>A2', 'A2>A3', 'A3>A1']), "
+        "('2025-05-31', 'B1', 2, ['B1', 'B2'], 200000, ['B1>B2', 'B2>B1']), "
+        "('2025-04-30', 'C1', 2, ['C1', 'C2'], 200000, ['C1>C2', 'C2>C1'])"
+    )
+    con.execute(
+        "CREATE TABLE marts.guarantee_exposure (enterprise_id VARCHAR, month_end DATE, "
+        "outstanding_principal DECIMAL(18,2), is_default BOOLEAN)"
+    )
+    con.execute(
+        "INSERT INTO marts.guarantee_exposure VALUES ('A1', '2025-05-31', 100000, TRUE), "
+        "('A2', '2025-05-31', 200000, FALSE), ('A3', '2025-05-31', 300000, FALSE), "
+        "('B1', '2025-05-31', 100000, FALSE), ('B2', '2025-05-31', 100000, FALSE), "
+        "('C1', '2025-04-30', 100000, TRUE), ('C2', '2025-04-30', 100000, FALSE)"
+    )
+    con.execute("CREATE TABLE raw.enterprises (enterprise_id VARCHAR, name VARCHAR)")
+    con.execute("INSERT INTO raw.enterprises VALUES ('A1', 'Alpha <Ltd>'), ('A2', '乙公司')")
+    data = gather_report_data(con, date(2025, 6, 15))
+    assert [c["circle_id"] for c in data.circles] == ["A1"]
+    assert data.circles[0]["exposure_at_risk"] == 500000.0
+    html = render_report(data, lang="en")
+    section = html.split('id="circles"')[1].split("<h2")[0]
+    assert section.count("<svg") == 1 and section.count("<circle") == 3
+    assert section.count("marker-end") == 3
+    assert "Alpha &lt;Ltd&gt;" in section and "Alpha <Ltd>" not in section
+    assert "500,000" in section and "in default" in section and "B1" not in section
+    zh = render_report(data, lang="zh").split('id="circles"')[1].split("<h2")[0]
+    assert "担保圈" in zh and "已违约" in zh and "乙公司" in zh
+
+
+def test_every_screening_reason_reads_in_chinese():
+    """Every access rule has a Chinese text; an English screening reason as the mart writes it
+    comes back in Chinese with the application's values (issue 12)."""
+    from assets.report.i18n import screening_reason_zh
+    from assets.screening.rules import _PLACEHOLDER, load_rules
+
+    rules = load_rules()
+    templates = [(r.reason, r.reason_zh) for r in rules.all_rules]
+    templates.append((rules.enhancement.government_fund.reason,
+                      rules.enhancement.government_fund.reason_zh))
+    for en, zh in templates:
+        assert zh and set(_PLACEHOLDER.findall(zh)) == set(_PLACEHOLDER.findall(en)), en
+        values = {name: str(40 + i) for i, name in enumerate(_PLACEHOLDER.findall(en))}
+        rendered = _PLACEHOLDER.sub(lambda m, v=values: v[m[1]], en)
+        out = screening_reason_zh(rendered)
+        assert not re.search(r"[a-z]{4,}", out), (rendered, out)
+        assert all(v in out for v in values.values()), (rendered, out)
+    ew = ("Early-warning tier amber at 2025-05-31: "
+          "a loan is 45 days past due; tax credit rating is C")
+    assert screening_reason_zh(ew) == (
+        "2025-05-31预警等级黄色：有贷款逾期45天；纳税信用等级为C")

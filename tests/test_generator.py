@@ -35,7 +35,8 @@ def read_table(root: Path, table: str) -> pl.DataFrame:
         if path.suffix == ".csv":
             df = pl.read_csv(path, schema_overrides=dtypes)
         else:
-            df = pl.read_parquet(path).with_columns([pl.col(c).cast(t) for c, t in dtypes.items()])
+            df = pl.read_parquet(path)
+            df = df.with_columns([pl.col(c).cast(t) for c, t in dtypes.items() if c in df.columns])
         missing = [c for c in dtypes if c not in df.columns]  # absent nullable columns
         df = df.with_columns([pl.lit(None, dtype=dtypes[c]).alias(c) for c in missing])
         frames.append(df.select(list(dtypes)))

@@ -23,7 +23,10 @@ from assets.core.dbt_project import run_dbt
 from assets.ingestion import ingest_all
 
 AS_OF = "2024-12-31"
-SELECTION = ("+guarantee_exposure", "+guarantee_circles", "+int_network__enterprise_links")
+SELECTION = (
+    "+guarantee_exposure", "+guarantee_circles", "+int_network__enterprise_links",
+    "+fct_enterprise_month_end",
+)  # fmt: skip
 E1 = "91330102EFPX14RX7K"  # an enterprise of the contract examples; loan L1 is its
 
 
@@ -172,8 +175,10 @@ FIRMS = [
     "E1", "E2",  # E1 -> E2 open, E2 -> E1 starts 2024-07-15
     "F1", "F2",  # F1 -> F2 open, F2 -> F1 ended 2024-06-15
     "H1", "H2",  # H2 guarantees H1, whose loan defaults (due 2024-02-15, never paid)
-    "K1",  # guaranteed by a firm outside the book, a fund and a person
+    "K1",  # guaranteed by a firm outside the book, a fund and a person; related to H1
+    "M1", "M2",  # mutual pair; M1's loan defaults (due 2024-03-15, never paid)
 ]  # fmt: skip
+DEFAULT_DUE = {"H1": "2024-02-15", "M1": "2024-03-15"}  # never paid: default 91 days later
 OUTSIDE = code("QWT1")  # a guarantor that is neither a borrower nor in enterprises
 EDGES = [
     ("A1", "A2"), ("A2", "A3"),
@@ -181,7 +186,7 @@ EDGES = [
     ("C1", "C2"), ("C2", "C3"), ("C3", "C4"), ("C4", "C5"), ("C5", "C1"),
     ("C5", "C6"), ("C7", "C1"),
     ("D1", "D2"), ("D2", "D1"), ("D3", "D4"), ("D4", "D5"), ("D5", "D3"), ("D2", "D3"),
-    ("E1", "E2"), ("F1", "F2"), ("H2", "H1"),
+    ("E1", "E2"), ("F1", "F2"), ("H2", "H1"), ("M1", "M2"), ("M2", "M1"),
 ]  # fmt: skip
 
 
@@ -190,12 +195,11 @@ def _graph_landing(landing: Path) -> None:
     for t in FIRMS:
         ents.append([code(t), f"Firm {t}", "C", "330102", "2010-01-01", "1000000", "10",
                      "small", "active", "Rep", "330102198001010000"])  # fmt: skip
-        defaults = t == "H1"
         loan = dict(
             loan_id=f"L_{t}", enterprise_id=code(t), branch_id="B001",
             product="working_capital_loan", purpose="working_capital",
             contract_date="2024-01-05", disbursement_date="2024-01-10",
-            maturity_date="2024-02-15" if defaults else "2026-01-15", principal="10000",
+            maturity_date=DEFAULT_DUE.get(t, "2026-01-15"), principal="10000",
             annual_rate="0.05", repayment_method="interest_only_bullet", collateral_type="none",
             collateral_value="", guarantee_type="third_party_company", guarantee_ratio="1",
         )  # fmt: skip
@@ -224,6 +228,8 @@ def _graph_landing(landing: Path) -> None:
             link_row(enterprise_id=code("A1"), related_id=code("A2"), relation="same_controller"),
             link_row(enterprise_id=code("A2"), related_id=code("A1"), relation="same_controller"),
             link_row(enterprise_id=code("A1"), related_id=code("A2"), relation="shareholder_of"),
+            link_row(enterprise_id=code("H1"), related_id=code("K1"), relation="major_customer",
+                     valid_from="2024-06-01"),
         ],
     )
 
@@ -302,7 +308,8 @@ def test_circles_mart_sums_members(graph_wh: Path) -> None:
         Decimal("5000.00"),
     )
     assert by_id[code(smallest("B1", "B2"))] == (2, Decimal("20000.00"), 0, Decimal("2000.00"))
-    assert len(rows) == 4  # B, C, D1-D2, D3-D5; E starts later, F ended on 2024-06-15
+    assert by_id[code(smallest("M1", "M2"))][2] == 1  # M1 defaulted on 2024-06-14
+    assert len(rows) == 5  # B, C, D1-D2, D3-D5, M; E starts later, F ended on 2024-06-15
 
 
 def test_point_in_time_start_and_end(graph_wh: Path) -> None:
@@ -364,6 +371,95 @@ def test_undirected_links_delivered_twice_are_one(graph_wh: Path) -> None:
     )
     assert [r[0] for r in rows] == ["same_controller", "shareholder_of"]
     assert rows[0][1] is True
+
+
+# --- network features of fct_enterprise_month_end ----------------------------------------------
+
+NET_COLS = (
+    "guarantees_given, guaranteed_parties_in_default, guaranteed_party_in_default, "
+    "guaranteed_parties_past_due, guaranteed_party_past_due, own_guarantors_in_default, "
+    "own_guarantor_in_default, circle_members_in_default, circle_member_in_default, "
+    "related_parties_in_default, related_party_in_default, guarantee_circle_members"
+)
+
+
+def features(wh: Path, tag: str) -> dict[str, dict[str, object]]:
+    """{month end: {network feature: value}} of one scenario firm."""
+    with duckdb.connect(str(wh), read_only=True) as con:
+        cur = con.execute(
+            f"SELECT month_end::VARCHAR, {NET_COLS} FROM marts.fct_enterprise_month_end "
+            "WHERE enterprise_id = ? ORDER BY month_end",
+            [code(tag)],
+        )
+        names = [d[0] for d in cur.description]
+        return {r[0]: dict(zip(names[1:], r[1:], strict=True)) for r in cur.fetchall()}
+
+
+def label(tag: str) -> str:
+    return f"Firm {tag} ({code(tag)})"
+
+
+def test_network_features_are_point_in_time(graph_wh: Path) -> None:
+    h2 = features(graph_wh, "H2")
+    # H1's loan was due 2024-02-15: 14 days late at February's end, 45 at March's, default
+    # on 2024-05-16
+    assert h2["2024-02-29"]["guaranteed_parties_past_due"] == 0
+    assert h2["2024-03-31"]["guaranteed_parties_past_due"] == 1
+    assert h2["2024-03-31"]["guaranteed_party_past_due"] == label("H1")
+    assert h2["2024-04-30"]["guaranteed_parties_in_default"] == 0
+    assert h2["2024-05-31"]["guaranteed_parties_in_default"] == 1
+    assert h2["2024-05-31"]["guaranteed_parties_past_due"] == 0  # in default now, not past due
+    assert h2["2024-05-31"]["guaranteed_party_in_default"] == label("H1")
+    assert h2["2024-05-31"]["guarantees_given"] == Decimal("1000.00")
+    h1 = features(graph_wh, "H1")
+    assert h1["2024-05-31"]["own_guarantors_in_default"] == 0  # its guarantor H2 is healthy
+    # the link H1 -> K1 is valid from 2024-06-01: K1 learns of H1's default at June's end
+    k1 = features(graph_wh, "K1")
+    assert k1["2024-05-31"]["related_parties_in_default"] == 0
+    assert k1["2024-06-30"]["related_parties_in_default"] == 1
+    assert k1["2024-06-30"]["related_party_in_default"] == label("H1")
+    # M1 (mutual pair with M2) defaults on 2024-06-14
+    m2, m1 = features(graph_wh, "M2"), features(graph_wh, "M1")
+    assert m2["2024-05-31"]["circle_members_in_default"] == 0
+    assert m2["2024-06-30"]["circle_members_in_default"] == 1
+    assert m2["2024-06-30"]["circle_member_in_default"] == label("M1")
+    assert m2["2024-06-30"]["guarantee_circle_members"] == 2
+    assert m1["2024-06-30"]["circle_members_in_default"] == 0  # itself is not counted
+    assert m1["2024-06-30"]["own_guarantors_in_default"] == 0
+    # a firm with nothing around it: zeros, not NULL (the scorecard can bin them)
+    a3 = features(graph_wh, "A3")["2024-06-30"]
+    assert a3["guarantees_given"] == 0 and a3["related_parties_in_default"] == 0
+
+
+def test_network_signal_names_the_other_firm(graph_wh: Path) -> None:
+    """The catalog's network signals fire on the engine's own path (features_sql +
+    signal_hits_rows_sql) and their reasons name the other firm, in English and Chinese."""
+    from datetime import date
+
+    from assets.report.i18n import reason_zh
+    from assets.signals.catalog import load_catalog
+    from assets.signals.decisions import features_sql, signal_hits_rows_sql
+
+    catalog = load_catalog()
+    with duckdb.connect(str(graph_wh), read_only=True) as con:
+        feats = features_sql(con, catalog, end=date(2024, 6, 30), start=date(2024, 4, 30))
+        con.execute(f"CREATE TEMP TABLE f AS {feats}")
+        hits = con.execute(
+            f"SELECT enterprise_id, month_end::VARCHAR, signal_id, reason "
+            f"FROM ({signal_hits_rows_sql(catalog, 'f')}) "
+            "WHERE signal_id LIKE 'network_%'"
+        ).fetchall()
+    got = {(r[0], r[1], r[2]): r[3] for r in hits}
+    key = (code("H2"), "2024-05-31", "network_guaranteed_party_in_default")
+    assert key in got and label("H1") in got[key]
+    assert (code("H2"), "2024-04-30", "network_guaranteed_party_in_default") not in got
+    assert label("H1") in reason_zh(got[key], catalog)
+    assert reason_zh(got[key], catalog) != got[key]
+    circle = got[(code("M2"), "2024-06-30", "network_circle_member_in_default")]
+    assert label("M1") in circle
+    related = got[(code("K1"), "2024-06-30", "network_related_party_in_default")]
+    assert label("H1") in related
+    assert (code("K1"), "2024-05-31", "network_related_party_in_default") not in got
 
 
 # --- the landing directory without the new folders --------------------------------------------

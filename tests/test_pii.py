@@ -93,7 +93,7 @@ def build_raw(con: duckdb.DuckDBPyConnection) -> None:
     ins("repayments", [("RP1", "LP1", date(2024, 2, 10), 10_500)])
     ins("fund_flows", [("FF1", "LP1", date(2024, 1, 20), 50_000, "supplier", None)])
     ins("loan_applications", [
-        ("AP1", ENTS[2][0], date(2025, 5, 20), 200_000, 12, None, "working_capital"),
+        ("AP1", ENTS[2][0], date(2025, 5, 20), 200_000, 12, None, "working_capital", None),
     ])
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 from conftest import create_mart_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +22,7 @@ from assets.screening.rules import (  # noqa: E402
     RulesError,
     build_screening,
     load_rules,
+    parse_rules,
 )
 
 AS_OF = date(2025, 6, 30)
@@ -30,9 +32,13 @@ SCHEMA = """
 CREATE SCHEMA staging; CREATE SCHEMA marts;
 CREATE TABLE staging.stg_core_banking__loan_applications (application_id VARCHAR,
     enterprise_id VARCHAR, application_date DATE, requested_amount DECIMAL(18,2),
-    requested_term_months INTEGER, requested_product VARCHAR, purpose VARCHAR);
+    requested_term_months INTEGER, requested_product VARCHAR, purpose VARCHAR,
+    offered_guarantor_id VARCHAR);
 CREATE TABLE staging.stg_registry__enterprises (enterprise_id VARCHAR, established_date DATE,
-    size_class VARCHAR, status VARCHAR);
+    size_class VARCHAR, status VARCHAR, name VARCHAR, region_code VARCHAR);
+CREATE TABLE staging.stg_core_banking__guarantees (guarantee_id VARCHAR, loan_id VARCHAR,
+    guarantor_type VARCHAR, guarantor_id VARCHAR, guaranteed_amount DECIMAL(18,2),
+    start_date DATE, end_date DATE);
 CREATE TABLE staging.stg_registry__events (event_id VARCHAR, enterprise_id VARCHAR,
     event_date DATE, event_type VARCHAR, amount DECIMAL(18,2), description VARCHAR);
 CREATE TABLE staging.stg_tax__ratings (enterprise_id VARCHAR, year INTEGER, rating VARCHAR,
@@ -48,7 +54,7 @@ CREATE TABLE staging.stg_core_banking__loans (loan_id VARCHAR, enterprise_id VAR
 
 def _create_schema(c: duckdb.DuckDBPyConnection) -> None:
     c.execute(SCHEMA)
-    create_mart_tables(c, "fct_enterprise_month_end", "fct_loan_month_end")
+    create_mart_tables(c, "fct_enterprise_month_end", "fct_loan_month_end", "guarantee_circles")
 
 
 def firm(
@@ -73,15 +79,17 @@ def firm(
     purpose: str = "working_capital",
     app_date: date = APP_DATE,
     features: bool = True,
+    guarantor: str | None = None,
+    **network: object,
 ) -> None:
     """A clean small firm applying on APP_DATE; keyword arguments change one thing at a time."""
     con.execute(
-        "INSERT INTO staging.stg_registry__enterprises VALUES (?, ?, ?, ?)",
-        [eid, established, size, status],
+        "INSERT INTO staging.stg_registry__enterprises VALUES (?, ?, ?, ?, ?, '330102')",
+        [eid, established, size, status, f"Firm {eid}"],
     )
     con.execute(
-        "INSERT INTO staging.stg_core_banking__loan_applications VALUES (?,?,?,?,?,?,?)",
-        [f"A-{eid}", eid, app_date, requested, 12, None, purpose],
+        "INSERT INTO staging.stg_core_banking__loan_applications VALUES (?,?,?,?,?,?,?,?)",
+        [f"A-{eid}", eid, app_date, requested, 12, None, purpose, guarantor],
     )
     if rating:
         con.execute(
@@ -109,6 +117,11 @@ def firm(
             [eid, size, status, abnormal, revenue_12m, tax_arrears, utility_arrears,
              late_bills, outstanding, dpd_max, dpd_max, rating],
         )
+        for col, value in network.items():  # network features of the row (issue 13)
+            con.execute(
+                f"UPDATE marts.fct_enterprise_month_end SET {col} = ? WHERE enterprise_id = ?",
+                [value, eid],
+            )
 
 
 def event(con: duckdb.DuckDBPyConnection, eid: str, event_type: str, when: date) -> None:
@@ -463,3 +476,112 @@ def test_asset_materializes_with_checks(tmp_path):
     assert checks["limits_within_request"].passed
     # 1 of 3 declined (33%) is above the 25% per-rule warning share
     assert not checks["decline_share_per_reason"].passed
+
+
+# ---------------------------------------------------------------- credit enhancement (issue 13)
+
+
+def test_government_fund_cover_recommended_within_the_funds_rules(con):
+    firm(con, "FS", rating="M")  # small firm, guarantee fund loan: covered for 80% of the limit
+    firm(con, "FM", size="medium", rating="M")  # medium: not eligible
+    firm(con, "FC", rating="M")  # 1,800,000 CNY of open fund cover: 380,000 more is over the cap
+    loan(con, "FC")
+    con.execute(
+        "INSERT INTO staging.stg_core_banking__guarantees VALUES "
+        "('G1', 'L-FC-2023-01-10', 'government_fund', 'GF330102', 1800000, '2023-01-10', NULL)"
+    )
+    firm(con, "FD", rating="M")  # declined: never covered
+    event(con, "FD", "dishonest_debtor_listed", date(2025, 1, 5))
+    rules = load_rules()
+    ratio = Decimal(str(rules.enhancement.government_fund.cover_ratio))
+    rows = screen(con)
+    fs = rows["A-FS"]
+    assert fs["recommended_product"] == "guarantee_fund_loan"
+    assert fs["fund_cover_recommended"] is True and fs["fund_code"] == "GF330102"
+    unit = rules.rounding_unit  # cover is rounded down like the limit
+    assert fs["fund_cover_amount"] == (fs["recommended_limit"] * ratio // unit) * unit
+    assert fs["fund_cover_amount"] > 0 and "GF330102" in fs["fund_cover_reason"]
+    assert rows["A-FM"]["fund_cover_recommended"] is False
+    assert rows["A-FM"]["fund_cover_amount"] == 0
+    assert rows["A-FC"]["recommended_limit"] == fs["recommended_limit"]
+    assert rows["A-FC"]["fund_cover_recommended"] is False
+    assert rows["A-FD"]["decision"] == "decline"
+    assert rows["A-FD"]["fund_cover_recommended"] is False
+
+
+def test_offered_guarantor_rejected_for_each_reason(con):
+    firm(con, "GOOD")
+    firm(con, "GDEF")
+    loan(con, "GDEF", default_date=date(2025, 3, 1))
+    firm(con, "GRED", dpd_max=45, dishonest_debtor_listed_12m=1)  # two high signals: red
+    firm(con, "GEXT", guarantees_given=1_500_000, guarantees_given_to_revenue_12m=1.25)
+    firm(con, "GCIR", guarantee_circle_id="CIRC9", guarantee_circle_members=2)
+    firm(con, "GMUT")
+    loan(con, "GMUT")
+    for tag in ("GOOD", "GDEF", "GRED", "GEXT", "GCIR", "GMUT"):
+        firm(con, f"P{tag}", guarantor=tag,
+             **({"guarantee_circle_id": "CIRC9", "guarantee_circle_members": 2}
+                if tag == "GCIR" else {}))
+    firm(con, "PNONE")
+    # the applicant PGMUT already guarantees GMUT's loan: a guarantee back closes a circle
+    con.execute(
+        "INSERT INTO staging.stg_core_banking__guarantees VALUES "
+        "('G2', 'L-GMUT-2023-01-10', 'enterprise', 'PGMUT', 50000, '2023-01-10', NULL)"
+    )
+    rows = screen(con)
+    assert rows["A-PGOOD"]["guarantor_acceptable"] is True
+    assert rows["A-PGOOD"]["guarantor_rule_ids"] == []
+    assert rows["A-PNONE"]["guarantor_acceptable"] is None
+    expected = {
+        "GDEF": "GR01_guarantor_in_default",
+        "GRED": "GR02_guarantor_red",
+        "GEXT": "GR03_guarantor_over_extended",
+        "GCIR": "GR04_guarantor_in_own_circle",
+        "GMUT": "GR04_guarantor_in_own_circle",
+    }
+    for tag, rule in expected.items():
+        row = rows[f"A-P{tag}"]
+        assert row["guarantor_acceptable"] is False, tag
+        assert row["guarantor_rule_ids"] == [rule], (tag, row["guarantor_rule_ids"])
+        assert f"Firm {tag} ({tag})" in row["guarantor_reasons"][0]
+    assert "1.25x" in rows["A-PGEXT"]["guarantor_reasons"][0]
+
+
+def _circle(con, circle_id: str, members: list[str]) -> None:
+    con.execute(
+        "INSERT INTO marts.guarantee_circles (month_end, circle_id, members, member_ids) "
+        "VALUES (DATE '2025-05-31', ?, ?, ?)",
+        [circle_id, len(members), members],
+    )
+
+
+def test_refer_when_a_circle_member_is_in_trouble(con):
+    circle = {"guarantee_circle_id": "TC", "guarantee_circle_members": 3}
+    firm(con, "T1", **circle, circle_members_in_default=1)
+    firm(con, "T2", **circle, dpd_max=120, is_default=True, features=True)
+    firm(con, "T3", **circle)
+    _circle(con, "TC", ["T1", "T2", "T3"])
+    healthy = {"guarantee_circle_id": "HC", "guarantee_circle_members": 2}
+    firm(con, "H1", **healthy, dpd_max=20)  # late but not over 30 days: no refer
+    firm(con, "H2", **healthy)
+    _circle(con, "HC", ["H1", "H2"])
+    rows = screen(con)
+    assert "RF08_guarantee_circle_in_trouble" in rows["A-T1"]["rule_ids"]
+    reason = rows["A-T1"]["reasons"][rows["A-T1"]["rule_ids"].index(
+        "RF08_guarantee_circle_in_trouble")]
+    assert "Firm T2 (T2)" in reason and "3 firms" in reason
+    # T3 sees T2 past due at the month end even before its own row counts the default
+    assert "RF08_guarantee_circle_in_trouble" in rows["A-T3"]["rule_ids"]
+    assert "RF08_guarantee_circle_in_trouble" not in rows["A-H2"]["rule_ids"]
+    assert rows["A-H2"]["decision"] == "approve"
+
+
+def test_every_screening_rule_has_chinese_text_with_the_same_placeholders():
+    rules = load_rules()
+    for rule in rules.all_rules:
+        assert rule.reason_zh, rule.id
+    assert rules.enhancement.government_fund.reason_zh
+    data = yaml.safe_load((ROOT / "assets/screening/access_rules.yml").read_text())
+    data["refers"][0]["reason_zh"] = "经营{years}年"
+    with pytest.raises(RulesError, match="reason_zh.*placeholders"):
+        parse_rules(data)

@@ -36,10 +36,11 @@ DIM_SIGNAL_COLUMNS = (
 )
 DIM_SCREENING_RULE_COLUMNS = (
     ("rule_id", "VARCHAR", "Rule id as in application_screening.rule_ids."),
-    ("section", "VARCHAR", "hard_decline, refer or product."),
+    ("section", "VARCHAR", "hard_decline, refer, product or guarantor_reject."),
     ("decision", "VARCHAR", "Decision a hit leads to: decline, refer (null for products)."),
     ("priority", "INTEGER", "Position in its section (products: first match wins)."),
     ("reason_template", "VARCHAR", "Reason shown to the officer ({fact} placeholders)."),
+    ("reason_template_zh", "VARCHAR", "The reason in Chinese (same placeholders)."),
     ("product", "VARCHAR", "Product a product rule recommends (null otherwise)."),
     ("condition", "VARCHAR", "The rule's condition as JSON (null: the fallback product)."),
     ("rules_version", "VARCHAR", "Version of the access rules the row comes from."),
@@ -68,12 +69,14 @@ def screening_rule_rows(rules: AccessRules) -> list[tuple]:
         ("hard_decline", "decline", rules.hard_declines),
         ("refer", "refer", rules.refers),
         ("product", None, rules.products),
+        ("guarantor_reject", None,
+         rules.enhancement.guarantor_rejects if rules.enhancement else []),
     ):
         for i, r in enumerate(items, start=1):
             when = r.when.model_dump(mode="json", exclude_none=True) if r.when else None
             rows.append((
                 r.id, section, decision, i, getattr(r, "reason", None),
-                getattr(r, "product", None),
+                getattr(r, "reason_zh", None) or None, getattr(r, "product", None),
                 None if when is None else json.dumps(when, ensure_ascii=False),
                 rules.version,
             ))

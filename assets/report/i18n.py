@@ -88,6 +88,14 @@ LABELS: dict[str, dict[str, str]] = {
         "more_branches": "其余 {n} 个支行未列出（无不良或排名靠后）。",
         "branch_unknown": "（未知支行）", "total": "合计",
         "print_note": "本报告为单一文件，可离线打开、打印（A4）或在手机上阅读。",
+        "circles": "担保圈风险",
+        "circles_note": "{month} 有成员出现问题（违约、逾期超过30天或列入预警名单）的"
+                        "担保圈 {n} 个，按风险敞口排序。箭头由担保人指向被担保人。",
+        "circle": "担保圈", "state": "状态",
+        "circle_exposure": "{n} 户成员，本行贷款余额合计 {total} 元；其中尚未违约成员的余额 "
+                           "{risk} 元可能因代偿而受波及。",
+        "state_default": "已违约", "state_red": "红色预警", "state_past_due": "逾期超过30天",
+        "state_amber": "黄色预警", "state_ok": "正常",
     },
     "en": {
         "title": "SME credit early-warning report", "as_of": "As of", "generated": "Generated",
@@ -115,6 +123,15 @@ LABELS: dict[str, dict[str, str]] = {
         "more_branches": "{n} more branches not shown (no NPL, or smaller).",
         "branch_unknown": "(unknown branch)", "total": "Total",
         "print_note": "One self-contained file: opens offline, prints on A4, reads on a phone.",
+        "circles": "Guarantee circles in trouble",
+        "circles_note": "{n} guarantee circle(s) at {month} with a member in trouble (in default, "
+                        "over 30 days past due, or on the watchlist), most exposure at risk "
+                        "first. Arrows run from guarantor to borrower.",
+        "circle": "Circle", "state": "State",
+        "circle_exposure": "{n} members, {total} CNY outstanding with the bank; {risk} CNY of it "
+                           "owed by members not in default, which the called guarantees can reach.",
+        "state_default": "in default", "state_red": "red",
+        "state_past_due": "over 30 days past due", "state_amber": "amber", "state_ok": "performing",
     },
 }
 
@@ -124,7 +141,7 @@ TOPICS_ZH = {
     "tax_filings": "纳税申报", "registry_status": "登记状态", "industry": "行业",
     "tax_arrears": "欠税", "utility_payments": "水电气缴费", "maturity": "到期压力",
     "borrowing": "负债", "firm_age": "经营年限", "firm_size": "企业规模",
-    "registry_events": "工商事件",
+    "registry_events": "工商事件", "guarantee_network": "担保圈链", "related_parties": "关联方",
 }
 
 
@@ -201,6 +218,40 @@ def reason_zh(reason: str, catalog: Catalog | None = None) -> str:
         m = regex.match(reason.strip())
         if m:
             values = {k: _value_zh(v) for k, v in m.groupdict().items()}
+            return _PLACEHOLDER.sub(lambda p, v=values: v.get(p[1], p[0]), zh)
+    return reason
+
+
+@lru_cache(maxsize=1)
+def _screening_templates() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(English template regex, Chinese template) of every access rule with a Chinese text,
+    most specific first (`assets/screening/access_rules.yml`)."""
+    from assets.screening.rules import load_rules
+
+    rules = load_rules()
+    pairs = [(r.reason, r.reason_zh) for r in rules.all_rules if r.reason_zh]
+    if rules.enhancement and rules.enhancement.government_fund.reason_zh:
+        fund = rules.enhancement.government_fund
+        pairs.append((fund.reason, fund.reason_zh))
+    pairs.sort(key=lambda p: -len(_PLACEHOLDER.sub("", p[0])))
+    return tuple((_template_regex(en), zh) for en, zh in pairs)
+
+
+def screening_reason_zh(reason: str) -> str:
+    """The Chinese form of a screening reason (an access rule's `reason_zh` with the
+    application's values; the early-warning refer's quoted signal reasons translated too);
+    unchanged when no rule matches."""
+    for regex, zh in _screening_templates():
+        m = regex.match(reason.strip())
+        if m:
+            values = {k: _value_zh(v) for k, v in m.groupdict().items()}
+            if "early_warning_reasons" in values:
+                values["early_warning_reasons"] = "；".join(
+                    reason_zh(r) for r in m["early_warning_reasons"].split("; "))
+            if "early_warning_tier" in values:
+                values["early_warning_tier"] = word(m["early_warning_tier"], "zh")
+            if "guarantor_tier" in values:
+                values["guarantor_tier"] = word(m["guarantor_tier"], "zh")
             return _PLACEHOLDER.sub(lambda p, v=values: v.get(p[1], p[0]), zh)
     return reason
 

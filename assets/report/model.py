@@ -63,6 +63,10 @@ class ReportData:
     screening_window: tuple[str, str] | None = None
     screening_month: list[tuple[str, int]] = field(default_factory=list)
     screening_rules: list[tuple[str, str, int]] = field(default_factory=list)
+    #: Guarantee circles with members in trouble at the latest month end <= D (issue 13):
+    #: dicts with circle_id, month_end, members (list of dicts: enterprise_id, name, state,
+    #: exposure), edges ([(guarantor_id, borrower_id)]), total_exposure, exposure_at_risk.
+    circles: list[dict] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)
     #: SQL relation the watchlist rows come from: marts.watchlist (the current date), or D's

@@ -114,8 +114,85 @@ def gather_report_data(
                 f"FROM {mart('application_screening')} GROUP BY 1 ORDER BY 2 DESC, 1"
             ).fetchall()
         ]
+    if table_exists(con, MARTS, "guarantee_circles") and table_exists(
+        con, MARTS, "guarantee_exposure"
+    ):
+        _read_circles(con, data)
     _read_backtest(con, data)
     return data
+
+
+#: Circles drawn in the report: the most exposure first, at most this many.
+MAX_CIRCLES = 12
+
+
+def _read_circles(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """Guarantee circles at the latest month end <= D with a member in trouble: in default,
+    over 30 days past due at that month end, or red/amber on the watchlist. Each member's
+    state and outstanding principal; the exposure at risk is what the members not (yet) in
+    default owe the bank, since the trouble travels to them through the guarantees."""
+    month_end = _latest_month_end(con, "guarantee_circles", data.as_of)
+    if month_end is None:
+        return
+    cols = {c for c, _ in columns(con, "guarantee_circles")}
+    edges = "c.guarantee_edges" if "guarantee_edges" in cols else "[]::VARCHAR[]"
+    tier = "NULL::VARCHAR"
+    join_wl = ""
+    if table_exists(con, MARTS, "watchlist"):
+        tier = "w.tier"
+        join_wl = f"LEFT JOIN {mart('watchlist')} w ON w.enterprise_id = u.eid"
+    dpd, join_f = "NULL::INTEGER", ""
+    if table_exists(con, MARTS, "fct_enterprise_month_end"):
+        dpd = "f.dpd_max"
+        join_f = (f"LEFT JOIN {mart('fct_enterprise_month_end')} f "
+                  "ON f.enterprise_id = u.eid AND f.month_end = c.month_end")
+    names, join_n = "NULL::VARCHAR", ""
+    if table_exists(con, MARTS, "dim_enterprise"):
+        names, join_n = "n.name", f"LEFT JOIN {mart('dim_enterprise')} n ON n.enterprise_id = u.eid"
+    elif table_exists(con, "raw", "enterprises"):
+        names, join_n = "n.name", "LEFT JOIN raw.enterprises n ON n.enterprise_id = u.eid"
+    rows = con.execute(
+        f"""
+        WITH m AS (
+            SELECT c.circle_id, c.total_exposure, {edges} AS edges, u.eid AS enterprise_id,
+                   {names} AS name, x.outstanding_principal AS exposure,
+                   CASE WHEN coalesce(x.is_default, FALSE) THEN 'default'
+                        WHEN {tier} = 'red' THEN 'red'
+                        WHEN coalesce({dpd}, 0) > 30 THEN 'past_due'
+                        WHEN {tier} = 'amber' THEN 'amber'
+                        ELSE 'ok' END AS state
+            FROM {mart('guarantee_circles')} c
+            CROSS JOIN unnest(c.member_ids) AS u(eid)
+            LEFT JOIN {mart('guarantee_exposure')} x
+              ON x.enterprise_id = u.eid AND x.month_end = c.month_end
+            {join_wl} {join_f} {join_n}
+            WHERE CAST(c.month_end AS DATE) = ?
+        ),
+        troubled AS (
+            SELECT circle_id FROM m GROUP BY 1 HAVING bool_or(state <> 'ok')
+        )
+        SELECT circle_id, any_value(total_exposure), any_value(edges),
+               list({{'enterprise_id': enterprise_id, 'name': name, 'state': state,
+                      'exposure': exposure}} ORDER BY enterprise_id),
+               coalesce(sum(exposure) FILTER (WHERE state <> 'default'), 0)
+        FROM m SEMI JOIN troubled USING (circle_id)
+        GROUP BY circle_id
+        ORDER BY 5 DESC, 1
+        LIMIT {MAX_CIRCLES}
+        """,
+        [month_end],
+    ).fetchall()
+    for cid, total, edge_list, members, at_risk in rows:
+        data.circles.append({
+            "circle_id": cid,
+            "month_end": str(month_end),
+            "total_exposure": float(total or 0),
+            "exposure_at_risk": float(at_risk or 0),
+            "edges": [tuple(e.split(">", 1)) for e in (edge_list or []) if ">" in e],
+            "members": [
+                {**mm, "exposure": float(mm["exposure"] or 0)} for mm in members
+            ],
+        })
 
 
 def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict]:

@@ -14,13 +14,14 @@ import altair as alt
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from assets.report import charts
+from assets.report import charts, network
 from assets.report.i18n import (
     HEADERS,
     LABELS,
     action_in,
     reasons_in,
     report_lang,
+    screening_reason_zh,
     signal_names,
     topic_name,
     word,
@@ -284,10 +285,16 @@ _EW_REASON = re.compile(r"^Early-warning tier (\w+) at (\S+): (.*)$")
 
 
 def _screening_reason(text: str, lang: str) -> str:
-    """A screening reason in the language: the early-warning refer rule quotes the catalog's
-    reasons, which have Chinese templates; the access rules' own texts are English only."""
+    """A screening reason in the language: every access rule has a Chinese text
+    (`reason_zh`, same placeholders); the early-warning refer quotes the catalog's reasons,
+    which have Chinese templates too."""
+    if lang != "zh":
+        return text
+    zh = screening_reason_zh(text)
+    if zh != text:
+        return zh
     m = _EW_REASON.match(text)
-    if lang != "zh" or not m:
+    if not m:
         return text
     parts = reasons_in(m[3].split("; "), lang)
     return f"预警等级{word(m[1], lang)}（{m[2]}）：" + "；".join(parts)
@@ -307,6 +314,23 @@ def _screening(data: ReportData, lang: str) -> dict | None:
         "rules": [(rid, _screening_reason(re.sub(r"\{[^{}]*\}", "…", txt), lang), n)
                   for rid, txt, n in data.screening_rules],
     }
+
+
+def _circles(data: ReportData, lang: str) -> list[dict]:
+    """Each troubled guarantee circle: its picture (static SVG) and its members' table."""
+    out = []
+    for c in data.circles:
+        members = c["members"]
+        svg = network.circle_svg(members, c["edges"],
+                                 title=f"{LABELS[lang]['circle']} {c['circle_id']}")
+        out.append({
+            **c,
+            "svg": Markup(svg),
+            "rows": [(i, m.get("name") or "", m["enterprise_id"],
+                      LABELS[lang][f"state_{m['state']}"], float(m["exposure"] or 0))
+                     for i, m in enumerate(members, start=1)],
+        })
+    return out
 
 
 def render_report(data: ReportData, lang: str | None = None,
@@ -347,4 +371,6 @@ def render_report(data: ReportData, lang: str | None = None,
         screening_chart=_svg(screening),
         screening_month=_screening(data, lang),
         backtest=_backtest_section(data, lang),
+        circles=_circles(data, lang),
+        circle_legend=[(LABELS[lang][f"state_{k}"], v) for k, v in network.STATE_COLORS.items()],
     )

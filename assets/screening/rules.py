@@ -74,11 +74,37 @@ FACTS: dict[str, str] = {
     "early_warning_tier": "red/amber/green by the signal catalog on the feature row (NULL: none).",
     "early_warning_signals": "Ids of the catalog's signals triggered on the feature row.",
     "early_warning_reasons": "Their plain-language reasons, joined by '; '.",
+    # credit enhancement (issue 13)
+    "region_code": "Registry region code of the applicant (6 digits).",
+    "fund_code": "The government guarantee fund of the applicant's region: "
+                 "enhancement.government_fund.fund_code_prefix + region_code.",
+    "fund_cover_open": "Government-fund guarantees open on the applicant's loans on the "
+                       "application date (CNY; 0: none).",
+    "guarantee_circle_members": "Members of the applicant's guarantee circle at the feature row "
+                                "(0: in none).",
+    "circle_members_in_default": "Other members of that circle in default at the feature row.",
+    "circle_members_max_dpd": "Worst days past due of the other members at the feature month end.",
+    "circle_member_in_trouble": "That member ('name (credit code)'): one in default first, else "
+                                "the one with the worst days past due.",
+    "offered_guarantor_id": "Credit code of the enterprise offered as guarantor (NULL: none).",
+    "offered_guarantor": "The offered guarantor as 'name (credit code)'.",
+    "guarantor_tier": "red/amber/green by the signal catalog on the guarantor's feature row (its "
+                      "latest month end < application_date; NULL: none, e.g. outside the book).",
+    "guarantor_in_default": "The guarantor has a loan whose default_date <= application_date.",
+    "guarantor_guarantees_to_revenue_12m": "Guarantees the guarantor already gives for others / "
+                                           "its revenue_12m, at its feature row (2 decimals).",
+    "guarantor_in_applicant_circle": "The guarantor is in the applicant's guarantee circle at the "
+                                     "feature month end, or the applicant already guarantees the "
+                                     "guarantor's loans (the guarantee would close a circle).",
 }
 #: Facts derived by the screening itself (usable by refers and the guarantee rule only).
 DERIVED_FACTS: dict[str, str] = {
     "recommended_product": "Product chosen by the product rules.",
     "recommended_limit": "Limit from the limit formula (before the decision).",
+    "fund_cover_amount": "recommended_limit x enhancement.government_fund.cover_ratio, rounded "
+                         "down to the limit's rounding unit.",
+    "fund_cover_total": "fund_cover_open + fund_cover_amount: the fund's cover of the firm's "
+                        "loans if it is granted.",
 }
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null", "is_true",
              "is_false"]
@@ -97,6 +123,8 @@ DEPENDENCIES = (
     "stg_core_banking__loans",
     "fct_enterprise_month_end",
     "fct_loan_month_end",
+    "stg_core_banking__guarantees",
+    "guarantee_circles",
 )
 
 
@@ -185,7 +213,23 @@ class Rule(RuleFileModel):
 
     id: RuleId
     reason: Text
+    reason_zh: str = Field(
+        default="",
+        description="Chinese reason with exactly the placeholders of `reason` (reports for "
+        "credit officers, RISK_REPORT_LANG=zh); empty = the English reason is shown.",
+    )
     when: Condition
+
+    @model_validator(mode="after")
+    def _zh_placeholders(self) -> "Rule":
+        for name in _PLACEHOLDER.findall(self.reason):  # the English reason is checked first
+            if name not in FACTS and name not in DERIVED_FACTS:
+                raise rule_error(f"uses unknown fact {{{name}}}", "reason")
+        en, zh = set(_PLACEHOLDER.findall(self.reason)), set(_PLACEHOLDER.findall(self.reason_zh))
+        if self.reason_zh and en != zh:
+            raise rule_error(f"placeholders {sorted(zh)} differ from the English reason's "
+                             f"{sorted(en)}", "reason_zh")
+        return self
 
 
 class ProductRule(RuleFileModel):
@@ -219,6 +263,26 @@ class Guarantee(RuleFileModel):
     when: Condition
 
 
+class GovernmentFund(RuleFileModel):
+    """Cover by the government financing-guarantee fund of the applicant's region: recommended
+    when `recommend_when` holds (never for a decline); the fund covers `cover_ratio` of the
+    limit."""
+
+    fund_code_prefix: Text = Field(description="The fund's code is this + the region code.")
+    cover_ratio: Annotated[float, Field(gt=0, le=1)]
+    recommend_when: Condition
+    reason: Text = Field(description="Why cover is recommended ({fact} placeholders).")
+    reason_zh: str = ""
+
+
+class Enhancement(RuleFileModel):
+    """Credit enhancement: government-fund cover and the acceptance of an offered enterprise
+    guarantor (any reject rule that hits makes it unacceptable)."""
+
+    government_fund: GovernmentFund
+    guarantor_rejects: Annotated[list[Rule], Field(min_length=1)]
+
+
 @with_config(ConfigDict(extra="forbid"))
 class Checks(TypedDict):
     """Asset-check thresholds (WARN): shares of all applications declined."""
@@ -239,6 +303,7 @@ class AccessRules(RuleFileModel):
     collateral: Collateral = Collateral()
     limit: Limit
     guarantee: Guarantee
+    enhancement: Enhancement | None = None
     checks: Checks
 
     @model_validator(mode="after")
@@ -252,11 +317,11 @@ class AccessRules(RuleFileModel):
             raise rule_error("must be absent: the last product rule is the fallback",
                              "products", last, "when")
         seen: set[str] = set()
-        for section in ("hard_declines", "refers", "products"):
-            for i, rule in enumerate(getattr(self, section)):
+        for section in ("hard_declines", "refers", "products", "guarantor_rejects"):
+            for i, rule in enumerate(self._section(section)):
                 if rule.id in seen:
                     raise rule_error("duplicate id (rule ids are unique across sections)",
-                                     section, i, "id")
+                                     *_loc(section), i, "id")
                 seen.add(rule.id)
         # Derived facts exist only after product and limit are chosen: refers and guarantee.
         for section in ("hard_declines", "products"):
@@ -267,12 +332,29 @@ class AccessRules(RuleFileModel):
                                          "usable in refers and guarantee only",
                                          section, i, "when", *path, "fact")
         for section, facts in (("hard_declines", set(FACTS)),
-                               ("refers", set(FACTS) | set(DERIVED_FACTS))):
-            for i, rule in enumerate(getattr(self, section)):
+                               ("refers", set(FACTS) | set(DERIVED_FACTS)),
+                               ("guarantor_rejects", set(FACTS) | set(DERIVED_FACTS))):
+            for i, rule in enumerate(self._section(section)):
                 for name in _PLACEHOLDER.findall(rule.reason):
                     if name not in facts:
-                        raise rule_error(f"uses unknown fact {{{name}}}", section, i, "reason")
+                        raise rule_error(f"uses unknown fact {{{name}}}", *_loc(section), i,
+                                         "reason")
+        if self.enhancement is not None:
+            for name in _PLACEHOLDER.findall(self.enhancement.government_fund.reason):
+                if name not in FACTS and name not in DERIVED_FACTS:
+                    raise rule_error(f"uses unknown fact {{{name}}}", "enhancement",
+                                     "government_fund", "reason")
         return self
+
+    def _section(self, name: str) -> list:
+        if name == "guarantor_rejects":
+            return list(self.enhancement.guarantor_rejects) if self.enhancement else []
+        return list(getattr(self, name))
+
+    @property
+    def all_rules(self) -> list[Rule]:
+        """Every rule with a reason: hard declines, refers, guarantor rejects."""
+        return [*self.hard_declines, *self.refers, *self._section("guarantor_rejects")]
 
     @property
     def collateral_types(self) -> list[str]:
@@ -303,6 +385,11 @@ class AccessRules(RuleFileModel):
     def guarantee_when(self) -> Condition:
         """`guarantee.when` (see `collateral_types`)."""
         return self.guarantee.when
+
+
+def _loc(section: str) -> tuple[str, ...]:
+    """Where a section's rules sit in the file."""
+    return ("enhancement", section) if section == "guarantor_rejects" else (section,)
 
 
 def _fact_conditions(
@@ -395,6 +482,8 @@ def _hits_sql(rules: list[Rule], what: str) -> str:
         f"{text(r.id) if what == 'id' else _reason_sql(r.reason)} END"
         for r in rules
     ]
+    if not items:
+        return "[]::VARCHAR[]"
     return f"list_filter([{', '.join(items)}]::VARCHAR[], lambda x: x IS NOT NULL)"
 
 
@@ -402,10 +491,11 @@ def facts_sql(as_of: date, rules: AccessRules) -> str:
     """One row per application dated <= as_of with every fact, each as known on its date."""
     d = date_literal(as_of)
     collateral = ", ".join(text(t) for t in rules.collateral_types) or "NULL"
+    fund_prefix = rules.enhancement.government_fund.fund_code_prefix if rules.enhancement else ""
     return f"""
 WITH apps AS (
     SELECT application_id, enterprise_id, application_date, requested_amount,
-           requested_product, purpose
+           requested_product, purpose, offered_guarantor_id
     FROM staging.stg_core_banking__loan_applications
     WHERE application_date <= {d}
 ),
@@ -441,6 +531,7 @@ feat AS (
     QUALIFY row_number() OVER (PARTITION BY a.application_id ORDER BY f.month_end DESC) = 1
 ),
 {early_warning_sql()}
+{enhancement_sql(rules)}
 tax AS (
     SELECT a.application_id,
            count(DISTINCT t.period) FILTER (WHERE t.tax_type = 'vat') AS vat_filing_months,
@@ -489,7 +580,28 @@ SELECT
     coll.application_id IS NOT NULL AS has_real_estate_collateral,
     ews.early_warning_tier,
     ews.early_warning_signals,
-    ews.early_warning_reasons
+    ews.early_warning_reasons,
+    e.region_code,
+    {text(fund_prefix)} || e.region_code AS fund_code,
+    coalesce(fund.fund_cover_open, 0) AS fund_cover_open,
+    coalesce(fe.guarantee_circle_members, 0) AS guarantee_circle_members,
+    coalesce(fe.circle_members_in_default, 0) AS circle_members_in_default,
+    circ.circle_members_max_dpd,
+    circ.circle_member_in_trouble,
+    a.offered_guarantor_id,
+    CASE WHEN a.offered_guarantor_id IS NOT NULL
+         THEN coalesce(gname.name || ' ', '') || '(' || a.offered_guarantor_id || ')'
+    END AS offered_guarantor,
+    gews.early_warning_tier AS guarantor_tier,
+    CASE WHEN a.offered_guarantor_id IS NOT NULL THEN gdflt.application_id IS NOT NULL
+    END AS guarantor_in_default,
+    CAST(round(gfeat.guarantees_given_to_revenue_12m, 2) AS DECIMAL(12, 2))
+        AS guarantor_guarantees_to_revenue_12m,
+    CASE WHEN a.offered_guarantor_id IS NOT NULL THEN
+        coalesce(gfeat.guarantee_circle_id = fe.guarantee_circle_id
+                 AND gfeat.month_end = fe.month_end, FALSE)
+        OR gmutual.application_id IS NOT NULL
+    END AS guarantor_in_applicant_circle
 FROM apps a
 LEFT JOIN staging.stg_registry__enterprises e ON e.enterprise_id = a.enterprise_id
 LEFT JOIN ev ON ev.application_id = a.application_id
@@ -499,12 +611,20 @@ LEFT JOIN feat fe ON fe.application_id = a.application_id
 LEFT JOIN tax ON tax.application_id = a.application_id
 LEFT JOIN coll ON coll.application_id = a.application_id
 LEFT JOIN ews ON ews.application_id = a.application_id
+LEFT JOIN fund ON fund.application_id = a.application_id
+LEFT JOIN circ ON circ.application_id = a.application_id
+LEFT JOIN staging.stg_registry__enterprises gname ON gname.enterprise_id = a.offered_guarantor_id
+LEFT JOIN gfeat ON gfeat.application_id = a.application_id
+LEFT JOIN gews ON gews.application_id = a.application_id
+LEFT JOIN gdflt ON gdflt.application_id = a.application_id
+LEFT JOIN gmutual ON gmutual.application_id = a.application_id
 """
 
 
-def early_warning_sql() -> str:
-    """CTEs `ewf` + `ews`: the signal catalog's signals and tier on each application's
-    feature row (`feat`). Thresholds and tier rules come from the catalog, never from here."""
+def early_warning_sql(feat: str = "feat", prefix: str = "") -> str:
+    """CTEs `<prefix>ewf` + `<prefix>ews`: the signal catalog's signals and tier on each
+    application's feature row (`feat`; the offered guarantor's row is `gfeat`, prefix `g`).
+    Thresholds and tier rules come from the catalog, never from here."""
     catalog = signal_catalog.load_catalog()
     mart = signal_catalog.FEATURE_MART
     joins, cols = [], []
@@ -532,22 +652,76 @@ def early_warning_sql() -> str:
         for sev in signal_catalog.SEVERITIES
     }
     tier = signal_catalog.tier_sql(catalog, signals="early_warning_signals")
-    return f"""ewf AS (
+    return f"""{prefix}ewf AS (
     SELECT l.*{"".join(", " + c for c in cols)}
-    FROM feat l {" ".join(joins)}
+    FROM {feat} l {" ".join(joins)}
 ),
-ews0 AS (
+{prefix}ews0 AS (
     SELECT f.application_id,
            list_filter([{ids}]::VARCHAR[], lambda x: x IS NOT NULL) AS early_warning_signals,
            list_filter([{reasons}]::VARCHAR[], lambda x: x IS NOT NULL) AS ew_reasons,
            {counts["high"]} AS n_high, {counts["medium"]} AS n_medium, {counts["low"]} AS n_low
-    FROM ewf AS f
+    FROM {prefix}ewf AS f
 ),
-ews AS (
+{prefix}ews AS (
     SELECT application_id, early_warning_signals,
            array_to_string(ew_reasons, '; ') AS early_warning_reasons,
            {tier} AS early_warning_tier
-    FROM ews0
+    FROM {prefix}ews0
+),"""
+
+
+def enhancement_sql(rules: AccessRules) -> str:
+    """CTEs for credit enhancement, each as known on the application date: the open
+    government-fund cover of the applicant's loans (`fund`), the other members of its guarantee
+    circle in trouble (`circ`), the offered guarantor's feature row (`gfeat`), catalog tier
+    (`gews`), default (`gdflt`) and whether the applicant already guarantees it (`gmutual`)."""
+    return f"""fund AS (
+    SELECT a.application_id, sum(g.guaranteed_amount) AS fund_cover_open
+    FROM apps a
+    JOIN staging.stg_core_banking__loans l ON l.enterprise_id = a.enterprise_id
+    JOIN staging.stg_core_banking__guarantees g ON g.loan_id = l.loan_id
+    WHERE g.guarantor_type = 'government_fund' AND g.start_date <= a.application_date
+      AND (g.end_date IS NULL OR g.end_date > a.application_date)
+    GROUP BY a.application_id
+),
+circ AS (
+    SELECT fe.application_id,
+           max(m.dpd_max) AS circle_members_max_dpd,
+           arg_max(coalesce(n.name || ' ', '') || '(' || m.enterprise_id || ')',
+                   (m.is_default, m.dpd_max, m.enterprise_id)) AS circle_member_in_trouble
+    FROM feat fe
+    JOIN marts.guarantee_circles gc
+      ON gc.circle_id = fe.guarantee_circle_id AND gc.month_end = fe.month_end
+    CROSS JOIN unnest(gc.member_ids) AS u(member_id)
+    JOIN marts.fct_enterprise_month_end m
+      ON m.enterprise_id = u.member_id AND m.month_end = fe.month_end
+    LEFT JOIN staging.stg_registry__enterprises n ON n.enterprise_id = m.enterprise_id
+    WHERE m.enterprise_id <> fe.enterprise_id
+    GROUP BY fe.application_id
+),
+gfeat AS (
+    SELECT a.application_id, f.*
+    FROM apps a
+    JOIN marts.fct_enterprise_month_end f
+      ON f.enterprise_id = a.offered_guarantor_id AND f.month_end < a.application_date
+    QUALIFY row_number() OVER (PARTITION BY a.application_id ORDER BY f.month_end DESC) = 1
+),
+{early_warning_sql("gfeat", "g")}
+gdflt AS (
+    SELECT DISTINCT a.application_id
+    FROM apps a
+    JOIN marts.fct_loan_month_end l
+      ON l.enterprise_id = a.offered_guarantor_id AND l.default_date <= a.application_date
+),
+gmutual AS (
+    SELECT DISTINCT a.application_id
+    FROM apps a
+    JOIN staging.stg_core_banking__loans l ON l.enterprise_id = a.offered_guarantor_id
+    JOIN staging.stg_core_banking__guarantees g ON g.loan_id = l.loan_id
+    WHERE g.guarantor_type = 'enterprise' AND g.guarantor_id = a.enterprise_id
+      AND g.start_date <= a.application_date
+      AND (g.end_date IS NULL OR g.end_date > a.application_date)
 ),"""
 
 
@@ -570,6 +744,15 @@ def screening_sql(as_of: date, rules: AccessRules) -> str:
     product_case = "CASE " + " ".join(
         f"WHEN {condition_sql(p.when)} THEN {text(p.product)}" for p in rules.products[:-1]
     ) + f" ELSE {text(rules.products[-1].product)} END"
+    enh = rules.enhancement
+    unit = _value_sql(rules.rounding_unit)
+    fund_amount = (
+        f"CAST(floor(recommended_limit * {_value_sql(enh.government_fund.cover_ratio)} / {unit})"
+        f" * {unit} AS DECIMAL(18, 2))" if enh else "CAST(0 AS DECIMAL(18, 2))"
+    )
+    fund_when = condition_sql(enh.government_fund.recommend_when) if enh else "FALSE"
+    fund_reason = _reason_sql(enh.government_fund.reason) if enh else "NULL"
+    rejects = list(enh.guarantor_rejects) if enh else []
     product_id_case = "CASE " + " ".join(
         f"WHEN {condition_sql(p.when)} THEN {text(p.id)}" for p in rules.products[:-1]
     ) + f" ELSE {text(rules.products[-1].id)} END"
@@ -579,8 +762,12 @@ product AS (
     SELECT *, {product_case} AS recommended_product, {product_id_case} AS product_rule_id
     FROM facts
 ),
-sized AS (
+sized0 AS (
     SELECT *, {_limit_sql(rules)} AS recommended_limit FROM product
+),
+sized AS (
+    SELECT *, fund_cover_open + fund_cover_amount AS fund_cover_total
+    FROM (SELECT *, {fund_amount} AS fund_cover_amount FROM sized0)
 ),
 hits AS (
     SELECT *,
@@ -588,7 +775,10 @@ hits AS (
         {_hits_sql(rules.hard_declines, 'reason')} AS decline_reasons,
         {_hits_sql(rules.refers, 'id')} AS refer_rule_ids,
         {_hits_sql(rules.refers, 'reason')} AS refer_reasons,
-        {condition_sql(rules.guarantee_when)} AS guarantee_hit
+        {condition_sql(rules.guarantee_when)} AS guarantee_hit,
+        {fund_when} AS fund_hit,
+        {_hits_sql(rejects, 'id')} AS guarantor_rule_ids,
+        {_hits_sql(rejects, 'reason')} AS guarantor_reasons
     FROM sized
 ),
 decided AS (
@@ -611,6 +801,16 @@ SELECT
     CASE WHEN decision = 'decline' THEN CAST(0 AS DECIMAL(18, 2))
          ELSE recommended_limit END AS recommended_limit,
     decision <> 'decline' AND guarantee_hit AS guarantee_recommended,
+    decision <> 'decline' AND fund_hit AS fund_cover_recommended,
+    CASE WHEN decision <> 'decline' AND fund_hit THEN fund_code END AS fund_code,
+    CASE WHEN decision <> 'decline' AND fund_hit THEN fund_cover_amount
+         ELSE CAST(0 AS DECIMAL(18, 2)) END AS fund_cover_amount,
+    CASE WHEN decision <> 'decline' AND fund_hit THEN {fund_reason} END AS fund_cover_reason,
+    offered_guarantor_id,
+    CASE WHEN offered_guarantor_id IS NOT NULL THEN len(guarantor_rule_ids) = 0 END
+        AS guarantor_acceptable,
+    guarantor_rule_ids,
+    guarantor_reasons,
     requested_amount,
     requested_product,
     purpose,

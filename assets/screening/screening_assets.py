@@ -58,6 +58,11 @@ def application_screening(context: AssetExecutionContext, warehouse: RiskWarehou
             f"""SELECT recommended_product, count(*), sum(recommended_limit) FROM {TARGET}
                 WHERE decision <> 'decline' GROUP BY 1 ORDER BY 2 DESC"""
         ).fetchall()
+        fund, offered, rejected = con.execute(
+            f"""SELECT count(*) FILTER (WHERE fund_cover_recommended),
+                       count(*) FILTER (WHERE offered_guarantor_id IS NOT NULL),
+                       count(*) FILTER (WHERE NOT guarantor_acceptable) FROM {TARGET}"""
+        ).fetchone()
         preview = con.execute(
             f"""SELECT application_id, enterprise_id, application_date, decision,
                        array_to_string(rule_ids, ', '), recommended_product,
@@ -73,6 +78,9 @@ def application_screening(context: AssetExecutionContext, warehouse: RiskWarehou
             "approve": mix.get("approve", 0),
             "refer": mix.get("refer", 0),
             "decline": mix.get("decline", 0),
+            "fund_cover_recommended": fund,
+            "guarantors_offered": offered,
+            "guarantors_rejected": rejected,
             "products": MetadataValue.md(
                 markdown_table(products, ["product", "applications", "total limit"])
             ),

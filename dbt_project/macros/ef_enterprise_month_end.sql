@@ -94,7 +94,26 @@ select
     l.loans_outstanding,
     l.dpd_max,
     l.dpd_max_12m,
-    l.is_default
+    l.is_default,
+
+    -- risk that travels: guarantees given and the firms around it (int_enterprise_month__network)
+    coalesce(n.guarantees_given, 0)           as guarantees_given,
+    {{ ef_ratio('coalesce(n.guarantees_given, 0)', 't.revenue_12m') }} as guarantees_given_to_revenue_12m,
+    {{ ef_ratio('coalesce(n.guarantees_given, 0)', 'e.registered_capital') }} as guarantees_given_to_registered_capital,
+    {%- for c in ['guaranteed_parties_in_default', 'guaranteed_parties_past_due',
+                  'own_guarantors_in_default', 'guarantee_circle_members',
+                  'circle_members_in_default', 'related_parties_in_default',
+                  'related_parties_past_due'] %}
+    coalesce(n.{{ c }}, 0)                    as {{ c }},
+    {%- endfor %}
+    coalesce(n.guarantees_given_in_default, 0) as guarantees_given_in_default,
+    n.guaranteed_party_in_default,
+    n.guaranteed_party_past_due,
+    n.own_guarantor_in_default,
+    n.guarantee_circle_id,
+    n.circle_member_in_default,
+    n.related_party_in_default,
+    n.related_party_past_due
 from spine as s
 left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = s.enterprise_id
 {%- for model, alias in [
@@ -102,7 +121,8 @@ left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = s.ent
       ('int_enterprise_month__utility', 'u'),
       ('int_enterprise_month__registry_events', 'ev'),
       ('int_enterprise_month__fund_use', 'f'),
-      ('int_enterprise_month__loans', 'l')] %}
+      ('int_enterprise_month__loans', 'l'),
+      ('int_enterprise_month__network', 'n')] %}
 left join (select * from {{ ref(model) }}
            where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as {{ alias }}
     on {{ alias }}.enterprise_id = s.enterprise_id and {{ alias }}.month_end = s.month_end

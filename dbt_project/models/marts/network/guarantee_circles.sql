@@ -21,7 +21,8 @@ edges as (
     select
         o.month_end,
         c.circle_id,
-        sum(o.guaranteed_amount) as guarantees_within
+        sum(o.guaranteed_amount) as guarantees_within,
+        list(distinct o.guarantor_id || '>' || o.borrower_id) as guarantee_edges
     from {{ ref('int_network__guarantees_open') }} as o
     inner join {{ ref('int_network__guarantee_circles') }} as c
         on o.month_end = c.month_end and o.guarantor_id = c.enterprise_id
@@ -41,6 +42,7 @@ select
     cast(coalesce(sum(m.outstanding_principal), 0) as decimal(18, 2))   as total_exposure,
     cast(count(*) filter (where m.is_default) as integer)               as members_in_default,
     cast(coalesce(any_value(e.guarantees_within), 0) as decimal(18, 2)) as guarantees_within,
+    cast(list_sort(any_value(e.guarantee_edges)) as varchar [])         as guarantee_edges,
     cast({{ as_of_date() }} as date)                                    as as_of_date
 from members as m
 left join edges as e on m.month_end = e.month_end and m.circle_id = e.circle_id

@@ -7,5 +7,6 @@ select
     cast(requested_term_months as integer)     as requested_term_months,
     cast(requested_product as varchar)         as requested_product,
     cast(purpose as varchar)                   as purpose,
+    cast(offered_guarantor_id as varchar)      as offered_guarantor_id,
     cast(_source_file as varchar)              as _source_file
 from {{ source('core_banking', 'loan_applications') }}

@@ -1,0 +1,225 @@
+{#- Risk that travels, per enterprise x month end <= D (only rows with something to say):
+    the guarantees a firm gives, and the firms around it (whose loans it guarantees, that
+    guarantee its loans, in its guarantee circle, related parties) in default or past due
+    over 30 days at that month end. Point in time: guarantees open at the month end
+    (int_network__guarantees_open), links valid at it, defaults on or before it, dpd at it.
+    "Red" of another firm is not used: it is a decision taken from these features, so using
+    it would make a month end's features depend on the decisions of earlier month ends; past
+    due over 30 days is the fact-based stand-in. The other firm is named by a label
+    "name (credit code)" (enterprise names are not personal data), the one with the largest
+    amount at stake (then the smallest code) when there are several. -#}
+
+with month_ends as (
+
+    select month_end from {{ ref('int_calendar__month_ends') }}
+
+),
+
+names as (
+
+    select enterprise_id, coalesce(name || ' ', '') || '(' || enterprise_id || ')' as label
+    from {{ ref('stg_registry__enterprises') }}
+
+),
+
+defaults as (
+
+    select enterprise_id, min(default_date) as default_date
+    from {{ ref('fct_loan_month_end') }}
+    where default_date is not null and default_date <= {{ as_of_date() }}
+    group by enterprise_id
+
+),
+
+-- firms past due over 30 days at a month end and not (yet) in default
+past_due as (
+
+    select l.enterprise_id, l.month_end, max(l.dpd) as dpd_max
+    from {{ ref('fct_loan_month_end') }} as l
+    left join defaults as d
+        on l.enterprise_id = d.enterprise_id and d.default_date <= l.month_end
+    where l.month_end <= {{ as_of_date() }} and l.dpd > 30 and d.enterprise_id is null
+    group by l.enterprise_id, l.month_end
+
+),
+
+edges as (
+
+    select month_end, guarantor_id, borrower_id, sum(guaranteed_amount) as amount
+    from {{ ref('int_network__guarantees_open') }}
+    where is_enterprise_edge
+    group by month_end, guarantor_id, borrower_id
+
+),
+
+given as (
+
+    select guarantor_id as enterprise_id, month_end, sum(amount) as guarantees_given
+    from edges
+    group by guarantor_id, month_end
+
+),
+
+-- the firm guarantees a defaulted firm's loans (its guarantee is likely to be called)
+guaranteed_default as (
+
+    select
+        e.guarantor_id                                          as enterprise_id,
+        e.month_end,
+        count(*)                                                as parties,
+        sum(e.amount)                                           as amount,
+        arg_max(coalesce(n.label, '(' || e.borrower_id || ')'), e.amount) as party
+    from edges as e
+    inner join defaults as d on e.borrower_id = d.enterprise_id and d.default_date <= e.month_end
+    left join names as n on e.borrower_id = n.enterprise_id
+    group by e.guarantor_id, e.month_end
+
+),
+
+guaranteed_past_due as (
+
+    select
+        e.guarantor_id                                          as enterprise_id,
+        e.month_end,
+        count(*)                                                as parties,
+        arg_max(coalesce(n.label, '(' || e.borrower_id || ')'), e.amount) as party
+    from edges as e
+    inner join past_due as p on e.borrower_id = p.enterprise_id and e.month_end = p.month_end
+    left join names as n on e.borrower_id = n.enterprise_id
+    group by e.guarantor_id, e.month_end
+
+),
+
+-- a firm guaranteeing this firm's loans is in default (the credit enhancement is weak)
+guarantor_default as (
+
+    select
+        e.borrower_id                                           as enterprise_id,
+        e.month_end,
+        count(*)                                                as parties,
+        arg_max(coalesce(n.label, '(' || e.guarantor_id || ')'), e.amount) as party
+    from edges as e
+    inner join defaults as d on e.guarantor_id = d.enterprise_id and d.default_date <= e.month_end
+    left join names as n on e.guarantor_id = n.enterprise_id
+    group by e.borrower_id, e.month_end
+
+),
+
+circles as (
+
+    select month_end, enterprise_id, circle_id, circle_members
+    from {{ ref('int_network__guarantee_circles') }}
+
+),
+
+circle_default as (
+
+    select
+        c.enterprise_id,
+        c.month_end,
+        count(*)                                                as parties,
+        arg_min(coalesce(n.label, '(' || o.enterprise_id || ')'), o.enterprise_id) as party
+    from circles as c
+    inner join circles as o
+        on c.month_end = o.month_end and c.circle_id = o.circle_id
+            and c.enterprise_id <> o.enterprise_id
+    inner join defaults as d on o.enterprise_id = d.enterprise_id and d.default_date <= c.month_end
+    left join names as n on o.enterprise_id = n.enterprise_id
+    group by c.enterprise_id, c.month_end
+
+),
+
+-- related parties, both directions of every link, at the month ends it is valid
+links as (
+
+    select enterprise_id, related_id, valid_from, valid_to
+    from {{ ref('int_network__enterprise_links') }}
+
+    union all
+
+    select related_id as enterprise_id, enterprise_id as related_id, valid_from, valid_to
+    from {{ ref('int_network__enterprise_links') }}
+
+),
+
+related_default as (
+
+    select
+        l.enterprise_id,
+        m.month_end,
+        count(distinct l.related_id)                            as parties,
+        arg_min(coalesce(n.label, '(' || l.related_id || ')'), l.related_id) as party
+    from links as l
+    inner join defaults as d on l.related_id = d.enterprise_id
+    inner join month_ends as m
+        on d.default_date <= m.month_end and l.valid_from <= m.month_end
+            and (l.valid_to is null or l.valid_to > m.month_end)
+    left join names as n on l.related_id = n.enterprise_id
+    group by l.enterprise_id, m.month_end
+
+),
+
+related_past_due as (
+
+    select
+        l.enterprise_id,
+        p.month_end,
+        count(distinct l.related_id)                            as parties,
+        arg_min(coalesce(n.label, '(' || l.related_id || ')'), l.related_id) as party
+    from links as l
+    inner join past_due as p
+        on l.related_id = p.enterprise_id and l.valid_from <= p.month_end
+            and (l.valid_to is null or l.valid_to > p.month_end)
+    left join names as n on l.related_id = n.enterprise_id
+    group by l.enterprise_id, p.month_end
+
+),
+
+keys as (
+
+    select enterprise_id, month_end from given
+    union
+    select enterprise_id, month_end from guarantor_default
+    union
+    select enterprise_id, month_end from circles
+    union
+    select enterprise_id, month_end from related_default
+    union
+    select enterprise_id, month_end from related_past_due
+
+)
+
+select
+    cast(k.enterprise_id as varchar)                          as enterprise_id,
+    cast(k.month_end as date)                                 as month_end,
+    cast(coalesce(g.guarantees_given, 0) as decimal(18, 2))   as guarantees_given,
+    cast(coalesce(gd.parties, 0) as integer)                  as guaranteed_parties_in_default,
+    cast(gd.party as varchar)                                 as guaranteed_party_in_default,
+    cast(coalesce(gd.amount, 0) as decimal(18, 2))            as guarantees_given_in_default,
+    cast(coalesce(gp.parties, 0) as integer)                  as guaranteed_parties_past_due,
+    cast(gp.party as varchar)                                 as guaranteed_party_past_due,
+    cast(coalesce(od.parties, 0) as integer)                  as own_guarantors_in_default,
+    cast(od.party as varchar)                                 as own_guarantor_in_default,
+    cast(c.circle_id as varchar)                              as guarantee_circle_id,
+    cast(coalesce(c.circle_members, 0) as integer)            as guarantee_circle_members,
+    cast(coalesce(cd.parties, 0) as integer)                  as circle_members_in_default,
+    cast(cd.party as varchar)                                 as circle_member_in_default,
+    cast(coalesce(rd.parties, 0) as integer)                  as related_parties_in_default,
+    cast(rd.party as varchar)                                 as related_party_in_default,
+    cast(coalesce(rp.parties, 0) as integer)                  as related_parties_past_due,
+    cast(rp.party as varchar)                                 as related_party_past_due
+from keys as k
+left join given as g on k.enterprise_id = g.enterprise_id and k.month_end = g.month_end
+left join guaranteed_default as gd
+    on k.enterprise_id = gd.enterprise_id and k.month_end = gd.month_end
+left join guaranteed_past_due as gp
+    on k.enterprise_id = gp.enterprise_id and k.month_end = gp.month_end
+left join guarantor_default as od
+    on k.enterprise_id = od.enterprise_id and k.month_end = od.month_end
+left join circles as c on k.enterprise_id = c.enterprise_id and k.month_end = c.month_end
+left join circle_default as cd
+    on k.enterprise_id = cd.enterprise_id and k.month_end = cd.month_end
+left join related_default as rd
+    on k.enterprise_id = rd.enterprise_id and k.month_end = rd.month_end
+left join related_past_due as rp
+    on k.enterprise_id = rp.enterprise_id and k.month_end = rp.month_end
