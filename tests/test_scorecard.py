@@ -488,3 +488,19 @@ def test_champion_that_cannot_be_rescored_gives_way(con) -> None:
     decision = promote(con, second, spec)
     assert decision.promoted and "could not be rescored" in decision.reason
     assert current_model(con).model_version == second
+
+
+def test_a_candidate_with_no_values_in_training_is_left_out_and_named(con) -> None:
+    """A look-back longer than the history leaves a candidate all NULL in the training window
+    (revenue_12m_yoy on a 48-month book): the fit leaves it out and says so, instead of
+    failing the night."""
+    con.execute("alter table marts.fct_enterprise_month_end add column empty double")
+    con.execute("alter table marts.fct_enterprise_month_end add column flat double default 1")
+    spec = make_spec(features=[*SPEC["features"], {"name": "empty", "mart": "enterprise"},
+                               {"name": "flat", "mart": "enterprise"}])
+    version = fit_scorecard(con, FIT_DATE, spec)
+    model = load_model(con, version)
+    assert model.status != "cold_start" and "x1" in model.features
+    assert "empty" not in model.features and "flat" not in model.features
+    notes = model_card(con, version)["model"]["notes"]
+    assert "fewer than 2 distinct values in training: empty, flat" in notes

@@ -249,8 +249,16 @@ def _logistic(spec: ScorecardSpec):
     return LogisticRegression(C=lr.C, max_iter=lr.max_iter, solver=lr.solver)
 
 
+def unusable_candidates(df: pd.DataFrame, spec: ScorecardSpec) -> list[str]:
+    """Candidates with fewer than two distinct values in the training sample (all NULL, e.g.
+    a 24-month look-back on a short history, or constant): nothing to bin, and optbinning
+    fails on an empty column, so they are left out and named in the model's notes."""
+    return [f.name for f in spec.features if df[f.name].nunique(dropna=True) < 2]
+
+
 def fit_optbinning_scorecard(df: pd.DataFrame, spec: ScorecardSpec):
-    """Bin every candidate and keep those the IV criteria select; then drop, one at a time,
+    """Bin every usable candidate (see `unusable_candidates`) and keep those the IV criteria
+    select; then drop, one at a time,
     any feature whose logistic coefficient has the wrong sign (WoE rises with safety, so a
     coefficient >= 0 means collinearity flipped it), so every bin's points read the way its
     event rate says; then fit optbinning's Scorecard on the kept features (a feature's bins
@@ -259,7 +267,10 @@ def fit_optbinning_scorecard(df: pd.DataFrame, spec: ScorecardSpec):
     from optbinning import Scorecard
 
     y, weight = df["y"].astype(int).to_numpy(), df["w"].to_numpy()
-    candidates = [f.name for f in spec.features]
+    unusable = set(unusable_candidates(df, spec))
+    candidates = [f.name for f in spec.features if f.name not in unusable]
+    if not candidates:
+        return None, []
     process = _binning_process(spec, candidates).fit(df[candidates], y, sample_weight=weight)
     names = list(process.get_support(names=True))
     if not names:
@@ -571,6 +582,9 @@ def _fit(
     )
     if dropped:
         notes += f"; dropped for wrong-sign coefficient: {', '.join(dropped)}"
+    unusable = unusable_candidates(df, spec)
+    if unusable:
+        notes += f"; left out, fewer than 2 distinct values in training: {', '.join(unusable)}"
     row = {
         **base, "status": "challenger", "train_start": w.train_start, "train_end": w.train_end,
         "oot_start": w.oot_start, "oot_end": w.oot_end,
