@@ -3,8 +3,9 @@
 A refresh rebuilds when any of these differs from what the published warehouse holds (its
 `main.published_refresh` row and its `raw.load_manifest`): the as-of date, the code version
 (a hash of the pipeline's code, dbt project and rule files: catalog, scorecard, access
-rules), the pseudonym key, a landing file (new, changed in size or mtime, or gone), or the
-build file was written after the publish (a back-test refit, a failed run). Otherwise the
+rules), the pseudonym key, a landing file (new, changed in size or mtime, or gone), the
+build file was written after the publish (a back-test refit, a failed run), or the last
+holder of the run lock was killed (its run is then marked failed by the rebuild). Otherwise the
 published warehouse already is what a rebuild would publish: the schedule returns a
 SkipReason and `risk refresh` prints one line and exits 0. `risk refresh --full` (run tag
 `risk/full_refresh`) always rebuilds.
@@ -67,6 +68,7 @@ class RefreshFacts:
     landing: Mapping[FileKey, Stamp]
     published: PublishedState | None
     build_written_after_publish: bool
+    previous_run_interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ def plan_refresh(facts: RefreshFacts, *, full: bool = False) -> RefreshPlan:
         return RefreshPlan(True, "code, dbt project or rule files changed since the publish")
     if facts.key_check not in pub.key_checks and pub.key_checks:
         return RefreshPlan(True, "the pseudonym key changed")
+    if facts.previous_run_interrupted:
+        return RefreshPlan(True, "the previous refresh was interrupted (its process was killed)")
     if facts.build_written_after_publish:
         return RefreshPlan(
             True, "the build file changed after the publish (a back-test refit or a failed run)"
@@ -190,6 +194,7 @@ def refresh_facts(published: Path, landing_dir: Path, as_of: date) -> RefreshFac
         landing=landing_stamps(landing_dir),
         published=published_state(published),
         build_written_after_publish=build_written_after_publish(published),
+        previous_run_interrupted=publish.holder_was_interrupted(published),
     )
 
 

@@ -54,6 +54,7 @@ def test_nothing_new_is_no_rebuild_and_full_always_rebuilds() -> None:
         (_published(code_version=None), "code, dbt project or rule files changed"),
         (replace(SAME, key_check="k2"), "pseudonym key changed"),
         (replace(SAME, build_written_after_publish=True), "build file changed"),
+        (replace(SAME, previous_run_interrupted=True), "previous refresh was interrupted"),
         (replace(SAME, landing={**LANDING, ("loans", "/l/loans/b.csv"): (5, T)}), "1 new"),
         (replace(SAME, landing={**LANDING, ("loans", "/l/loans/a.csv"): (11, T)}), "1 changed"),
         (replace(SAME, landing={("loans", "/l/loans/a.csv"): (10, T)}), "1 removed"),
@@ -133,3 +134,37 @@ def test_a_second_refresh_with_nothing_new_skips_and_the_schedule_skips_too(
         con.execute("CREATE TABLE main.refit_marker AS SELECT 1 AS x")
     assert refresh_facts(warehouse, landing, D).build_written_after_publish
     assert decide_refresh(warehouse, landing, D).rebuild
+
+
+HOLD = """
+import sys, time; sys.path.insert(0, {root!r})
+from pathlib import Path
+from assets.core import publish
+publish.acquire(Path({path!r}), what="a refresh that gets killed")
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_refresh_killed_while_holding_the_lock_is_seen_by_the_next(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from assets.core import publish
+
+    published = tmp_path / "w.duckdb"
+    with publish.run_lock(published):
+        assert not publish.holder_was_interrupted(published)  # a fresh lock file
+    assert not publish.holder_was_interrupted(published)  # released cleanly: empty
+    root = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, "-c", HOLD.format(root=root, path=str(published))],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert publish.holder_was_interrupted(published)  # from outside: the file names it
+    with publish.run_lock(published):
+        assert publish.holder_was_interrupted(published)  # what this holder found
+    assert not publish.holder_was_interrupted(published)

@@ -68,6 +68,8 @@ class _Held:
 
 _HELD: dict[str, _Held] = {}
 _HELD_GUARD = threading.Lock()
+#: What the lock file held when this process took the lock: a holder that never released it.
+_LEFT_BEHIND: dict[str, str] = {}
 
 
 def process_start_ticks(pid: int) -> str:
@@ -149,6 +151,7 @@ def acquire(published: Path, *, wait: float = 0.0, what: str = "") -> None:
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "what": what,
         }
+        _LEFT_BEHIND[key] = os.pread(fd, 4096, 0).decode(errors="replace").strip()
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         _HELD[key] = _Held(fd, 1)
@@ -167,6 +170,22 @@ def release(published: Path) -> None:
             os.ftruncate(held.fd, 0)
             fcntl.flock(held.fd, fcntl.LOCK_UN)
             os.close(held.fd)
+
+
+def holder_was_interrupted(published: Path) -> bool:
+    """Whether the lock's last holder ended without releasing it (killed mid-run: release()
+    empties the file, the kernel only drops the lock). In the process holding the lock now:
+    what the file held when it was taken; elsewhere: the file is not empty (a holder now, or
+    one that was killed)."""
+    path = lock_path(published)
+    key = str(path.resolve())
+    with _HELD_GUARD:
+        if key in _HELD:
+            return bool(_LEFT_BEHIND.get(key))
+    try:
+        return bool(path.read_text(errors="replace").strip())
+    except OSError:
+        return False
 
 
 @contextmanager
