@@ -266,6 +266,20 @@ def _copy_comments(
             con.execute(f"COMMENT ON COLUMN {name}.{ident(column)} IS {literal(comment)}")
 
 
+
+def _replace_durably(tmp: Path, target: Path) -> None:
+    """Put a finished DuckDB file in place: on disk first, then the stale WAL of the old file
+    removed, then one rename, then the folder entry on disk (a crash leaves old or new)."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    Path(f"{target}.wal").unlink(missing_ok=True)
+    os.replace(tmp, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
 def publish(
     build: Path,
     published: Path,
@@ -333,18 +347,10 @@ def publish(
                 con.execute(f"CREATE TABLE pub.{PUBLISH_INFO} AS SELECT {', '.join(row)}")
             con.execute("DETACH pub")
             con.execute("DETACH build")
-        with open(tmp, "rb+") as fh:  # on disk before it takes the published name
-            os.fsync(fh.fileno())
         # A WAL beside the published name belongs to an older file (one built in place before
         # publishing existed, already seeded into the build file): replayed on the new file it
         # would corrupt it.
-        Path(f"{published}.wal").unlink(missing_ok=True)
-        os.replace(tmp, published)
-        dir_fd = os.open(published.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _replace_durably(tmp, published)
     finally:
         for leftover in (tmp, Path(f"{tmp}.wal")):
             leftover.unlink(missing_ok=True)
@@ -411,15 +417,7 @@ def compact(
             con.execute(f"COPY FROM DATABASE {ident(catalog)} TO compacted")
             con.execute("DETACH compacted")
             con.execute(f"DETACH {ident(catalog)}")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        Path(f"{build}.wal").unlink(missing_ok=True)  # checkpointed above: nothing in it
-        os.replace(tmp, build)
-        dir_fd = os.open(build.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _replace_durably(tmp, build)  # the build's WAL was checkpointed above: nothing in it
     finally:
         for leftover in (tmp, Path(f"{tmp}.wal")):
             leftover.unlink(missing_ok=True)
