@@ -292,6 +292,10 @@ def test_cold_start_fits_nothing(con) -> None:
     early = fit_scorecard(con, date(2022, 6, 30), make_spec())
     assert load_model(con, early).status == "cold_start"
     assert current_model(con) is None
+    # A warm-up that leaves no month before the holdout says the history is too short.
+    short = fit_scorecard(con, FIT_DATE, make_spec(history_warmup_months=30))
+    assert load_model(con, short).status == "cold_start"
+    assert "the history is too short" in model_card(con, short)["model"]["notes"]
 
 
 def test_a_failed_fit_leaves_the_tables_as_they_were(con, monkeypatch) -> None:

@@ -549,7 +549,16 @@ def _fit(
     counts = _build_training_tables(con, w, spec) if w else {}
     n_firms = counts.get("n_default_firms", 0)
     if w is None or n_firms < spec.min_defaults:
-        window = f"{w.train_start} .. {w.train_end}" if w else "none (no outcome observed yet)"
+        if w is None:
+            window = "none (no outcome observed yet)"
+        elif w.train_start > w.train_end:  # warm-up + holdout leave no month: history too short
+            window = (
+                f"none (the history is too short: after {spec.history_warmup_months} warm-up "
+                f"months and the {spec.holdout_months}-month holdout ending {w.oot_end}, no "
+                "month end is left to train on)"
+            )
+        else:
+            window = f"{w.train_start} .. {w.train_end}"
         notes = (
             f"cold start: {n_firms} defaulting enterprises "
             f"({counts.get('n_train_defaults', 0)} default firm-months) in the training window "
