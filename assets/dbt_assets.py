@@ -22,7 +22,13 @@ from typing import Any
 
 import duckdb
 from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Output
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets, get_asset_key_for_model
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DbtCliInvocation,
+    DbtCliResource,
+    dbt_assets,
+    get_asset_key_for_model,
+)
 
 from assets.core import settings
 from assets.core.dbt_project import (
@@ -127,19 +133,28 @@ def _with_row_counts(
     prune_run_targets()
 
 
+def _invoke(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: RiskWarehouse,
+    as_of: date | None = None,
+) -> DbtCliInvocation:
+    """Start `dbt build` of this asset's selection as of `as_of` (default the run's current
+    date): the date goes into the warehouse first, the vars are the same for every step and
+    night, so dbt keeps its partial parse."""
+    write_run_context(warehouse.warehouse_path, as_of or warehouse.as_of_date)
+    return dbt.cli([*BUILD_ARGS, "--vars", json.dumps(dbt_vars(warehouse))], context=context)
+
+
 def _build(
     context: AssetExecutionContext,
     dbt: DbtCliResource,
     warehouse: RiskWarehouse,
-    build_vars: dict[str, object],
     as_of: date | None = None,
 ) -> Iterator:
-    """One dbt step: the as-of date (default the run's current one) into the warehouse, `dbt
-    build` of this asset's selection with the vars, row counts after; the parse state is kept
-    for the next step."""
-    write_run_context(warehouse.warehouse_path, as_of or warehouse.as_of_date)
-    args = [*BUILD_ARGS, "--vars", json.dumps(build_vars)]
-    invocation = dbt.cli(args, context=context)
+    """One dbt step: the build's events with row counts read after it; the parse state is
+    kept for the next step."""
+    invocation = _invoke(context, dbt, warehouse, as_of)
     yield from _with_row_counts(invocation.stream(), warehouse, context)
     keep_partial_parse(invocation.target_path)
 
@@ -155,7 +170,7 @@ def risk_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
 ) -> Iterator:
     """`dbt build` of staging, intermediate and the fact marts as of the run's date."""
-    yield from _build(context, dbt, warehouse, dbt_vars(warehouse))
+    yield from _build(context, dbt, warehouse)
 
 
 @dbt_assets(
@@ -175,12 +190,9 @@ def decision_history_dbt_models(
     first (a failure stops the step); Dagster records the last build's events for the range."""
     dates = sorted(warehouse.as_of_dates)
     for d in dates[:-1]:
-        write_run_context(warehouse.warehouse_path, d)
-        args = [*BUILD_ARGS, "--vars", json.dumps(dbt_vars(warehouse))]
-        invocation = dbt.cli(args, context=context).wait()
-        keep_partial_parse(invocation.target_path)
+        keep_partial_parse(_invoke(context, dbt, warehouse, d).wait().target_path)
         context.log.info(f"watchlist history written for {d}")
-    yield from _build(context, dbt, warehouse, dbt_vars(warehouse), as_of=dates[-1])
+    yield from _build(context, dbt, warehouse, as_of=dates[-1])
 
 
 @dbt_assets(
@@ -196,7 +208,7 @@ def decision_dbt_models(
 ) -> Iterator:
     """`dbt build` of the current decision marts (watchlist, IFRS 9 stage overlay) as of the
     current as-of date: a run for a past date rebuilds them unchanged."""
-    yield from _build(context, dbt, warehouse, dbt_vars(warehouse))
+    yield from _build(context, dbt, warehouse)
 
 
 dbt_model_assets = [risk_dbt_models, decision_history_dbt_models, decision_dbt_models]
