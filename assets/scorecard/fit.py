@@ -263,18 +263,18 @@ def fit_optbinning_scorecard(df: pd.DataFrame, spec: ScorecardSpec):
     coefficient >= 0 means collinearity flipped it), so every bin's points read the way its
     event rate says; then fit optbinning's Scorecard on the kept features (a feature's bins
     do not depend on the others, so they are the ones selected). Returns (Scorecard or None
-    when no feature qualifies, dropped features)."""
+    when no feature qualifies, dropped features, unusable candidates)."""
     from optbinning import Scorecard
 
     y, weight = df["y"].astype(int).to_numpy(), df["w"].to_numpy()
-    unusable = set(unusable_candidates(df, spec))
+    unusable = unusable_candidates(df, spec)
     candidates = [f.name for f in spec.features if f.name not in unusable]
     if not candidates:
-        return None, []
+        return None, [], unusable
     process = _binning_process(spec, candidates).fit(df[candidates], y, sample_weight=weight)
     names = list(process.get_support(names=True))
     if not names:
-        return None, []
+        return None, [], unusable
     x_woe = process.transform(
         df[names], metric="woe", metric_special="empirical", metric_missing="empirical"
     )
@@ -302,7 +302,7 @@ def fit_optbinning_scorecard(df: pd.DataFrame, spec: ScorecardSpec):
         df[names], y, sample_weight=weight,
         metric_special="empirical", metric_missing="empirical",
     )
-    return card, dropped
+    return card, dropped, unusable
 
 
 def _scaled(logit_term: float, intercept: float, n: int, spec: ScorecardSpec) -> float:
@@ -569,7 +569,7 @@ def _fit(
         return FitResult(version, "cold_start", w)
 
     df = con.execute(f"select * from {TRAIN_SAMPLE} order by enterprise_id, month_end").df()
-    card, dropped = fit_optbinning_scorecard(df, spec)
+    card, dropped, unusable = fit_optbinning_scorecard(df, spec)
     if card is None:
         notes = (
             f"cold start: no candidate feature reached min_iv={spec.binning.min_iv} on "
@@ -591,7 +591,6 @@ def _fit(
     )
     if dropped:
         notes += f"; dropped for wrong-sign coefficient: {', '.join(dropped)}"
-    unusable = unusable_candidates(df, spec)
     if unusable:
         notes += f"; left out, fewer than 2 distinct values in training: {', '.join(unusable)}"
     row = {
