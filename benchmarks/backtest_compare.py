@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from assets.backtest_assets import backtest
+from assets.core.month_ends import months_between
 from assets.signals.catalog import load_catalog
 from assets.signals.decisions import Engine, current_engine
 
@@ -118,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             ).fetchone()
             # the expert engine has no OOT window of its own: judge it on the model's
             run = next((r for r in runs if r["label"] == "oot"), None)
-            if run is None:
-                runs = backtest(con, cat, engine=engine, window_months=12)
+            if run is None:  # the OOT window is the last observed month ends
+                runs = backtest(con, cat, engine=engine,
+                                window_months=months_between(oot[0], oot[1]) + 1)
                 run = runs[-1]
+            assert (run["window_start"], run["window_end"]) == tuple(oot), (run, oot)
             results[name] = (run, took)
             if args.truth and name == "pd_scorecard":
                 print(f"diverted loans listed (truth, {oot[0]}..{oot[1]}): "

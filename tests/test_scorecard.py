@@ -298,6 +298,30 @@ def test_cold_start_fits_nothing(con) -> None:
     assert "the history is too short" in model_card(con, short)["model"]["notes"]
 
 
+def test_a_short_history_shrinks_the_holdout_instead_of_falling_back(con) -> None:
+    # 36 months of history, the shipped 12-month warm-up and holdout: 12 observed month ends
+    # remain after the warm-up, so a 12-month holdout would leave nothing to train on.
+    spec = make_spec(holdout_months=12, history_warmup_months=12)
+    w = fit_windows(con, FIT_DATE, spec)
+    assert (w.train_start, w.train_end) == (date(2023, 1, 31), date(2023, 6, 30))
+    assert (w.oot_start, w.oot_end, w.holdout_months) == (date(2023, 7, 31), date(2023, 12, 31), 6)
+    version = fit_scorecard(con, FIT_DATE, spec)
+    model = load_model(con, version)
+    assert model.status == "challenger"
+    assert "short history: the out-of-time holdout is 6 months, not 12" in (
+        model_card(con, version)["model"]["notes"]
+    )
+    # A long enough history keeps the full holdout (nothing shrinks when it need not).
+    long = fit_windows(con, FIT_DATE, make_spec(holdout_months=12, history_warmup_months=0))
+    assert long.holdout_months == 12 and long.train_start == date(2022, 1, 31)
+    # The floor: never below min_holdout_months, even if that leaves little to train on.
+    tight = fit_windows(con, FIT_DATE, make_spec(
+        holdout_months=12, history_warmup_months=15, min_holdout_months=8))
+    assert tight.holdout_months == 8 and tight.train_start == tight.train_end == date(2023, 4, 30)
+    with pytest.raises(SpecError, match="min_holdout_months"):
+        make_spec(holdout_months=6, min_holdout_months=7)
+
+
 def test_a_failed_fit_leaves_the_tables_as_they_were(con, monkeypatch) -> None:
     spec = make_spec()
     fit_scorecard(con, FIT_DATE, spec)

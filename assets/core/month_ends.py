@@ -21,3 +21,8 @@ def add_months(d: date, months: int) -> date:
     """The month end `months` months after d's month (negative: before)."""
     idx = d.year * 12 + d.month - 1 + months
     return month_end(date(idx // 12, idx % 12 + 1, 1))
+
+
+def months_between(start: date, end: date) -> int:
+    """Whole months from start's month to end's month (negative when end is earlier)."""
+    return (end.year - start.year) * 12 + end.month - start.month

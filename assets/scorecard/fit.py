@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from assets.core.metadata import table_exists
-from assets.core.month_ends import add_months
+from assets.core.month_ends import add_months, months_between
 from assets.core.sql import date_literal, ident, literal, text
 from assets.scorecard.spec import FeatureSpec, ScorecardSpec, load_spec
 from assets.scorecard.sql import (
@@ -56,6 +56,10 @@ class Windows:
     oot_start: date
     oot_end: date
 
+    @property
+    def holdout_months(self) -> int:
+        return months_between(self.oot_start, self.oot_end) + 1
+
 
 def fit_windows(
     con: duckdb.DuckDBPyConnection, fit_date: date, spec: ScorecardSpec
@@ -63,23 +67,30 @@ def fit_windows(
     """Out of time = the last `holdout_months` month ends whose 12-month window ended by
     fit_date; training = the `train_months` before them, not earlier than
     `history_warmup_months` after the warehouse's history starts (the first month end at
-    which most firms have VAT data). None when no month end qualifies."""
+    which most firms have VAT data). On a short history the holdout shrinks (not below
+    `min_holdout_months`) to leave `min_train_months` to train on. None when no month end
+    qualifies."""
     latest = con.execute(
         f"select max(month_end), min(month_end) from ({examples_sql(fit_date, None, fit_date)})"
     ).fetchone()
     if latest[0] is None:
         return None
     oot_end = latest[0]
-    oot_start = add_months(oot_end, -(spec.holdout_months - 1))
-    train_end = add_months(oot_start, -1)
     history_start = con.execute(f"""
         select min(month_end) from (
             select month_end from {FEATURE_MART}
             group by month_end having avg((revenue_1m is not null)::int) >= 0.5)
     """).fetchone()[0]
-    train_start = latest[1]
+    first = latest[1]
     if history_start and spec.history_warmup_months:
-        train_start = max(train_start, add_months(history_start, spec.history_warmup_months))
+        first = max(first, add_months(history_start, spec.history_warmup_months))
+    usable = months_between(first, oot_end) + 1  # observed month ends after the warm-up
+    holdout = spec.holdout_months
+    if usable - holdout < spec.min_train_months:
+        holdout = max(spec.min_holdout_months, min(holdout, usable - spec.min_train_months))
+    oot_start = add_months(oot_end, -(holdout - 1))
+    train_end = add_months(oot_start, -1)
+    train_start = first
     if spec.train_months:
         train_start = max(train_start, add_months(train_end, -(spec.train_months - 1)))
     return Windows(fit_date, train_start, train_end, oot_start, oot_end)
@@ -554,7 +565,7 @@ def _fit(
         elif w.train_start > w.train_end:  # warm-up + holdout leave no month: history too short
             window = (
                 f"none (the history is too short: after {spec.history_warmup_months} warm-up "
-                f"months and the {spec.holdout_months}-month holdout ending {w.oot_end}, no "
+                f"months and the {w.holdout_months}-month holdout ending {w.oot_end}, no "
                 "month end is left to train on)"
             )
         else:
@@ -593,6 +604,12 @@ def _fit(
         notes += f"; dropped for wrong-sign coefficient: {', '.join(dropped)}"
     if unusable:
         notes += f"; left out, fewer than 2 distinct values in training: {', '.join(unusable)}"
+    if w.holdout_months < spec.holdout_months:
+        notes += (
+            f"; short history: the out-of-time holdout is {w.holdout_months} months, not "
+            f"{spec.holdout_months}, to leave {months_between(w.train_start, w.train_end) + 1} "
+            "months to train on"
+        )
     row = {
         **base, "status": "challenger", "train_start": w.train_start, "train_end": w.train_end,
         "oot_start": w.oot_start, "oot_end": w.oot_end,

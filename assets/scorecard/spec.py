@@ -99,6 +99,8 @@ class ScorecardSpec(_Model):
     version: Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z._-]+$")] = "1"
     min_defaults: int = Field(default=50, ge=1)
     holdout_months: int = Field(default=12, ge=1, le=36)
+    min_holdout_months: int = Field(default=6, ge=1, le=36)
+    min_train_months: int = Field(default=6, ge=1, le=36)
     train_months: int | None = Field(default=36, ge=6)
     history_warmup_months: int = Field(default=12, ge=0, le=36)
     sample: SampleSpec = SampleSpec()
@@ -115,6 +117,15 @@ class ScorecardSpec(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"features listed twice: {', '.join(dup)}")
+        return self
+
+    @model_validator(mode="after")
+    def _holdout_floor(self) -> ScorecardSpec:
+        if self.min_holdout_months > self.holdout_months:
+            raise ValueError(
+                f"min_holdout_months ({self.min_holdout_months}) is above holdout_months "
+                f"({self.holdout_months})"
+            )
         return self
 
     def feature(self, name: str) -> FeatureSpec:
