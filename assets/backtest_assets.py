@@ -24,6 +24,8 @@ from assets.core.metadata import markdown_table, table_exists
 from assets.core.month_ends import add_months
 from assets.core.resources import RiskWarehouse
 from assets.dbt_assets import mart_key
+from assets.scorecard import load_spec
+from assets.scorecard.fit import warmup_end
 from assets.scorecard_assets import PD_SCORECARD_KEY
 from assets.signals.catalog import Catalog, load_catalog
 from assets.signals.decisions import Engine, build_decision_history, current_engine
@@ -66,8 +68,8 @@ def backtest(
     out_of_time: bool = True,
 ) -> list[dict[str, object]]:
     """Back-test `engine` (default: the current one) on the last `window_months` month ends
-    with an observed 12-month outcome, and on the champion's out-of-time window; returns the
-    backtest_runs rows written."""
+    with an observed 12-month outcome after the history's warm-up, and on the champion's
+    out-of-time window; returns the backtest_runs rows written."""
     engine = engine or current_engine(con)
     observed = [
         r[0]
@@ -81,7 +83,11 @@ def backtest(
             "no month end has an observed 12-month outcome yet: the warehouse needs more than "
             "12 months of loan history for a back-test"
         )
-    windows = {"window": observed[-window_months:]}
+    # Month ends inside the history's warm-up (look-backs NULL because the warehouse starts)
+    # are left out: no engine is meant to decide there, and they would drag every figure.
+    warmed_up = warmup_end(con, load_spec())
+    decidable = [m for m in observed if warmed_up is None or m >= warmed_up] or observed
+    windows = {"window": decidable[-window_months:]}
     reference = None
     if engine.model_version:
         train = con.execute(

@@ -28,7 +28,7 @@ from assets.scorecard import (
     score_sql,
 )
 from assets.scorecard import fit as fit_module
-from assets.scorecard.fit import fit_scorecard_detailed, fit_windows, model_card
+from assets.scorecard.fit import fit_scorecard_detailed, fit_windows, model_card, warmup_end
 from assets.scorecard.spec import SpecError, parse_spec
 from assets.scorecard.sql import examples_sql
 
@@ -320,6 +320,16 @@ def test_a_short_history_shrinks_the_holdout_instead_of_falling_back(con) -> Non
     assert tight.holdout_months == 8 and tight.train_start == tight.train_end == date(2023, 4, 30)
     with pytest.raises(SpecError, match="min_holdout_months"):
         make_spec(holdout_months=6, min_holdout_months=7)
+
+
+def test_warm_up_counts_from_the_first_month_end_most_firms_have_vat_data(con) -> None:
+    spec = make_spec(history_warmup_months=12)
+    assert warmup_end(con, spec) == date(2023, 1, 31)
+    # VAT data arrive from 2022-07 for most firms (a few earlier ones do not move the start).
+    con.execute("""update marts.fct_enterprise_month_end set revenue_1m = null
+                   where month_end < date '2022-07-01' and enterprise_id > 'E00010'""")
+    assert warmup_end(con, spec) == date(2023, 7, 31)
+    assert fit_windows(con, FIT_DATE, spec).train_start == date(2023, 7, 31)
 
 
 def test_a_failed_fit_leaves_the_tables_as_they_were(con, monkeypatch) -> None:

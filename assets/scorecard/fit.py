@@ -61,6 +61,20 @@ class Windows:
         return months_between(self.oot_start, self.oot_end) + 1
 
 
+def warmup_end(con: duckdb.DuckDBPyConnection, spec: ScorecardSpec) -> date | None:
+    """The first month end after the history's warm-up: `history_warmup_months` after the
+    first month end at which most firms have VAT data (before it the 12-month look-backs are
+    NULL because the warehouse starts). None without feature rows."""
+    history_start = con.execute(f"""
+        select min(month_end) from (
+            select month_end from {FEATURE_MART}
+            group by month_end having avg((revenue_1m is not null)::int) >= 0.5)
+    """).fetchone()[0]
+    if history_start is None:
+        return None
+    return add_months(history_start, spec.history_warmup_months)
+
+
 def fit_windows(
     con: duckdb.DuckDBPyConnection, fit_date: date, spec: ScorecardSpec
 ) -> Windows | None:
@@ -76,14 +90,10 @@ def fit_windows(
     if latest[0] is None:
         return None
     oot_end = latest[0]
-    history_start = con.execute(f"""
-        select min(month_end) from (
-            select month_end from {FEATURE_MART}
-            group by month_end having avg((revenue_1m is not null)::int) >= 0.5)
-    """).fetchone()[0]
     first = latest[1]
-    if history_start and spec.history_warmup_months:
-        first = max(first, add_months(history_start, spec.history_warmup_months))
+    warmed_up = warmup_end(con, spec)
+    if warmed_up:
+        first = max(first, warmed_up)
     usable = months_between(first, oot_end) + 1  # observed month ends after the warm-up
     holdout = spec.holdout_months
     if usable - holdout < spec.min_train_months:
