@@ -29,7 +29,7 @@ run: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint dbt_project/models --processes 2
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 ## test-all: the whole suite including the slow end-to-end tests (kill -9 at every step)
 test-all: setup

@@ -15,6 +15,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def pytest_configure(config: pytest.Config) -> None:
     """`dbt parse` once (only when a dbt file changed): the asset graph is read from the
     manifest, and test modules import the definitions while they are collected."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # under pytest-xdist the controller parsed before starting the workers
     from assets.core.dbt_project import prepare_dbt_project
 
     prepare_dbt_project()

@@ -48,3 +48,23 @@ def test_the_parse_state_of_a_run_is_kept_for_the_next(tmp_path: Path) -> None:
     assert keep_partial_parse(run_target, project_target)
     assert (project_target / "partial_parse.msgpack").read_bytes() == b"state of run 1"
     assert [p.name for p in project_target.iterdir() if p.is_file()] == ["partial_parse.msgpack"]
+
+
+def test_pruning_keeps_the_newest_run_folders_and_any_still_being_written(tmp_path) -> None:
+    import os
+    import time
+
+    from assets.core.dbt_project import prune_run_targets
+
+    now = time.time()
+    ages = {f"risk_dbt_models-run{i:02d}-x": i * 600 + 30 for i in range(14)}  # 0.5 .. 130.5 min
+    for name, age in ages.items():
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (now - age, now - age))
+    (tmp_path / "compiled").mkdir()  # not a run folder
+    deleted = prune_run_targets(keep=3, target=tmp_path)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    # the 3 newest are kept, so are the ones touched within the hour (ages 0..50 min), and
+    # of the rest (60 min and older) every one goes
+    assert deleted == 14 - 6
+    assert left == sorted(["compiled", *[n for n, a in ages.items() if a < 3600]])

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -144,16 +145,22 @@ def run_dbt(
     return proc
 
 
-def prune_run_targets(keep: int = 10) -> int:
+def prune_run_targets(
+    keep: int = 10, min_age_s: float = 3600, target: Path | None = None
+) -> int:
     """Delete all but the newest `keep` per-invocation target folders that dagster-dbt leaves
     under target/ (one per dbt step and run: a nightly job would otherwise grow the disk
-    without bound). Returns how many were deleted."""
-    target = Path(dbt_project.project_dir) / "target"
+    without bound), never one touched in the last `min_age_s` seconds: another process's
+    dbt step (a back-test beside a refresh, parallel tests) may still be writing it.
+    Returns how many were deleted."""
+    target = target or Path(dbt_project.project_dir) / "target"
     runs = sorted(
         (p for p in target.glob("*_dbt_models-*") if p.is_dir()),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    for old in runs[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
-    return max(0, len(runs) - keep)
+    cutoff = time.time() - min_age_s
+    old = [p for p in runs[keep:] if p.stat().st_mtime < cutoff]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(old)
