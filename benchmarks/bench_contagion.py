@@ -150,6 +150,60 @@ def _contagion_listed(con: duckdb.DuckDBPyConnection, decisions: str, truth: Pat
     return int(row[0]), int(row[1] or 0), int(row[2] or 0), row[3]
 
 
+def _print_network_signals(con: duckdb.DuckDBPyConnection, truth: Path) -> None:
+    """The network signals of the latest back-test run: lift, precision, firm-months fired,
+    and firms fired / of them defaulting within 12 months of a hit (marts.backtest_signals,
+    signal_hits_history, fct_loan_month_end)."""
+    run = con.execute("select run_id, window_start, window_end, model_version, auc_12m "
+                      "from marts.backtest_runs order by ran_at desc limit 1").fetchone()
+    print(f"back-test {run[0]}: {run[1]}..{run[2]}, engine {run[3]}, auc_12m {run[4]:.3f}")
+    n_truth = con.execute(
+        f"select count(*), count(*) filter (where channel = 'guarantee_circle') "
+        f"from '{truth / 'contagion.parquet'}'").fetchone()
+    print(f"truth: {n_truth[0]} contagion firms ({n_truth[1]} in circles)")
+    rows = con.execute(f"""
+        with d as (
+            select enterprise_id, min(default_date) as default_date
+            from marts.fct_loan_month_end where default_date is not null group by 1
+        ),
+        hits as (
+            select distinct f.enterprise_id, f.signal_id, f.month_end
+            from ({_window_hits_sql(run[1], run[2])}) as f
+        ),
+        firms as (
+            select h.signal_id, h.enterprise_id,
+                   bool_or(d.default_date > h.month_end
+                           and d.default_date <= h.month_end + interval 12 month) as defaulted
+            from hits as h left join d using (enterprise_id)
+            group by 1, 2
+        )
+        select s.signal_id, s.lift, s.precision_12m, s.fired_firm_months,
+               count(f.enterprise_id), count(f.enterprise_id) filter (where f.defaulted)
+        from marts.backtest_signals as s left join firms as f using (signal_id)
+        where s.run_id = ? and s.signal_id like 'network_%'
+        group by all order by s.signal_id""", [run[0]]).fetchall()
+    print(f"  {'signal':<40} {'lift':>7} {'prec_12m':>9} {'fired':>7} {'firms':>6} "
+          f"{'dflt12m':>7}")
+    for sid, lift, prec, fired, firms, dflt in rows:
+        print(f"  {sid:<40} {lift or 0:>7.2f} {prec or 0:>9.3f} {fired or 0:>7} {firms:>6} "
+              f"{dflt:>7}")
+
+
+def _window_hits_sql(start, end) -> str:
+    """(enterprise_id, month_end, signal_id) of the network signals at the window's month
+    ends: the catalog's own predicates over the feature mart (no network signal reads a
+    change column)."""
+    from assets.signals.catalog import signal_predicate_sql
+
+    return "\nunion all\n".join(
+        f"select f.enterprise_id, f.month_end, {s.id!r} as signal_id "
+        f"from marts.fct_enterprise_month_end as f "
+        f"where f.month_end between {date_literal(start)} and {date_literal(end)} "
+        f"and {signal_predicate_sql(s, 'f')}"
+        for s in load_catalog().signals if s.id.startswith("network_")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--enterprises", type=int, default=20_000)
@@ -163,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="NetworkConfig.circles (default: the generator's)")
     ap.add_argument("--contagion-scale", type=float, default=1.0,
                     help="multiply the three contagion shares (capped at 1)")
+    ap.add_argument("--lifts-only", action="store_true",
+                    help="after refresh and back-test, print the network signals' figures of "
+                         "that back-test (marts.backtest_signals) and stop (no variants)")
     args = ap.parse_args(argv)
 
     landing, wh = args.dir / "landing", args.dir / "warehouse.duckdb"
@@ -185,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg}: {time.perf_counter() - t:.0f} s")
         print(f"risk refresh: {_risk(['refresh'], env):.0f} s")
         print(f"risk backtest: {_risk(['backtest'], env):.0f} s")
+
+    if args.lifts_only:
+        with duckdb.connect(str(wh), read_only=True) as con:
+            _print_network_signals(con, truth)
+        return 0
 
     work = args.dir / "work.duckdb"
     shutil.copy(wh, work)
