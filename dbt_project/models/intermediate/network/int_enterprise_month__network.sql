@@ -63,9 +63,8 @@ edges as (
 
 given as (
 
-    select guarantor_id as enterprise_id, month_end, sum(amount) as guarantees_given
-    from edges
-    group by guarantor_id, month_end
+    select enterprise_id, month_end, guarantees_given
+    from {{ ref('int_network__guarantees_given') }}
 
 ),
 
