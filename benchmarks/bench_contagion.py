@@ -150,38 +150,33 @@ def _contagion_listed(con: duckdb.DuckDBPyConnection, decisions: str, truth: Pat
     return int(row[0]), int(row[1] or 0), int(row[2] or 0), row[3]
 
 
-def _print_network_signals(con: duckdb.DuckDBPyConnection, truth: Path) -> None:
-    """The network signals of the latest back-test run: lift, precision, firm-months fired,
-    and firms fired / of them defaulting within 12 months of a hit (marts.backtest_signals,
-    signal_hits_history, fct_loan_month_end)."""
-    run = con.execute("select run_id, window_start, window_end, model_version, auc_12m "
-                      "from marts.backtest_runs order by ran_at desc limit 1").fetchone()
-    print(f"back-test {run[0]}: {run[1]}..{run[2]}, engine {run[3]}, auc_12m {run[4]:.3f}")
+def _print_network_signals(con: duckdb.DuckDBPyConnection, truth: Path, run_id: str) -> None:
+    """The network signals of a back-test run: lift, precision and population firm-months
+    fired (marts.backtest_signals), and the population firms it fired on / of them defaulting
+    within 12 months of a hit (marts.backtest_scores of the run)."""
+    run = con.execute("select window_start, window_end, model_version, auc_12m "
+                      "from marts.backtest_runs where run_id = ?", [run_id]).fetchone()
+    print(f"back-test {run_id}: {run[0]}..{run[1]}, engine {run[2]}, auc_12m {run[3]:.3f}")
     n_truth = con.execute(
         f"select count(*), count(*) filter (where channel = 'guarantee_circle') "
         f"from '{truth / 'contagion.parquet'}'").fetchone()
     print(f"truth: {n_truth[0]} contagion firms ({n_truth[1]} in circles)")
     rows = con.execute(f"""
-        with d as (
-            select enterprise_id, min(default_date) as default_date
-            from marts.fct_loan_month_end where default_date is not null group by 1
-        ),
-        hits as (
-            select distinct f.enterprise_id, f.signal_id, f.month_end
-            from ({_window_hits_sql(run[1], run[2])}) as f
-        ),
-        firms as (
-            select h.signal_id, h.enterprise_id,
-                   bool_or(d.default_date > h.month_end
-                           and d.default_date <= h.month_end + interval 12 month) as defaulted
-            from hits as h left join d using (enterprise_id)
-            group by 1, 2
+        with firms as (
+            select h.signal_id, count(distinct h.enterprise_id) as firms,
+                   count(distinct h.enterprise_id) filter (where b.default_within_12m)
+                       as defaulted
+            from ({_window_hits_sql(run[0], run[1])}) as h
+            join marts.backtest_scores as b
+              on b.enterprise_id = h.enterprise_id and b.month_end = h.month_end
+             and b.run_id = ?
+            group by 1
         )
         select s.signal_id, s.lift, s.precision_12m, s.fired_firm_months,
-               count(f.enterprise_id), count(f.enterprise_id) filter (where f.defaulted)
+               coalesce(f.firms, 0), coalesce(f.defaulted, 0)
         from marts.backtest_signals as s left join firms as f using (signal_id)
         where s.run_id = ? and s.signal_id like 'network_%'
-        group by all order by s.signal_id""", [run[0]]).fetchall()
+        order by s.signal_id""", [run_id, run_id]).fetchall()
     print(f"  {'signal':<40} {'lift':>7} {'prec_12m':>9} {'fired':>7} {'firms':>6} "
           f"{'dflt12m':>7}")
     for sid, lift, prec, fired, firms, dflt in rows:
@@ -218,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--contagion-scale", type=float, default=1.0,
                     help="multiply the three contagion shares (capped at 1)")
     ap.add_argument("--lifts-only", action="store_true",
-                    help="after refresh and back-test, print the network signals' figures of "
-                         "that back-test (marts.backtest_signals) and stop (no variants)")
+                    help="after refresh and back-test, back-test the committed catalog once "
+                         "(champion, --window-months) and print the network signals' figures "
+                         "(no variants)")
     args = ap.parse_args(argv)
 
     landing, wh = args.dir / "landing", args.dir / "warehouse.duckdb"
@@ -244,8 +240,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"risk backtest: {_risk(['backtest'], env):.0f} s")
 
     if args.lifts_only:
-        with duckdb.connect(str(wh), read_only=True) as con:
-            _print_network_signals(con, truth)
+        # one back-test of the committed catalog under the champion, on a copy of the build
+        # file (`risk backtest` leaves the scorecard and its marts there)
+        build = wh.with_name(f"{wh.stem}.build.duckdb")
+        work = args.dir / "work_lifts.duckdb"
+        shutil.copy(build if build.exists() else wh, work)
+        with duckdb.connect(str(work)) as con:
+            champion = current_engine(con)
+            t = time.perf_counter()
+            runs = backtest(con, load_catalog(), engine=champion,
+                            window_months=args.window_months, out_of_time=False)
+            print(f"back-test of {args.window_months} month ends: "
+                  f"{time.perf_counter() - t:.0f} s")
+            _print_network_signals(con, truth, runs[-1]["run_id"])
         return 0
 
     work = args.dir / "work.duckdb"

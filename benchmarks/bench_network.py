@@ -1,7 +1,9 @@
 """Benchmark the guarantee-network step (issue 13): the dbt models of
 `models/intermediate/network/` and `models/marts/network/` (open guarantees per month end,
-cycle edges, circles as strongly connected components, guarantee_exposure,
-guarantee_circles). Prints seconds, rows and peak memory.
+guarantees given, cycle edges, circles as strongly connected components, the network
+features int_enterprise_month__network with the other firms on red, guarantee_exposure,
+guarantee_circles). Prints seconds, rows and peak memory, and each model's dbt time from
+run_results.json. dbt runs with the catalog's vars, as the Dagster step does.
 
     python benchmarks/bench_network.py --enterprises 100000 [--keep DIR] [--as-of 2026-10-31]
 
@@ -99,6 +101,8 @@ def main() -> None:
                 "intermediate.int_network__guarantees_open",
                 "intermediate.int_network__guarantee_cycle_edges",
                 "intermediate.int_network__guarantee_circles",
+                "intermediate.int_network__guarantees_given",
+                "intermediate.int_enterprise_month__network",
                 "marts.guarantee_exposure",
                 "marts.guarantee_circles",
             ):
