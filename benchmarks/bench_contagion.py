@@ -54,7 +54,8 @@ from synthetic.network import NetworkConfig  # noqa: E402
 NETWORK_FEATURES = (
     "guarantees_given_to_revenue_12m", "guaranteed_parties_in_default",
     "guaranteed_parties_past_due", "own_guarantors_in_default", "circle_members_in_default",
-    "related_parties_in_default", "related_parties_past_due",
+    "related_parties_in_default", "related_parties_past_due", "guaranteed_parties_on_red",
+    "own_guarantors_on_red", "related_parties_on_red",
 )
 
 
