@@ -40,7 +40,7 @@ from assets.core.dbt_project import (
 from assets.core.metadata import relation_row_counts
 from assets.core.partitions import AS_OF_PARTITIONS, SINGLE_RUN
 from assets.core.resources import RiskWarehouse
-from assets.signals.catalog import load_catalog
+from assets.signals.catalog import load_catalog, red_fact_predicates
 
 LAYERS = ("staging", "intermediate", "marts")
 OWNERS = {
@@ -86,6 +86,8 @@ def decision_vars(catalog) -> dict[str, object]:
         "watchlist_exit_after_clear_month_ends": catalog.exit_after_clear_month_ends,
         "action_red": catalog.recommended_action["red"],
         "action_amber": catalog.recommended_action["amber"],
+        # another firm "on red" in the network features: the red hard triggers on its facts
+        "red_hard_triggers": red_fact_predicates(catalog),
     }
 
 

@@ -54,7 +54,8 @@ from synthetic.network import NetworkConfig  # noqa: E402
 NETWORK_FEATURES = (
     "guarantees_given_to_revenue_12m", "guaranteed_parties_in_default",
     "guaranteed_parties_past_due", "own_guarantors_in_default", "circle_members_in_default",
-    "related_parties_in_default", "related_parties_past_due",
+    "related_parties_in_default", "related_parties_past_due", "guaranteed_parties_on_red",
+    "own_guarantors_on_red", "related_parties_on_red",
 )
 
 
@@ -150,6 +151,55 @@ def _contagion_listed(con: duckdb.DuckDBPyConnection, decisions: str, truth: Pat
     return int(row[0]), int(row[1] or 0), int(row[2] or 0), row[3]
 
 
+def _print_network_signals(con: duckdb.DuckDBPyConnection, truth: Path, run_id: str) -> None:
+    """The network signals of a back-test run: lift, precision and population firm-months
+    fired (marts.backtest_signals), and the population firms it fired on / of them defaulting
+    within 12 months of a hit (marts.backtest_scores of the run)."""
+    run = con.execute("select window_start, window_end, model_version, auc_12m "
+                      "from marts.backtest_runs where run_id = ?", [run_id]).fetchone()
+    print(f"back-test {run_id}: {run[0]}..{run[1]}, engine {run[2]}, auc_12m {run[3]:.3f}")
+    n_truth = con.execute(
+        f"select count(*), count(*) filter (where channel = 'guarantee_circle') "
+        f"from '{truth / 'contagion.parquet'}'").fetchone()
+    print(f"truth: {n_truth[0]} contagion firms ({n_truth[1]} in circles)")
+    rows = con.execute(f"""
+        with firms as (
+            select h.signal_id, count(distinct h.enterprise_id) as firms,
+                   count(distinct h.enterprise_id) filter (where b.default_within_12m)
+                       as defaulted
+            from ({_window_hits_sql(run[0], run[1])}) as h
+            join marts.backtest_scores as b
+              on b.enterprise_id = h.enterprise_id and b.month_end = h.month_end
+             and b.run_id = ?
+            group by 1
+        )
+        select s.signal_id, s.lift, s.precision_12m, s.fired_firm_months,
+               coalesce(f.firms, 0), coalesce(f.defaulted, 0)
+        from marts.backtest_signals as s left join firms as f using (signal_id)
+        where s.run_id = ? and s.signal_id like 'network_%'
+        order by s.signal_id""", [run_id, run_id]).fetchall()
+    print(f"  {'signal':<40} {'lift':>7} {'prec_12m':>9} {'fired':>7} {'firms':>6} "
+          f"{'dflt12m':>7}")
+    for sid, lift, prec, fired, firms, dflt in rows:
+        print(f"  {sid:<40} {lift or 0:>7.2f} {prec or 0:>9.3f} {fired or 0:>7} {firms:>6} "
+              f"{dflt:>7}")
+
+
+def _window_hits_sql(start, end) -> str:
+    """(enterprise_id, month_end, signal_id) of the network signals at the window's month
+    ends: the catalog's own predicates over the feature mart (no network signal reads a
+    change column)."""
+    from assets.signals.catalog import signal_predicate_sql
+
+    return "\nunion all\n".join(
+        f"select f.enterprise_id, f.month_end, {s.id!r} as signal_id "
+        f"from marts.fct_enterprise_month_end as f "
+        f"where f.month_end between {date_literal(start)} and {date_literal(end)} "
+        f"and {signal_predicate_sql(s, 'f')}"
+        for s in load_catalog().signals if s.id.startswith("network_")
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--enterprises", type=int, default=20_000)
@@ -163,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="NetworkConfig.circles (default: the generator's)")
     ap.add_argument("--contagion-scale", type=float, default=1.0,
                     help="multiply the three contagion shares (capped at 1)")
+    ap.add_argument("--lifts-only", action="store_true",
+                    help="after refresh and back-test, back-test the committed catalog once "
+                         "(champion, --window-months) and print the network signals' figures "
+                         "(no variants)")
     args = ap.parse_args(argv)
 
     landing, wh = args.dir / "landing", args.dir / "warehouse.duckdb"
@@ -185,6 +239,22 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg}: {time.perf_counter() - t:.0f} s")
         print(f"risk refresh: {_risk(['refresh'], env):.0f} s")
         print(f"risk backtest: {_risk(['backtest'], env):.0f} s")
+
+    if args.lifts_only:
+        # one back-test of the committed catalog under the champion, on a copy of the build
+        # file (`risk backtest` leaves the scorecard and its marts there)
+        build = wh.with_name(f"{wh.stem}.build.duckdb")
+        work = args.dir / "work_lifts.duckdb"
+        shutil.copy(build if build.exists() else wh, work)
+        with duckdb.connect(str(work)) as con:
+            champion = current_engine(con)
+            t = time.perf_counter()
+            runs = backtest(con, load_catalog(), engine=champion,
+                            window_months=args.window_months, out_of_time=False)
+            print(f"back-test of {args.window_months} month ends: "
+                  f"{time.perf_counter() - t:.0f} s")
+            _print_network_signals(con, truth, runs[-1]["run_id"])
+        return 0
 
     work = args.dir / "work.duckdb"
     shutil.copy(wh, work)

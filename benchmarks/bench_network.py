@@ -1,11 +1,13 @@
 """Benchmark the guarantee-network step (issue 13): the dbt models of
 `models/intermediate/network/` and `models/marts/network/` (open guarantees per month end,
-cycle edges, circles as strongly connected components, guarantee_exposure,
-guarantee_circles). Prints seconds, rows and peak memory.
+guarantees given, cycle edges, circles as strongly connected components, the network
+features int_enterprise_month__network with the other firms on red, guarantee_exposure,
+guarantee_circles). Prints seconds, rows and peak memory, and each model's dbt time from
+run_results.json. dbt runs with the catalog's vars, as the Dagster step does.
 
     python benchmarks/bench_network.py --enterprises 100000 [--keep DIR] [--as-of 2026-10-31]
 
-Generates a synthetic landing directory (parquet, seed 7) unless DIR already holds one,
+Generates a synthetic landing directory (parquet, --seed, default 7) unless DIR already holds one,
 loads it with the project's ingestion, builds what the network step reads (the loan
 performance marts and the new staging views) and then times the network step alone. Each
 phase runs in its own process (dbt runs as a subprocess), so its peak RSS is its own.
@@ -27,6 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 NETWORK = ("path:models/intermediate/network", "path:models/marts/network")
 UPSTREAM = (
     "+fct_loan_month_end",
+    # the facts of the hard red triggers read for the other firm "on red"
+    "+int_enterprise_month__loans",
+    "+int_enterprise_month__registry_events",
+    "+int_enterprise_month__fund_use",
     "stg_core_banking__guarantees",
     "stg_registry__enterprise_links",
     "stg_registry__enterprises",
@@ -60,6 +66,7 @@ def main() -> None:
     ap.add_argument("--enterprises", type=int, default=100_000)
     ap.add_argument("--keep", type=Path, help="work directory kept afterwards (reused)")
     ap.add_argument("--as-of", default="2026-10-31")
+    ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_network_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -71,8 +78,8 @@ def main() -> None:
             _phase(
                 "generate",
                 "from pathlib import Path\nfrom synthetic.generator import generate\n"
-                f"generate(Path({str(landing)!r}), n_enterprises={args.enterprises}, seed=7, "
-                "fmt='parquet')",
+                f"generate(Path({str(landing)!r}), n_enterprises={args.enterprises}, "
+                f"seed={args.seed}, fmt='parquet')",
             )
         if not warehouse.exists():
             _phase(
@@ -94,6 +101,8 @@ def main() -> None:
                 "intermediate.int_network__guarantees_open",
                 "intermediate.int_network__guarantee_cycle_edges",
                 "intermediate.int_network__guarantee_circles",
+                "intermediate.int_network__guarantees_given",
+                "intermediate.int_enterprise_month__network",
                 "marts.guarantee_exposure",
                 "marts.guarantee_circles",
             ):
@@ -105,10 +114,14 @@ def main() -> None:
 
 
 def _dbt_code(warehouse: Path, target: Path, as_of: str, select: tuple[str, ...]) -> str:
+    """dbt as the Dagster step runs it: with the catalog's vars (red hard triggers)."""
     return (
         "from pathlib import Path\nfrom assets.core.dbt_project import run_dbt\n"
+        "from assets.signals.catalog import load_catalog\n"
+        "from assets.dbt_assets import decision_vars\n"
         f"run_dbt(['run', '--select', *{list(select)!r}], warehouse=Path({str(warehouse)!r}), "
-        f"dbt_vars={{'as_of_date': {as_of!r}}}, target_path=Path({str(target)!r}))"
+        f"dbt_vars={{'as_of_date': {as_of!r}, **decision_vars(load_catalog())}}, "
+        f"target_path=Path({str(target)!r}))"
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from assets.contract import PRODUCTS, PURPOSES
+from synthetic import network
 from synthetic.common import BIG, Chunk, choice_rows, dates, group_positions, money, pick, randint
 from synthetic.loans import PRODUCT_P, PURPOSE_P
 
@@ -112,6 +113,11 @@ def build(ch: Chunk) -> None:
         .otherwise(pl.col("requested_product"))
         .alias("requested_product")
     )
+
+    if ch.network.enabled:  # an enterprise offered as guarantor (issue 13)
+        ch.tables["loan_applications"] = ch.tables["loan_applications"].with_columns(
+            network.offered_guarantors(ch, firm)
+        )
 
     app_m = ch.local_month(day)
     ongoing, dishonest, bad_status = declinable(ch, firm, day, parts=True)

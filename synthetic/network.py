@@ -147,6 +147,7 @@ def build(ch: Chunk) -> None:
     circle_size = np.zeros(n, dtype=np.int64)
     circle_size[cand] = np.repeat(sizes[:n_groups], sizes[:n_groups])
 
+    ch.circle_guarantor = circle_guarantor  # offered guarantors of applications (below)
     in_circle = circle_guarantor[loan_firm] >= 0
     circle_ratio = np.round(rng.uniform(0.5, 1.0, L), 2)
     guar = np.where(in_circle, 2, guar)
@@ -300,6 +301,39 @@ def build(ch: Chunk) -> None:
             "circle_size": pl.Series(circle_size[cand], dtype=pl.Int64),
         }
     )
+
+
+#: Applications offering an enterprise guarantor, and among those the share offering a firm in
+#: distress (in default, red or about to be) and, for an applicant in a guarantee circle, its
+#: own circle guarantor; the rest offer a healthy firm of the book.
+OFFERED_GUARANTOR_SHARE = 0.12
+OFFERED_DISTRESSED_SHARE = 0.15
+OFFERED_CIRCLE_SHARE = 0.5
+
+
+def offered_guarantors(ch: Chunk, firm: np.ndarray) -> pl.Series:
+    """`loan_applications.offered_guarantor_id` of applications by chunk firms `firm`: most
+    offer none; some a healthy firm of the book; a few a firm in distress, or (a circle
+    member) its own circle guarantor, which screening should reject. Own random stream: the
+    other tables do not change."""
+    rng = np.random.default_rng([ch.seed, ch.chunk_no, 3])
+    k, n = len(firm), ch.n
+    offered = rng.random(k) < OFFERED_GUARANTOR_SHARE
+    u = rng.random(k)
+
+    def pick(pool: np.ndarray) -> np.ndarray:
+        return pool[rng.integers(0, len(pool), k)] if len(pool) else np.full(k, -1)
+
+    pick_bad = pick(np.nonzero(ch.firms.distressed)[0])
+    pick_good = pick(np.nonzero(~ch.firms.distressed)[0])
+    circle = getattr(ch, "circle_guarantor", np.full(n, -1))[firm]
+    guarantor = np.where(u < OFFERED_DISTRESSED_SHARE, pick_bad, pick_good)
+    guarantor = np.where((circle >= 0) & (rng.random(k) < OFFERED_CIRCLE_SHARE), circle, guarantor)
+    keep = offered & (guarantor >= 0) & (guarantor != firm)
+    ids = ch.firms.ids.gather(np.maximum(guarantor, 0))
+    return pl.select(
+        pl.when(pl.Series(keep)).then(ids).otherwise(None).alias("offered_guarantor_id")
+    ).to_series()
 
 
 def _links(

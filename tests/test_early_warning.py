@@ -82,6 +82,15 @@ FEATURES: dict[str, object] = {
     "related_party_in_default": None,
     "related_parties_past_due": 0,
     "related_party_past_due": None,
+    "guaranteed_parties_on_red": 0,
+    "guaranteed_party_on_red": None,
+    "guaranteed_party_red_trigger": None,
+    "own_guarantors_on_red": 0,
+    "own_guarantor_on_red": None,
+    "own_guarantor_red_trigger": None,
+    "related_parties_on_red": 0,
+    "related_party_on_red": None,
+    "related_party_red_trigger": None,
 }
 
 # signal id -> (overrides that trigger it, overrides of a near miss, overrides of the row
@@ -206,6 +215,25 @@ CASES: dict[str, tuple[dict, dict, dict]] = {
     "network_related_party_past_due": (
         {"related_parties_past_due": 1, "related_party_past_due": "Firm R (9133)"},
         {"related_parties_in_default": 1, "related_party_in_default": "Firm R (9133)"},
+        {},
+    ),
+    # on red by a hard trigger: the near miss is the same firm in default (its own signal)
+    "network_guaranteed_party_on_red": (
+        {"guaranteed_parties_on_red": 1, "guaranteed_party_on_red": "Firm X (9133)",
+         "guaranteed_party_red_trigger": "dishonest_debtor_listed"},
+        {"guaranteed_parties_in_default": 1, "guaranteed_party_in_default": "Firm X (9133)"},
+        {},
+    ),
+    "network_own_guarantor_on_red": (
+        {"own_guarantors_on_red": 1, "own_guarantor_on_red": "Firm G (9133)",
+         "own_guarantor_red_trigger": "fund_diversion"},
+        {"own_guarantors_in_default": 1, "own_guarantor_in_default": "Firm G (9133)"},
+        {},
+    ),
+    "network_related_party_on_red": (
+        {"related_parties_on_red": 2, "related_party_on_red": "Firm R (9133)",
+         "related_party_red_trigger": "status_revoked_or_cancelled"},
+        {"related_parties_past_due": 1, "related_party_past_due": "Firm R (9133)"},
         {},
     ),
 }

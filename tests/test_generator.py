@@ -943,6 +943,8 @@ def test_network_off_writes_no_network_and_the_same_registry(small_default, tmp_
     for table in ("guarantees", "enterprise_links"):
         assert not list((off / table).iterdir())
     assert "officer_id" not in pl.read_csv(next((off / "loans").glob("*.csv")), n_rows=1).columns
+    apps = pl.read_csv(next((off / "loan_applications").glob("*.csv")), n_rows=1)
+    assert "offered_guarantor_id" not in apps.columns
     assert not (tmp_path / "landing_truth" / "contagion.parquet").exists()
     for f in (small_default / "enterprises").iterdir():
         assert f.read_bytes() == (off / "enterprises" / f.name).read_bytes()
@@ -995,6 +997,21 @@ def test_guarantee_structures(data, truth):
     circle_loans = loans.filter(pl.col("enterprise_id").is_in(circles["enterprise_id"].implode()))
     assert (circle_loans["guarantee_type"] == "third_party_company").all()
     assert loans["officer_id"].null_count() < 0.1 * loans.height
+
+
+def test_offered_guarantors(data, truth):
+    """Most applications offer no enterprise guarantor; some a healthy firm of the book, a
+    few a firm in distress (screening should reject those)."""
+    apps, ents = data["loan_applications"], data["enterprises"]
+    offered = apps.filter(pl.col("offered_guarantor_id").is_not_null())
+    assert 0.05 * apps.height < offered.height < 0.25 * apps.height
+    assert all(is_valid_uscc(c) for c in offered["offered_guarantor_id"])
+    assert offered["offered_guarantor_id"].is_in(ents["enterprise_id"].implode()).all()
+    assert (offered["offered_guarantor_id"] != offered["enterprise_id"]).all()
+    te = pl.read_parquet(truth["root"] / "enterprises.parquet").select(
+        pl.col("enterprise_id").alias("offered_guarantor_id"), "is_distressed")
+    distressed = offered.join(te, on="offered_guarantor_id")["is_distressed"].mean()
+    assert 0 < distressed < 0.5
 
 
 def test_related_parties(data):

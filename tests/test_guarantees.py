@@ -20,7 +20,9 @@ from conftest import CONTRACT_EXAMPLES, write_csv
 
 from assets.contract import TABLES, is_valid_uscc, uscc_check_char
 from assets.core.dbt_project import run_dbt
+from assets.dbt_assets import decision_vars
 from assets.ingestion import ingest_all
+from assets.signals.catalog import load_catalog
 
 AS_OF = "2024-12-31"
 SELECTION = (
@@ -177,6 +179,8 @@ FIRMS = [
     "H1", "H2",  # H2 guarantees H1, whose loan defaults (due 2024-02-15, never paid)
     "K1",  # guaranteed by a firm outside the book, a fund and a person; related to H1
     "M1", "M2",  # mutual pair; M1's loan defaults (due 2024-03-15, never paid)
+    "N1", "N2", "N3", "N4",  # N2 -> N1 -> N4, N1 related to N3; N1 listed as a dishonest
+                             # debtor on 2024-04-10 (a red hard trigger), never in default
 ]  # fmt: skip
 DEFAULT_DUE = {"H1": "2024-02-15", "M1": "2024-03-15"}  # never paid: default 91 days later
 OUTSIDE = code("QWT1")  # a guarantor that is neither a borrower nor in enterprises
@@ -187,7 +191,9 @@ EDGES = [
     ("C5", "C6"), ("C7", "C1"),
     ("D1", "D2"), ("D2", "D1"), ("D3", "D4"), ("D4", "D5"), ("D5", "D3"), ("D2", "D3"),
     ("E1", "E2"), ("F1", "F2"), ("H2", "H1"), ("M1", "M2"), ("M2", "M1"),
+    ("N2", "N1"), ("N1", "N4"),
 ]  # fmt: skip
+EVENT_HEADER = list(TABLES["registry_events"].column_names)
 
 
 def _graph_landing(landing: Path) -> None:
@@ -230,8 +236,13 @@ def _graph_landing(landing: Path) -> None:
             link_row(enterprise_id=code("A1"), related_id=code("A2"), relation="shareholder_of"),
             link_row(enterprise_id=code("H1"), related_id=code("K1"), relation="major_customer",
                      valid_from="2024-06-01"),
+            link_row(enterprise_id=code("N3"), related_id=code("N1"), relation="same_controller"),
         ],
     )
+    event = {"event_id": "EVN1", "enterprise_id": code("N1"), "event_date": "2024-04-10",
+             "event_type": "dishonest_debtor_listed", "amount": "", "description": ""}
+    write_csv(landing, "registry_events", "graph.csv", EVENT_HEADER,
+              [[event[c] for c in EVENT_HEADER]])
 
 
 def _build(tmp: Path, landing: Path, name: str) -> Path:
@@ -240,7 +251,7 @@ def _build(tmp: Path, landing: Path, name: str) -> Path:
     proc = run_dbt(
         ["build", "--select", *SELECTION],
         warehouse=warehouse,
-        dbt_vars={"as_of_date": AS_OF},
+        dbt_vars={"as_of_date": AS_OF, **decision_vars(load_catalog())},
         target_path=tmp / f"target_{name}",
         check=False,
     )
@@ -379,7 +390,10 @@ NET_COLS = (
     "guarantees_given, guaranteed_parties_in_default, guaranteed_party_in_default, "
     "guaranteed_parties_past_due, guaranteed_party_past_due, own_guarantors_in_default, "
     "own_guarantor_in_default, circle_members_in_default, circle_member_in_default, "
-    "related_parties_in_default, related_party_in_default, guarantee_circle_members"
+    "related_parties_in_default, related_party_in_default, guarantee_circle_members, "
+    "guaranteed_parties_on_red, guaranteed_party_on_red, guaranteed_party_red_trigger, "
+    "own_guarantors_on_red, own_guarantor_on_red, own_guarantor_red_trigger, "
+    "related_parties_on_red, related_party_on_red, related_party_red_trigger"
 )
 
 
@@ -431,6 +445,29 @@ def test_network_features_are_point_in_time(graph_wh: Path) -> None:
     assert a3["guarantees_given"] == 0 and a3["related_parties_in_default"] == 0
 
 
+def test_other_firm_on_red_by_a_hard_trigger_is_point_in_time(graph_wh: Path) -> None:
+    """N1 is listed as a dishonest debtor on 2024-04-10 (the catalog's red hard trigger
+    dishonest_debtor_listed): from April's end the firm guaranteeing it (N2), the firm it
+    guarantees (N4) and its related party (N3) see it on red, naming it and the trigger."""
+    n2, n4, n3 = features(graph_wh, "N2"), features(graph_wh, "N4"), features(graph_wh, "N3")
+    for feats, count, party, trigger in (
+        (n2, "guaranteed_parties_on_red", "guaranteed_party_on_red",
+         "guaranteed_party_red_trigger"),
+        (n4, "own_guarantors_on_red", "own_guarantor_on_red", "own_guarantor_red_trigger"),
+        (n3, "related_parties_on_red", "related_party_on_red", "related_party_red_trigger"),
+    ):
+        assert feats["2024-03-31"][count] == 0 and feats["2024-03-31"][party] is None
+        assert feats["2024-04-30"][count] == 1
+        assert feats["2024-04-30"][party] == label("N1")
+        assert feats["2024-04-30"][trigger] == "dishonest_debtor_listed"
+    # N1 itself is not around itself; a firm in default counts as in default, not on red
+    assert features(graph_wh, "N1")["2024-04-30"]["own_guarantors_on_red"] == 0
+    m2 = features(graph_wh, "M2")["2024-06-30"]
+    assert m2["guaranteed_parties_in_default"] == 1 and m2["guaranteed_parties_on_red"] == 0
+    k1 = features(graph_wh, "K1")["2024-06-30"]
+    assert k1["related_parties_in_default"] == 1 and k1["related_parties_on_red"] == 0
+
+
 def test_network_signal_names_the_other_firm(graph_wh: Path) -> None:
     """The catalog's network signals fire on the engine's own path (features_sql +
     signal_hits_rows_sql) and their reasons name the other firm, in English and Chinese."""
@@ -460,6 +497,14 @@ def test_network_signal_names_the_other_firm(graph_wh: Path) -> None:
     related = got[(code("K1"), "2024-06-30", "network_related_party_in_default")]
     assert label("H1") in related
     assert (code("K1"), "2024-05-31", "network_related_party_in_default") not in got
+    # on red by a hard trigger (N1 listed as a dishonest debtor on 2024-04-10)
+    on_red = got[(code("N2"), "2024-04-30", "network_guaranteed_party_on_red")]
+    assert label("N1") in on_red and "dishonest_debtor_listed" in on_red
+    assert label("N1") in reason_zh(on_red, catalog) and "被列红" in reason_zh(on_red, catalog)
+    assert label("N1") in got[(code("N4"), "2024-05-31", "network_own_guarantor_on_red")]
+    assert label("N1") in got[(code("N3"), "2024-05-31", "network_related_party_on_red")]
+    assert not any(k[0] == code("N2") and k[2] == "network_guaranteed_party_on_red"
+                   and k[1] < "2024-04-30" for k in got)
 
 
 # --- the landing directory without the new folders --------------------------------------------

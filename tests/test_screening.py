@@ -547,6 +547,40 @@ def test_offered_guarantor_rejected_for_each_reason(con):
     assert "1.25x" in rows["A-PGEXT"]["guarantor_reasons"][0]
 
 
+def test_rejected_guarantor_refers_only_when_the_limit_relies_on_it(con):
+    """RF09: a rejected guarantor matters when the limit relies on a guarantee the fund
+    cannot give instead; otherwise the decision stands and the rejection is only shown."""
+    firm(con, "GBAD")
+    loan(con, "GBAD", default_date=date(2025, 3, 1))  # GR01: in default
+    firm(con, "GOK")
+    big = {"monthly_revenue": 500_000, "monthly_tax_paid": 20_000, "requested": 2_000_000}
+    firm(con, "BIGX", guarantor="GBAD", **big)  # limit 1,920,000 > 1,000,000: guarantee needed
+    firm(con, "BIGOK", guarantor="GOK", **big)  # the same with an acceptable guarantor
+    firm(con, "SMALLX", guarantor="GBAD")  # limit 480,000: no guarantee needed
+    firm(con, "FUNDX", guarantor="GBAD", rating="M")  # guarantee fund loan: the fund covers
+    rows = screen(con)
+    bigx = rows["A-BIGX"]
+    assert bigx["recommended_limit"] > 1_000_000 and bigx["guarantee_recommended"] is True
+    assert bigx["decision"] == "refer" and "RF09_offered_guarantor_rejected" in bigx["rule_ids"]
+    reason = bigx["reasons"][bigx["rule_ids"].index("RF09_offered_guarantor_rejected")]
+    assert "Firm GBAD (GBAD)" in reason and "GR01_guarantor_in_default" in reason
+    assert rows["A-BIGOK"]["decision"] == "approve"
+    assert rows["A-BIGOK"]["guarantor_acceptable"] is True
+    small = rows["A-SMALLX"]
+    assert small["guarantee_recommended"] is False and small["guarantor_acceptable"] is False
+    assert small["decision"] == "approve"
+    fund = rows["A-FUNDX"]
+    assert fund["fund_cover_recommended"] is True and fund["guarantor_acceptable"] is False
+    assert "RF09_offered_guarantor_rejected" not in fund["rule_ids"]
+
+
+def test_enhancement_facts_are_for_refers_only():
+    data = yaml.safe_load((ROOT / "assets/screening/access_rules.yml").read_text())
+    data["guarantee"]["when"] = {"fact": "guarantor_rejected", "op": "is_true"}
+    with pytest.raises(RulesError, match="guarantee.*guarantor_rejected.*refers only"):
+        parse_rules(data)
+
+
 def _circle(con, circle_id: str, members: list[str]) -> None:
     con.execute(
         "INSERT INTO marts.guarantee_circles (month_end, circle_id, members, member_ids) "

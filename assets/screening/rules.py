@@ -105,7 +105,21 @@ DERIVED_FACTS: dict[str, str] = {
                          "down to the limit's rounding unit.",
     "fund_cover_total": "fund_cover_open + fund_cover_amount: the fund's cover of the firm's "
                         "loans if it is granted.",
+    **{
+        "guarantee_needed": "The guarantee rule (guarantee.when) holds: the limit relies on "
+                            "a guarantee.",
+        "fund_cover_eligible": "enhancement.government_fund.recommend_when holds (before the "
+                               "decision).",
+        "guarantor_rejected": "An enterprise guarantor was offered and a guarantor reject rule "
+                              "hits.",
+        "guarantor_rejected_rules": "The ids of the guarantor reject rules that hit, comma "
+                                    "separated.",
+    },
 }
+#: Derived from the enhancement checks (after the guarantee rule, the fund's rule and the
+#: guarantor rejects): usable by refers only, never by those rules themselves.
+ENHANCEMENT_FACTS = ("guarantee_needed", "fund_cover_eligible", "guarantor_rejected",
+                     "guarantor_rejected_rules")
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "not_null", "is_true",
              "is_false"]
 OPS = set(get_args(Op))
@@ -331,6 +345,17 @@ class AccessRules(RuleFileModel):
                         raise rule_error(f"fact '{cond.fact}' is derived by the screening: "
                                          "usable in refers and guarantee only",
                                          section, i, "when", *path, "fact")
+        enhancement_checks = [("guarantee", "when", self.guarantee.when)]
+        if self.enhancement is not None:
+            enhancement_checks.append(("enhancement", "government_fund",
+                                       self.enhancement.government_fund.recommend_when))
+            enhancement_checks += [(*_loc("guarantor_rejects"), i, r.when)
+                                   for i, r in enumerate(self.enhancement.guarantor_rejects)]
+        for *where, cond in enhancement_checks:
+            for path, c in _fact_conditions(cond):
+                if c.fact in ENHANCEMENT_FACTS:
+                    raise rule_error(f"fact '{c.fact}' is derived from this rule's result: "
+                                     "usable in refers only", *where, *path, "fact")
         for section, facts in (("hard_declines", set(FACTS)),
                                ("refers", set(FACTS) | set(DERIVED_FACTS)),
                                ("guarantor_rejects", set(FACTS) | set(DERIVED_FACTS))):
@@ -769,17 +794,30 @@ sized AS (
     SELECT *, fund_cover_open + fund_cover_amount AS fund_cover_total
     FROM (SELECT *, {fund_amount} AS fund_cover_amount FROM sized0)
 ),
-hits AS (
+checked AS (
     SELECT *,
-        {_hits_sql(rules.hard_declines, 'id')} AS decline_rule_ids,
-        {_hits_sql(rules.hard_declines, 'reason')} AS decline_reasons,
-        {_hits_sql(rules.refers, 'id')} AS refer_rule_ids,
-        {_hits_sql(rules.refers, 'reason')} AS refer_reasons,
         {condition_sql(rules.guarantee_when)} AS guarantee_hit,
         {fund_when} AS fund_hit,
         {_hits_sql(rejects, 'id')} AS guarantor_rule_ids,
         {_hits_sql(rejects, 'reason')} AS guarantor_reasons
     FROM sized
+),
+enhanced AS (
+    SELECT *,
+        guarantee_hit AS guarantee_needed,
+        fund_hit AS fund_cover_eligible,
+        offered_guarantor_id IS NOT NULL AND len(guarantor_rule_ids) > 0 AS guarantor_rejected,
+        CASE WHEN len(guarantor_rule_ids) > 0 THEN array_to_string(guarantor_rule_ids, ', ')
+        END AS guarantor_rejected_rules
+    FROM checked
+),
+hits AS (
+    SELECT *,
+        {_hits_sql(rules.hard_declines, 'id')} AS decline_rule_ids,
+        {_hits_sql(rules.hard_declines, 'reason')} AS decline_reasons,
+        {_hits_sql(rules.refers, 'id')} AS refer_rule_ids,
+        {_hits_sql(rules.refers, 'reason')} AS refer_reasons
+    FROM enhanced
 ),
 decided AS (
     SELECT *,

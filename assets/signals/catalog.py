@@ -667,6 +667,31 @@ def signal_reason_sql(signal: Signal, alias: str = "f") -> str:
     return "concat(" + ", ".join(parts) + ")" if parts else "''"
 
 
+#: Topics of the signals about the firms around a firm (issue 13): never read as another
+#: firm's own facts.
+NETWORK_TOPICS = ("guarantee_network", "related_parties")
+
+
+def red_fact_predicates(catalog: Catalog, alias: str = "f") -> dict[str, str]:
+    """{signal id: SQL predicate over a feature row `alias`} of the red hard triggers, for
+    the network features' "another firm on red" (int_enterprise_month__network, dbt var
+    `red_hard_triggers`). A hard trigger lists a firm red whatever its PD or tier, so a firm
+    meeting one is red under either engine, read from facts without any decision. Network
+    signals are left out (they read other firms, not the firm's own facts)."""
+    out = {}
+    for signal_id, tier in catalog.hard_triggers.items():
+        signal = catalog.signal(signal_id)
+        if tier != "red" or catalog.topic(signal_id) in NETWORK_TOPICS:
+            continue
+        if any(c.change_months for c in signal.conditions):
+            raise CatalogError(
+                f"hard trigger '{signal_id}': a red hard trigger is evaluated for other firms on "
+                "their facts at one month end, so it cannot use change_months"
+            )
+        out[signal_id] = signal_predicate_sql(signal, alias)
+    return out
+
+
 def tier_sql(
     catalog: Catalog, n_high: str = "n_high", n_medium: str = "n_medium", n_low: str = "n_low",
     signals: str = "signals",

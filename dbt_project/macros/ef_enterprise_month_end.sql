@@ -103,7 +103,8 @@ select
     {%- for c in ['guaranteed_parties_in_default', 'guaranteed_parties_past_due',
                   'own_guarantors_in_default', 'guarantee_circle_members',
                   'circle_members_in_default', 'related_parties_in_default',
-                  'related_parties_past_due'] %}
+                  'related_parties_past_due', 'guaranteed_parties_on_red',
+                  'own_guarantors_on_red', 'related_parties_on_red'] %}
     coalesce(n.{{ c }}, 0)                    as {{ c }},
     {%- endfor %}
     coalesce(n.guarantees_given_in_default, 0) as guarantees_given_in_default,
@@ -113,7 +114,11 @@ select
     n.guarantee_circle_id,
     n.circle_member_in_default,
     n.related_party_in_default,
-    n.related_party_past_due
+    n.related_party_past_due,
+    {%- for c in ['guaranteed_party', 'own_guarantor', 'related_party'] %}
+    n.{{ c }}_on_red,
+    n.{{ c }}_red_trigger{{ ',' if not loop.last }}
+    {%- endfor %}
 from spine as s
 left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = s.enterprise_id
 {%- for model, alias in [

@@ -1,13 +1,22 @@
 {#- Risk that travels, per enterprise x month end <= D (only rows with something to say):
     the guarantees a firm gives, and the firms around it (whose loans it guarantees, that
-    guarantee its loans, in its guarantee circle, related parties) in default or past due
-    over 30 days at that month end. Point in time: guarantees open at the month end
+    guarantee its loans, in its guarantee circle, related parties) in default, past due over
+    30 days, or on red at that month end. Point in time: guarantees open at the month end
     (int_network__guarantees_open), links valid at it, defaults on or before it, dpd at it.
-    "Red" of another firm is not used: it is a decision taken from these features, so using
-    it would make a month end's features depend on the decisions of earlier month ends; past
-    due over 30 days is the fact-based stand-in. The other firm is named by a label
-    "name (credit code)" (enterprise names are not personal data), the one with the largest
-    amount at stake (then the smallest code) when there are several. -#}
+
+    "On red" of another firm: it meets one of the catalog's red hard triggers (var
+    `red_hard_triggers`: {signal id: SQL predicate over its feature row `f`}, passed by the
+    Dagster step from assets/signals/catalog.yml, so no threshold lives here) on its own facts
+    at the month end, and is not in default (those count as in default). A hard trigger lists
+    a firm red whatever its PD or signal tier, so this is "red" under either engine without
+    reading any decision: the features of a month end never depend on earlier decisions and
+    the back-test stays one pass. The facts are the columns of the intermediates that feed
+    fct_enterprise_month_end (loans, registry events, fund use), read for network firms only.
+
+    The other firm is named by a label "name (credit code)" (enterprise names are not
+    personal data), the one with the largest amount at stake (then the smallest code) when
+    there are several. -#}
+{%- set red_triggers = var('red_hard_triggers', {}) %}
 
 with month_ends as (
 
@@ -54,9 +63,8 @@ edges as (
 
 given as (
 
-    select guarantor_id as enterprise_id, month_end, sum(amount) as guarantees_given
-    from edges
-    group by guarantor_id, month_end
+    select enterprise_id, month_end, guarantees_given
+    from {{ ref('int_network__guarantees_given') }}
 
 ),
 
@@ -142,6 +150,115 @@ links as (
 
 ),
 
+-- other firms (of a guarantee or a link) meeting a red hard trigger at a month end, not in
+-- default
+on_red as (
+{%- if red_triggers is mapping and red_triggers %}
+
+    with network_firms as (
+        select borrower_id as enterprise_id from edges
+        union
+        select guarantor_id as enterprise_id from edges
+        union
+        select related_id as enterprise_id from links
+    ),
+
+    {#- every input read for network firms only: at 1M firms the facts are 37M rows each #}
+    {%- set in_network = 'enterprise_id in (select enterprise_id from network_firms)' %}
+    facts as (
+        select
+            s.enterprise_id,
+            s.month_end,
+            l.* exclude (enterprise_id, month_end),
+            ev.* exclude (enterprise_id, month_end),
+            fu.* exclude (enterprise_id, month_end)
+        from (select enterprise_id, month_end from {{ ref('int_enterprise__month_spine') }}
+              where {{ in_network }}) as s
+        inner join month_ends as m on s.month_end = m.month_end
+        left join (select * from {{ ref('int_enterprise_month__loans') }}
+                   where {{ in_network }}) as l
+            on s.enterprise_id = l.enterprise_id and s.month_end = l.month_end
+        left join (select * from {{ ref('int_enterprise_month__registry_events') }}
+                   where {{ in_network }}) as ev
+            on s.enterprise_id = ev.enterprise_id and s.month_end = ev.month_end
+        left join (select * from {{ ref('int_enterprise_month__fund_use') }}
+                   where {{ in_network }}) as fu
+            on s.enterprise_id = fu.enterprise_id and s.month_end = fu.month_end
+    )
+
+    select f.enterprise_id, f.month_end, f.red_trigger
+    from (
+        select
+            f.enterprise_id,
+            f.month_end,
+            coalesce(
+                {%- for signal_id, predicate in red_triggers.items() %}
+                case when {{ predicate }} then '{{ signal_id }}' end{{ ',' if not loop.last }}
+                {%- endfor %}
+            ) as red_trigger
+        from facts as f
+    ) as f
+    left join defaults as d on f.enterprise_id = d.enterprise_id and d.default_date <= f.month_end
+    where f.red_trigger is not null and d.enterprise_id is null
+{%- else %}
+
+    -- no red hard triggers given (dbt run by hand without the catalog's vars)
+    select
+        cast(null as varchar) as enterprise_id,
+        cast(null as date) as month_end,
+        cast(null as varchar) as red_trigger
+    where false
+{%- endif %}
+
+),
+
+guaranteed_on_red as (
+
+    select
+        e.guarantor_id                                          as enterprise_id,
+        e.month_end,
+        count(*)                                                as parties,
+        arg_max(coalesce(n.label, '(' || e.borrower_id || ')'), e.amount) as party,
+        arg_max(r.red_trigger, e.amount)                        as red_trigger
+    from edges as e
+    inner join on_red as r on e.borrower_id = r.enterprise_id and e.month_end = r.month_end
+    left join names as n on e.borrower_id = n.enterprise_id
+    group by e.guarantor_id, e.month_end
+
+),
+
+guarantor_on_red as (
+
+    select
+        e.borrower_id                                           as enterprise_id,
+        e.month_end,
+        count(*)                                                as parties,
+        arg_max(coalesce(n.label, '(' || e.guarantor_id || ')'), e.amount) as party,
+        arg_max(r.red_trigger, e.amount)                        as red_trigger
+    from edges as e
+    inner join on_red as r on e.guarantor_id = r.enterprise_id and e.month_end = r.month_end
+    left join names as n on e.guarantor_id = n.enterprise_id
+    group by e.borrower_id, e.month_end
+
+),
+
+related_on_red as (
+
+    select
+        l.enterprise_id,
+        r.month_end,
+        count(distinct l.related_id)                            as parties,
+        arg_min(coalesce(n.label, '(' || l.related_id || ')'), l.related_id) as party,
+        arg_min(r.red_trigger, l.related_id)                    as red_trigger
+    from links as l
+    inner join on_red as r
+        on l.related_id = r.enterprise_id and l.valid_from <= r.month_end
+            and (l.valid_to is null or l.valid_to > r.month_end)
+    left join names as n on l.related_id = n.enterprise_id
+    group by l.enterprise_id, r.month_end
+
+),
+
 related_default as (
 
     select
@@ -186,6 +303,10 @@ keys as (
     select enterprise_id, month_end from related_default
     union
     select enterprise_id, month_end from related_past_due
+    union
+    select enterprise_id, month_end from guarantor_on_red
+    union
+    select enterprise_id, month_end from related_on_red
 
 )
 
@@ -207,7 +328,16 @@ select
     cast(coalesce(rd.parties, 0) as integer)                  as related_parties_in_default,
     cast(rd.party as varchar)                                 as related_party_in_default,
     cast(coalesce(rp.parties, 0) as integer)                  as related_parties_past_due,
-    cast(rp.party as varchar)                                 as related_party_past_due
+    cast(rp.party as varchar)                                 as related_party_past_due,
+    cast(coalesce(gr.parties, 0) as integer)                  as guaranteed_parties_on_red,
+    cast(gr.party as varchar)                                 as guaranteed_party_on_red,
+    cast(gr.red_trigger as varchar)                           as guaranteed_party_red_trigger,
+    cast(coalesce(orr.parties, 0) as integer)                 as own_guarantors_on_red,
+    cast(orr.party as varchar)                                as own_guarantor_on_red,
+    cast(orr.red_trigger as varchar)                          as own_guarantor_red_trigger,
+    cast(coalesce(rr.parties, 0) as integer)                  as related_parties_on_red,
+    cast(rr.party as varchar)                                 as related_party_on_red,
+    cast(rr.red_trigger as varchar)                           as related_party_red_trigger
 from keys as k
 left join given as g on k.enterprise_id = g.enterprise_id and k.month_end = g.month_end
 left join guaranteed_default as gd
@@ -223,3 +353,9 @@ left join related_default as rd
     on k.enterprise_id = rd.enterprise_id and k.month_end = rd.month_end
 left join related_past_due as rp
     on k.enterprise_id = rp.enterprise_id and k.month_end = rp.month_end
+left join guaranteed_on_red as gr
+    on k.enterprise_id = gr.enterprise_id and k.month_end = gr.month_end
+left join guarantor_on_red as orr
+    on k.enterprise_id = orr.enterprise_id and k.month_end = orr.month_end
+left join related_on_red as rr
+    on k.enterprise_id = rr.enterprise_id and k.month_end = rr.month_end

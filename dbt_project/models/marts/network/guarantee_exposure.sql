@@ -3,7 +3,8 @@
 -- Guarantees count on a month end when start_date <= month end and end_date is null or
 -- after it (int_network__guarantees_open). An enterprise is in default on a month end when
 -- one of its loans' default day is on or before it (fct_loan_month_end.default_date).
--- Circles: int_network__guarantee_circles (strongly connected components in SQL).
+-- Circles: int_network__guarantee_circles (strongly connected components in SQL). Guarantees
+-- given: int_network__guarantees_given (one definition, shared with the features).
 
 with enterprises as (
 
@@ -42,13 +43,8 @@ defaults as (
 
 given as (
 
-    select
-        guarantor_id           as enterprise_id,
-        month_end,
-        sum(guaranteed_amount) as guarantees_given
-    from open_guarantees
-    where is_enterprise_edge
-    group by guarantor_id, month_end
+    select enterprise_id, month_end, guarantees_given
+    from {{ ref('int_network__guarantees_given') }}
 
 ),
 
