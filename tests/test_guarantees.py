@@ -501,6 +501,9 @@ def test_network_signal_names_the_other_firm(graph_wh: Path) -> None:
     on_red = got[(code("N2"), "2024-04-30", "network_guaranteed_party_on_red")]
     assert label("N1") in on_red and "dishonest_debtor_listed" in on_red
     assert label("N1") in reason_zh(on_red, catalog) and "被列红" in reason_zh(on_red, catalog)
+    # the trigger reads as the signal's Chinese name, not its id
+    assert "失信被执行人" in reason_zh(on_red, catalog)
+    assert "dishonest_debtor_listed" not in reason_zh(on_red, catalog)
     assert label("N1") in got[(code("N4"), "2024-05-31", "network_own_guarantor_on_red")]
     assert label("N1") in got[(code("N3"), "2024-05-31", "network_related_party_on_red")]
     assert not any(k[0] == code("N2") and k[2] == "network_guaranteed_party_on_red"

@@ -217,9 +217,16 @@ def reason_zh(reason: str, catalog: Catalog | None = None) -> str:
     for regex, zh in _reason_templates(catalog):
         m = regex.match(reason.strip())
         if m:
-            values = {k: _value_zh(v) for k, v in m.groupdict().items()}
+            names = _signal_names_zh(catalog)  # a value that names a signal: its name
+            values = {k: names.get(v) or _value_zh(v) for k, v in m.groupdict().items()}
             return _PLACEHOLDER.sub(lambda p, v=values: v.get(p[1], p[0]), zh)
     return reason
+
+
+def _signal_names_zh(catalog: Catalog) -> dict[str, str]:
+    """Signal id -> its Chinese name: reasons that name another firm's hard trigger carry the
+    trigger's id, which a Chinese reader should see as words."""
+    return {s.id: s.name_zh for s in catalog.signals if s.name_zh}
 
 
 @lru_cache(maxsize=1)
