@@ -78,12 +78,18 @@ def dbt_resource() -> DbtCliResource:
     )
 
 
-def write_run_context(warehouse: Path, as_of: date) -> None:
-    """Write the as-of date dbt builds for into the warehouse, before dbt opens it."""
+def write_run_context(
+    warehouse: Path, as_of: date, recompute_from: date | None = None
+) -> None:
+    """Write the as-of date dbt builds for into the warehouse, before dbt opens it, and the
+    earliest month end the incremental facts recompute (macro recompute_from; None: all,
+    date.max: none)."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
+    recompute = "NULL" if recompute_from is None else date_literal(recompute_from)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
-            f"CREATE OR REPLACE TABLE {RUN_CONTEXT} AS SELECT {date_literal(as_of)} AS as_of_date"
+            f"CREATE OR REPLACE TABLE {RUN_CONTEXT} AS SELECT {date_literal(as_of)} AS as_of_date,"
+            f" CAST({recompute} AS DATE) AS recompute_from"
         )
 
 

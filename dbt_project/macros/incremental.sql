@@ -1,0 +1,80 @@
+{#- Incremental nights: the month-end facts keep the rows of month ends before the earliest
+    month end a night's changes touch (recompute_from) and rebuild the rest.
+
+    Python (assets/refresh_plan.py: recompute_from) derives that month end from the dates of
+    the rows that changed since the publish and writes it into main.dbt_run_context; dbt by
+    hand (no value written) recomputes everything. A full build (`--full-refresh`, a new
+    warehouse, a target other than DuckDB) builds the whole table as before. -#}
+
+{#- DuckDB only: dbt-spark has no delete+insert, so on Spark the facts stay full tables. -#}
+{% macro month_end_materialization() -%}
+  {{- 'incremental' if target.type == 'duckdb' else 'table' -}}
+{%- endmacro %}
+
+{#- The earliest month end to recompute, as a date literal: date '9999-12-31' when nothing
+    changed (no row to recompute), date '0001-01-01' when no refresh wrote one. Read once at
+    execution (a literal lets DuckDB skip row groups by month_end). -#}
+{% macro recompute_from() -%}
+  {%- if not execute -%} date '0001-01-01'
+  {%- else -%}
+    {%- set rows = run_query(
+          "select coalesce(max(recompute_from), date '0001-01-01') from main.dbt_run_context"
+        ).rows -%}
+    date '{{ rows[0][0] }}'
+  {%- endif -%}
+{%- endmacro %}
+
+{#- True when this build of an incremental model has no month end to recompute: the model
+    then selects no rows (and computes nothing). -#}
+{% macro recompute_nothing() -%}
+  {%- if execute and is_incremental() -%}
+    {%- set rows = run_query(
+          "select coalesce(max(recompute_from), date '0001-01-01') = date '9999-12-31'"
+          ~ " from main.dbt_run_context").rows -%}
+    {{- return(rows[0][0]) -}}
+  {%- endif -%}
+  {{- return(false) -}}
+{%- endmacro %}
+
+{#- The filter of an incremental build: only month ends from recompute_from on. -#}
+{% macro recompute_filter(column) -%}
+  {%- if is_incremental() %} and {{ column }} >= {{ recompute_from() }} {%- endif -%}
+{%- endmacro %}
+
+{#- Strategy `replace_from_month_end` (config incremental_strategy): delete the month ends
+    being recomputed, insert the new rows of those month ends (a model may compute more: its
+    windows need the history). Month ends before recompute_from stay as built. -#}
+{% macro get_incremental_replace_from_month_end_sql(arg_dict) -%}
+  {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+  delete from {{ arg_dict['target_relation'] }} where month_end >= {{ recompute_from() }};
+  insert into {{ arg_dict['target_relation'] }} ({{ cols }})
+  select {{ cols }} from {{ arg_dict['temp_relation'] }}
+  where month_end >= {{ recompute_from() }}
+{%- endmacro %}
+
+{#- Post-hook of a fact that stamps as_of_date on every row: rows kept from an earlier night
+    carry tonight's D (one column rewritten, no recomputation). No-op in a full build. -#}
+{% macro restamp_as_of_date() -%}
+  {%- if target.type == 'duckdb' -%}
+  update {{ this }} set as_of_date = {{ as_of_date() }}
+  where as_of_date is distinct from {{ as_of_date() }}
+  {%- else -%} select 1 {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of fct_loan_month_end: a loan's default day is known on D (a trigger day
+    passing, a late payment), so rows kept from an earlier night take tonight's value; whether
+    it falls on or before a kept month end cannot change (it is never before the earliest
+    changed date). No-op in a full build. -#}
+{% macro restamp_default_date() -%}
+  {%- if target.type == 'duckdb' -%}
+  update {{ this }} as f
+  set default_date = d.default_date,
+      is_default = coalesce(d.default_date <= f.month_end, false)
+  from (
+      select loan_id, min(default_trigger_date) as default_date
+      from {{ ref('int_loan_installments__settled') }}
+      group by loan_id
+  ) as d
+  where f.loan_id = d.loan_id and f.default_date is distinct from d.default_date
+  {%- else -%} select 1 {%- endif -%}
+{%- endmacro %}
