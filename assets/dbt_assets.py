@@ -154,13 +154,17 @@ def _invoke(
     extra: list[str] = []
     if recompute is not None and recompute.full:
         extra = ["--full-refresh"]
-    elif recompute is not None and recompute.from_month_end == NOTHING:
+    elif recompute is not None and recompute.from_month_end == NOTHING and not (
+        recompute.enterprises
+    ):
         unchanged = unchanged_fact_tests()
         extra = ["--exclude", *unchanged] if unchanged else []
+    partial = recompute is not None and not recompute.full
     write_run_context(
         warehouse.warehouse_path,
         as_of or warehouse.as_of_date,
-        None if recompute is None or recompute.full else recompute.from_month_end,
+        recompute.from_month_end if partial else None,
+        recompute.enterprises if partial else (),
     )
     return dbt.cli(
         [*BUILD_ARGS, *extra, "--vars", json.dumps(dbt_vars(warehouse))], context=context

@@ -219,13 +219,11 @@ _ALL = "DATE '0001-01-01'"
 #: Per landing table: the earliest date a row can change a month-end fact from (SQL over the
 #: raw columns, alias r). A row's own dates, never its file's; a schedule row moves its
 #: loan's settlements (prepayments included), so from the loan's contract or disbursement;
-#: a status change also sets the status shown before it (int_enterprise_month__registry_events),
-#: and enterprise master data every month: those recompute every month end.
+#: enterprise master data (industry peers, size, region) recomputes every month end.
 AFFECTED_FROM: dict[str, str] = {
     "repayments": "r.payment_date",
     "fund_flows": "r.txn_date",
-    "registry_events": f"CASE WHEN r.event_type = 'status_change' THEN {_ALL} "
-                       "ELSE r.event_date END",
+    "registry_events": "CASE WHEN r.event_type <> 'status_change' THEN r.event_date END",
     "tax_filings": "least(last_day(try_cast(r.period || '-01' AS DATE)), r.filed_date)",
     "tax_ratings": "make_date(CAST(r.year AS INTEGER), 1, 1)",
     "utility_bills": "least(last_day(try_cast(r.period || '-01' AS DATE)), r.paid_date)",
@@ -238,13 +236,19 @@ AFFECTED_FROM: dict[str, str] = {
 }
 
 
+#: Per landing table: rows that change every month end of their enterprise (SQL condition,
+#: alias r): a status change also sets the status shown before it
+#: (int_enterprise_month__registry_events). Those enterprises are recomputed whole.
+WHOLE_ENTERPRISE: dict[str, str] = {"registry_events": "r.event_type = 'status_change'"}
+
+
 def _last_month_end(d: date) -> date:
     """The last month end on or before d."""
     return d if _is_month_end(d) else date(d.year, d.month, 1) - timedelta(days=1)
 
 
 def _is_month_end(d: date) -> bool:
-    return (d + timedelta(days=1)).day == 1
+    return d == date.max or (d + timedelta(days=1)).day == 1
 
 
 def _next_month_end(me: date) -> date:
@@ -257,11 +261,12 @@ def _next_month_end(me: date) -> date:
 @dataclass(frozen=True)
 class Recompute:
     """What the nightly dbt step rebuilds: everything (`full`), or the month ends from
-    `from_month_end` on (NOTHING: none)."""
+    `from_month_end` on (NOTHING: none) and every month end of `enterprises`."""
 
     full: bool
     from_month_end: date | None
     reason: str
+    enterprises: frozenset[str] = frozenset()
 
 
 def plan_recompute(build: Path, published: Path, as_of: date, *, full: bool = False) -> Recompute:
@@ -296,23 +301,25 @@ def plan_recompute(build: Path, published: Path, as_of: date, *, full: bool = Fa
         if keys != pub.key_checks:
             return Recompute(True, None, "the pseudonym key changed")
         con.execute(f"ATTACH '{published}' AS pub (READ_ONLY)")
-        earliest = _earliest_changed_date(con, pub)
+        earliest, enterprises = _changed_rows(con, pub)
     last_me, pub_last_me = _last_month_end(as_of), _last_month_end(pub.as_of_date)
     candidates = [d for d in (earliest,) if d is not None]
     if last_me > pub_last_me:
         candidates.append(_next_month_end(pub_last_me))
-    if not candidates:
-        return Recompute(False, NOTHING, "no changed row dated on or before the last month end")
-    first = min(candidates)
+    first = min(candidates, default=NOTHING)
     from_me = first if _is_month_end(first) else _next_month_end(first)
+    whole = f"; every month end of {len(enterprises)} enterprise(s)" if enterprises else ""
     if from_me > last_me:
-        return Recompute(False, NOTHING, f"changed rows are all dated after {last_me}")
-    return Recompute(False, from_me, f"recompute month ends from {from_me}")
+        return Recompute(False, NOTHING, f"no changed row dated on or before {last_me}{whole}",
+                         enterprises)
+    return Recompute(False, from_me, f"recompute month ends from {from_me}{whole}", enterprises)
 
 
-def _earliest_changed_date(con: duckdb.DuckDBPyConnection, pub: PublishedState) -> date | None:
-    """The earliest AFFECTED_FROM date over the rows loaded since the publish and the
-    published versions of the same keys."""
+def _changed_rows(
+    con: duckdb.DuckDBPyConnection, pub: PublishedState
+) -> tuple[date | None, frozenset[str]]:
+    """Over the rows loaded since the publish and the published versions of the same keys:
+    the earliest AFFECTED_FROM date, and the enterprises of WHOLE_ENTERPRISE rows."""
     loaded = con.execute(
         "SELECT table_name, source_file, file_size, file_mtime FROM raw.load_manifest "
         "QUALIFY row_number() OVER (PARTITION BY table_name, source_file "
@@ -322,6 +329,7 @@ def _earliest_changed_date(con: duckdb.DuckDBPyConnection, pub: PublishedState) 
         if pub.loaded.get((table, file)) != (size, mtime):
             new_files.setdefault(table, []).append(file)
     dates: list[date] = []
+    enterprises: set[str] = set()
     for table, files in new_files.items():
         expr = AFFECTED_FROM.get(table)
         if expr is None:
@@ -330,14 +338,22 @@ def _earliest_changed_date(con: duckdb.DuckDBPyConnection, pub: PublishedState) 
         con.execute("CREATE OR REPLACE TEMP TABLE changed_files AS SELECT unnest($1) AS f",
                     [files])
         in_files = "_source_file IN (SELECT f FROM changed_files)"
-        (d,) = con.execute(
-            f"SELECT least((SELECT min({expr.format(db='')}) FROM raw.{table} AS r "
-            f"WHERE r.{in_files}), (SELECT min({expr.format(db='pub.')}) "
-            f"FROM pub.raw.{table} AS r WHERE EXISTS (SELECT 1 FROM raw.{table} AS n "
-            f"WHERE n.{in_files} AND {same_key})))").fetchone()
-        if d is not None:
-            dates.append(d)
-    return min(dates) if dates else None
+        versions = (  # (relation, condition, schema prefix of the loans lookup)
+            (f"raw.{table}", f"r.{in_files}", ""),
+            (f"pub.raw.{table}", f"EXISTS (SELECT 1 FROM raw.{table} AS n "
+             f"WHERE n.{in_files} AND {same_key})", "pub."),
+        )
+        for relation, condition, db in versions:
+            (d,) = con.execute(
+                f"SELECT min({expr.format(db=db)}) FROM {relation} AS r WHERE {condition}"
+            ).fetchone()
+            if d is not None:
+                dates.append(d)
+            if table in WHOLE_ENTERPRISE:
+                enterprises |= {e for (e,) in con.execute(
+                    f"SELECT DISTINCT r.enterprise_id FROM {relation} AS r "
+                    f"WHERE {condition} AND {WHOLE_ENTERPRISE[table]}").fetchall()}
+    return (min(dates) if dates else None), frozenset(enterprises)
 
 
 def mark_incremental_base(build: Path, as_of: date | None) -> None:

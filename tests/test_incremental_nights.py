@@ -60,7 +60,10 @@ def _night(build: Path, published: Path, landing: Path, as_of: date, *, full: bo
     ingest_all(build, landing)
     plan = plan_recompute(build, published, as_of, full=full)
     mark_incremental_base(build, None)
-    write_run_context(build, as_of, None if plan.full else plan.from_month_end)
+    if plan.full:
+        write_run_context(build, as_of)
+    else:
+        write_run_context(build, as_of, plan.from_month_end, plan.enterprises)
     args = ["run", *SELECT, *(["--full-refresh"] if plan.full else [])]
     run_dbt(args, warehouse=build, target_path=build.parent / "target")
     mark_incremental_base(build, as_of)
@@ -93,8 +96,16 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     build = build_path(published)
     plans = []
     plans.append(_night(build, published, landing, FIRST_DAY, full=False))
-    # a new day inside the month: no month end to recompute
+    # a new day inside the month: no month end to recompute; its status change also sets
+    # the status shown before it, so that enterprise is recomputed whole
     _deliver_days(full, landing, date(2026, 9, 28), date(2026, 9, 28))
+    with duckdb.connect() as con:
+        con.execute(
+            "COPY (SELECT * REPLACE (event_id || '-s' AS event_id, DATE '2026-09-28' AS "
+            "event_date, 'status_change' AS event_type, '存续→停业' AS description) "
+            f"FROM read_parquet('{full}/registry_events/*.parquet') "
+            "ORDER BY event_date, event_id LIMIT 1) "
+            f"TO '{landing}/registry_events/status-2026-09-28.parquet' (FORMAT parquet)")
     plans.append(_night(build, published, landing, date(2026, 9, 28), full=False))
     # across the month end: September 30 is new
     _deliver_days(full, landing, date(2026, 9, 29), date(2026, 10, 2))
@@ -115,7 +126,7 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     plans.append(_night(build, published, landing, date(2026, 10, 3), full=False))
 
     assert [p.full for p in plans] == [True, False, False, False]
-    assert plans[1].from_month_end == NOTHING
+    assert plans[1].from_month_end == NOTHING and len(plans[1].enterprises) == 1
     assert plans[2].from_month_end == date(2026, 9, 30)
     assert plans[3].from_month_end == date(2026, 5, 31)
 
@@ -127,4 +138,36 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
         got, want = _rows(build, relation), _rows(reference, relation)
         assert len(want) > 0, relation
         assert got == want, f"{relation}: incremental nights differ from a full rebuild"
+
+    # and what forces a full rebuild: asked for, an earlier D, other code, a failed dbt step
+    d = date(2026, 10, 3)
+    assert plan_recompute(build, published, d).from_month_end == NOTHING  # nothing new
+    assert plan_recompute(build, published, d, full=True).full
+    assert plan_recompute(build, published, date(2026, 10, 2)).full
+    with duckdb.connect(str(published)) as con:
+        con.execute(f"UPDATE {PUBLISH_INFO} SET code_version = 'other'")
+    assert "code changed" in plan_recompute(build, published, d).reason
+    mark_incremental_base(build, None)
+    assert plan_recompute(build, published, d).full
+
+
+def test_a_night_without_recomputed_month_ends_skips_only_the_facts_tests() -> None:
+    """The excluded tests read only the incremental month-end facts: not the tests of a
+    table rebuilt every night, nor of the as-of-date history (also incremental)."""
+    import json
+
+    from assets.core.dbt_project import prepare_dbt_project
+    from assets.dbt_assets import unchanged_fact_tests
+
+    manifest = json.loads(prepare_dbt_project().read_text())
+    nodes = {n["name"]: n for n in manifest["nodes"].values()}
+    skipped = unchanged_fact_tests()
+    assert "not_null_fct_loan_month_end_month_end" in skipped
+    assert "unique_fct_enterprise_month_end_enterprise_id_month_end" in skipped
+    facts = {m.split(".")[1] for m in FACTS}
+    for name in skipped:
+        parents = {nodes_by_id["name"] for nodes_by_id in (
+            manifest["nodes"][p] for p in nodes[name]["depends_on"]["nodes"])}
+        assert parents <= facts, (name, parents)
+    assert not any("watchlist" in t or "portfolio_monthly" in t for t in skipped)
 

@@ -14,7 +14,7 @@ with spine as (
     from {{ ref('int_enterprise__month_spine') }} as s
     where s.month_end in (select month_end from {{ ref('int_calendar__month_ends') }})
       and {{ ef_in_bucket('s.enterprise_id', bucket, n_buckets) }}
-      {{- recompute_filter('s.month_end') }}
+      {{- recompute_filter('s.month_end', 's.enterprise_id') }}
 )
 
 select

@@ -24,32 +24,58 @@
   {%- endif -%}
 {%- endmacro %}
 
-{#- True when this build of an incremental model has no month end to recompute: the model
-    then selects no rows (and computes nothing). -#}
+{#- (no month end to recompute, number of enterprises to recompute whole) of this night. -#}
+{% macro recompute_state() -%}
+  {%- set rows = run_query(
+        "select coalesce(max(recompute_from), date '0001-01-01') = date '9999-12-31',"
+        ~ " (select count(*) from main.dbt_recompute_enterprises) from main.dbt_run_context"
+      ).rows -%}
+  {{- return((rows[0][0], rows[0][1])) -}}
+{%- endmacro %}
+
+{#- True when this build of an incremental model has nothing to recompute: the model then
+    selects no rows (and computes nothing). -#}
 {% macro recompute_nothing() -%}
   {%- if execute and is_incremental() -%}
-    {%- set rows = run_query(
-          "select coalesce(max(recompute_from), date '0001-01-01') = date '9999-12-31'"
-          ~ " from main.dbt_run_context").rows -%}
-    {{- return(rows[0][0]) -}}
+    {%- set state = recompute_state() -%}
+    {{- return(state[0] and state[1] == 0) -}}
   {%- endif -%}
   {{- return(false) -}}
 {%- endmacro %}
 
-{#- The filter of an incremental build: only month ends from recompute_from on. -#}
-{% macro recompute_filter(column) -%}
-  {%- if is_incremental() %} and {{ column }} >= {{ recompute_from() }} {%- endif -%}
+{#- The rows an incremental build replaces: month ends from recompute_from on, and every
+    month end of the enterprises in main.dbt_recompute_enterprises (a status change also
+    sets the status shown before it). -#}
+{% macro recompute_condition(month_column, enterprise_column) -%}
+  ({{ month_column }} >= {{ recompute_from() }} or {{ enterprise_column }} in
+      (select re.enterprise_id from main.dbt_recompute_enterprises as re))
 {%- endmacro %}
 
-{#- Strategy `replace_from_month_end` (config incremental_strategy): delete the month ends
-    being recomputed, insert the new rows of those month ends (a model may compute more: its
-    windows need the history). Month ends before recompute_from stay as built. -#}
+{#- The filter of an incremental build (empty in a full build). -#}
+{% macro recompute_filter(month_column, enterprise_column='enterprise_id') -%}
+  {%- if is_incremental() %} and {{ recompute_condition(month_column, enterprise_column) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- For models whose every value is computed per enterprise (windows partitioned by
+    enterprise): when no month end is recomputed, only the enterprises to recompute whole
+    are read (` where ...`, empty otherwise). -#}
+{% macro recompute_only_enterprises(enterprise_column) -%}
+  {%- if execute and is_incremental() and recompute_state()[0] %}
+    where {{ enterprise_column }} in (select re.enterprise_id from main.dbt_recompute_enterprises as re)
+  {%- endif -%}
+{%- endmacro %}
+
+{#- Strategy `replace_from_month_end` (config incremental_strategy): delete the rows being
+    recomputed, insert the new ones (a model may compute more: its windows need the
+    history). Month ends before recompute_from stay as built. -#}
 {% macro get_incremental_replace_from_month_end_sql(arg_dict) -%}
   {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-  delete from {{ arg_dict['target_relation'] }} where month_end >= {{ recompute_from() }};
+  delete from {{ arg_dict['target_relation'] }}
+  where {{ recompute_condition('month_end', 'enterprise_id') }};
   insert into {{ arg_dict['target_relation'] }} ({{ cols }})
   select {{ cols }} from {{ arg_dict['temp_relation'] }}
-  where month_end >= {{ recompute_from() }}
+  where {{ recompute_condition('month_end', 'enterprise_id') }}
 {%- endmacro %}
 
 {#- Post-hook of a fact that stamps as_of_date on every row: rows kept from an earlier night

@@ -19,6 +19,7 @@ select * from {{ this }} where false
 {%- set windows = [3, 6, 12] -%}
 with spine as (
     select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 ),
 
 events_text as (

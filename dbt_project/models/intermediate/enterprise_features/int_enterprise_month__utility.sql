@@ -9,6 +9,7 @@ select * from {{ this }} where false
 {%- set utilities = ['electricity', 'water', 'gas'] -%}
 with spine as (
     select enterprise_id, enterprise_key, month_end, month_index from {{ ref('int_enterprise__month_spine') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 ),
 
 bills as (

@@ -28,6 +28,7 @@ with base as (
         dpd_max_12m,
         outstanding_to_revenue_12m
     from {{ ref('fct_enterprise_month_end') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 
 ),
 
