@@ -35,13 +35,17 @@ FACTS = [
     "marts.fct_enterprise_month_end",
     "marts.fct_enterprise_month_end_trends",
 ]
+#: The enterprise of the earliest registry event (SQL, over the generated landing {full}).
+FIRST_EVENT = ("SELECT enterprise_id FROM read_parquet('{full}/registry_events/*.parquet') "
+               "ORDER BY event_date, event_id LIMIT 1")
 SELECT = ["--select", "+fct_enterprise_month_end_trends", "+fct_loan_month_end"]
 FIRST_DAY = date(2026, 9, 27)
 
 
 def _write_rows(con: duckdb.DuckDBPyConnection, source: str, where: str, dest: Path) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY (SELECT * FROM read_parquet('{source}') WHERE {where}) "
+    relation = source if source.startswith("(") else f"read_parquet('{source}')"
+    con.execute(f"COPY (SELECT * FROM {relation} WHERE {where}) "
                 f"TO '{dest}' (FORMAT parquet)")
     return con.execute(f"SELECT count(*) FROM read_parquet('{dest}')").fetchone()[0]
 
@@ -84,9 +88,15 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
 
     full = tmp_path / "generated"
     generate(full, 120, 11, "parquet", end_month="2026-10", months=24)
+    first = FIRST_EVENT.format(full=full)
     landing = tmp_path / "landing"
     shutil.copytree(full, landing)
     with duckdb.connect() as con:  # night 0 knows the daily tables up to FIRST_DAY only
+        # the registry already shows one firm suspended; its status change comes on night 1
+        for part in sorted((full / "enterprises").glob("*.parquet")):
+            _write_rows(con, f"(SELECT * REPLACE (CASE WHEN enterprise_id = ({first}) "
+                        "THEN 'suspended' ELSE status END AS status) FROM "
+                        f"read_parquet('{part}'))", "true", landing / "enterprises" / part.name)
         for table, col in DAILY.items():
             for part in sorted((full / table).glob("*.parquet")):
                 _write_rows(con, str(part), f"{col} <= DATE '{FIRST_DAY}'",
@@ -104,7 +114,7 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
             "COPY (SELECT * REPLACE (event_id || '-s' AS event_id, DATE '2026-09-28' AS "
             "event_date, 'status_change' AS event_type, '存续→停业' AS description) "
             f"FROM read_parquet('{full}/registry_events/*.parquet') "
-            "ORDER BY event_date, event_id LIMIT 1) "
+            f"WHERE enterprise_id = ({first}) LIMIT 1) "
             f"TO '{landing}/registry_events/status-2026-09-28.parquet' (FORMAT parquet)")
     plans.append(_night(build, published, landing, date(2026, 9, 28), full=False))
     # across the month end: September 30 is new
