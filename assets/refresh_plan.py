@@ -332,7 +332,8 @@ def _changed_rows(
     enterprises: set[str] = set()
     for table, files in new_files.items():
         expr = AFFECTED_FROM.get(table)
-        if expr is None:
+        if expr is None:  # a table whose rows' reach is not known here: every month end
+            dates.append(date.min)
             continue
         same_key = " AND ".join(f"n.{c} = r.{c}" for c in TABLES[table].primary_key)
         con.execute("CREATE OR REPLACE TEMP TABLE changed_files AS SELECT unnest($1) AS f",
