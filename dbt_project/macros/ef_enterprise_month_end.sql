@@ -7,7 +7,8 @@
     bucket then fits the 12GB memory cap). -#}
 {% macro ef_enterprise_month_end_select(bucket, n_buckets) %}
 {%- if recompute_nothing() %}
-select * from {{ this }} where false
+select * from {{ this }}
+where false
 {%- else %}
 with spine as (
     select s.enterprise_id, s.industry_code, s.month_end

@@ -8,7 +8,7 @@
 
 {#- DuckDB only: dbt-spark has no delete+insert, so on Spark the facts stay full tables. -#}
 {% macro month_end_materialization() -%}
-  {{- 'incremental' if target.type == 'duckdb' else 'table' -}}
+  {{- 'table' if target is defined and target.type != 'duckdb' else 'incremental' -}}
 {%- endmacro %}
 
 {#- The earliest month end to recompute, as a date literal: date '9999-12-31' when nothing

@@ -8,7 +8,8 @@
     then not the status of that time); else the registry status. -#}
 {{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
 {%- if recompute_nothing() %}
-select * from {{ this }} where false
+select * from {{ this }}
+where false
 {%- else %}
 {%- set types = ['court_judgment_defendant', 'enforcement_listed', 'dishonest_debtor_listed',
                  'abnormal_operation_listed', 'abnormal_operation_removed', 'legal_rep_change',

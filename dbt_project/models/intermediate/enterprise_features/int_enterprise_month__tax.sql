@@ -3,7 +3,8 @@
     year(me). Windows are ROWS frames over the dense month spine (n rows = n months). -#}
 {{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
 {%- if recompute_nothing() %}
-select * from {{ this }} where false
+select * from {{ this }}
+where false
 {%- else %}
 with spine as (
     select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}

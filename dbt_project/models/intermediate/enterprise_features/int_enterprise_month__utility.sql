@@ -4,7 +4,8 @@
     which is known from due + 1 day (month end of period_end + 21). -#}
 {{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
 {%- if recompute_nothing() %}
-select * from {{ this }} where false
+select * from {{ this }}
+where false
 {%- else %}
 {%- set utilities = ['electricity', 'water', 'gas'] -%}
 with spine as (

@@ -10,7 +10,8 @@
     earlier" means that calendar month even if a month were ever missing from the spine. -#}
 {{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
 {%- if recompute_nothing() %}
-select * from {{ this }} where false
+select * from {{ this }}
+where false
 {%- else %}
 
 with base as (

@@ -3,7 +3,8 @@
         "{{ restamp_as_of_date() }}",
         "{{ restamp_default_date() }}"]) }}
 {%- if recompute_nothing() %}
-select * from {{ this }} where false
+select * from {{ this }}
+where false
 {%- else %}
 -- fct_loan_month_end (contract section 4): one row per loan x month end me with
 -- disbursement_date <= me <= D at which outstanding_principal > 0 or dpd > 0, as known on D.
