@@ -24,6 +24,13 @@
   {%- endif -%}
 {%- endmacro %}
 
+{#- An incremental build of an existing table (not a full build, a parse or a dbt unit test,
+    which has no relation of its own). -#}
+{% macro incremental_run() -%}
+  {{- return(execute and this is not none and model.resource_type == 'model'
+             and is_incremental()) -}}
+{%- endmacro %}
+
 {#- (no month end to recompute, number of enterprises to recompute whole) of this night. -#}
 {% macro recompute_state() -%}
   {%- set rows = run_query(
@@ -36,7 +43,7 @@
 {#- True when this build of an incremental model has nothing to recompute: the model then
     selects no rows (and computes nothing). -#}
 {% macro recompute_nothing() -%}
-  {%- if execute and is_incremental() -%}
+  {%- if incremental_run() -%}
     {%- set state = recompute_state() -%}
     {{- return(state[0] and state[1] == 0) -}}
   {%- endif -%}
@@ -53,7 +60,7 @@
 
 {#- The filter of an incremental build (empty in a full build). -#}
 {% macro recompute_filter(month_column, enterprise_column='enterprise_id') -%}
-  {%- if is_incremental() %} and {{ recompute_condition(month_column, enterprise_column) }}
+  {%- if incremental_run() %} and {{ recompute_condition(month_column, enterprise_column) }}
   {%- endif -%}
 {%- endmacro %}
 
@@ -61,7 +68,7 @@
     enterprise): when no month end is recomputed, only the enterprises to recompute whole
     are read (` where ...`, empty otherwise). -#}
 {% macro recompute_only_enterprises(enterprise_column) -%}
-  {%- if execute and is_incremental() and recompute_state()[0] %}
+  {%- if incremental_run() and recompute_state()[0] %}
     where {{ enterprise_column }} in (select re.enterprise_id from main.dbt_recompute_enterprises as re)
   {%- endif -%}
 {%- endmacro %}
