@@ -40,6 +40,13 @@ from assets.core.dbt_project import (
 from assets.core.metadata import relation_row_counts
 from assets.core.partitions import AS_OF_PARTITIONS, SINGLE_RUN
 from assets.core.resources import RiskWarehouse
+from assets.refresh_plan import (
+    FULL_REFRESH_TAG,
+    NOTHING,
+    Recompute,
+    mark_incremental_base,
+    plan_recompute,
+)
 from assets.signals.catalog import load_catalog, red_fact_predicates
 
 LAYERS = ("staging", "intermediate", "marts")
@@ -140,12 +147,30 @@ def _invoke(
     dbt: DbtCliResource,
     warehouse: RiskWarehouse,
     as_of: date | None = None,
+    recompute: Recompute | None = None,
 ) -> DbtCliInvocation:
     """Start `dbt build` of this asset's selection as of `as_of` (default the run's current
     date): the date goes into the warehouse first, the vars are the same for every step and
-    night, so dbt keeps its partial parse."""
-    write_run_context(warehouse.warehouse_path, as_of or warehouse.as_of_date)
-    return dbt.cli([*BUILD_ARGS, "--vars", json.dumps(dbt_vars(warehouse))], context=context)
+    night, so dbt keeps its partial parse. `recompute`: the incremental facts' plan (None:
+    they recompute everything)."""
+    extra: list[str] = []
+    if recompute is not None and recompute.full:
+        extra = ["--full-refresh"]
+    elif recompute is not None and recompute.from_month_end == NOTHING and not (
+        recompute.enterprises
+    ):
+        unchanged = unchanged_fact_tests()
+        extra = ["--exclude", *unchanged] if unchanged else []
+    partial = recompute is not None and not recompute.full
+    write_run_context(
+        warehouse.warehouse_path,
+        as_of or warehouse.as_of_date,
+        recompute.from_month_end if partial else None,
+        recompute.enterprises if partial else (),
+    )
+    return dbt.cli(
+        [*BUILD_ARGS, *extra, "--vars", json.dumps(dbt_vars(warehouse))], context=context
+    )
 
 
 def _build(
@@ -153,12 +178,33 @@ def _build(
     dbt: DbtCliResource,
     warehouse: RiskWarehouse,
     as_of: date | None = None,
+    recompute: Recompute | None = None,
 ) -> Iterator:
     """One dbt step: the build's events with row counts read after it; the parse state is
     kept for the next step."""
-    invocation = _invoke(context, dbt, warehouse, as_of)
+    invocation = _invoke(context, dbt, warehouse, as_of, recompute)
     yield from _with_row_counts(invocation.stream(), warehouse, context)
     keep_partial_parse(invocation.target_path)
+
+
+def unchanged_fact_tests(manifest_path=None) -> list[str]:
+    """The data tests that only read the incremental month-end facts and are not tagged
+    `blocking`: a night that recomputes no month end skips them (their tables are as tested
+    on the night they changed)."""
+    manifest = json.loads((manifest_path or dbt_project.manifest_path).read_text())
+    nodes = manifest["nodes"]
+    incremental = {
+        uid for uid, n in nodes.items()
+        if n["resource_type"] == "model"
+        and n["config"].get("incremental_strategy") == "replace_from_month_end"
+    }
+    return sorted(
+        n["name"] for n in nodes.values()
+        if n["resource_type"] == "test"
+        and "blocking" not in n.get("tags", [])
+        and (parents := set(n["depends_on"]["nodes"]))
+        and parents <= incremental
+    )
 
 
 @dbt_assets(
@@ -171,8 +217,19 @@ def _build(
 def risk_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, warehouse: RiskWarehouse
 ) -> Iterator:
-    """`dbt build` of staging, intermediate and the fact marts as of the run's date."""
-    yield from _build(context, dbt, warehouse)
+    """`dbt build` of staging, intermediate and the fact marts as of the run's date: the
+    month-end facts recompute only the month ends tonight's changed rows touch
+    (`plan_recompute`), or everything with `--full-refresh` (run tag `risk/full_refresh`, a
+    first build, changed code)."""
+    as_of = warehouse.as_of_date
+    recompute = plan_recompute(
+        warehouse.warehouse_path, warehouse.published_path, as_of,
+        full=context.run.tags.get(FULL_REFRESH_TAG) == "true",
+    )
+    context.log.info(f"month-end facts: {recompute.reason}")
+    mark_incremental_base(warehouse.warehouse_path, None)
+    yield from _build(context, dbt, warehouse, as_of, recompute)
+    mark_incremental_base(warehouse.warehouse_path, as_of)
 
 
 @dbt_assets(

@@ -19,12 +19,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
-from assets.contract import LOAD_ORDER
+from assets.contract import LOAD_ORDER, TABLES
 from assets.core import publish, settings
 from assets.ingestion import file_stamp, pseudonym_key_check, scan_landing
 
@@ -205,3 +205,164 @@ def decide_refresh(
     if full:
         return plan_refresh(RefreshFacts(as_of, "", "", {}, None, True), full=True)
     return plan_refresh(refresh_facts(published, landing_dir, as_of))
+
+
+# ---------------------------------------------------------------------------------------------
+# Incremental nights: the earliest month end tonight's changes touch
+
+#: Table in the build file: the as-of date and code version its month-end facts were last
+#: built for (written after a successful dbt step, removed when one starts).
+INCREMENTAL_BASE = "main.dbt_incremental_base"
+#: Nothing to recompute (every changed row is dated after the last month end <= D).
+NOTHING = date.max
+_ALL = "DATE '0001-01-01'"
+#: Per landing table: the earliest date a row can change a month-end fact from (SQL over the
+#: raw columns, alias r). A row's own dates, never its file's; a schedule row moves its
+#: loan's settlements (prepayments included), so from the loan's contract or disbursement;
+#: enterprise master data (industry peers, size, region) recomputes every month end.
+AFFECTED_FROM: dict[str, str] = {
+    "repayments": "r.payment_date",
+    "fund_flows": "r.txn_date",
+    "registry_events": "CASE WHEN r.event_type <> 'status_change' THEN r.event_date END",
+    "tax_filings": "least(last_day(try_cast(r.period || '-01' AS DATE)), r.filed_date)",
+    "tax_ratings": "make_date(CAST(r.year AS INTEGER), 1, 1)",
+    "utility_bills": "least(last_day(try_cast(r.period || '-01' AS DATE)), r.paid_date)",
+    "loans": "least(r.contract_date, r.disbursement_date)",
+    "repayment_schedule": "least(r.due_date, (SELECT least(min(l.contract_date), "
+                          "min(l.disbursement_date)) FROM {db}raw.loans AS l "
+                          "WHERE l.loan_id = r.loan_id))",
+    "loan_applications": "r.application_date",
+    "enterprises": _ALL,
+}
+
+
+#: Per landing table: rows that change every month end of their enterprise (SQL condition,
+#: alias r): a status change also sets the status shown before it
+#: (int_enterprise_month__registry_events). Those enterprises are recomputed whole.
+WHOLE_ENTERPRISE: dict[str, str] = {"registry_events": "r.event_type = 'status_change'"}
+
+
+def _last_month_end(d: date) -> date:
+    """The last month end on or before d."""
+    return d if _is_month_end(d) else date(d.year, d.month, 1) - timedelta(days=1)
+
+
+def _is_month_end(d: date) -> bool:
+    return d == date.max or (d + timedelta(days=1)).day == 1
+
+
+def _next_month_end(me: date) -> date:
+    d = me + timedelta(days=1)
+    while not _is_month_end(d):
+        d += timedelta(days=1)
+    return d
+
+
+@dataclass(frozen=True)
+class Recompute:
+    """What the nightly dbt step rebuilds: everything (`full`), or the month ends from
+    `from_month_end` on (NOTHING: none) and every month end of `enterprises`."""
+
+    full: bool
+    from_month_end: date | None
+    reason: str
+    enterprises: frozenset[str] = frozenset()
+
+
+def plan_recompute(build: Path, published: Path, as_of: date, *, full: bool = False) -> Recompute:
+    """Full rebuild or the earliest month end to recompute tonight, from the rows loaded since
+    the publish (files of `raw.load_manifest` in the build not in the published one): their
+    own dates and those of the versions they replaced, and the month ends that D newly
+    reaches. Full when asked, when nothing was published, when the published warehouse or the
+    build's facts are from other code or key or a later D, or when the last dbt step failed."""
+    if full:
+        return Recompute(True, None, "full rebuild requested")
+    if build.resolve() == published.resolve() or not build.is_file():
+        return Recompute(True, None, "no build file beside the published warehouse")
+    pub = published_state(published)
+    if pub is None:
+        return Recompute(True, None, "no published warehouse with a recorded code version")
+    version = code_version()
+    if pub.code_version != version:
+        return Recompute(True, None, "code changed since the publish")
+    if pub.as_of_date is None or pub.as_of_date > as_of:
+        return Recompute(True, None, f"as-of date {as_of} is before the published {pub.as_of_date}")
+    with duckdb.connect(str(build), read_only=True) as con:
+        has_base = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = 'dbt_incremental_base'").fetchone()[0]
+        base = con.execute(f"SELECT as_of_date, code_version FROM {INCREMENTAL_BASE}").fetchone() \
+            if has_base else None
+        if base != (pub.as_of_date, version):
+            return Recompute(True, None, "the build's facts are not those published "
+                             "(first night, or the last dbt step failed)")
+        keys = frozenset(r[0] for r in con.execute(
+            "SELECT key_check FROM raw.pseudonym_keys").fetchall())
+        if keys != pub.key_checks:
+            return Recompute(True, None, "the pseudonym key changed")
+        con.execute(f"ATTACH '{published}' AS pub (READ_ONLY)")
+        earliest, enterprises = _changed_rows(con, pub)
+    last_me, pub_last_me = _last_month_end(as_of), _last_month_end(pub.as_of_date)
+    candidates = [d for d in (earliest,) if d is not None]
+    if last_me > pub_last_me:
+        candidates.append(_next_month_end(pub_last_me))
+    first = min(candidates, default=NOTHING)
+    from_me = first if _is_month_end(first) else _next_month_end(first)
+    whole = f"; every month end of {len(enterprises)} enterprise(s)" if enterprises else ""
+    if from_me > last_me:
+        return Recompute(False, NOTHING, f"no changed row dated on or before {last_me}{whole}",
+                         enterprises)
+    return Recompute(False, from_me, f"recompute month ends from {from_me}{whole}", enterprises)
+
+
+def _changed_rows(
+    con: duckdb.DuckDBPyConnection, pub: PublishedState
+) -> tuple[date | None, frozenset[str]]:
+    """Over the rows loaded since the publish and the published versions of the same keys:
+    the earliest AFFECTED_FROM date, and the enterprises of WHOLE_ENTERPRISE rows."""
+    loaded = con.execute(
+        "SELECT table_name, source_file, file_size, file_mtime FROM raw.load_manifest "
+        "QUALIFY row_number() OVER (PARTITION BY table_name, source_file "
+        "ORDER BY loaded_at DESC) = 1").fetchall()
+    new_files: dict[str, list[str]] = {}
+    for table, file, size, mtime in loaded:
+        if pub.loaded.get((table, file)) != (size, mtime):
+            new_files.setdefault(table, []).append(file)
+    dates: list[date] = []
+    enterprises: set[str] = set()
+    for table, files in new_files.items():
+        expr = AFFECTED_FROM.get(table)
+        if expr is None:  # a table whose rows' reach is not known here: every month end
+            dates.append(date.min)
+            continue
+        same_key = " AND ".join(f"n.{c} = r.{c}" for c in TABLES[table].primary_key)
+        con.execute("CREATE OR REPLACE TEMP TABLE changed_files AS SELECT unnest($1) AS f",
+                    [files])
+        in_files = "_source_file IN (SELECT f FROM changed_files)"
+        versions = (  # (relation, condition, schema prefix of the loans lookup)
+            (f"raw.{table}", f"r.{in_files}", ""),
+            (f"pub.raw.{table}", f"EXISTS (SELECT 1 FROM raw.{table} AS n "
+             f"WHERE n.{in_files} AND {same_key})", "pub."),
+        )
+        for relation, condition, db in versions:
+            (d,) = con.execute(
+                f"SELECT min({expr.format(db=db)}) FROM {relation} AS r WHERE {condition}"
+            ).fetchone()
+            if d is not None:
+                dates.append(d)
+            if table in WHOLE_ENTERPRISE:
+                enterprises |= {e for (e,) in con.execute(
+                    f"SELECT DISTINCT r.enterprise_id FROM {relation} AS r "
+                    f"WHERE {condition} AND {WHOLE_ENTERPRISE[table]}").fetchall()}
+    return (min(dates) if dates else None), frozenset(enterprises)
+
+
+def mark_incremental_base(build: Path, as_of: date | None) -> None:
+    """Record (as_of) or clear (None) what the build's month-end facts were built for."""
+    with duckdb.connect(str(build)) as con:
+        if as_of is None:
+            con.execute(f"DROP TABLE IF EXISTS {INCREMENTAL_BASE}")
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {INCREMENTAL_BASE} AS SELECT "
+                        f"CAST($1 AS DATE) AS as_of_date, CAST($2 AS VARCHAR) AS code_version",
+                        [as_of, code_version()])

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from assets.core.sql import date_literal
 #: The one-row table dbt's macro as_of_date() reads: per-night values live here, not in
 #: --vars, so dbt's parse inputs stay the same from night to night (partial parsing).
 RUN_CONTEXT = "main.dbt_run_context"
+#: The enterprises whose every month end the incremental facts recompute tonight.
+RECOMPUTE_ENTERPRISES = "main.dbt_recompute_enterprises"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 dbt_project = DbtProject(
@@ -79,13 +82,26 @@ def dbt_resource() -> DbtCliResource:
     )
 
 
-def write_run_context(warehouse: Path, as_of: date) -> None:
-    """Write the as-of date dbt builds for into the warehouse, before dbt opens it."""
+def write_run_context(
+    warehouse: Path,
+    as_of: date,
+    recompute_from: date | None = None,
+    recompute_enterprises: Iterable[str] = (),
+) -> None:
+    """Write the as-of date dbt builds for into the warehouse, before dbt opens it, and what
+    the incremental month-end facts recompute (macro recompute_condition): the month ends from
+    `recompute_from` on (None: all, date.max: none) and every month end of
+    `recompute_enterprises`."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
+    recompute = "NULL" if recompute_from is None else date_literal(recompute_from)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
-            f"CREATE OR REPLACE TABLE {RUN_CONTEXT} AS SELECT {date_literal(as_of)} AS as_of_date"
+            f"CREATE OR REPLACE TABLE {RUN_CONTEXT} AS SELECT {date_literal(as_of)} AS as_of_date,"
+            f" CAST({recompute} AS DATE) AS recompute_from"
         )
+        con.execute(f"CREATE OR REPLACE TABLE {RECOMPUTE_ENTERPRISES} AS "
+                    "SELECT CAST(unnest($1) AS VARCHAR) AS enterprise_id",
+                    [sorted(recompute_enterprises)])
 
 
 def keep_partial_parse(invocation_target: Path, project_target: Path | None = None) -> bool:

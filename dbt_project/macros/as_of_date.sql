@@ -14,4 +14,8 @@
 {#- on-run-start: the run context table exists (today) when no one wrote it. -#}
 {% macro ensure_run_context() -%}
   create table if not exists main.dbt_run_context as select current_date as as_of_date
+  {%- if target.type == 'duckdb' -%}
+  ; alter table main.dbt_run_context add column if not exists recompute_from date
+  ; create table if not exists main.dbt_recompute_enterprises (enterprise_id varchar)
+  {%- endif -%}
 {%- endmacro %}

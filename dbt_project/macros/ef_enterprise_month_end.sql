@@ -6,11 +6,16 @@
     post-hooks the rest (var `enterprise_buckets`, default 16: at 1M enterprises a
     bucket then fits the 12GB memory cap). -#}
 {% macro ef_enterprise_month_end_select(bucket, n_buckets) %}
+{%- if recompute_nothing() %}
+select * from {{ this }}
+where false
+{%- else %}
 with spine as (
     select s.enterprise_id, s.industry_code, s.month_end
     from {{ ref('int_enterprise__month_spine') }} as s
     where s.month_end in (select month_end from {{ ref('int_calendar__month_ends') }})
       and {{ ef_in_bucket('s.enterprise_id', bucket, n_buckets) }}
+      {{- recompute_filter('s.month_end', 's.enterprise_id') }}
 )
 
 select
@@ -134,6 +139,7 @@ left join (select * from {{ ref(model) }}
 {%- endfor %}
 left join {{ ref('int_enterprise_month__industry') }} as i
     on i.industry_code = s.industry_code and i.month_end = s.month_end
+{%- endif %}
 {% endmacro %}
 
 

@@ -3,8 +3,14 @@
     cash) dated within [disbursement_date, disbursement_date + 90 days], counted from the
     month end of the flow (point in time). Share = diverted amount / principal. Each loan's
     diverted amount only grows, so the enterprise's max over loans at me is a running max. -#}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
+{%- if recompute_nothing() %}
+select * from {{ this }}
+where false
+{%- else %}
 with spine as (
     select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 ),
 
 loans as (
@@ -72,3 +78,4 @@ from spine as s
 left join ent_months as m on m.enterprise_id = s.enterprise_id and m.month_end = s.month_end
 window wr as (partition by s.enterprise_key order by s.month_end
     rows between unbounded preceding and current row)
+{%- endif %}

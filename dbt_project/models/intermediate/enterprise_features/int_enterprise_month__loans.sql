@@ -1,8 +1,14 @@
 {#- Borrowing with this bank per enterprise per month end, from fct_loan_month_end (which is
     point in time by construction) and the contractual schedule. Principal due in the next
     90 days: installments with due_date in (me, me + 90] of the loans on the books at me. -#}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
+{%- if recompute_nothing() %}
+select * from {{ this }}
+where false
+{%- else %}
 with spine as (
     select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 ),
 
 loan_months as (
@@ -70,3 +76,4 @@ select
         rows between unbounded preceding and current row) as is_default,
     cast(principal_due_next_90d as decimal(18, 2)) as principal_due_next_90d
 from base
+{%- endif %}

@@ -6,6 +6,11 @@
     Status at the month end: the latest status_change event on or before it whose description
     names a status; else 'active' when a status change happens later (the registry snapshot is
     then not the status of that time); else the registry status. -#}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
+{%- if recompute_nothing() %}
+select * from {{ this }}
+where false
+{%- else %}
 {%- set types = ['court_judgment_defendant', 'enforcement_listed', 'dishonest_debtor_listed',
                  'abnormal_operation_listed', 'abnormal_operation_removed', 'legal_rep_change',
                  'shareholder_change', 'equity_pledge', 'admin_penalty', 'status_change'] -%}
@@ -15,6 +20,7 @@
 {%- set windows = [3, 6, 12] -%}
 with spine as (
     select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 ),
 
 events_text as (
@@ -143,3 +149,4 @@ select
 from windowed as w
 left join status_changes_total as t on t.enterprise_id = w.enterprise_id
 left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = w.enterprise_id
+{%- endif %}

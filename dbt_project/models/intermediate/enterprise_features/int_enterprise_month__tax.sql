@@ -1,8 +1,14 @@
 {#- Tax features per enterprise per month end. At month end me only tax rows whose period
     ended on or before me (and D) are used; the rating is the latest of a year before
     year(me). Windows are ROWS frames over the dense month spine (n rows = n months). -#}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
+{%- if recompute_nothing() %}
+select * from {{ this }}
+where false
+{%- else %}
 with spine as (
     select enterprise_id, enterprise_key, month_end from {{ ref('int_enterprise__month_spine') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 ),
 
 filings as (
@@ -153,3 +159,4 @@ select
 from w3 as w
 left join rated as r
     on r.enterprise_id = w.enterprise_id and r.month_end = w.month_end
+{%- endif %}

@@ -2,9 +2,15 @@
     on or before me; a bill counts as paid only from its paid_date (<= me, <= D). Due date of
     a bill (contract silent): period_end + 20 days; it is late when unpaid at the due date,
     which is known from due + 1 day (month end of period_end + 21). -#}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
+{%- if recompute_nothing() %}
+select * from {{ this }}
+where false
+{%- else %}
 {%- set utilities = ['electricity', 'water', 'gas'] -%}
 with spine as (
     select enterprise_id, enterprise_key, month_end, month_index from {{ ref('int_enterprise__month_spine') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 ),
 
 bills as (
@@ -142,3 +148,4 @@ select
     cast(utility_arrears_overdue as decimal(18, 2)) as utility_arrears_overdue,
     cast(utility_late_payments_6m as integer) as utility_late_payments_6m
 from w2
+{%- endif %}

@@ -1,3 +1,8 @@
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
+{%- if recompute_nothing() %}
+select * from {{ this }}
+where false
+{%- else %}
 -- One row per loan x month end me with disbursement_date <= me <= D at which the loan has
 -- outstanding principal or days past due (contract sections 3 and 4), as known on D.
 --
@@ -143,3 +148,4 @@ select
     coalesce(default_date <= month_end, false) as is_default
 from measured
 where outstanding_principal > 0 or dpd > 0
+{%- endif %}

@@ -9,6 +9,8 @@
         'insert into {{ this }} by name {{ ef_enterprise_month_end_select(' ~ b ~ ', '
         ~ n_buckets ~ ') }}') -%}
 {%- endfor -%}
-{{ config(post_hook=hooks) }}
+{%- do hooks.append('{{ restamp_as_of_date() }}') -%}
+{{ config(post_hook=hooks, materialized=month_end_materialization(),
+          incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
 
 {{ ef_enterprise_month_end_select(0, n_buckets) }}

@@ -8,6 +8,11 @@
     enterprise, order by a month index) shared by every column, so DuckDB sorts once; no
     self-join over months. The frames are RANGE frames on the month index, so "3 months
     earlier" means that calendar month even if a month were ever missing from the spine. -#}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
+{%- if recompute_nothing() %}
+select * from {{ this }}
+where false
+{%- else %}
 
 with base as (
 
@@ -24,6 +29,7 @@ with base as (
         dpd_max_12m,
         outstanding_to_revenue_12m
     from {{ ref('fct_enterprise_month_end') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 
 ),
 
@@ -87,3 +93,4 @@ select
         then month_idx - last_unfiled_idx end as integer)                      as months_since_missed_vat_filing,
     cast(month_idx - first_filing_idx as integer)                              as months_since_first_vat_filing
 from windowed
+{%- endif %}

@@ -1,3 +1,11 @@
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail',
+    post_hook=[
+        "{{ restamp_as_of_date() }}",
+        "{{ restamp_default_date() }}"]) }}
+{%- if recompute_nothing() %}
+select * from {{ this }}
+where false
+{%- else %}
 -- fct_loan_month_end (contract section 4): one row per loan x month end me with
 -- disbursement_date <= me <= D at which outstanding_principal > 0 or dpd > 0, as known on D.
 --
@@ -91,3 +99,4 @@ select
     cast(enterprise_npl_principal_dpd_floor as decimal(18, 2)) as enterprise_npl_principal_dpd_floor,
     cast({{ as_of_date() }} as date)                           as as_of_date
 from classified
+{%- endif %}

@@ -1,0 +1,113 @@
+{#- Incremental nights: the month-end facts keep the rows of month ends before the earliest
+    month end a night's changes touch (recompute_from) and rebuild the rest.
+
+    Python (assets/refresh_plan.py: recompute_from) derives that month end from the dates of
+    the rows that changed since the publish and writes it into main.dbt_run_context; dbt by
+    hand (no value written) recomputes everything. A full build (`--full-refresh`, a new
+    warehouse, a target other than DuckDB) builds the whole table as before. -#}
+
+{#- DuckDB only: dbt-spark has no delete+insert, so on Spark the facts stay full tables. -#}
+{% macro month_end_materialization() -%}
+  {{- 'table' if target is defined and target.type != 'duckdb' else 'incremental' -}}
+{%- endmacro %}
+
+{#- The earliest month end to recompute, as a date literal: date '9999-12-31' when nothing
+    changed (no row to recompute), date '0001-01-01' when no refresh wrote one. Read once at
+    execution (a literal lets DuckDB skip row groups by month_end). -#}
+{% macro recompute_from() -%}
+  {%- if not execute -%} date '0001-01-01'
+  {%- else -%}
+    {%- set rows = run_query(
+          "select coalesce(max(recompute_from), date '0001-01-01') from main.dbt_run_context"
+        ).rows -%}
+    date '{{ rows[0][0] }}'
+  {%- endif -%}
+{%- endmacro %}
+
+{#- An incremental build of an existing table (not a full build, a parse or a dbt unit test,
+    which has no relation of its own). -#}
+{% macro incremental_run() -%}
+  {{- return(execute and this is not none and model.resource_type == 'model'
+             and is_incremental()) -}}
+{%- endmacro %}
+
+{#- (no month end to recompute, number of enterprises to recompute whole) of this night. -#}
+{% macro recompute_state() -%}
+  {%- set rows = run_query(
+        "select coalesce(max(recompute_from), date '0001-01-01') = date '9999-12-31',"
+        ~ " (select count(*) from main.dbt_recompute_enterprises) from main.dbt_run_context"
+      ).rows -%}
+  {{- return((rows[0][0], rows[0][1])) -}}
+{%- endmacro %}
+
+{#- True when this build of an incremental model has nothing to recompute: the model then
+    selects no rows (and computes nothing). -#}
+{% macro recompute_nothing() -%}
+  {%- if incremental_run() -%}
+    {%- set state = recompute_state() -%}
+    {{- return(state[0] and state[1] == 0) -}}
+  {%- endif -%}
+  {{- return(false) -}}
+{%- endmacro %}
+
+{#- The rows an incremental build replaces: month ends from recompute_from on, and every
+    month end of the enterprises in main.dbt_recompute_enterprises (a status change also
+    sets the status shown before it). -#}
+{% macro recompute_condition(month_column, enterprise_column) -%}
+  ({{ month_column }} >= {{ recompute_from() }} or {{ enterprise_column }} in
+      (select re.enterprise_id from main.dbt_recompute_enterprises as re))
+{%- endmacro %}
+
+{#- The filter of an incremental build (empty in a full build). -#}
+{% macro recompute_filter(month_column, enterprise_column='enterprise_id') -%}
+  {%- if incremental_run() %} and {{ recompute_condition(month_column, enterprise_column) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{#- For models whose every value is computed per enterprise (windows partitioned by
+    enterprise): when no month end is recomputed, only the enterprises to recompute whole
+    are read (` where ...`, empty otherwise). -#}
+{% macro recompute_only_enterprises(enterprise_column) -%}
+  {%- if incremental_run() and recompute_state()[0] %}
+    where {{ enterprise_column }} in (select re.enterprise_id from main.dbt_recompute_enterprises as re)
+  {%- endif -%}
+{%- endmacro %}
+
+{#- Strategy `replace_from_month_end` (config incremental_strategy): delete the rows being
+    recomputed, insert the new ones (a model may compute more: its windows need the
+    history). Month ends before recompute_from stay as built. -#}
+{% macro get_incremental_replace_from_month_end_sql(arg_dict) -%}
+  {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+  delete from {{ arg_dict['target_relation'] }}
+  where {{ recompute_condition('month_end', 'enterprise_id') }};
+  insert into {{ arg_dict['target_relation'] }} ({{ cols }})
+  select {{ cols }} from {{ arg_dict['temp_relation'] }}
+  where {{ recompute_condition('month_end', 'enterprise_id') }}
+{%- endmacro %}
+
+{#- Post-hook of a fact that stamps as_of_date on every row: rows kept from an earlier night
+    carry tonight's D (one column rewritten, no recomputation). No-op in a full build. -#}
+{% macro restamp_as_of_date() -%}
+  {%- if target.type == 'duckdb' -%}
+  update {{ this }} set as_of_date = {{ as_of_date() }}
+  where as_of_date is distinct from {{ as_of_date() }}
+  {%- else -%} select 1 {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of fct_loan_month_end: a loan's default day is known on D (a trigger day
+    passing, a late payment), so rows kept from an earlier night take tonight's value; whether
+    it falls on or before a kept month end cannot change (it is never before the earliest
+    changed date). No-op in a full build. -#}
+{% macro restamp_default_date() -%}
+  {%- if target.type == 'duckdb' -%}
+  update {{ this }} as f
+  set default_date = d.default_date,
+      is_default = coalesce(d.default_date <= f.month_end, false)
+  from (
+      select loan_id, min(default_trigger_date) as default_date
+      from {{ ref('int_loan_installments__settled') }}
+      group by loan_id
+  ) as d
+  where f.loan_id = d.loan_id and f.default_date is distinct from d.default_date
+  {%- else -%} select 1 {%- endif -%}
+{%- endmacro %}
