@@ -354,7 +354,33 @@ def _changed_rows(
                 enterprises |= {e for (e,) in con.execute(
                     f"SELECT DISTINCT r.enterprise_id FROM {relation} AS r "
                     f"WHERE {condition} AND {WHOLE_ENTERPRISE[table]}").fetchall()}
-    return (min(dates) if dates else None), frozenset(enterprises)
+    return (min(dates) if dates else None), frozenset(enterprises | _neighbours(con, enterprises))
+
+
+def _neighbours(con: duckdb.DuckDBPyConnection, enterprises: set[str]) -> set[str]:
+    """The firms one guarantee or link away from `enterprises`: their network features
+    (another firm on red by a status trigger) change wherever the firm's status does."""
+    if not enterprises:
+        return set()
+    present = {t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = "
+        "current_database() AND table_schema = 'raw' AND table_name IN "
+        "('guarantees', 'enterprise_links', 'loans')").fetchall()}
+    con.execute("CREATE OR REPLACE TEMP TABLE whole_firms AS SELECT unnest($1) AS e",
+                [sorted(enterprises)])
+    pairs = []
+    if {"guarantees", "loans"} <= present:
+        pairs.append("SELECT g.guarantor_id AS a, l.enterprise_id AS b FROM raw.guarantees "
+                     "AS g JOIN raw.loans AS l USING (loan_id)")
+    if "enterprise_links" in present:
+        pairs.append("SELECT enterprise_id AS a, related_id AS b FROM raw.enterprise_links")
+    if not pairs:
+        return set()
+    edges = " UNION ALL ".join(pairs)
+    return {e for (e,) in con.execute(
+        f"SELECT b FROM ({edges}) WHERE a IN (SELECT e FROM whole_firms) "
+        f"UNION SELECT a FROM ({edges}) WHERE b IN (SELECT e FROM whole_firms)").fetchall()
+        if e is not None}
 
 
 def mark_incremental_base(build: Path, as_of: date | None) -> None:

@@ -168,3 +168,24 @@ def test_a_refresh_killed_while_holding_the_lock_is_seen_by_the_next(tmp_path: P
     with publish.run_lock(published):
         assert publish.holder_was_interrupted(published)  # what this holder found
     assert not publish.holder_was_interrupted(published)
+
+
+def test_a_whole_enterprise_recompute_takes_its_guarantee_and_link_neighbours() -> None:
+    import duckdb
+
+    from assets.refresh_plan import _neighbours
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    assert _neighbours(con, {"A"}) == set()  # a landing without the network tables
+    con.execute("CREATE TABLE raw.loans AS SELECT * FROM (VALUES ('L1', 'A'), ('L2', 'B'), "
+                "('L3', 'E')) AS t(loan_id, enterprise_id)")
+    # C guarantees A's loan; A guarantees B's; a fund (no enterprise) guarantees E's
+    con.execute("CREATE TABLE raw.guarantees AS SELECT * FROM (VALUES ('G1', 'L1', 'C'), "
+                "('G2', 'L2', 'A'), ('G3', 'L3', 'GF11')) AS t(guarantee_id, loan_id, "
+                "guarantor_id)")
+    con.execute("CREATE TABLE raw.enterprise_links AS SELECT * FROM (VALUES ('D', 'A'), "
+                "('E', 'F')) AS t(enterprise_id, related_id)")
+    assert _neighbours(con, {"A"}) == {"B", "C", "D"}
+    assert _neighbours(con, {"F"}) == {"E"}
+    assert _neighbours(con, set()) == set()
