@@ -8,11 +8,17 @@ one rename.
 - The build file only grows (DuckDB reuses freed blocks but never shrinks the file): after a
   publish, `compact()` rewrites it into a fresh file (ATTACH + COPY FROM DATABASE) and renames
   that over it when the file is more than RISK_COMPACT_RATIO times its live size.
-- Publishing copies the chosen schemas of the build file into a temporary file in the same
-  folder, written in DuckDB's v1.5.0 storage format (the PyPI DuckDB 1.5 CLI opens it), and
-  `os.replace`s it over RISK_WAREHOUSE: readers see the old file until they reconnect, then the
-  new one, never a half-built one. A killed publish leaves a stray temporary file that the next
-  publish removes.
+- Publishing writes the chosen schemas into a temporary file in the same folder, in DuckDB's
+  v1.5.0 storage format (the PyPI DuckDB 1.5 CLI opens it), and `os.replace`s it over
+  RISK_WAREHOUSE: readers see the old file until they reconnect, then the new one, never a
+  half-built one. A killed publish leaves a stray temporary file that the next publish removes.
+- A normal night publishes incrementally: the temporary file starts as a filesystem copy of
+  the published file (never opened by DuckDB, so an analyst's lock cannot stop it), and only
+  tables whose content fingerprint changed are rewritten; tables that only grew get the new
+  rows appended. A record beside the file (`.<name>.duckdb.publish-state.json`) holds each
+  table's fingerprint and the file's identity; when it does not match the file (first publish,
+  a file someone wrote to, a DuckDB upgrade) or the file has grown past twice its live size,
+  the publish is a full copy of every table.
 
 Plain Python and DuckDB; no Dagster.
 """
@@ -29,7 +35,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -234,14 +240,30 @@ def seed_build_file(published: Path) -> bool:
 
 @dataclass(frozen=True)
 class Published:
+    """What a publish wrote. `mode` is "full" (every table copied into a new file) or
+    "incremental" (the previous published file copied, only changed tables rewritten and
+    grown tables appended to); `rewritten`, `appended` (table -> rows added) and `kept` name
+    what the incremental publish did."""
+
     path: Path
     tables: dict[str, int]  # schema.table -> rows
     bytes: int
     seconds: float
+    mode: str = "full"
+    rewritten: tuple[str, ...] = ()
+    appended: Mapping[str, int] = field(default_factory=dict)
+    kept: int = 0
+    reason: str = ""  # why a publish was full
 
 
 def _stray_temp_files(published: Path) -> list[Path]:
     return sorted(published.parent.glob(f".{published.name}.*.publishing*"))
+
+
+def state_path(published: Path) -> Path:
+    """`.<name>.duckdb.publish-state.json`: what the last publish wrote (the file's identity
+    and each table's fingerprint), so the next one knows what it may keep."""
+    return published.with_name(f".{published.name}.publish-state.json")
 
 
 def _copy_comments(
@@ -266,6 +288,13 @@ def _copy_comments(
             con.execute(f"COMMENT ON COLUMN {name}.{ident(column)} IS {literal(comment)}")
 
 
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
 
 def _replace_durably(tmp: Path, target: Path) -> None:
     """Put a finished DuckDB file in place: on disk first, then the stale WAL of the old file
@@ -274,11 +303,111 @@ def _replace_durably(tmp: Path, target: Path) -> None:
         os.fsync(fh.fileno())
     Path(f"{target}.wal").unlink(missing_ok=True)
     os.replace(tmp, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY)
+    _fsync_dir(target.parent)
+
+
+# --- What changed since the last publish -----------------------------------------------------
+#
+# A table's fingerprint is its row count with the sum and the XOR of DuckDB's 64-bit hash of
+# every published column of every row: equal fingerprints mean the same rows (in any order)
+# but for a hash collision, which no ordinary change produces. Its signature is its columns,
+# their types and the documentation comments. Fingerprints are always computed on the build
+# file, so a kept table is exactly what a full copy would write.
+
+
+def _identity(path: Path) -> dict[str, int]:
+    """The published file's inode, size, mtime and ctime: any write to it (an analyst who
+    opened it read-write) changes one of them, and the next publish is then a full one."""
+    st = path.stat()
+    return {"ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns}
+
+
+def _format_key(schemas: tuple[str, ...], drop_columns: Mapping[str, frozenset[str]]) -> str:
+    """What must not change for a published file to be reused: the DuckDB version (its hash
+    function), the storage version, the schemas and the columns left out (a column newly left
+    out must not survive in the old file's free blocks)."""
+    return json.dumps({
+        "duckdb": duckdb.__version__,
+        "storage": PUBLISHED_STORAGE_VERSION,
+        "schemas": sorted(schemas),
+        "drop": {k: sorted(v) for k, v in sorted(drop_columns.items())},
+    }, sort_keys=True)
+
+
+def _read_state(published: Path) -> dict:
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        return json.loads(state_path(published).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(published: Path, state: dict) -> None:
+    """Written after the rename (a kill before it leaves the old state, which no longer
+    matches the file: the next publish is full)."""
+    path = state_path(published)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.publishing")
+    tmp.write_text(json.dumps(state))
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _published_columns(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str,
+    drop_columns: Mapping[str, frozenset[str]],
+) -> tuple[list[str], str]:
+    """The columns published for one build table, and its signature."""
+    gone = drop_columns.get(f"{schema}.{table}", frozenset()) | drop_columns.get(
+        f"{schema}.*", frozenset()
+    )
+    rows = con.execute(
+        "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE database_name = "
+        "'build' AND schema_name = ? AND table_name = ? ORDER BY column_index",
+        [schema, table],
+    ).fetchall()
+    comment = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE database_name = 'build' AND schema_name = ? "
+        "AND table_name = ?", [schema, table],
+    ).fetchone()[0]
+    kept = [r for r in rows if r[0] not in gone]
+    return [r[0] for r in kept], json.dumps([comment, kept])
+
+
+def _fingerprint(
+    con: duckdb.DuckDBPyConnection, name: str, cols: list[str], prefix_rows: int | None
+) -> tuple[list, list | None]:
+    """[rows, sum, xor] of the build table, and of its first `prefix_rows` rows by rowid
+    (whether the table only grew by appending since the last publish), in one scan."""
+    h = f"hash({', '.join(map(ident, cols))})"
+    n = int(prefix_rows or 0)
+    row = con.execute(
+        f"SELECT count(*), sum(h::HUGEINT)::VARCHAR, bit_xor(h)::VARCHAR, "
+        f"count(*) FILTER (WHERE r < {n}), sum(h::HUGEINT) FILTER (WHERE r < {n})::VARCHAR, "
+        f"bit_xor(h) FILTER (WHERE r < {n})::VARCHAR "
+        f"FROM (SELECT rowid AS r, {h} AS h FROM build.{name})"
+    ).fetchone()
+    whole = [int(row[0]), row[1] or "0", row[2] or "0"]
+    prefix = [int(row[3]), row[4] or "0", row[5] or "0"] if prefix_rows is not None else None
+    return whole, prefix
+
+
+def _reuse_problem(published: Path, state: dict, format_key: str, slack: float) -> str:
+    """Why the previous published file cannot be the base of an incremental publish ('' when
+    it can)."""
+    if not published.exists():
+        return "no published file yet"
+    if not state:
+        return "no record of the last publish"
+    if state.get("format") != format_key:
+        return "DuckDB version, storage version or published columns changed"
+    if state.get("file") != _identity(published):
+        return "the published file was changed since it was published"
+    if state.get("live_bytes") and state["file"]["size"] > slack * state["live_bytes"]:
+        return f"the published file is more than {slack:g} times its live size"
+    return ""
+
 
 def publish(
     build: Path,
@@ -288,73 +417,131 @@ def publish(
     drop_columns: Mapping[str, frozenset[str]] | None = None,
     info: Mapping[str, object] | None = None,
     memory_limit: str | None = None,
+    incremental: bool = True,
+    slack: float = 2.0,
 ) -> Published:
-    """Copy every base table of `schemas` from `build` into a new file that replaces
-    `published` in one rename. `drop_columns` maps `schema.table` (or `schema.*`) to columns
-    left out; `info` becomes the one row of main.published_refresh. The caller holds the run
-    lock (no other writer of the build file, no other publish)."""
+    """Publish every base table of `schemas` from `build` as a file that replaces `published`
+    in one rename. `drop_columns` maps `schema.table` (or `schema.*`) to columns left out;
+    `info` becomes the one row of main.published_refresh. The caller holds the run lock (no
+    other writer of the build file, no other publish).
+
+    Full: every table is copied into a new file. Incremental (when the last publish's record
+    matches the published file, byte for byte unchanged since): the published file is copied
+    by the filesystem, tables whose fingerprint changed are rewritten, tables that only grew
+    are appended to, the rest are kept; it falls back to full when the file has more than
+    `slack` times its live size (free blocks of rewritten tables)."""
     started = time.perf_counter()
     drop_columns = drop_columns or {}
     for stray in _stray_temp_files(published):  # left by a publish that was killed
         stray.unlink(missing_ok=True)
+    for stray in published.parent.glob(f"{state_path(published).name}.*.publishing"):
+        stray.unlink(missing_ok=True)
+    format_key = _format_key(schemas, drop_columns)
+    state = _read_state(published)
+    reason = "full publish asked for" if not incremental else _reuse_problem(
+        published, state, format_key, slack)
+    previous: dict = state.get("tables", {}) if not reason else {}
     tmp = published.with_name(f".{published.name}.{os.getpid()}.publishing")
-    counts: dict[str, int] = {}
+    fingerprints: dict[str, dict] = {}
+    rewritten: list[str] = []
+    appended: dict[str, int] = {}
     try:
+        if not reason:
+            before = _identity(published)
+            shutil.copyfile(published, tmp)  # in-kernel copy (copy_file_range / sendfile)
+            if _identity(published) != before:
+                reason, previous = "the published file changed while it was copied", {}
+                tmp.unlink()
         with duckdb.connect() as con:
             if memory_limit:
                 con.execute(f"SET memory_limit = {literal(memory_limit)}")
             con.execute("SET preserve_insertion_order = true")
             con.execute(f"ATTACH {literal(str(build))} AS build (READ_ONLY)")
-            con.execute(
-                f"ATTACH {literal(str(tmp))} AS pub "
-                f"(STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
-            )
             tables = con.execute(
                 "SELECT schema_name, table_name FROM duckdb_tables() "
                 "WHERE database_name = 'build' AND NOT temporary "
                 "AND list_contains(?, schema_name) ORDER BY ALL",
                 [list(schemas)],
             ).fetchall()
+            plan: dict[str, tuple[str, list[str], int]] = {}  # table -> (action, cols, from)
+            for schema, table in tables:
+                key = f"{schema}.{table}"
+                cols, signature = _published_columns(con, schema, table, drop_columns)
+                old = previous.get(key)
+                same_shape = old is not None and old["signature"] == signature
+                whole, prefix = _fingerprint(
+                    con, f"{ident(schema)}.{ident(table)}", cols,
+                    old["fingerprint"][0] if same_shape else None,
+                )
+                fingerprints[key] = {"signature": signature, "fingerprint": whole}
+                if same_shape and whole == old["fingerprint"]:
+                    plan[key] = ("keep", cols, 0)
+                elif same_shape and prefix == old["fingerprint"]:
+                    plan[key] = ("append", cols, old["fingerprint"][0])
+                else:
+                    plan[key] = ("create", cols, 0)
+            if reason:
+                con.execute(
+                    f"ATTACH {literal(str(tmp))} AS pub "
+                    f"(STORAGE_VERSION {literal(PUBLISHED_STORAGE_VERSION)})"
+                )
+                plan = {k: ("create", cols, 0) for k, (_, cols, _) in plan.items()}
+            else:
+                con.execute(f"ATTACH {literal(str(tmp))} AS pub")
+                # Dropped first and checkpointed, so the new versions reuse their blocks.
+                gone = [k for k in previous if k not in plan] + [
+                    k for k, (action, _, _) in plan.items() if action == "create" and k in previous
+                ]
+                with transaction(con):
+                    for key in [*gone, PUBLISH_INFO]:
+                        schema, table = key.split(".", 1)
+                        con.execute(f"DROP TABLE IF EXISTS pub.{ident(schema)}.{ident(table)}")
+                con.execute("CHECKPOINT pub")
             with transaction(con):
                 for schema in schemas:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS pub.{ident(schema)}")
-                for schema, table in tables:
-                    gone = drop_columns.get(f"{schema}.{table}", frozenset()) | drop_columns.get(
-                        f"{schema}.*", frozenset()
-                    )
-                    cols = [
-                        r[0] for r in con.execute(
-                            "SELECT column_name FROM duckdb_columns() WHERE database_name = "
-                            "'build' AND schema_name = ? AND table_name = ? "
-                            "ORDER BY column_index",
-                            [schema, table],
-                        ).fetchall()
-                        if r[0] not in gone
-                    ]
+                for key, (action, cols, start) in plan.items():
+                    schema, table = key.split(".", 1)
                     name = f"{ident(schema)}.{ident(table)}"
-                    con.execute(
-                        f"CREATE TABLE pub.{name} AS "
-                        f"SELECT {', '.join(map(ident, cols))} FROM build.{name}"
-                    )
-                    counts[f"{schema}.{table}"] = con.execute(
-                        f"SELECT count(*) FROM pub.{name}"
-                    ).fetchone()[0]
-                    _copy_comments(con, schema, table, cols)
+                    select = f"SELECT {', '.join(map(ident, cols))} FROM build.{name}"
+                    if action == "create":
+                        con.execute(f"CREATE TABLE pub.{name} AS {select}")
+                        _copy_comments(con, schema, table, cols)
+                        rewritten.append(key)
+                    elif action == "append":
+                        con.execute(f"INSERT INTO pub.{name} {select} WHERE rowid >= {start}")
+                        appended[key] = fingerprints[key]["fingerprint"][0] - start
+                counts = {k: v["fingerprint"][0] for k, v in fingerprints.items()}
                 now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
                 row = [f"CAST({literal(now)} AS TIMESTAMP) AS published_at"] + [
                     f"{literal(v)} AS {ident(k)}" for k, v in (info or {}).items()
                 ] + [f"CAST({literal(json.dumps(counts))} AS JSON) AS tables"]
                 con.execute(f"CREATE TABLE pub.{PUBLISH_INFO} AS SELECT {', '.join(row)}")
+            con.execute("CHECKPOINT pub")
+            size = con.execute(
+                "SELECT block_size * used_blocks FROM pragma_database_size() "
+                "WHERE database_name = 'pub'"
+            ).fetchone()[0]
             con.execute("DETACH pub")
             con.execute("DETACH build")
         # A WAL beside the published name belongs to an older file (one built in place before
         # publishing existed, already seeded into the build file): replayed on the new file it
         # would corrupt it.
         _replace_durably(tmp, published)
+        _write_state(published, {
+            "format": format_key, "file": _identity(published), "live_bytes": int(size),
+            "tables": fingerprints,
+        })
     finally:
         for leftover in (tmp, Path(f"{tmp}.wal")):
             leftover.unlink(missing_ok=True)
-    return Published(published, counts, published.stat().st_size, time.perf_counter() - started)
+    return Published(
+        published, counts, published.stat().st_size, time.perf_counter() - started,
+        mode="full" if reason else "incremental",
+        rewritten=tuple(rewritten), appended=appended,
+        kept=sum(1 for action, _, _ in plan.values() if action == "keep"),
+        reason=reason,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
