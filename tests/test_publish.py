@@ -299,6 +299,44 @@ def test_a_normal_night_rewrites_only_what_changed(tmp_path: Path, duckdb15: Pat
     assert (again.mode, again.rewritten, dict(again.appended)) == ("incremental", (), {})
 
 
+def test_a_publish_limited_to_some_tables_never_carries_a_refresh_that_did_not_publish(
+    tmp_path: Path,
+) -> None:
+    """`only` (the back-test's tables) publishes them at once when they are all that changed,
+    keeping the published refresh's row; a build file that also holds other changes (a
+    refresh whose blocking checks failed) is not published."""
+    build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
+    make_build(build)
+    do_publish(build, published)
+    backtest = {"marts.backtest_runs"}
+    with duckdb.connect(str(build)) as con:
+        con.execute("CREATE TABLE marts.backtest_runs AS SELECT 0.81 AS auc_6m")
+    with publish.run_lock(published):
+        result = publish.publish(build, published, schemas=PUBLISHED_SCHEMAS,
+                                 drop_columns=DROP_COLUMNS, only=backtest)
+    assert (result.mode, result.rewritten) == ("incremental", ("marts.backtest_runs",))
+    with duckdb.connect(str(published), read_only=True) as con:
+        assert con.execute("SELECT auc_6m FROM marts.backtest_runs").fetchone()[0] == \
+            Decimal("0.81")
+        assert con.execute("SELECT run_id FROM main.published_refresh").fetchone()[0] == "r1"
+
+    make_build(build, tag="failed refresh")  # a refresh that stopped at a blocking check
+    with duckdb.connect(str(build)) as con:
+        con.execute("CREATE OR REPLACE TABLE marts.backtest_runs AS SELECT 0.9 AS auc_6m")
+    before = sha(published)
+    with publish.run_lock(published), pytest.raises(publish.NotPublished) as refused:
+        publish.publish(build, published, schemas=PUBLISHED_SCHEMAS,
+                        drop_columns=DROP_COLUMNS, only=backtest)
+    assert "marts.watchlist" in str(refused.value) and "backtest" not in str(refused.value)
+    assert sha(published) == before and not list(tmp_path.glob(".w.duckdb.*.publishing*"))
+
+    publish.state_path(published).unlink()  # no record: cannot tell what changed
+    with publish.run_lock(published), pytest.raises(publish.NotPublished, match="no record"):
+        publish.publish(build, published, schemas=PUBLISHED_SCHEMAS,
+                        drop_columns=DROP_COLUMNS, only=backtest)
+    assert sha(published) == before
+
+
 WRITER = """
 import duckdb, sys, time
 con = duckdb.connect(sys.argv[1])

@@ -33,7 +33,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -256,6 +256,11 @@ class Published:
     reason: str = ""  # why a publish was full
 
 
+class NotPublished(RuntimeError):
+    """A publish limited to some tables (`only`) found other changes in the build file, or
+    cannot tell; `str()` says why in one line."""
+
+
 def _stray_temp_files(published: Path) -> list[Path]:
     return sorted(published.parent.glob(f".{published.name}.*.publishing*"))
 
@@ -419,6 +424,7 @@ def publish(
     memory_limit: str | None = None,
     incremental: bool = True,
     slack: float = 2.0,
+    only: Collection[str] | None = None,
 ) -> Published:
     """Publish every base table of `schemas` from `build` as a file that replaces `published`
     in one rename. `drop_columns` maps `schema.table` (or `schema.*`) to columns left out;
@@ -429,7 +435,13 @@ def publish(
     matches the published file, byte for byte unchanged since): the published file is copied
     by the filesystem, tables whose fingerprint changed are rewritten, tables that only grew
     are appended to, the rest are kept; it falls back to full when the file has more than
-    `slack` times its live size (free blocks of rewritten tables)."""
+    `slack` times its live size (free blocks of rewritten tables).
+
+    `only` (`schema.table` names) publishes only when the build file differs from the published
+    file in those tables alone, else raises NotPublished: a job outside the nightly refresh
+    (the back-test) publishes its own tables at once, but never what a refresh left in the
+    build file without publishing it (its blocking checks failed, or it was killed); without
+    `info` it keeps the published refresh's row (as-of date, code version)."""
     started = time.perf_counter()
     drop_columns = drop_columns or {}
     for stray in _stray_temp_files(published):  # left by a publish that was killed
@@ -440,18 +452,14 @@ def publish(
     state = _read_state(published)
     reason = "full publish asked for" if not incremental else _reuse_problem(
         published, state, format_key, slack)
+    if only is not None and reason:
+        raise NotPublished(f"not published: {reason}")
     previous: dict = state.get("tables", {}) if not reason else {}
     tmp = published.with_name(f".{published.name}.{os.getpid()}.publishing")
     fingerprints: dict[str, dict] = {}
     rewritten: list[str] = []
     appended: dict[str, int] = {}
     try:
-        if not reason:
-            before = _identity(published)
-            shutil.copyfile(published, tmp)  # in-kernel copy (copy_file_range / sendfile)
-            if _identity(published) != before:
-                reason, previous = "the published file changed while it was copied", {}
-                tmp.unlink()
         with duckdb.connect() as con:
             if memory_limit:
                 con.execute(f"SET memory_limit = {literal(memory_limit)}")
@@ -480,6 +488,25 @@ def publish(
                     plan[key] = ("append", cols, old["fingerprint"][0])
                 else:
                     plan[key] = ("create", cols, 0)
+            if only is not None:
+                others = sorted(
+                    {k for k, (action, _, _) in plan.items() if action != "keep"}
+                    | {k for k in previous if k not in plan}
+                ) if not reason else []
+                others = [k for k in others if k not in only]
+                if others:
+                    raise NotPublished(
+                        "not published: the build file holds changes no publish has carried "
+                        f"yet (a refresh that did not publish) in {', '.join(others[:5])}"
+                        + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+                    )
+            if not reason:
+                shutil.copyfile(published, tmp)  # in-kernel copy (copy_file_range / sendfile)
+                if _identity(published) != state["file"]:
+                    reason, previous = "the published file changed while it was copied", {}
+                    tmp.unlink()
+                    if only is not None:
+                        raise NotPublished(f"not published: {reason}")
             if reason:
                 con.execute(
                     f"ATTACH {literal(str(tmp))} AS pub "
@@ -488,6 +515,10 @@ def publish(
                 plan = {k: ("create", cols, 0) for k, (_, cols, _) in plan.items()}
             else:
                 con.execute(f"ATTACH {literal(str(tmp))} AS pub")
+                if info is None and only is not None:  # still the same refresh's row
+                    cur = con.execute(f"SELECT * EXCLUDE (published_at, tables) "
+                                      f"FROM pub.{PUBLISH_INFO}")
+                    info = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
                 # Dropped first and checkpointed, so the new versions reuse their blocks.
                 gone = [k for k in previous if k not in plan] + [
                     k for k, (action, _, _) in plan.items() if action == "create" and k in previous
