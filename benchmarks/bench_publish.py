@@ -55,7 +55,8 @@ print(json.dumps({{"seconds": time.perf_counter() - started, "mode": r.mode, "re
 NIGHT = """
 import duckdb, sys
 order = "ORDER BY random()" if sys.argv[2] == "night" else ""
-con = duckdb.connect(sys.argv[1], config={"enable_progress_bar": False})
+con = duckdb.connect(sys.argv[1])
+con.execute("SET enable_progress_bar = false")
 tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
                      "WHERE schema_name IN ('raw', 'marts')").fetchall()
 for s, t in tables:
@@ -71,7 +72,8 @@ con.execute("CHECKPOINT")
 PROXY = """
 import duckdb, sys
 src, dest, times = sys.argv[1], sys.argv[2], int(sys.argv[3])
-con = duckdb.connect(dest, config={"enable_progress_bar": False})
+con = duckdb.connect(dest)
+con.execute("SET enable_progress_bar = false")
 con.execute("SET preserve_insertion_order = false")
 con.execute(f"ATTACH '{src}' AS src (READ_ONLY)")
 for s in ("raw", "marts"):

@@ -106,6 +106,7 @@ def test_decision_assets_are_partitioned_by_as_of_date(defs: Definitions) -> Non
     assert partitioned == {
         "marts/signal_hits", "marts/enterprise_risk_profile", "marts/enterprise_decisions",
         "marts/watchlist_history", "marts/watchlist_refreshes", "exports/watchlist_report",
+        "marts/loan_ifrs9_stage_history",
     }
     for name in partitioned:
         node = graph.get(AssetKey(name.split("/")))

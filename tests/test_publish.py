@@ -253,13 +253,19 @@ def published_content(path: Path) -> dict:
         }
 
 
-def test_a_normal_night_rewrites_only_what_changed(tmp_path: Path, duckdb15: Path) -> None:
+def test_a_normal_night_rewrites_only_what_changed(
+    tmp_path: Path, duckdb15: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The second publish copies the published file and rewrites only changed tables, appends
-    to tables that only grew, drops tables gone from the build: the result is what a full
+    to tables that only grew, patches the changed rows of big tables (duplicates included,
+    whatever the row order), drops tables gone from the build: the result is what a full
     publish writes, and it still opens in DuckDB 1.5."""
+    monkeypatch.setattr(publish, "PATCH_MIN_ROWS", 1000)
     build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
     make_build(build)
     with duckdb.connect(str(build)) as con:
+        con.execute("CREATE TABLE marts.big AS SELECT range % 700 AS k, 'v' AS v "
+                    "FROM range(2000)")  # k 0-599 three times, 600-699 twice
         con.execute("CREATE TABLE raw.repayments AS SELECT range AS loan_id, "
                     "range * 1.5::DECIMAL(18, 2) AS amount FROM range(1000)")
         con.execute("CREATE TABLE marts.steady AS SELECT range AS i FROM range(50)")
@@ -274,11 +280,19 @@ def test_a_normal_night_rewrites_only_what_changed(tmp_path: Path, duckdb15: Pat
         con.execute("DROP TABLE marts.retired")
         con.execute("CREATE TABLE marts.fresh AS SELECT 'x' AS v")
         con.execute("COMMENT ON COLUMN marts.steady.i IS 'now documented'")
+        # rebuilt in another order: k 0-9 change value, one copy of k 10-14 goes, k 700 comes
+        con.execute("CREATE OR REPLACE TABLE marts.big AS SELECT * FROM ("
+                    "SELECT k, CASE WHEN k < 10 THEN 'w' ELSE v END AS v FROM marts.big "
+                    "QUALIFY k NOT BETWEEN 10 AND 14 OR row_number() OVER (PARTITION BY k) > 1 "
+                    "UNION ALL SELECT 700, 'v') ORDER BY random()")
     night = do_publish(build, published)
     assert night.mode == "incremental", night.reason
+    # k 0-9: 30 rows out, 30 in; k 10-14: 15 out, 10 in; k 700: 1 in
+    assert dict(night.patched) == {"marts.big": 86}
     assert set(night.rewritten) == {"marts.watchlist", "marts.fresh", "marts.steady"}
     assert dict(night.appended) == {"raw.repayments": 5}
     assert night.kept == 2  # raw.enterprises, raw.rejected_rows
+    assert night.tables["marts.big"] == 1996
     assert night.tables["raw.repayments"] == 1005 and "marts.retired" not in night.tables
 
     full = tmp_path / "full.duckdb"

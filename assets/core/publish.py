@@ -242,8 +242,8 @@ def seed_build_file(published: Path) -> bool:
 class Published:
     """What a publish wrote. `mode` is "full" (every table copied into a new file) or
     "incremental" (the previous published file copied, only changed tables rewritten and
-    grown tables appended to); `rewritten`, `appended` (table -> rows added) and `kept` name
-    what the incremental publish did."""
+    grown tables appended to); `rewritten`, `appended` (table -> rows added), `patched`
+    (table -> rows deleted and inserted) and `kept` name what the incremental publish did."""
 
     path: Path
     tables: dict[str, int]  # schema.table -> rows
@@ -252,6 +252,7 @@ class Published:
     mode: str = "full"
     rewritten: tuple[str, ...] = ()
     appended: Mapping[str, int] = field(default_factory=dict)
+    patched: Mapping[str, int] = field(default_factory=dict)  # table -> rows deleted + inserted
     kept: int = 0
     reason: str = ""  # why a publish was full
 
@@ -398,6 +399,38 @@ def _fingerprint(
     return whole, prefix
 
 
+#: A changed table of at least this many rows is patched (rows whose hash is new inserted,
+#: rows whose hash is gone deleted) rather than rewritten, unless most of it changed.
+PATCH_MIN_ROWS = 100_000
+#: Above this share of changed rows a patched table is written anew instead.
+PATCH_MAX_SHARE = 0.3
+
+
+def _patch(
+    con: duckdb.DuckDBPyConnection, name: str, cols: list[str], rows: int
+) -> int | None:
+    """Make pub.`name` hold the rows of build.`name` by deleting the published rows whose
+    hash's count differs and inserting the build's rows of those hashes (a multiset
+    difference: duplicates stay right). Returns the rows deleted plus inserted, or None
+    (nothing done) when more than PATCH_MAX_SHARE of the table would change."""
+    h = f"hash({', '.join(map(ident, cols))})"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _changed AS SELECT h, coalesce(o.n, 0) AS gone, "
+        f"coalesce(b.n, 0) AS came FROM (SELECT {h} AS h, count(*) AS n FROM pub.{name} "
+        f"GROUP BY ALL) AS o FULL OUTER JOIN (SELECT {h} AS h, count(*) AS n "
+        f"FROM build.{name} GROUP BY ALL) AS b USING (h) WHERE o.n IS DISTINCT FROM b.n"
+    )
+    gone, came = con.execute("SELECT sum(gone), sum(came) FROM _changed").fetchone()
+    gone, came = int(gone or 0), int(came or 0)
+    if came > PATCH_MAX_SHARE * max(rows, 1):
+        return None
+    con.execute(f"DELETE FROM pub.{name} WHERE {h} IN (SELECT h FROM _changed)")
+    con.execute(f"INSERT INTO pub.{name} SELECT {', '.join(map(ident, cols))} "
+                f"FROM build.{name} WHERE {h} IN (SELECT h FROM _changed WHERE came > 0)")
+    con.execute("DROP TABLE _changed")
+    return gone + came
+
+
 def _reuse_problem(published: Path, state: dict, format_key: str, slack: float) -> str:
     """Why the previous published file cannot be the base of an incremental publish ('' when
     it can)."""
@@ -459,6 +492,7 @@ def publish(
     fingerprints: dict[str, dict] = {}
     rewritten: list[str] = []
     appended: dict[str, int] = {}
+    patched: dict[str, int] = {}
     try:
         with duckdb.connect() as con:
             if memory_limit:
@@ -486,6 +520,8 @@ def publish(
                     plan[key] = ("keep", cols, 0)
                 elif same_shape and prefix == old["fingerprint"]:
                     plan[key] = ("append", cols, old["fingerprint"][0])
+                elif same_shape and whole[0] >= PATCH_MIN_ROWS:
+                    plan[key] = ("patch", cols, 0)
                 else:
                     plan[key] = ("create", cols, 0)
             if only is not None:
@@ -542,6 +578,15 @@ def publish(
                     elif action == "append":
                         con.execute(f"INSERT INTO pub.{name} {select} WHERE rowid >= {start}")
                         appended[key] = fingerprints[key]["fingerprint"][0] - start
+                    elif action == "patch":
+                        changed = _patch(con, name, cols, fingerprints[key]["fingerprint"][0])
+                        if changed is None:  # most rows changed: cheaper to write it anew
+                            con.execute(f"DROP TABLE pub.{name}")
+                            con.execute(f"CREATE TABLE pub.{name} AS {select}")
+                            _copy_comments(con, schema, table, cols)
+                            rewritten.append(key)
+                        else:
+                            patched[key] = changed
                 counts = {k: v["fingerprint"][0] for k, v in fingerprints.items()}
                 now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
                 row = [f"CAST({literal(now)} AS TIMESTAMP) AS published_at"] + [
@@ -569,7 +614,7 @@ def publish(
     return Published(
         published, counts, published.stat().st_size, time.perf_counter() - started,
         mode="full" if reason else "incremental",
-        rewritten=tuple(rewritten), appended=appended,
+        rewritten=tuple(rewritten), appended=appended, patched=patched,
         kept=sum(1 for action, _, _ in plan.values() if action == "keep"),
         reason=reason,
     )
