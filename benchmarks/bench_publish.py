@@ -11,9 +11,11 @@ The first publish is full unless the published file and its record match. Each n
 `--nights` changes the build file (in a subprocess, not timed) and publishes again:
 - `quiet`: nothing changed (a re-run);
 - `grow`: every `raw` table grows by 1% (appended rows) and every `marts` table is rebuilt
-  with one row more, in the same order (what append-only incremental models give);
-- `night`: the same, but every `marts` table is rebuilt in another row order: nothing of a
-  mart is reused, the worst night for today's marts, which dbt rebuilds whole.
+  with 1% more rows, in the same order (what append-only incremental models give);
+- `night`: the same, but every `marts` table is rebuilt in another row order (what dbt's
+  whole rebuilds give): big marts are patched, small ones rewritten;
+- `churn`: every `marts` table rebuilt with 40% of its rows changed: every mart rewritten,
+  the worst night.
 `--full` times a full publish instead (the previous design, and the nights it falls back to).
 Prints seconds, what was written, appended and kept, the file sizes, and the peak RSS of the
 process that published (each publish runs in its own process).
@@ -47,14 +49,18 @@ with publish.run_lock(published, wait=settings.lock_wait_seconds(), what="bench"
                         info={{"run_id": "bench"}}, memory_limit=settings.duckdb_memory_limit(),
                         incremental={incremental!r})
 print(json.dumps({{"seconds": time.perf_counter() - started, "mode": r.mode, "reason": r.reason,
-    "written": len(r.rewritten), "appended": r.appended, "kept": r.kept, "bytes": r.bytes,
+    "written": len(r.rewritten), "appended": r.appended, "patched": r.patched,
+    "kept": r.kept, "bytes": r.bytes,
     "rows": sum(r.tables.values()), "tables": len(r.tables),
     "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 NIGHT = """
 import duckdb, sys
-order = "ORDER BY random()" if sys.argv[2] == "night" else ""
+order = "" if sys.argv[2] == "grow" else "ORDER BY random()"
+more = ("SELECT * REPLACE ((hash(rowid) % 1000000007)::BIGINT AS {c}) FROM {t} "
+        "USING SAMPLE 40 PERCENT (system)"
+        if sys.argv[2] == "churn" else "SELECT * FROM {t} USING SAMPLE 1 PERCENT (system)")
 con = duckdb.connect(sys.argv[1])
 con.execute("SET enable_progress_bar = false")
 tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() "
@@ -64,8 +70,15 @@ for s, t in tables:
     if s == "raw":
         con.execute(f"INSERT INTO {name} SELECT * FROM {name} USING SAMPLE 1 PERCENT (system)")
     else:
+        first = con.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? "
+                            "AND table_name = ? AND data_type = 'BIGINT'", [s, t]).fetchone()
+        if sys.argv[2] == "churn" and first is None:
+            continue
+        added = more.format(t=name, c=first[0] if first else "")
+        kept = f"SELECT * FROM {name}" + (
+            " USING SAMPLE 60 PERCENT (system)" if sys.argv[2] == "churn" else "")
         con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM ("
-                    f"SELECT * FROM {name} UNION ALL (SELECT * FROM {name} LIMIT 1)) {order}")
+                    f"{kept} UNION ALL {added}) {order}")
 con.execute("CHECKPOINT")
 """
 
@@ -107,7 +120,8 @@ def show(label: str, r: dict, build: Path) -> None:
         f"{label}: {r['seconds']:.1f}s {r['mode']}"
         + (f" ({r['reason']})" if r["reason"] else "")
         + f"; {r['written']} tables written, {len(r['appended'])} appended to "
-        f"(+{sum(r['appended'].values()):,} rows), {r['kept']} kept; {r['tables']} tables, "
+        f"(+{sum(r['appended'].values()):,} rows), {len(r['patched'])} patched "
+        f"({sum(r['patched'].values()):,} rows), {r['kept']} kept; {r['tables']} tables, "
         f"{r['rows']:,} rows; build {build.stat().st_size / 2**20:,.0f} MiB -> published "
         f"{r['bytes'] / 2**20:,.0f} MiB; peak RSS {r['peak_mib']:,.0f} MiB",
         flush=True,
@@ -119,7 +133,7 @@ def main() -> None:
     parser.add_argument("--build", required=True, type=Path)
     parser.add_argument("--published", type=Path, help="default: the build file's name "
                         "without .build")
-    parser.add_argument("--nights", default="", help="comma-separated: quiet, grow, night")
+    parser.add_argument("--nights", default="", help="comma-separated: quiet, grow, night, churn")
     parser.add_argument("--full", action="store_true", help="every publish a full one")
     parser.add_argument("--make-proxy", type=Path, help="write a scale proxy here and stop")
     parser.add_argument("--times", type=int, default=10)
@@ -136,12 +150,12 @@ def main() -> None:
     published = (args.published or build.with_name(build.name.replace(".build", ""))).resolve()
     show("publish", run_publish(build, published, incremental=not args.full), build)
     for night in filter(None, args.nights.split(",")):
-        if night in ("grow", "night"):
+        if night in ("grow", "night", "churn"):
             started = time.perf_counter()
             subprocess.run([sys.executable, "-c", NIGHT, str(build), night], check=True)
             print(f"  (changed the build file in {time.perf_counter() - started:.0f}s)")
         elif night != "quiet":
-            parser.error(f"--nights: unknown night {night!r} (quiet, grow, night)")
+            parser.error(f"--nights: unknown night {night!r} (quiet, grow, night, churn)")
         show(night, run_publish(build, published, incremental=not args.full), build)
     if args.check_python:
         check = ("import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
