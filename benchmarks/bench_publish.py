@@ -50,7 +50,7 @@ with publish.run_lock(published, wait=settings.lock_wait_seconds(), what="bench"
                         incremental={incremental!r})
 print(json.dumps({{"seconds": time.perf_counter() - started, "mode": r.mode, "reason": r.reason,
     "written": len(r.rewritten), "appended": r.appended, "patched": r.patched,
-    "kept": r.kept, "bytes": r.bytes,
+    "kept": r.kept, "bytes": r.bytes, "steps": r.steps,
     "rows": sum(r.tables.values()), "tables": len(r.tables),
     "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
@@ -123,7 +123,8 @@ def show(label: str, r: dict, build: Path) -> None:
         f"(+{sum(r['appended'].values()):,} rows), {len(r['patched'])} patched "
         f"({sum(r['patched'].values()):,} rows), {r['kept']} kept; {r['tables']} tables, "
         f"{r['rows']:,} rows; build {build.stat().st_size / 2**20:,.0f} MiB -> published "
-        f"{r['bytes'] / 2**20:,.0f} MiB; peak RSS {r['peak_mib']:,.0f} MiB",
+        f"{r['bytes'] / 2**20:,.0f} MiB; peak RSS {r['peak_mib']:,.0f} MiB; steps "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in r["steps"].items()),
         flush=True,
     )
 

@@ -255,6 +255,9 @@ class Published:
     patched: Mapping[str, int] = field(default_factory=dict)  # table -> rows deleted + inserted
     kept: int = 0
     reason: str = ""  # why a publish was full
+    #: Seconds spent fingerprinting the build, copying the published file, writing tables,
+    #: and syncing + renaming.
+    steps: Mapping[str, float] = field(default_factory=dict)
 
 
 class NotPublished(RuntimeError):
@@ -352,7 +355,7 @@ def _write_state(published: Path, state: dict) -> None:
     """Written after the rename (a kill before it leaves the old state, which no longer
     matches the file: the next publish is full)."""
     path = state_path(published)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.publishing")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.writing")
     tmp.write_text(json.dumps(state))
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
@@ -479,7 +482,7 @@ def publish(
     drop_columns = drop_columns or {}
     for stray in _stray_temp_files(published):  # left by a publish that was killed
         stray.unlink(missing_ok=True)
-    for stray in published.parent.glob(f"{state_path(published).name}.*.publishing"):
+    for stray in published.parent.glob(f"{state_path(published).name}.*.writing"):
         stray.unlink(missing_ok=True)
     format_key = _format_key(schemas, drop_columns)
     state = _read_state(published)
@@ -493,6 +496,7 @@ def publish(
     rewritten: list[str] = []
     appended: dict[str, int] = {}
     patched: dict[str, int] = {}
+    steps: dict[str, float] = {}
     try:
         with duckdb.connect() as con:
             if memory_limit:
@@ -506,6 +510,7 @@ def publish(
                 [list(schemas)],
             ).fetchall()
             plan: dict[str, tuple[str, list[str], int]] = {}  # table -> (action, cols, from)
+            steps["fingerprint"] = time.perf_counter()
             for schema, table in tables:
                 key = f"{schema}.{table}"
                 cols, signature = _published_columns(con, schema, table, drop_columns)
@@ -537,12 +542,18 @@ def publish(
                         + (f" and {len(others) - 5} more" if len(others) > 5 else "")
                     )
             if not reason:
+                steps["fingerprint"] = time.perf_counter() - steps["fingerprint"]
+                steps["copy"] = time.perf_counter()
                 shutil.copyfile(published, tmp)  # in-kernel copy (copy_file_range / sendfile)
+                steps["copy"] = time.perf_counter() - steps["copy"]
                 if _identity(published) != state["file"]:
                     reason, previous = "the published file changed while it was copied", {}
                     tmp.unlink()
                     if only is not None:
                         raise NotPublished(f"not published: {reason}")
+            if "copy" not in steps:
+                steps["fingerprint"] = time.perf_counter() - steps["fingerprint"]
+            written = time.perf_counter()
             if reason:
                 con.execute(
                     f"ATTACH {literal(str(tmp))} AS pub "
@@ -600,10 +611,13 @@ def publish(
             ).fetchone()[0]
             con.execute("DETACH pub")
             con.execute("DETACH build")
+            steps["write"] = time.perf_counter() - written
+        renamed = time.perf_counter()
         # A WAL beside the published name belongs to an older file (one built in place before
         # publishing existed, already seeded into the build file): replayed on the new file it
         # would corrupt it.
         _replace_durably(tmp, published)
+        steps["sync_rename"] = time.perf_counter() - renamed
         _write_state(published, {
             "format": format_key, "file": _identity(published), "live_bytes": int(size),
             "tables": fingerprints,
@@ -616,7 +630,7 @@ def publish(
         mode="full" if reason else "incremental",
         rewritten=tuple(rewritten), appended=appended, patched=patched,
         kept=sum(1 for action, _, _ in plan.values() if action == "keep"),
-        reason=reason,
+        reason=reason, steps={k: round(v, 2) for k, v in steps.items()},
     )
 
 
