@@ -502,6 +502,7 @@ def publish(
             if memory_limit:
                 con.execute(f"SET memory_limit = {literal(memory_limit)}")
             con.execute("SET preserve_insertion_order = true")
+            con.execute("SET enable_progress_bar = false")  # no bars in the run log
             con.execute(f"ATTACH {literal(str(build))} AS build (READ_ONLY)")
             tables = con.execute(
                 "SELECT schema_name, table_name FROM duckdb_tables() "
