@@ -20,6 +20,10 @@ The first publish is full unless the published file and its record match. Each n
 Prints seconds, what was written, appended and kept, the file sizes, and the peak RSS of the
 process that published (each publish runs in its own process).
 
+`--fingerprint-only` times what every nightly publish reads: the fingerprint of every
+published table of the build file (no file written; for a scale proxy too big to publish
+twice on the disk at hand).
+
 `--make-proxy` writes a larger build file for a scale proxy: every `raw` and `marts` table of
 `--build` with more than 100k rows repeated `--times` times, each text `*_id` column suffixed
 with the copy number so keys stay unique; smaller tables copied once.
@@ -82,6 +86,26 @@ for s, t in tables:
 con.execute("CHECKPOINT")
 """
 
+FINGERPRINT = """
+import resource, sys, time
+sys.path.insert(0, {root!r})
+import duckdb
+from assets.core import publish
+from assets.core.sql import ident
+from assets.publish_assets import DROP_COLUMNS, PUBLISHED_SCHEMAS
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+con.execute("ATTACH '{build}' AS build (READ_ONLY)")
+started, rows = time.perf_counter(), 0
+for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE "
+                        "database_name = 'build' AND list_contains(?, schema_name)",
+                        [list(PUBLISHED_SCHEMAS)]).fetchall():
+    cols, _ = publish._published_columns(con, s, t, DROP_COLUMNS)
+    rows += publish._fingerprint(con, f"{{ident(s)}}.{{ident(t)}}", cols, 0)[0][0]
+print(f"fingerprint of {{rows:,}} rows: {{time.perf_counter() - started:.1f}}s, peak RSS "
+      f"{{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f}} MiB")
+"""
+
 PROXY = """
 import duckdb, sys
 src, dest, times = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -137,6 +161,7 @@ def main() -> None:
     parser.add_argument("--nights", default="", help="comma-separated: quiet, grow, night, churn")
     parser.add_argument("--full", action="store_true", help="every publish a full one")
     parser.add_argument("--make-proxy", type=Path, help="write a scale proxy here and stop")
+    parser.add_argument("--fingerprint-only", action="store_true")
     parser.add_argument("--times", type=int, default=10)
     parser.add_argument("--check-python", help="python with PyPI duckdb<2 to open the result")
     args = parser.parse_args()
@@ -147,6 +172,10 @@ def main() -> None:
                         str(args.times)], check=True)
         print(f"proxy {args.make_proxy}: {args.make_proxy.stat().st_size / 2**20:,.0f} MiB "
               f"in {time.perf_counter() - started:.0f}s")
+        return
+    if args.fingerprint_only:
+        subprocess.run([sys.executable, "-c", FINGERPRINT.format(root=str(ROOT),
+                                                                 build=str(build))], check=True)
         return
     published = (args.published or build.with_name(build.name.replace(".build", ""))).resolve()
     show("publish", run_publish(build, published, incremental=not args.full), build)
