@@ -312,6 +312,15 @@ def test_a_normal_night_rewrites_only_what_changed(
     again = do_publish(build, published)  # nothing changed: every table kept
     assert (again.mode, again.rewritten, dict(again.appended)) == ("incremental", (), {})
 
+    with duckdb.connect(str(build)) as con:  # most of a big table changed: written anew
+        con.execute("UPDATE marts.big SET v = 'z' WHERE k % 2 = 0")
+    churn = do_publish(build, published)
+    assert (churn.rewritten, dict(churn.patched)) == (("marts.big",), {})
+    with publish.run_lock(full):
+        publish.publish(build, full, schemas=PUBLISHED_SCHEMAS, drop_columns=DROP_COLUMNS,
+                        info={"run_id": "r1"}, incremental=False)
+    assert published_content(published) == published_content(full)
+
 
 def test_a_publish_limited_to_some_tables_never_carries_a_refresh_that_did_not_publish(
     tmp_path: Path,

@@ -409,29 +409,35 @@ PATCH_MIN_ROWS = 100_000
 PATCH_MAX_SHARE = 0.3
 
 
-def _patch(
-    con: duckdb.DuckDBPyConnection, name: str, cols: list[str], rows: int
+def _changed_rows(
+    con: duckdb.DuckDBPyConnection, name: str, cols: list[str], rows: int, temp: str
 ) -> int | None:
-    """Make pub.`name` hold the rows of build.`name` by deleting the published rows whose
-    hash's count differs and inserting the build's rows of those hashes (a multiset
-    difference: duplicates stay right). Returns the rows deleted plus inserted, or None
-    (nothing done) when more than PATCH_MAX_SHARE of the table would change."""
+    """The multiset difference of pub.`name` and build.`name` by row hash, kept in temp
+    table `temp` (hash, rows gone, rows come): the rows deleted plus inserted by a patch, or
+    None (temp table dropped) when more than PATCH_MAX_SHARE of the table changed."""
     h = f"hash({', '.join(map(ident, cols))})"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _changed AS SELECT h, coalesce(o.n, 0) AS gone, "
+        f"CREATE OR REPLACE TEMP TABLE {temp} AS SELECT h, coalesce(o.n, 0) AS gone, "
         f"coalesce(b.n, 0) AS came FROM (SELECT {h} AS h, count(*) AS n FROM pub.{name} "
         f"GROUP BY ALL) AS o FULL OUTER JOIN (SELECT {h} AS h, count(*) AS n "
         f"FROM build.{name} GROUP BY ALL) AS b USING (h) WHERE o.n IS DISTINCT FROM b.n"
     )
-    gone, came = con.execute("SELECT sum(gone), sum(came) FROM _changed").fetchone()
+    gone, came = con.execute(f"SELECT sum(gone), sum(came) FROM {temp}").fetchone()
     gone, came = int(gone or 0), int(came or 0)
     if came > PATCH_MAX_SHARE * max(rows, 1):
+        con.execute(f"DROP TABLE {temp}")
         return None
-    con.execute(f"DELETE FROM pub.{name} WHERE {h} IN (SELECT h FROM _changed)")
-    con.execute(f"INSERT INTO pub.{name} SELECT {', '.join(map(ident, cols))} "
-                f"FROM build.{name} WHERE {h} IN (SELECT h FROM _changed WHERE came > 0)")
-    con.execute("DROP TABLE _changed")
     return gone + came
+
+
+def _apply_patch(con: duckdb.DuckDBPyConnection, name: str, cols: list[str], temp: str) -> None:
+    """Delete the published rows of every hash whose count changed and insert the build's
+    rows of those hashes (duplicates stay right)."""
+    h = f"hash({', '.join(map(ident, cols))})"
+    con.execute(f"DELETE FROM pub.{name} WHERE {h} IN (SELECT h FROM {temp})")
+    con.execute(f"INSERT INTO pub.{name} SELECT {', '.join(map(ident, cols))} "
+                f"FROM build.{name} WHERE {h} IN (SELECT h FROM {temp} WHERE came > 0)")
+    con.execute(f"DROP TABLE {temp}")
 
 
 class _Copy(threading.Thread):
@@ -595,6 +601,18 @@ def publish(
                     cur = con.execute(f"SELECT * EXCLUDE (published_at, tables) "
                                       f"FROM pub.{PUBLISH_INFO}")
                     info = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
+                # Patch or rewrite: decided before dropping, so rewritten tables reuse blocks.
+                for i, (key, (action, cols, _)) in enumerate(list(plan.items())):
+                    if action == "patch":
+                        schema, table = key.split(".", 1)
+                        changed = _changed_rows(
+                            con, f"{ident(schema)}.{ident(table)}", cols,
+                            fingerprints[key]["fingerprint"][0], f"_changed_{i}",
+                        )
+                        plan[key] = ("create", cols, 0) if changed is None else (
+                            "patch", cols, i)
+                        if changed is not None:
+                            patched[key] = changed
                 # Dropped first and checkpointed, so the new versions reuse their blocks.
                 gone = [k for k in previous if k not in plan] + [
                     k for k, (action, _, _) in plan.items() if action == "create" and k in previous
@@ -619,14 +637,7 @@ def publish(
                         con.execute(f"INSERT INTO pub.{name} {select} WHERE rowid >= {start}")
                         appended[key] = fingerprints[key]["fingerprint"][0] - start
                     elif action == "patch":
-                        changed = _patch(con, name, cols, fingerprints[key]["fingerprint"][0])
-                        if changed is None:  # most rows changed: cheaper to write it anew
-                            con.execute(f"DROP TABLE pub.{name}")
-                            con.execute(f"CREATE TABLE pub.{name} AS {select}")
-                            _copy_comments(con, schema, table, cols)
-                            rewritten.append(key)
-                        else:
-                            patched[key] = changed
+                        _apply_patch(con, name, cols, f"_changed_{start}")
                 counts = {k: v["fingerprint"][0] for k, v in fingerprints.items()}
                 now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
                 row = [f"CAST({literal(now)} AS TIMESTAMP) AS published_at"] + [
