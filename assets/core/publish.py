@@ -405,6 +405,8 @@ def _fingerprint(
 #: A changed table of at least this many rows is patched (rows whose hash is new inserted,
 #: rows whose hash is gone deleted) rather than rewritten, unless most of it changed.
 PATCH_MIN_ROWS = 100_000
+#: DuckDB's memory while fingerprinting (a streaming scan; the cap keeps peak memory low).
+FINGERPRINT_MEMORY = "2GB"
 #: Above this share of changed rows a patched table is written anew instead.
 PATCH_MAX_SHARE = 0.3
 
@@ -546,6 +548,8 @@ def publish(
             ).fetchall()
             plan: dict[str, tuple[str, list[str], int]] = {}  # table -> (action, cols, from)
             steps["fingerprint"] = time.perf_counter()
+            # A scan needs no cache: DuckDB would otherwise keep the whole build file in memory.
+            con.execute(f"SET memory_limit = {literal(FINGERPRINT_MEMORY)}")
             for schema, table in tables:
                 key = f"{schema}.{table}"
                 cols, signature = _published_columns(con, schema, table, drop_columns)
@@ -588,6 +592,7 @@ def publish(
                         raise NotPublished(f"not published: {reason}")
             if "copy" not in steps:
                 steps["fingerprint"] = time.perf_counter() - steps["fingerprint"]
+            con.execute(f"SET memory_limit = {literal(memory_limit or '80%')}")
             written = time.perf_counter()
             if reason:
                 con.execute(
