@@ -5,9 +5,14 @@ tonight (`assets.signals.decisions`), in one pass over the month-end history; th
 marts come from `assets.backtest` (plain SQL, no ground truth). Two runs per materialization
 when a champion scorecard exists: the whole default window, and the model's out-of-time window
 (the honest figures: the in-time months were trained on).
+
+The results reach analysts at once: the asset publishes its own tables (and the scorecard's,
+when the run refit it) when they are the build file's only changes since the last publish.
+A build file that holds a refresh that did not publish (failed blocking checks, a kill) is
+never published from here; the results then wait for the next successful refresh.
 """
 
-
+import os
 
 import duckdb
 from dagster import (
@@ -20,11 +25,14 @@ from dagster import (
 )
 
 from assets.backtest.run import backtest_summary, observed_window, run_backtest
+from assets.core import publish, settings
 from assets.core.metadata import markdown_table, table_exists
 from assets.core.month_ends import add_months
 from assets.core.resources import RiskWarehouse
 from assets.dbt_assets import mart_key
+from assets.publish_assets import DROP_COLUMNS, PUBLISHED_SCHEMAS
 from assets.scorecard import load_spec
+from assets.scorecard import sql as scorecard_sql
 from assets.scorecard.fit import warmup_end
 from assets.scorecard_assets import PD_SCORECARD_KEY
 from assets.signals.catalog import Catalog, load_catalog
@@ -57,6 +65,42 @@ DESCRIPTIONS = {
     "window, per run.",
 }
 WINDOW_MONTHS = 24
+#: What a scorecard refit writes (published with the back-test when this run refit it).
+SCORECARD_TABLES = frozenset(
+    {scorecard_sql.MODELS, scorecard_sql.BINS, scorecard_sql.CALIBRATION, scorecard_sql.PSI}
+)
+
+
+def publish_backtest(
+    context: AssetExecutionContext, warehouse: RiskWarehouse
+) -> dict[str, object]:
+    """Publish the back-test's tables now when they (and a refit's scorecard tables) are all
+    that changed since the last publish; otherwise leave them for the next refresh."""
+    if not warehouse.build_aside:
+        return {"published": False}
+    selection = context.run.asset_selection
+    refit = selection is None or PD_SCORECARD_KEY in selection
+    tables = {f"marts.{m}" for m in BACKTEST_MARTS} | (SCORECARD_TABLES if refit else set())
+    try:
+        result = publish.publish(
+            warehouse.warehouse_path, warehouse.published_path, schemas=PUBLISHED_SCHEMAS,
+            drop_columns=DROP_COLUMNS, memory_limit=settings.duckdb_memory_limit(),
+            only=tables,
+        )
+    except publish.NotPublished as exc:
+        context.log.warning(f"back-test {exc}; its results are published with the next refresh")
+        return {"published": False, "not_published_because": str(exc)}
+    changed = set(result.rewritten) | set(result.appended)
+    if changed & SCORECARD_TABLES:
+        # A refit may change the champion, hence tonight's decisions: the build file is marked
+        # newer than the publish, so the next refresh rebuilds (refresh_plan) and does not skip.
+        os.utime(warehouse.warehouse_path)
+    context.log.info(
+        f"published the back-test to {result.path}: {', '.join(sorted(changed)) or 'nothing new'}"
+        f" in {result.seconds:.1f}s"
+    )
+    return {"published": True, "published_tables": MetadataValue.json(sorted(changed)),
+            "publish_seconds": round(result.seconds, 2)}
 
 
 def backtest(
@@ -166,6 +210,7 @@ def early_warning_backtest(context: AssetExecutionContext, warehouse: RiskWareho
             if table_exists(con, "marts", "backtest_scores")
             else 0
         )
+    published = publish_backtest(context, warehouse)
     figures = [
         "auc_6m", "auc_6m_list_order", "ks_6m", "auc_12m", "ks_12m", "recall_6m",
         "precision_red_6m",
@@ -180,6 +225,7 @@ def early_warning_backtest(context: AssetExecutionContext, warehouse: RiskWareho
     for name in BACKTEST_MARTS:
         meta: dict[str, object] = {"engine": runs[0]["engine"] if runs else "none"}
         if name == "backtest_runs":
+            meta.update(published)
             meta["figures"] = MetadataValue.md(table)
             meta["summary"] = MetadataValue.json(
                 {k: v for k, v in summary.items() if isinstance(v, int | float | str)}

@@ -76,9 +76,11 @@ def failed_blocking_checks(context: AssetExecutionContext) -> list[str]:
     description=(
         "The warehouse analysts open (RISK_WAREHOUSE), published when the refresh is complete "
         "and its blocking checks passed: the refresh builds in `<name>.build.duckdb` beside it; "
-        "this step copies every table of `marts` and `raw` (without personal data) into a "
+        "this step writes the tables of `marts` and `raw` (without personal data) into a "
         "temporary file in DuckDB's v1.5.0 format (the PyPI DuckDB 1.5 CLI opens it) and "
-        "renames it over RISK_WAREHOUSE in one step. Readers keep the previous file until they "
+        "renames it over RISK_WAREHOUSE in one step. On a normal night the temporary file is a "
+        "copy of the published one in which only tables whose content changed are rewritten "
+        "(tables that only grew are appended to). Readers keep the previous file until they "
         "reconnect. New or escalated red firms raise an alert (marts.alert_log, "
         "RISK_ALERT_WEBHOOK). Afterwards the build file is compacted when it has grown past "
         "RISK_COMPACT_RATIO (2) times its live size."
@@ -122,8 +124,10 @@ def published_warehouse(
             memory_limit=settings.duckdb_memory_limit(),
         )
         context.log.info(
-            f"published {warehouse.published_path}: {len(result.tables)} tables, "
-            f"{result.bytes / 2**20:.1f} MiB in {result.seconds:.1f}s"
+            f"published {warehouse.published_path} ({result.mode}"
+            + (f": {result.reason}" if result.reason else "") + f"): {len(result.tables)} "
+            f"tables ({len(result.rewritten)} written, {len(result.appended)} appended to, "
+            f"{result.kept} kept), {result.bytes / 2**20:.1f} MiB in {result.seconds:.1f}s"
         )
         metadata = {
             "published": True,
@@ -132,6 +136,11 @@ def published_warehouse(
             "tables": len(result.tables),
             "size_mib": round(result.bytes / 2**20, 1),
             "publish_seconds": round(result.seconds, 2),
+            "publish_mode": result.mode,
+            "full_publish_reason": result.reason,
+            "tables_written": MetadataValue.json(sorted(result.rewritten)),
+            "rows_appended": MetadataValue.json(dict(result.appended)),
+            "tables_kept": result.kept,
             "table_rows": MetadataValue.json(result.tables),
         }
         ratio = settings.compact_ratio()

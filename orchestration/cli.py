@@ -285,8 +285,7 @@ def _backtest_locked(args: argparse.Namespace, warehouse: Path) -> int:
     prepare_dbt_project()
     from orchestration.definitions import defs
 
-    print(f"risk backtest: warehouse {build_path(warehouse)} (published with the next "
-          "`risk refresh`)", flush=True)
+    print(f"risk backtest: warehouse {build_path(warehouse)}", flush=True)
     job = defs.resolve_job_def("model_backtest")
     selection = None
     if args.no_refit:
@@ -308,6 +307,13 @@ def _backtest_locked(args: argparse.Namespace, warehouse: Path) -> int:
         print(f"risk backtest FAILED (run {result.run_id}): see the run log", file=sys.stderr)
         return 1
     _print_backtest(build_path(warehouse))
+    meta = next((e.materialization.metadata for e in result.get_asset_materialization_events()
+                 if e.asset_key == AssetKey(["marts", "backtest_runs"])), {})
+    if meta.get("published") and meta["published"].value:
+        print(f"\n published to {warehouse}: analysts see the results now.")
+    elif "not_published_because" in meta:
+        print(f"\n {meta['not_published_because'].value}: the results are published with the "
+              "next `risk refresh`.")
     return 0
 
 

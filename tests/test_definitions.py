@@ -106,6 +106,7 @@ def test_decision_assets_are_partitioned_by_as_of_date(defs: Definitions) -> Non
     assert partitioned == {
         "marts/signal_hits", "marts/enterprise_risk_profile", "marts/enterprise_decisions",
         "marts/watchlist_history", "marts/watchlist_refreshes", "exports/watchlist_report",
+        "marts/loan_ifrs9_stage_history",
     }
     for name in partitioned:
         node = graph.get(AssetKey(name.split("/")))
@@ -114,6 +115,9 @@ def test_decision_assets_are_partitioned_by_as_of_date(defs: Definitions) -> Non
     assert AS_OF_PARTITIONS.timezone == "Asia/Shanghai"
     job = defs.resolve_job_def("nightly_refresh")
     assert job.partitions_def == AS_OF_PARTITIONS
+    # A backfill launched from the job page follows the job's policy (Dagster 1.13,
+    # job_backfill._get_partitions_chunk): one run tagged with the range, not a run per date.
+    assert job.backfill_policy == BackfillPolicy.single_run()
 
 
 def test_asset_specs_match_snapshot(defs: Definitions) -> None:

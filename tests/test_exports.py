@@ -546,10 +546,10 @@ def test_past_date_export_reads_that_dates_history(tmp_path, monkeypatch):
     """A past date's export lists the watchlist history's rows of that date, not the current
     watchlist."""
     from assets.report import files
-    from assets.report.queries import gather_report_data
+    from assets.report.queries import PAST_DATE_SCREENING, gather_report_data
 
     wh = tmp_path / "w.duckdb"
-    _build_warehouse(wh)
+    _build_warehouse(wh, screening=True)
     with duckdb.connect(str(wh)) as con:
         con.execute("DELETE FROM marts.watchlist_history")
         con.execute(
@@ -567,6 +567,14 @@ def test_past_date_export_reads_that_dates_history(tmp_path, monkeypatch):
         ).fetchall()
     assert [r["enterprise_id"] for r in data.watchlist_rows] == [only]
     assert parquet == [(only,)]
+    # Screening has no history: a past date's report says it is left out and has no CSV.
+    assert data.screening_decisions is None and data.screening_window is None
+    assert out.application_screening_csv is None
+    assert not (out.out_dir / "application_screening.csv").exists()
+    assert PAST_DATE_SCREENING in out.report_html.read_text(encoding="utf-8")
+    with duckdb.connect(str(wh), read_only=True) as con:
+        current = gather_report_data(con, date(2025, 3, 31))
+    assert current.screening_decisions and PAST_DATE_SCREENING not in current.notices
 
 
 def test_report_shows_guarantee_circles_in_trouble() -> None:

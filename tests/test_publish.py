@@ -234,6 +234,163 @@ def test_published_file_opens_in_duckdb_1_5(tmp_path: Path, duckdb15: Path) -> N
     assert version.startswith("1.5") and rest.strip() == "(3, ['overdue'])"
 
 
+def published_content(path: Path) -> dict:
+    """Every published table's rows (sorted), columns and comments: what an analyst sees."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.execute(
+            "SELECT schema_name, table_name, comment FROM duckdb_tables() "
+            "WHERE NOT (schema_name = 'main' AND table_name = 'published_refresh') ORDER BY ALL"
+        ).fetchall()
+        return {
+            f"{s}.{t}": (
+                comment,
+                con.execute("SELECT column_name, data_type, comment FROM duckdb_columns() "
+                            "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+                            [s, t]).fetchall(),
+                con.execute(f'SELECT * FROM "{s}"."{t}" ORDER BY ALL').fetchall(),
+            )
+            for s, t, comment in tables
+        }
+
+
+def test_a_normal_night_rewrites_only_what_changed(
+    tmp_path: Path, duckdb15: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second publish copies the published file and rewrites only changed tables, appends
+    to tables that only grew, patches the changed rows of big tables (duplicates included,
+    whatever the row order), drops tables gone from the build: the result is what a full
+    publish writes, and it still opens in DuckDB 1.5."""
+    monkeypatch.setattr(publish, "PATCH_MIN_ROWS", 1000)
+    build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
+    make_build(build)
+    with duckdb.connect(str(build)) as con:
+        con.execute("CREATE TABLE marts.big AS SELECT range % 700 AS k, 'v' AS v "
+                    "FROM range(2000)")  # k 0-599 three times, 600-699 twice
+        con.execute("CREATE TABLE raw.repayments AS SELECT range AS loan_id, "
+                    "range * 1.5::DECIMAL(18, 2) AS amount FROM range(1000)")
+        con.execute("CREATE TABLE marts.steady AS SELECT range AS i FROM range(50)")
+        con.execute("CREATE TABLE marts.retired AS SELECT 1 AS i")
+    first = do_publish(build, published)
+    assert (first.mode, first.reason) == ("full", "no published file yet")
+    assert publish.state_path(published).exists()
+
+    make_build(build, tag="v2")  # raw.enterprises rebuilt with the same rows; watchlist changed
+    with duckdb.connect(str(build)) as con:
+        con.execute("INSERT INTO raw.repayments SELECT range, 7 FROM range(1000, 1005)")
+        con.execute("DROP TABLE marts.retired")
+        con.execute("CREATE TABLE marts.fresh AS SELECT 'x' AS v")
+        con.execute("COMMENT ON COLUMN marts.steady.i IS 'now documented'")
+        # rebuilt in another order: k 0-9 change value, one copy of k 10-14 goes, k 700 comes
+        con.execute("CREATE OR REPLACE TABLE marts.big AS SELECT * FROM ("
+                    "SELECT k, CASE WHEN k < 10 THEN 'w' ELSE v END AS v FROM marts.big "
+                    "QUALIFY k NOT BETWEEN 10 AND 14 OR row_number() OVER (PARTITION BY k) > 1 "
+                    "UNION ALL SELECT 700, 'v') ORDER BY random()")
+    night = do_publish(build, published)
+    assert night.mode == "incremental", night.reason
+    # k 0-9: 30 rows out, 30 in; k 10-14: 15 out, 10 in; k 700: 1 in
+    assert dict(night.patched) == {"marts.big": 86}
+    assert set(night.rewritten) == {"marts.watchlist", "marts.fresh", "marts.steady"}
+    assert dict(night.appended) == {"raw.repayments": 5}
+    assert night.kept == 2  # raw.enterprises, raw.rejected_rows
+    assert night.tables["marts.big"] == 1996
+    assert night.tables["raw.repayments"] == 1005 and "marts.retired" not in night.tables
+
+    full = tmp_path / "full.duckdb"
+    with publish.run_lock(full):
+        publish.publish(build, full, schemas=PUBLISHED_SCHEMAS, drop_columns=DROP_COLUMNS,
+                        info={"run_id": "r1"}, incremental=False)
+    assert published_content(published) == published_content(full)
+    out = subprocess.run(
+        [duckdb15, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print(c.execute('SELECT count(*), sum(amount) FROM raw.repayments').fetchone())",
+         str(published)],
+        capture_output=True, text=True, check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(1005, Decimal('749285.00'))"
+
+    again = do_publish(build, published)  # nothing changed: every table kept
+    assert (again.mode, again.rewritten, dict(again.appended)) == ("incremental", (), {})
+
+    with duckdb.connect(str(build)) as con:  # most of a big table changed: written anew
+        con.execute("UPDATE marts.big SET v = 'z' WHERE k % 2 = 0")
+    churn = do_publish(build, published)
+    assert (churn.rewritten, dict(churn.patched)) == (("marts.big",), {})
+    with publish.run_lock(full):
+        publish.publish(build, full, schemas=PUBLISHED_SCHEMAS, drop_columns=DROP_COLUMNS,
+                        info={"run_id": "r1"}, incremental=False)
+    assert published_content(published) == published_content(full)
+
+
+def test_a_publish_limited_to_some_tables_never_carries_a_refresh_that_did_not_publish(
+    tmp_path: Path,
+) -> None:
+    """`only` (the back-test's tables) publishes them at once when they are all that changed,
+    keeping the published refresh's row; a build file that also holds other changes (a
+    refresh whose blocking checks failed) is not published."""
+    build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
+    make_build(build)
+    do_publish(build, published)
+    backtest = {"marts.backtest_runs"}
+    with duckdb.connect(str(build)) as con:
+        con.execute("CREATE TABLE marts.backtest_runs AS SELECT 0.81 AS auc_6m")
+    with publish.run_lock(published):
+        result = publish.publish(build, published, schemas=PUBLISHED_SCHEMAS,
+                                 drop_columns=DROP_COLUMNS, only=backtest)
+    assert (result.mode, result.rewritten) == ("incremental", ("marts.backtest_runs",))
+    with duckdb.connect(str(published), read_only=True) as con:
+        assert con.execute("SELECT auc_6m FROM marts.backtest_runs").fetchone()[0] == \
+            Decimal("0.81")
+        assert con.execute("SELECT run_id FROM main.published_refresh").fetchone()[0] == "r1"
+
+    make_build(build, tag="failed refresh")  # a refresh that stopped at a blocking check
+    with duckdb.connect(str(build)) as con:
+        con.execute("CREATE OR REPLACE TABLE marts.backtest_runs AS SELECT 0.9 AS auc_6m")
+    before = sha(published)
+    with publish.run_lock(published), pytest.raises(publish.NotPublished) as refused:
+        publish.publish(build, published, schemas=PUBLISHED_SCHEMAS,
+                        drop_columns=DROP_COLUMNS, only=backtest)
+    assert "marts.watchlist" in str(refused.value) and "backtest" not in str(refused.value)
+    assert sha(published) == before and not list(tmp_path.glob(".w.duckdb.*.publishing*"))
+
+    publish.state_path(published).unlink()  # no record: cannot tell what changed
+    with publish.run_lock(published), pytest.raises(publish.NotPublished, match="no record"):
+        publish.publish(build, published, schemas=PUBLISHED_SCHEMAS,
+                        drop_columns=DROP_COLUMNS, only=backtest)
+    assert sha(published) == before
+
+
+WRITER = """
+import duckdb, sys, time
+con = duckdb.connect(sys.argv[1])
+con.execute("DELETE FROM marts.watchlist WHERE enterprise_id = 'E0'")
+con.execute("CHECKPOINT")
+print("written", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_published_file_someone_wrote_to_is_published_in_full(tmp_path: Path) -> None:
+    """An analyst who opens the published file read-write and changes it neither blocks the
+    next publish (the copy never asks DuckDB for a lock) nor survives it."""
+    build, published = tmp_path / "w.build.duckdb", tmp_path / "w.duckdb"
+    make_build(build)
+    do_publish(build, published)
+    expected = published_content(published)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(published)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "written"
+        result = do_publish(build, published)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert result.mode == "full"
+    assert result.reason == "the published file was changed since it was published"
+    assert published_content(published) == expected
+    assert do_publish(build, published).mode == "incremental"
+
+
 # ---------------------------------------------------------------------------------------------
 # kill -9 at every stage of a real `risk refresh`
 

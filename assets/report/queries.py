@@ -76,11 +76,19 @@ def watchlist_history_select(con: duckdb.DuckDBPyConnection, as_of: date) -> str
     )
 
 
+#: The notice of a past date's report in place of the screening section.
+PAST_DATE_SCREENING = (
+    "Pre-lending screening is left out of the report of a past as-of date: "
+    "marts.application_screening holds the current decisions only (no history by date)."
+)
+
+
 def gather_report_data(
     con: duckdb.DuckDBPyConnection, as_of: date, from_history: bool = False
 ) -> ReportData:
     """Read what the report shows from the marts; missing tables become notices. With
-    `from_history` the watchlist is D's rows of watchlist_history (a past as-of date)."""
+    `from_history` the watchlist is D's rows of watchlist_history (a past as-of date); the
+    screening section and its CSV are then left out (application_screening has no history)."""
     data = ReportData(as_of=as_of, generated_at=now())
     for table in REPORT_TABLES:
         if not table_exists(con, MARTS, table):
@@ -105,7 +113,9 @@ def gather_report_data(
     if "watchlist_history" not in data.missing:
         _read_changes(con, data)
     _read_trends(con, data)
-    if table_exists(con, MARTS, "application_screening"):
+    if from_history and table_exists(con, MARTS, "application_screening"):
+        data.notices.append(PAST_DATE_SCREENING)
+    elif table_exists(con, MARTS, "application_screening"):
         _read_screening_month(con, data)
         data.screening_decisions = [
             (str(d), int(n))
@@ -139,8 +149,9 @@ def _read_circles(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
     tier = "NULL::VARCHAR"
     join_wl = ""
     if table_exists(con, MARTS, "watchlist"):
-        tier = "w.tier"
-        join_wl = f"LEFT JOIN {mart('watchlist')} w ON w.enterprise_id = u.eid"
+        tier = "w.tier"  # D's watchlist (from the history for a past date)
+        join_wl = (f"LEFT JOIN {data.watchlist_from or mart('watchlist')} w "
+                   "ON w.enterprise_id = u.eid")
     dpd, join_f = "NULL::INTEGER", ""
     if table_exists(con, MARTS, "fct_enterprise_month_end"):
         dpd = "f.dpd_max"

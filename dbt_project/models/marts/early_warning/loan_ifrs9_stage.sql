@@ -1,38 +1,15 @@
-{#- IFRS 9 stage per loan as of D, for the loans at the last month end: the days-past-due
-    floor, raised to 2 when the borrower's tier is red (contract section 3: other evidence may
-    only raise the stage, never lower it). -#}
-
-with loans as (
-
-    select *
-    from {{ ref('fct_loan_month_end') }}
-    where month_end = {{ ef_last_month_end() }}
-
-),
-
-profile as (
-
-    select enterprise_id, tier, signals
-    from {{ source('early_warning', 'enterprise_risk_profile') }}
-    where as_of_date = {{ as_of_date() }}
-
-)
+{#- IFRS 9 stage per loan as of the latest refreshed as-of date: that date's rows of
+    loan_ifrs9_stage_history (where the stage is decided). A run for a past date writes that
+    date's history rows and leaves this as it is. -#}
 
 select
-    cast(l.loan_id as varchar)                          as loan_id,
-    cast(l.enterprise_id as varchar)                    as enterprise_id,
-    cast({{ as_of_date() }} as date)                    as as_of_date,
-    cast(l.month_end as date)                           as month_end,
-    cast(l.ifrs9_stage_dpd_floor as integer)            as ifrs9_stage_dpd_floor,
-    cast(greatest(
-        l.ifrs9_stage_dpd_floor,
-        case when p.tier = 'red' then 2 else 1 end
-    ) as integer)                                       as ifrs9_stage,
-    cast(case
-        when p.tier = 'red' and l.ifrs9_stage_dpd_floor < 2
-            then 'raised to 2: red watchlist tier (' || array_to_string(p.signals, ', ') || ')'
-        else 'days past due floor (' || l.dpd || ' dpd)'
-    end as varchar)                                     as stage_reason
-from loans as l
-left join profile as p using (enterprise_id)
-order by l.loan_id
+    loan_id,
+    enterprise_id,
+    as_of_date,
+    month_end,
+    ifrs9_stage_dpd_floor,
+    ifrs9_stage,
+    stage_reason
+from {{ ref('loan_ifrs9_stage_history') }}
+where as_of_date = (select max(r.as_of_date) from {{ ref('watchlist_refreshes') }} as r)
+order by loan_id
