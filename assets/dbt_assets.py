@@ -160,7 +160,9 @@ def _invoke(
         recompute.enterprises
     ):
         unchanged = unchanged_fact_tests()
-        extra = ["--exclude", *unchanged] if unchanged else []
+        # one space-separated value: dagster-dbt folds it into the asset's own selection
+        # (separate tokens would fall out of its parser onto the preceding option)
+        extra = ["--exclude", " ".join(unchanged)] if unchanged else []
     partial = recompute is not None and not recompute.full
     write_run_context(
         warehouse.warehouse_path,
