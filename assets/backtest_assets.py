@@ -78,8 +78,8 @@ def publish_backtest(
     that changed since the last publish; otherwise leave them for the next refresh."""
     if not warehouse.build_aside:
         return {"published": False}
-    selection = context.run.asset_selection
-    refit = selection is None or PD_SCORECARD_KEY in selection
+    selection = context.run.asset_selection  # empty (not None) when the whole job runs
+    refit = not selection or PD_SCORECARD_KEY in selection
     tables = {f"marts.{m}" for m in BACKTEST_MARTS} | (SCORECARD_TABLES if refit else set())
     try:
         result = publish.publish(

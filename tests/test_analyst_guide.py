@@ -54,7 +54,7 @@ def sample_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "DAGSTER_HOME": str(root / "dagster_home"),
     }
     _risk(["refresh"], env)
-    _risk(["backtest", "--no-refit"], env)
+    _risk(["backtest"], env)  # with its refit: the scorecard tables are published too
     return root / "warehouse.build.duckdb"
 
 
@@ -127,6 +127,12 @@ def test_the_backtest_is_published_at_once(sample_warehouse: Path) -> None:
         assert con.execute(query).fetchall() == built != []
         assert con.execute("SELECT CAST(as_of_date AS VARCHAR) FROM main.published_refresh"
                            ).fetchone()[0] == AS_OF
+    # the back-test's refit (the refresh's fit and this one) is published with it
+    models = "SELECT model_version, status FROM marts.pd_scorecard_models ORDER BY ALL"
+    with duckdb.connect(str(sample_warehouse), read_only=True) as con:
+        fits = con.execute(models).fetchall()
+    with duckdb.connect(str(published), read_only=True) as con:
+        assert con.execute(models).fetchall() == fits and len(fits) >= 2
 
 
 def test_the_refresh_writes_the_officers_files(sample_warehouse: Path) -> None:
