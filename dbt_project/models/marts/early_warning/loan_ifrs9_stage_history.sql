@@ -2,14 +2,7 @@
     replaces D's rows only, --full-refresh never wipes it. For the loans at D's last month
     end: the days-past-due floor, raised to 2 when the borrower's tier at D is red (contract
     section 3: other evidence may only raise the stage, never lower it). -#}
-{{ config(
-    materialized='incremental',
-    unique_key='as_of_date',
-    incremental_strategy='delete+insert',
-    full_refresh=false,
-    on_schema_change='append_new_columns',
-    tags=['as_of_history'],
-) }}
+{{ as_of_history_config() }}
 
 with loans as (
 

@@ -12,14 +12,7 @@
     - first_flagged_date is the first month end of the current run of listed month ends;
     - status at D (its latest month end): new when it was not on the list at the month end
       before, escalated when its tier went from amber to red, else continuing. -#}
-{{ config(
-    materialized='incremental',
-    unique_key='as_of_date',
-    incremental_strategy='delete+insert',
-    full_refresh=false,
-    on_schema_change='append_new_columns',
-    tags=['as_of_history'],
-) }}
+{{ as_of_history_config() }}
 
 {%- set n_exit = var('watchlist_exit_after_clear_month_ends') | int %}
 

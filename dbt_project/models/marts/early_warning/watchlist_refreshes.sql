@@ -1,14 +1,7 @@
 -- depends_on: {{ source('early_warning', 'enterprise_risk_profile_history') }}
 {#- One row per refresh (as-of date), listed firms or not: the calendar of refreshes.
     Incremental and never rebuilt by --full-refresh. -#}
-{{ config(
-    materialized='incremental',
-    unique_key='as_of_date',
-    incremental_strategy='delete+insert',
-    full_refresh=false,
-    on_schema_change='append_new_columns',
-    tags=['as_of_history'],
-) }}
+{{ as_of_history_config() }}
 
 select
     cast({{ as_of_date() }} as date)          as as_of_date,
