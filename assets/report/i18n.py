@@ -223,10 +223,16 @@ def reason_zh(reason: str, catalog: Catalog | None = None) -> str:
     return reason
 
 
+_NAMES: dict[int, dict[str, str]] = {}
+
+
 def _signal_names_zh(catalog: Catalog) -> dict[str, str]:
     """Signal id -> its Chinese name: reasons that name another firm's hard trigger carry the
-    trigger's id, which a Chinese reader should see as words."""
-    return {s.id: s.name_zh for s in catalog.signals if s.name_zh}
+    trigger's id, which a Chinese reader should see as words. Built once per catalog, like
+    the templates (a report translates every reason)."""
+    if id(catalog) not in _NAMES:
+        _NAMES[id(catalog)] = {s.id: s.name_zh for s in catalog.signals if s.name_zh}
+    return _NAMES[id(catalog)]
 
 
 @lru_cache(maxsize=1)
