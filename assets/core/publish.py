@@ -260,6 +260,17 @@ class Published:
     steps: Mapping[str, float] = field(default_factory=dict)
 
 
+def _scratch(memory_limit: str | None) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection that files are attached to, for publish and compaction: rows
+    keep their order (appends and patches rely on it), no progress bars in the run log."""
+    con = duckdb.connect()
+    if memory_limit:
+        con.execute(f"SET memory_limit = {literal(memory_limit)}")
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 class NotPublished(RuntimeError):
     """A publish limited to some tables (`only`) found other changes in the build file, or
     cannot tell; `str()` says why in one line."""
@@ -534,11 +545,7 @@ def publish(
     try:
         if copier is not None:
             copier.start()
-        with duckdb.connect() as con:
-            if memory_limit:
-                con.execute(f"SET memory_limit = {literal(memory_limit)}")
-            con.execute("SET preserve_insertion_order = true")
-            con.execute("SET enable_progress_bar = false")  # no bars in the run log
+        with _scratch(memory_limit) as con:
             con.execute(f"ATTACH {literal(str(build))} AS build (READ_ONLY)")
             tables = con.execute(
                 "SELECT schema_name, table_name FROM duckdb_tables() "
@@ -731,10 +738,7 @@ def compact(
         return Compaction(build, before, before, live, False, time.perf_counter() - started)
     tmp = build.with_name(f".{build.name}.{os.getpid()}.compacting")
     try:
-        with duckdb.connect() as con:
-            if memory_limit:
-                con.execute(f"SET memory_limit = {literal(memory_limit)}")
-            con.execute("SET preserve_insertion_order = true")
+        with _scratch(memory_limit) as con:
             # The source keeps its own catalog name, so views that name it still bind.
             con.execute(f"ATTACH {literal(str(build))} AS {ident(catalog)} (READ_ONLY)")
             con.execute(f"ATTACH {literal(str(tmp))} AS compacted")
