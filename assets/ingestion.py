@@ -102,7 +102,7 @@ class FileResult:
     """What happened to one landing file. rows_read = rows_loaded + rows_quarantined."""
 
     source_file: str
-    status: str  # loaded | rejected | unchanged
+    status: str  # loaded | rejected | unchanged | gone
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
@@ -715,6 +715,29 @@ def check_table_folder(
         )
 
 
+def gone_files(
+    manifest: dict[str, tuple[int, datetime]], files: list[Path], reported: list[FileResult]
+) -> list[FileResult]:
+    """Files loaded at an earlier load that are no longer in the landing folder. Their rows
+    stay loaded (the contract keeps loaded rows until re-delivered; archiving a delivered
+    file is normal), but a file that vanishes should be seen, not silently forgotten."""
+    present = {str(p) for p in files} | {f.source_file for f in reported}
+    return [
+        FileResult(
+            source,
+            "gone",
+            reason=cap(
+                f"loaded earlier ({size} bytes, modified {mtime:%Y-%m-%d %H:%M}) and no longer "
+                "in the landing folder: its rows stay loaded; to retract rows, re-deliver "
+                "them corrected",
+                LINE_MAX,
+            ),
+        )
+        for source, (size, mtime) in sorted(manifest.items())
+        if source not in present
+    ]
+
+
 def load_table(
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path,
@@ -746,7 +769,9 @@ def load_table(
     if _has_appended(con, table_name):  # a first load that stopped before de-duplicating
         with transaction(con):
             _deduplicate(con, table)
-    seen = {} if force else _manifest(con, table_name)
+    manifest = _manifest(con, table_name)
+    result.files += gone_files(manifest, files, reported)
+    seen = {} if force else manifest
     todo: list[Path] = []
     for path in files:
         if seen.get(str(path)) == file_stamp(path):

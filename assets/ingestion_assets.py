@@ -103,6 +103,7 @@ def _build_asset(table_name: str) -> AssetsDefinition:
                 "dagster/row_count": result.row_count,
                 "files_new_or_changed": len(result.files_loaded) + len(result.files_rejected),
                 "files_unchanged": sum(f.status == "unchanged" for f in result.files),
+                "files_gone": sum(f.status == "gone" for f in result.files),
                 "rows_read": result.rows_read,
                 "rows_loaded": result.rows_loaded,
                 "rows_quarantined": result.rows_quarantined,
@@ -150,7 +151,16 @@ def _quarantine_summary(con, table_name: str) -> tuple[int, list[tuple]]:
 
 
 def _log(context: AssetExecutionContext, result: TableResult) -> None:
-    """One line per new, changed or rejected file, each cut to LINE_MAX characters."""
+    """One line per new, changed or rejected file, each cut to LINE_MAX characters; files gone
+    from the landing since an earlier load: the first FILES_SHOWN, then a count."""
+    gone = [f for f in result.files if f.status == "gone"]
+    for f in gone[:FILES_SHOWN]:
+        context.log.warning(cap(f"{result.table}: {f.source_file}: {f.reason}", LINE_MAX))
+    if len(gone) > FILES_SHOWN:
+        context.log.warning(
+            f"{result.table}: {len(gone) - FILES_SHOWN} more files loaded earlier are no longer "
+            "in the landing folder (their rows stay loaded)"
+        )
     for f in result.files:
         if f.status == "rejected":
             context.log.warning(

@@ -530,6 +530,33 @@ def test_folder_that_had_files_and_has_none_today_fails(
     assert q(warehouse, "SELECT count(*) FROM raw.registry_events") == [(0,)]
 
 
+def test_a_file_gone_since_an_earlier_load_is_reported_and_its_rows_stay(
+    landing: Path, warehouse: Path
+) -> None:
+    """Archiving a delivered file is normal, so its rows stay; but the load names it."""
+    write_csv(landing, "repayments", "extra.csv", REPAYMENT_HEADER,
+              [["P9201", "L1", "2024-03-01", "5"]])
+    ingest_all(warehouse, landing)
+    before = q(warehouse, "SELECT * FROM raw.repayments ORDER BY payment_id")
+    (landing / "repayments" / "extra.csv").unlink()
+    with duckdb.connect(str(warehouse)) as con:
+        result = ingestion.load_table(con, landing, "repayments")
+    gone = [f for f in result.files if f.status == "gone"]
+    assert [Path(f.source_file).name for f in gone] == ["extra.csv"]
+    assert "no longer in the landing folder: its rows stay loaded" in gone[0].reason
+    assert not result.files_loaded
+    assert q(warehouse, "SELECT * FROM raw.repayments ORDER BY payment_id") == before
+    # Delivered again unchanged: loaded as a new file (it left the manifest's view), nothing
+    # gone, and the table holds the same rows.
+    write_csv(landing, "repayments", "extra.csv", REPAYMENT_HEADER,
+              [["P9201", "L1", "2024-03-01", "5"]])
+    with duckdb.connect(str(warehouse)) as con:
+        again = ingestion.load_table(con, landing, "repayments")
+    assert not [f for f in again.files if f.status == "gone"]
+    rows = "SELECT payment_id, loan_id, payment_date, amount FROM raw.repayments ORDER BY 1"
+    assert q(warehouse, rows) == [r[:4] for r in before]
+
+
 def test_file_names_are_read_literally_never_as_glob_patterns(
     tmp_path: Path, warehouse: Path
 ) -> None:

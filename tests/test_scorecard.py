@@ -6,6 +6,7 @@ columns the test spec reads, so each fit takes about a second.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -548,3 +549,26 @@ def test_a_candidate_with_no_values_in_training_is_left_out_and_named(con) -> No
     assert "empty" not in model.features and "flat" not in model.features
     notes = model_card(con, version)["model"]["notes"]
     assert "fewer than 2 distinct values in training: empty, flat" in notes
+
+
+def test_a_candidate_whose_look_back_was_not_yet_filled_in_training_is_left_out(con) -> None:
+    """A predictive feature that exists only in the last training month ends (a look-back
+    longer than the history before them) is left out and named; it is kept once the gate is
+    off, so the gate is what removes it."""
+    con.execute("alter table marts.fct_enterprise_month_end add column late double")
+    # Filled from 2023-04 on; training here is 2022-01..2023-06 (outcomes observed by the fit
+    # date, then a 6-month holdout), so it is NULL in 15 of 18 training month ends.
+    con.execute(
+        "update marts.fct_enterprise_month_end set late = x1 where month_end >= '2023-04-30'"
+    )
+    features = [*SPEC["features"], {"name": "late", "mart": "enterprise"}]
+    version = fit_scorecard(con, FIT_DATE, make_spec(features=features))
+    model = load_model(con, version)
+    assert model.status != "cold_start" and "late" not in model.features
+    notes = model_card(con, version)["model"]["notes"]
+    assert "look-back not yet filled in the training window: late (missing in" in notes
+    shares = r"late \(missing in 8[0-9]% of training firm-months, [0-9]+% at 2024-12-31\)"
+    assert re.search(shares, notes)
+
+    kept = fit_scorecard(con, FIT_DATE, make_spec(features=features, max_missing_excess=1.0))
+    assert "late" in load_model(con, kept).features

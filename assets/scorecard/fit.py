@@ -11,6 +11,7 @@ champion or None (cold start, or never fitted).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from importlib.metadata import version as package_version
@@ -277,9 +278,50 @@ def unusable_candidates(df: pd.DataFrame, spec: ScorecardSpec) -> list[str]:
     return [f.name for f in spec.features if df[f.name].nunique(dropna=True) < 2]
 
 
-def fit_optbinning_scorecard(df: pd.DataFrame, spec: ScorecardSpec):
-    """Bin every usable candidate (see `unusable_candidates`) and keep those the IV criteria
-    select; then drop, one at a time,
+def missing_shares_now(
+    con: duckdb.DuckDBPyConnection, spec: ScorecardSpec, fit_date: date
+) -> tuple[date | None, dict[str, float]]:
+    """Each candidate's missing share at the latest month end on or before fit_date: the
+    month end the model will score next, against which the training window is judged."""
+    (latest,) = con.execute(
+        f"select max(month_end) from {FEATURE_MART} where month_end <= {date_literal(fit_date)}"
+    ).fetchone()
+    if latest is None:
+        return None, {}
+    shares = ", ".join(
+        f"avg(case when {ident(f.name)} is null then 1.0 else 0.0 end)" for f in spec.features
+    )
+    rel = features_relation_sql(f"month_end = {date_literal(latest)}")
+    row = con.execute(f"select {shares} from ({rel})").fetchone()
+    names = [f.name for f in spec.features]
+    return latest, {n: float(v) for n, v in zip(names, row, strict=True) if v is not None}
+
+
+def unavailable_candidates(
+    df: pd.DataFrame, spec: ScorecardSpec, missing_now: dict[str, float]
+) -> dict[str, tuple[float, float]]:
+    """Candidates the training window had not yet filled: their weighted missing share in the
+    training sample exceeds their share now by more than `max_missing_excess` (a look-back
+    longer than the history before most training month ends). Bins learned on the few month
+    ends where such a feature existed would move every PD once it fills in, so it is left out
+    until the history is long enough. Returns name -> (share in training, share now)."""
+    weight = df["w"].to_numpy()
+    total = float(weight.sum()) or 1.0
+    out: dict[str, tuple[float, float]] = {}
+    for f in spec.features:
+        if f.name not in missing_now:
+            continue
+        train = float((df[f.name].isna().to_numpy() * weight).sum()) / total
+        if train - missing_now[f.name] > spec.max_missing_excess:
+            out[f.name] = (train, missing_now[f.name])
+    return out
+
+
+def fit_optbinning_scorecard(
+    df: pd.DataFrame, spec: ScorecardSpec, left_out: Sequence[str] = ()
+):
+    """Bin every usable candidate (see `unusable_candidates`; `left_out` names more to skip)
+    and keep those the IV criteria select; then drop, one at a time,
     any feature whose logistic coefficient has the wrong sign (WoE rises with safety, so a
     coefficient >= 0 means collinearity flipped it), so every bin's points read the way its
     event rate says; then fit optbinning's Scorecard on the kept features (a feature's bins
@@ -289,7 +331,7 @@ def fit_optbinning_scorecard(df: pd.DataFrame, spec: ScorecardSpec):
 
     y, weight = df["y"].astype(int).to_numpy(), df["w"].to_numpy()
     unusable = unusable_candidates(df, spec)
-    candidates = [f.name for f in spec.features if f.name not in unusable]
+    candidates = [f.name for f in spec.features if f.name not in unusable + list(left_out)]
     if not candidates:
         return None, [], unusable
     process = _binning_process(spec, candidates).fit(df[candidates], y, sample_weight=weight)
@@ -590,7 +632,9 @@ def _fit(
         return FitResult(version, "cold_start", w)
 
     df = con.execute(f"select * from {TRAIN_SAMPLE} order by enterprise_id, month_end").df()
-    card, dropped, unusable = fit_optbinning_scorecard(df, spec)
+    latest, missing_now = missing_shares_now(con, spec, w.fit_date)
+    unavailable = unavailable_candidates(df, spec, missing_now)
+    card, dropped, unusable = fit_optbinning_scorecard(df, spec, left_out=list(unavailable))
     if card is None:
         notes = (
             f"cold start: no candidate feature reached min_iv={spec.binning.min_iv} on "
@@ -614,6 +658,12 @@ def _fit(
         notes += f"; dropped for wrong-sign coefficient: {', '.join(dropped)}"
     if unusable:
         notes += f"; left out, fewer than 2 distinct values in training: {', '.join(unusable)}"
+    if unavailable:
+        shares = ", ".join(
+            f"{n} (missing in {t:.0%} of training firm-months, {now:.0%} at {latest})"
+            for n, (t, now) in unavailable.items()
+        )
+        notes += f"; left out, look-back not yet filled in the training window: {shares}"
     if w.holdout_months < spec.holdout_months:
         notes += (
             f"; short history: the out-of-time holdout is {w.holdout_months} months, not "

@@ -103,6 +103,7 @@ class ScorecardSpec(_Model):
     min_train_months: int = Field(default=6, ge=1, le=36)
     train_months: int | None = Field(default=36, ge=6)
     history_warmup_months: int = Field(default=12, ge=0, le=36)
+    max_missing_excess: float = Field(default=0.5, ge=0, le=1)
     sample: SampleSpec = SampleSpec()
     binning: BinningSpec = BinningSpec()
     logistic_regression: LogisticSpec = LogisticSpec()
