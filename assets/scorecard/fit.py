@@ -307,9 +307,10 @@ def unavailable_candidates(
     until the history is long enough. Returns name -> (share in training, share now)."""
     weight = df["w"].to_numpy()
     total = float(weight.sum()) or 1.0
+    unusable = set(unusable_candidates(df, spec))  # named once, under their own reason
     out: dict[str, tuple[float, float]] = {}
     for f in spec.features:
-        if f.name not in missing_now:
+        if f.name not in missing_now or f.name in unusable:
             continue
         train = float((df[f.name].isna().to_numpy() * weight).sum()) / total
         if train - missing_now[f.name] > spec.max_missing_excess:
