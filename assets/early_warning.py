@@ -36,6 +36,7 @@ from assets.core.resources import RiskWarehouse
 from assets.core.sql import date_literal, ident, text, transaction
 from assets.dbt_assets import mart_key
 from assets.ingestion_assets import raw_asset_key as raw_key
+from assets.scorecard.sql import FEATURE_MART
 from assets.scorecard_assets import PD_SCORECARD_KEY
 from assets.signals.catalog import (
     DIMENSIONS,
@@ -95,14 +96,38 @@ def monitored_enterprises_sql(con: duckdb.DuckDBPyConnection, catalog: Catalog, 
     return " UNION ".join(parts)
 
 
-def _prepare_as_of(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> None:
-    """Temp tables of D: each monitored firm's latest feature row and its signal hits."""
-    pop = monitored_enterprises_sql(con, catalog, as_of)
-    latest = features_sql(con, catalog, end=as_of, latest_only=True, enterprises_sql=pop)
+def _prepare_dates(con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date]) -> None:
+    """Temp tables of the as-of dates, in one pass: `_ew_keys` (as_of_date, enterprise_id,
+    month_end: each firm monitored on D with its latest feature month end on or before D,
+    NULL when it has none), `_ew_features` (one feature row per distinct firm and month end
+    of the keys: dates that share a month end share the work) and `_ew_hits` (their signal
+    hits). A decision is a pure function of the feature row, so D's rows are the keys' rows."""
+    pops = " UNION ALL ".join(
+        f"SELECT DISTINCT {date_literal(d)} AS as_of_date, enterprise_id "
+        f"FROM ({monitored_enterprises_sql(con, catalog, d)})"
+        for d in sorted(set(dates))
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ew_keys AS "
+        f"SELECT p.as_of_date, p.enterprise_id, f.month_end FROM ({pops}) AS p "
+        f"ASOF LEFT JOIN (SELECT enterprise_id, month_end FROM {FEATURE_MART}) AS f "
+        "ON p.enterprise_id = f.enterprise_id AND p.as_of_date >= f.month_end"
+    )
+    first, last = con.execute("SELECT min(month_end), max(month_end) FROM _ew_keys").fetchone()
+    firms = "SELECT DISTINCT enterprise_id FROM _ew_keys"
+    if first is None:  # no monitored firm has a feature row yet
+        rows = features_sql(con, catalog, end=max(dates), latest_only=True, enterprises_sql=firms)
+        rows = f"SELECT * FROM ({rows}) WHERE FALSE"
+    else:
+        rows = features_sql(con, catalog, end=last, start=first, enterprises_sql=firms)
+    # Firms with no feature row keep one row of NULL features, as the engine has always
+    # decided them (green unless a hard trigger could fire without features).
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _ew_features AS "
-        f"SELECT p.enterprise_id, f.* EXCLUDE (enterprise_id) FROM (SELECT DISTINCT "
-        f"enterprise_id FROM ({pop})) AS p LEFT JOIN ({latest}) AS f USING (enterprise_id)"
+        "SELECT k.enterprise_id, f.* EXCLUDE (enterprise_id) "
+        "FROM (SELECT DISTINCT enterprise_id, month_end FROM _ew_keys) AS k "
+        f"LEFT JOIN ({rows}) AS f "
+        "ON f.enterprise_id = k.enterprise_id AND f.month_end = k.month_end"
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _ew_hits AS "
@@ -120,70 +145,102 @@ def _ensure_history(con: duckdb.DuckDBPyConnection, history: str, source: str) -
             con.execute(f"ALTER TABLE {history} ADD COLUMN {ident(name)} {typ}")
 
 
-def _write_as_of(
-    con: duckdb.DuckDBPyConnection, rows: str, current: str, as_of: date, is_current: bool
-) -> None:
-    """D's rows (temp table `rows`) replace D's rows of `<current>_history` in one
-    transaction; when D is the current as-of date they also replace the current mart
-    `current`, so a run for a past date leaves the current mart as it was."""
+def _write_dates(
+    con: duckdb.DuckDBPyConnection, rows: str, current: str, dates: list[date],
+    current_date: date | None,
+) -> dict[date, int]:
+    """The dates' rows (temp table `rows`, with as_of_date) replace those dates' rows of
+    `<current>_history` in one transaction; `current_date`'s rows (the current as-of date,
+    when among them) also replace the current mart `current`, so a run for past dates leaves
+    the current mart as it was. Returns the row count per date."""
     history = f"{current}_history"
+    listed = ", ".join(date_literal(d) for d in sorted(set(dates)))
     _ensure_history(con, history, rows)
     with transaction(con):
-        con.execute(f"DELETE FROM {history} WHERE as_of_date = {date_literal(as_of)}")
+        con.execute(f"DELETE FROM {history} WHERE as_of_date IN ({listed})")
         con.execute(f"INSERT INTO {history} BY NAME SELECT * FROM {rows}")
-        if is_current:
-            con.execute(f"CREATE OR REPLACE TABLE {current} AS SELECT * FROM {rows}")
+        if current_date is not None:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {current} AS SELECT * FROM {rows} "
+                f"WHERE as_of_date = {date_literal(current_date)}"
+            )
         else:
             con.execute(f"CREATE TABLE IF NOT EXISTS {current} AS SELECT * FROM {rows} WHERE FALSE")
+    counts = dict(con.execute(f"SELECT as_of_date, count(*) FROM {rows} GROUP BY 1").fetchall())
+    return {d: counts.get(d, 0) for d in dates}
+
+
+def build_signal_hits_for_dates(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
+    current_date: date | None,
+) -> dict[date, int]:
+    """Signal hits of the firms monitored on each date, computed in one pass: the dates' rows
+    of marts.signal_hits_history (so later refreshes can tell new hits from old) and, for
+    `current_date` when it is among them, marts.signal_hits. Returns rows per date."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    _prepare_dates(con, catalog, dates)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ew_signal_hits AS "
+        "SELECT k.as_of_date, h.enterprise_id, h.signal_id, h.dimension, h.severity, h.stage, "
+        "h.reason, h.topic, h.hard_tier IS NOT NULL AS hard_trigger, h.month_end, "
+        f"{text(catalog.version)} AS catalog_version "
+        "FROM _ew_keys AS k JOIN _ew_hits AS h ON h.enterprise_id = k.enterprise_id "
+        "AND h.month_end IS NOT DISTINCT FROM k.month_end "
+        "ORDER BY k.as_of_date, h.enterprise_id, h.signal_id"
+    )
+    return _write_dates(con, "_ew_signal_hits", "marts.signal_hits", dates, current_date)
 
 
 def build_signal_hits(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
 ) -> int:
-    """Signal hits of the firms monitored on D: D's rows of marts.signal_hits_history (so
-    later refreshes can tell new hits from old) and, when D is the current as-of date,
-    marts.signal_hits. Returns D's row count."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    _prepare_as_of(con, catalog, as_of)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _ew_signal_hits AS "
-        f"SELECT {date_literal(as_of)} AS as_of_date, enterprise_id, signal_id, dimension, "
-        "severity, stage, reason, topic, hard_tier IS NOT NULL AS hard_trigger, month_end, "
-        f"{text(catalog.version)} AS catalog_version FROM _ew_hits "
-        "ORDER BY enterprise_id, signal_id"
-    )
-    _write_as_of(con, "_ew_signal_hits", "marts.signal_hits", as_of, current)
-    return con.execute("SELECT count(*) FROM _ew_signal_hits").fetchone()[0]
+    """Signal hits of the firms monitored on D (`build_signal_hits_for_dates` for one date).
+    Returns D's row count."""
+    return build_signal_hits_for_dates(con, catalog, [as_of], as_of if current else None)[as_of]
 
 
-def build_risk_profile(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
-) -> int:
-    """One decision per firm monitored on D (its latest feature month end): PD and tier by
-    the champion scorecard, or the expert catalog in cold start, hard triggers, dimension
-    scores, risk_score, signals and merged reasons. D's rows go to
-    marts.enterprise_risk_profile_history and, when D is the current as-of date, to
-    marts.enterprise_risk_profile. Returns D's row count."""
+def build_risk_profiles_for_dates(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
+    current_date: date | None,
+) -> dict[date, int]:
+    """One decision per firm monitored on each date (its latest feature month end): PD and
+    tier by the champion scorecard, or the expert catalog in cold start, hard triggers,
+    dimension scores, risk_score, signals and merged reasons; each distinct firm and month
+    end is decided once for all the dates. The rows go to
+    marts.enterprise_risk_profile_history and, for `current_date` when it is among them, to
+    marts.enterprise_risk_profile. Returns rows per date."""
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    _prepare_as_of(con, catalog, as_of)
+    _prepare_dates(con, catalog, dates)
     engine = current_engine(con)
     decided = decisions_sql(catalog, engine, "_ew_features", "_ew_hits")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _ew_profile AS
-        SELECT d.enterprise_id, {date_literal(as_of)} AS as_of_date,
+        SELECT d.enterprise_id, k.as_of_date,
             {", ".join(f"d.{x}_score" for x in DIMENSIONS)},
             d.risk_score, d.tier, d.signals, d.reasons, d.n_high, d.n_medium, d.n_low,
             d.month_end AS feature_month_end, f.industry_code,
             {text(catalog.version)} AS catalog_version,
             d.pd, d.engine, d.model_version, d.hard_triggers, d.reason_list
-        FROM ({decided}) AS d
-        LEFT JOIN _ew_features AS f USING (enterprise_id)
-        ORDER BY d.risk_score DESC, d.enterprise_id
+        FROM _ew_keys AS k
+        JOIN ({decided}) AS d
+          ON d.enterprise_id = k.enterprise_id AND d.month_end IS NOT DISTINCT FROM k.month_end
+        LEFT JOIN _ew_features AS f
+          ON f.enterprise_id = d.enterprise_id AND f.month_end IS NOT DISTINCT FROM d.month_end
+        ORDER BY k.as_of_date, d.risk_score DESC, d.enterprise_id
         """
     )
-    _write_as_of(con, "_ew_profile", "marts.enterprise_risk_profile", as_of, current)
-    return con.execute("SELECT count(*) FROM _ew_profile").fetchone()[0]
+    return _write_dates(
+        con, "_ew_profile", "marts.enterprise_risk_profile", dates, current_date
+    )
+
+
+def build_risk_profile(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
+) -> int:
+    """One decision per firm monitored on D (`build_risk_profiles_for_dates` for one date).
+    Returns D's row count."""
+    return build_risk_profiles_for_dates(con, catalog, [as_of], as_of if current else None)[as_of]
 
 
 DECISIONS_DDL = """
@@ -479,6 +536,11 @@ def feature_rows_present_as_of(context: AssetCheckExecutionContext, warehouse: R
 # Assets
 
 
+def _current_among(warehouse: RiskWarehouse) -> date | None:
+    """The run's current as-of date when it is one of the dates it decides, else None."""
+    return next((d for d in warehouse.as_of_dates if warehouse.is_current(d)), None)
+
+
 def _dates_metadata(warehouse: RiskWarehouse, rows: dict[date, int]) -> dict:
     """Which as-of dates this run decided, their row counts, and the current as-of date
     (the one the current marts show; a past-date run leaves them on it)."""
@@ -517,10 +579,9 @@ def _counts_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[
 )
 def signal_hits(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
     with warehouse.connect() as con:
-        rows = {
-            d: build_signal_hits(con, CATALOG, d, current=warehouse.is_current(d))
-            for d in warehouse.as_of_dates
-        }
+        rows = build_signal_hits_for_dates(
+            con, CATALOG, warehouse.as_of_dates, _current_among(warehouse)
+        )
         last = max(rows)
         by_signal = _counts_by(
             con, f"marts.signal_hits_history WHERE as_of_date = {date_literal(last)}",
@@ -556,10 +617,9 @@ def enterprise_risk_profile(
     context: AssetExecutionContext, warehouse: RiskWarehouse
 ) -> MaterializeResult:
     with warehouse.connect() as con:
-        rows = {
-            d: build_risk_profile(con, CATALOG, d, current=warehouse.is_current(d))
-            for d in warehouse.as_of_dates
-        }
+        rows = build_risk_profiles_for_dates(
+            con, CATALOG, warehouse.as_of_dates, _current_among(warehouse)
+        )
         last = max(rows)
         table = f"marts.enterprise_risk_profile_history WHERE as_of_date = {date_literal(last)}"
         tiers = _counts_by(con, table, "tier")

@@ -609,6 +609,27 @@ def test_past_dates_keep_the_current_tables_and_decide_in_one_pass(con) -> None:
     assert con.execute("SELECT count(DISTINCT as_of_date) FROM "
                        "marts.enterprise_risk_profile_history").fetchone()[0] == 3
 
+    # A range run computes the dates' signal hits and profiles in one pass, with the rows
+    # the date-by-date runs wrote (mid-month dates share their month end's work).
+    mid_feb = date(2026, 2, 14)
+    ew.build_signal_hits(con, CAT, mid_feb, current=False)
+    ew.build_risk_profile(con, CAT, mid_feb, current=False)
+    tables = ("signal_hits_history", "enterprise_risk_profile_history",
+              "signal_hits", "enterprise_risk_profile")
+    by_date = {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
+               for t in tables}
+    for t in tables[:2]:
+        con.execute(f"DELETE FROM marts.{t}")
+    con.execute("DROP TABLE marts.signal_hits")
+    con.execute("DROP TABLE marts.enterprise_risk_profile")
+    dates = [jan, mid_feb, feb, mar]
+    hits = ew.build_signal_hits_for_dates(con, CAT, dates, current_date=mar)
+    profiles = ew.build_risk_profiles_for_dates(con, CAT, dates, current_date=mar)
+    assert hits == {jan: 1, mid_feb: 1, feb: 1, mar: 1}
+    assert profiles[mid_feb] == profiles[feb] >= 2
+    assert {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
+            for t in tables} == by_date
+
     cols = "enterprise_id, month_end, tier, listed, pd, risk_score, reasons"
     con.execute("DELETE FROM marts.enterprise_decisions")
     for d in (jan, feb):
