@@ -11,7 +11,13 @@
   {%- endif -%}
 {%- endmacro %}
 
-{#- on-run-start: the run context table exists (today) when no one wrote it. -#}
+{#- on-run-start: the run context table exists (today) when no one wrote it. DuckDB runs the
+    statements of one hook together; Spark runs one statement per hook and has no `main`
+    database until the first hook creates it. -#}
+{% macro ensure_run_context_schema() -%}
+  create schema if not exists main
+{%- endmacro %}
+
 {% macro ensure_run_context() -%}
   create table if not exists main.dbt_run_context as select current_date as as_of_date
   {%- if target.type == 'duckdb' -%}
