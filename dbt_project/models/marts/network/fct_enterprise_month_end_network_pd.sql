@@ -93,7 +93,7 @@ red_by_pd as (
     ),
 
     scored as (
-        {{ pd_sql }}
+        {{ pd_sql }}  -- noqa: PRS
     )
 
     select s.enterprise_id, s.month_end, s.pd, s.model_version
