@@ -246,6 +246,11 @@ def risk_dbt_models(
         full=context.run.tags.get(FULL_REFRESH_TAG) == "true",
     )
     context.log.info(f"month-end facts: {recompute.reason}")
+    if not champion_vars(warehouse.warehouse_path)["pd_champion_sql"]:
+        context.log.info(
+            "network features: no champion PD scorecard stored yet (cold start), so no other "
+            "firm is on red by its PD in this build (fct_enterprise_month_end_network_pd empty)"
+        )
     mark_incremental_base(warehouse.warehouse_path, None)
     yield from _build(context, dbt, warehouse, as_of, recompute)
     mark_incremental_base(warehouse.warehouse_path, as_of)
