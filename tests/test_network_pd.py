@@ -29,11 +29,14 @@ from test_guarantees import (
     link_row,
 )
 
+from assets.contract import TABLES
 from assets.core.dbt_project import run_dbt
 from assets.dbt_assets import champion_vars, decision_vars
 from assets.ingestion import ingest_all
 from assets.scorecard.spec import NETWORK_ON_RED, SpecError, load_spec, parse_spec
 from assets.scorecard.sql import DDL
+from assets.screening.rules import DEPENDENCIES as SCREENING_DEPENDENCIES
+from assets.screening.rules import build_screening
 from assets.signals.catalog import load_catalog
 from assets.signals.decisions import NETWORK_PD_COLUMNS
 
@@ -79,6 +82,12 @@ def _landing(landing: Path) -> None:
         link_row(enterprise_id=code("QR"), related_id=code("QA"), relation="same_controller",
                  valid_from="2024-01-01"),
     ])  # fmt: skip
+    app = {"application_id": "APQ1", "enterprise_id": code("QB"), "application_date":
+           "2024-05-15", "requested_amount": "100000", "requested_term_months": "12",
+           "requested_product": "working_capital_loan", "purpose": "working_capital",
+           "offered_guarantor_id": ""}
+    header = list(TABLES["loan_applications"].column_names)
+    write_csv(landing, "loan_applications", "pd.csv", header, [[app[c] for c in header]])
     event = {"event_id": "EVQ1", "enterprise_id": code("QT"), "event_date": "2024-03-10",
              "event_type": "dishonest_debtor_listed", "amount": "", "description": ""}
     write_csv(landing, "registry_events", "pd.csv", EVENT_HEADER,
@@ -110,9 +119,9 @@ def store_champion(wh: Path, past_due_pd: float) -> None:
             )
 
 
-def build(tmp: Path, wh: Path, select: str) -> None:
+def build(tmp: Path, wh: Path, *select: str) -> None:
     proc = run_dbt(
-        ["build", "--select", select],
+        ["build", "--select", *select],
         warehouse=wh,
         dbt_vars={"as_of_date": AS_OF, **decision_vars(load_catalog()), **champion_vars(wh)},
         target_path=tmp / "target",
@@ -133,7 +142,8 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     try:
         wh = tmp / "wh.duckdb"
         ingest_all(wh, landing)
-        build(tmp, wh, "+fct_enterprise_month_end_network_pd")
+        build(tmp, wh, "+fct_enterprise_month_end_network_pd", *(
+            f"+{m}" for m in SCREENING_DEPENDENCIES if m != "fct_enterprise_month_end_network_pd"))
         return tmp, wh
     finally:
         mp.undo()
@@ -229,6 +239,21 @@ def test_below_the_cutoff_does_not_fire(book: tuple[Path, Path]) -> None:
     store_champion(wh, cutoff)  # reaching the cut-off is red, as in the decisions
     build(tmp, wh, "fct_enterprise_month_end_network_pd")
     assert rows(wh)[("QB", "2024-04-30")]["guaranteed_parties_red_by_pd"] == 1
+
+
+def test_screening_reads_the_network_pd_mart(book: tuple[Path, Path]) -> None:
+    """Screening evaluates the catalog on each applicant's features with the mart beside them
+    (the PD-route signals' columns): it builds on a warehouse where dbt made the mart."""
+    tmp, wh = book
+    store_champion(wh, 0.5)
+    build(tmp, wh, "fct_enterprise_month_end_network_pd")
+    with duckdb.connect(str(wh)) as con:
+        assert build_screening(con, date(2024, 12, 31)) > 0
+        signals, reasons = con.execute(
+            "SELECT early_warning_signals, early_warning_reasons "
+            "FROM marts.application_screening WHERE application_id = 'APQ1'").fetchone()
+    # QB applies on 2024-05-15: its April features, QA on red by its PD
+    assert "network_guaranteed_party_red_by_pd" in signals and label("QA") in reasons
 
 
 def _network_on_red_columns() -> set[str]:
