@@ -192,6 +192,7 @@ def backtest(
                 mart_key("fct_enterprise_outcomes"),
                 mart_key("fct_enterprise_month_end"),
                 mart_key("fct_enterprise_month_end_trends"),
+                mart_key("fct_enterprise_month_end_network_pd"),
             ],
         )
         for name in BACKTEST_MARTS

@@ -18,6 +18,7 @@ watchlist, IFRS 9 stage overlay) rebuilds the current marts as of the current da
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -47,6 +48,7 @@ from assets.refresh_plan import (
     mark_incremental_base,
     plan_recompute,
 )
+from assets.scorecard.fit import champion_pd_sql
 from assets.signals.catalog import load_catalog, red_fact_predicates
 
 LAYERS = ("staging", "intermediate", "marts")
@@ -95,18 +97,33 @@ def decision_vars(catalog) -> dict[str, object]:
         "action_amber": catalog.recommended_action["amber"],
         # another firm "on red" in the network features: the red hard triggers on its facts
         "red_hard_triggers": red_fact_predicates(catalog),
+        # ... and a firm whose PD from the champion reaches the red tier's cut-off
+        "red_pd_cutoff": catalog.pd_tiers.red,
     }
+
+
+def champion_vars(warehouse_path: Path) -> dict[str, object]:
+    """`pd_champion_sql`: the SQL scoring the champion PD scorecard stored in the warehouse
+    before this step (`champion_pd_sql`; '' with none), for the network features' "another
+    firm on red by its PD" (fct_enterprise_month_end_network_pd). Read when the step starts,
+    so the model in use scores, never the one this run may fit after the feature marts."""
+    if not warehouse_path.exists():
+        return {"pd_champion_sql": ""}
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        return {"pd_champion_sql": champion_pd_sql(con)}
 
 
 def dbt_vars(warehouse: RiskWarehouse) -> dict[str, object]:
     """The vars of every dbt step: warehouse file and DuckDB memory cap (the profile reads
-    them as vars, so no environment is changed inside a step) and the catalog values. The
-    same in both steps and from night to night (the as-of date goes through
-    `write_run_context`): dbt keeps its partial parse."""
+    them as vars, so no environment is changed inside a step), the catalog values and the
+    champion's scoring SQL. The same in every step and from night to night (the as-of date
+    goes through `write_run_context`), so dbt keeps its partial parse, except when a new
+    champion is promoted (about monthly): then dbt parses the project once more."""
     return {
         "warehouse_path": str(warehouse.warehouse_path),
         "duckdb_memory_limit": settings.duckdb_memory_limit(),
         **decision_vars(CATALOG),
+        **champion_vars(warehouse.warehouse_path),
     }
 
 
@@ -229,6 +246,11 @@ def risk_dbt_models(
         full=context.run.tags.get(FULL_REFRESH_TAG) == "true",
     )
     context.log.info(f"month-end facts: {recompute.reason}")
+    if not champion_vars(warehouse.warehouse_path)["pd_champion_sql"]:
+        context.log.info(
+            "network features: no champion PD scorecard stored yet (cold start), so no other "
+            "firm is on red by its PD in this build (fct_enterprise_month_end_network_pd empty)"
+        )
     mark_incremental_base(warehouse.warehouse_path, None)
     yield from _build(context, dbt, warehouse, as_of, recompute)
     mark_incremental_base(warehouse.warehouse_path, as_of)

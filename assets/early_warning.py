@@ -57,6 +57,8 @@ OWNERS = ["team:credit-risk"]
 KINDS = {"duckdb", "python"}
 
 FEATURES_KEY = mart_key("fct_enterprise_month_end")
+#: other firms on red by their PD, read beside the features (decisions.features_sql)
+NETWORK_PD_KEY = mart_key("fct_enterprise_month_end_network_pd")
 LOANS_KEY = mart_key("fct_loan_month_end")
 RAW_LOANS_KEY = raw_key("loans")
 RAW_APPLICATIONS_KEY = raw_key("loan_applications")
@@ -568,7 +570,7 @@ def _counts_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
-    deps=[FEATURES_KEY, LOANS_KEY, RAW_LOANS_KEY, RAW_APPLICATIONS_KEY],
+    deps=[FEATURES_KEY, NETWORK_PD_KEY, LOANS_KEY, RAW_LOANS_KEY, RAW_APPLICATIONS_KEY],
     description=(
         "One row per triggered catalog signal per monitored firm as of D (firms with an "
         "outstanding loan or an application in the last 90 days), from each firm's latest "

@@ -27,6 +27,8 @@ default day (and, of those, after the source firm's default: listed for the righ
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -54,9 +56,8 @@ from synthetic.network import NetworkConfig  # noqa: E402
 NETWORK_FEATURES = (
     "guarantees_given_to_revenue_12m", "guaranteed_parties_in_default",
     "guaranteed_parties_past_due", "own_guarantors_in_default", "circle_members_in_default",
-    "related_parties_in_default", "related_parties_past_due", "guaranteed_parties_on_red",
-    "own_guarantors_on_red", "related_parties_on_red",
-)
+    "related_parties_in_default", "related_parties_past_due",
+)  # the *_on_red features are never candidates (scorecard spec: NETWORK_ON_RED)
 
 
 def _network_scorecard(con: duckdb.DuckDBPyConnection, champion: Engine) -> Engine | None:
@@ -193,11 +194,75 @@ def _window_hits_sql(start, end) -> str:
 
     return "\nunion all\n".join(
         f"select f.enterprise_id, f.month_end, {s.id!r} as signal_id "
-        f"from marts.fct_enterprise_month_end as f "
+        f"from (select f0.*, npd.* exclude (enterprise_id, month_end) "
+        f"from marts.fct_enterprise_month_end as f0 "
+        f"left join marts.fct_enterprise_month_end_network_pd as npd "
+        f"on npd.enterprise_id = f0.enterprise_id and npd.month_end = f0.month_end) as f "
         f"where f.month_end between {date_literal(start)} and {date_literal(end)} "
         f"and {signal_predicate_sql(s, 'f')}"
         for s in load_catalog().signals if s.id.startswith("network_")
     )
+
+
+def _pd_route(args: argparse.Namespace, wh: Path, truth: Path) -> int:
+    """Another firm on red by its PD: build fct_enterprise_month_end_network_pd on a copy of
+    the warehouse with the champion stored by `risk backtest` (the model in use the next
+    night), then back-test the catalog with and without the three *_red_by_pd signals."""
+    import yaml
+
+    from assets.core.dbt_project import run_dbt
+    from assets.dbt_assets import champion_vars, decision_vars
+    from assets.signals.catalog import CATALOG_PATH
+
+    build = wh.with_name(f"{wh.stem}.build.duckdb")
+    work = args.dir / "work_pd.duckdb"
+    shutil.copy(build if build.exists() else wh, work)
+    t = time.perf_counter()
+    run_dbt(["run", "--select", "fct_enterprise_month_end_network_pd"], warehouse=work,
+            dbt_vars={**decision_vars(load_catalog()), **champion_vars(work)},
+            target_path=args.dir / "target_pd")
+    print(f"network PD mart (dbt run): {time.perf_counter() - t:.1f} s")
+    data = yaml.safe_load(CATALOG_PATH.read_text(encoding="utf-8"))
+    no_pd = dict(data)
+    no_pd["signals"] = [s for s in data["signals"] if not s["id"].endswith("_red_by_pd")]
+    variants = {"with PD route": load_catalog(),
+                "no PD route": parse_catalog(no_pd, "no PD route")}
+    con = duckdb.connect(str(work))
+    row = con.execute(
+        "select count(*), sum(guaranteed_parties_red_by_pd), sum(own_guarantors_red_by_pd), "
+        "sum(related_parties_red_by_pd), any_value(pd_model_version) "
+        "from marts.fct_enterprise_month_end_network_pd").fetchone()
+    print(f"network PD mart: {row[0]} firm-months; parties red by PD: guaranteed {row[1]}, "
+          f"own guarantors {row[2]}, related {row[3]}; model {row[4]}")
+    champion = current_engine(con)
+    engines = {"pd": champion} if champion.model_version else {}
+    engines["expert"] = Engine(note="bench")
+    print(f"\n{'catalog':<15} {'engine':<7} {'window':<23} {'auc_12m':>8} {'recall_6m':>9} "
+          f"{'recall_fm':>9} {'perf_listed':>11} {'contagion':>9} {'listed<=12m':>11} "
+          f"{'after_src':>9} {'lead_med':>8}")
+    signals: dict[str, str] = {}
+    for cname, cat in variants.items():
+        for ename, engine in engines.items():
+            t = time.perf_counter()
+            run = backtest(con, cat, engine=engine, window_months=args.window_months,
+                           out_of_time=False)[-1]
+            start, end = run["window_start"], run["window_end"]
+            decisions = build_decision_history(con, cat, engine, start=start, end=end)
+            n, listed, after, lead = _contagion_listed(con, decisions, truth, start, end)
+            print(f"{cname:<15} {ename:<7} {start}..{end} {run['auc_12m'] or 0:>8.3f} "
+                  f"{run['recall_6m'] or 0:>9.3f} {run['recall_firm'] or 0:>9.3f} "
+                  f"{run['performing_listed_share'] or 0:>11.3f} {n:>9} {listed:>11} "
+                  f"{after:>9} {lead if lead is not None else '-':>8}  "
+                  f"({time.perf_counter() - t:.0f} s)")
+            if cname == "with PD route":  # backtest_scores holds the latest run only
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    _print_network_signals(con, truth, run["run_id"])
+                signals[ename] = out.getvalue()
+    for ename, text in signals.items():
+        print(f"\nnetwork signals, with PD route, {ename} engine:\n{text}")
+    con.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="after refresh and back-test, back-test the committed catalog once "
                          "(champion, --window-months) and print the network signals' figures "
                          "(no variants)")
+    ap.add_argument("--pd-route", action="store_true",
+                    help="after refresh and back-test, build the network PD mart with the "
+                         "champion (as the next night would) and compare the committed catalog "
+                         "with and without the *_red_by_pd signals, under both engines")
     args = ap.parse_args(argv)
 
     landing, wh = args.dir / "landing", args.dir / "warehouse.duckdb"
@@ -239,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg}: {time.perf_counter() - t:.0f} s")
         print(f"risk refresh: {_risk(['refresh'], env):.0f} s")
         print(f"risk backtest: {_risk(['backtest'], env):.0f} s")
+
+    if args.pd_route:
+        return _pd_route(args, wh, truth)
 
     if args.lifts_only:
         # one back-test of the committed catalog under the champion, on a copy of the build

@@ -36,6 +36,8 @@ UPSTREAM = (
     "stg_core_banking__guarantees",
     "stg_registry__enterprise_links",
     "stg_registry__enterprises",
+    # the feature marts the other firm's PD is scored on (fct_enterprise_month_end_network_pd)
+    "+fct_enterprise_month_end_trends",
 )
 
 
@@ -67,6 +69,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="work directory kept afterwards (reused)")
     ap.add_argument("--as-of", default="2026-10-31")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--champion-from", type=Path,
+                    help="a warehouse whose champion PD scorecard is copied in first, so the "
+                         "other firms' PDs are scored (fct_enterprise_month_end_network_pd)")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_network_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -89,6 +94,8 @@ def main() -> None:
                 f"ingest_all(Path({str(warehouse)!r}), Path({str(landing)!r}))",
             )
             _phase("dbt upstream", _dbt_code(warehouse, target, args.as_of, UPSTREAM))
+        if args.champion_from:
+            _copy_champion(args.champion_from, warehouse)
         _phase("network step (dbt)", _dbt_code(warehouse, target, args.as_of, NETWORK))
         results = json.loads((target / "run_results.json").read_text())["results"]
         for r in results:
@@ -105,6 +112,7 @@ def main() -> None:
                 "intermediate.int_enterprise_month__network",
                 "marts.guarantee_exposure",
                 "marts.guarantee_circles",
+                "marts.fct_enterprise_month_end_network_pd",
             ):
                 n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 print(f"  {table:<50} {n:>12,} rows")
@@ -113,14 +121,31 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _copy_champion(source: Path, warehouse: Path) -> None:
+    """Replace the warehouse's PD scorecard tables by the source's (its champion scores)."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"ATTACH {str(source)!r} AS src (READ_ONLY)")
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        for table in ("pd_scorecard_models", "pd_scorecard_bins"):
+            con.execute(f"CREATE OR REPLACE TABLE marts.{table} AS "
+                        f"SELECT * FROM src.marts.{table}")
+        version = con.execute("SELECT model_version, features FROM marts.pd_scorecard_models "
+                              "WHERE status = 'champion'").fetchall()
+    print(f"champion copied from {source}: {version}")
+
+
 def _dbt_code(warehouse: Path, target: Path, as_of: str, select: tuple[str, ...]) -> str:
-    """dbt as the Dagster step runs it: with the catalog's vars (red hard triggers)."""
+    """dbt as the Dagster step runs it: with the catalog's vars (red hard triggers, the red
+    PD cut-off) and the champion stored in the warehouse before the step."""
     return (
         "from pathlib import Path\nfrom assets.core.dbt_project import run_dbt\n"
         "from assets.signals.catalog import load_catalog\n"
-        "from assets.dbt_assets import decision_vars\n"
+        "from assets.dbt_assets import champion_vars, decision_vars\n"
         f"run_dbt(['run', '--select', *{list(select)!r}], warehouse=Path({str(warehouse)!r}), "
-        f"dbt_vars={{'as_of_date': {as_of!r}, **decision_vars(load_catalog())}}, "
+        f"dbt_vars={{'as_of_date': {as_of!r}, **decision_vars(load_catalog()), "
+        f"**champion_vars(Path({str(warehouse)!r}))}}, "
         f"target_path=Path({str(target)!r}))"
     )
 

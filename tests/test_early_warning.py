@@ -25,7 +25,7 @@ from assets.signals.catalog import (
     load_catalog,
     parse_catalog,
 )
-from assets.signals.decisions import features_sql, signal_hits_rows_sql
+from assets.signals.decisions import NETWORK_PD_COLUMNS, features_sql, signal_hits_rows_sql
 
 CAT = load_catalog()
 AS_OF = date(2026, 3, 31)
@@ -236,6 +236,29 @@ CASES: dict[str, tuple[dict, dict, dict]] = {
         {"related_parties_past_due": 1, "related_party_past_due": "Firm R (9133)"},
         {},
     ),
+    # on red by its PD (marts.fct_enterprise_month_end_network_pd): the near miss is the same
+    # firm on red by a hard trigger (its own signal, not counted twice)
+    "network_guaranteed_party_red_by_pd": (
+        {"guaranteed_parties_red_by_pd": 1, "guaranteed_party_red_by_pd": "Firm X (9133)",
+         "guaranteed_party_pd": 0.42, "red_pd_cutoff": 0.3},
+        {"guaranteed_parties_on_red": 1, "guaranteed_party_on_red": "Firm X (9133)",
+         "guaranteed_party_red_trigger": "dishonest_debtor_listed"},
+        {},
+    ),
+    "network_own_guarantor_red_by_pd": (
+        {"own_guarantors_red_by_pd": 1, "own_guarantor_red_by_pd": "Firm G (9133)",
+         "own_guarantor_pd": 0.3, "red_pd_cutoff": 0.3},
+        {"own_guarantors_on_red": 1, "own_guarantor_on_red": "Firm G (9133)",
+         "own_guarantor_red_trigger": "fund_diversion"},
+        {},
+    ),
+    "network_related_party_red_by_pd": (
+        {"related_parties_red_by_pd": 1, "related_party_red_by_pd": "Firm R (9133)",
+         "related_party_pd": 0.55, "red_pd_cutoff": 0.3},
+        {"related_parties_on_red": 1, "related_party_on_red": "Firm R (9133)",
+         "related_party_red_trigger": "status_revoked_or_cancelled"},
+        {},
+    ),
 }
 
 
@@ -246,7 +269,8 @@ CASES: dict[str, tuple[dict, dict, dict]] = {
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """The two fact marts as their dbt contracts define them, and the raw tables the engine
     reads (from the landing contract)."""
-    create_mart_tables(con, "fct_enterprise_month_end", "fct_loan_month_end")
+    create_mart_tables(con, "fct_enterprise_month_end", "fct_loan_month_end",
+                       "fct_enterprise_month_end_network_pd")
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(raw_table_ddl(TABLES["loans"]))
     con.execute(raw_table_ddl(TABLES["loan_applications"]))
@@ -254,7 +278,16 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def put_features(con, enterprise_id: str, month_end: date, **overrides) -> None:
     row = dict(FEATURES)
-    row.update({k: v for k, v in overrides.items() if not k.startswith("_")})
+    row.update({k: v for k, v in overrides.items()
+                if not k.startswith("_") and k not in NETWORK_PD_COLUMNS})
+    network_pd = {k: v for k, v in overrides.items() if k in NETWORK_PD_COLUMNS}
+    if network_pd:  # other firms on red by their PD: the mart beside the features
+        names = ["enterprise_id", "month_end", *network_pd]
+        con.execute(
+            f"INSERT INTO marts.fct_enterprise_month_end_network_pd ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))})",
+            [enterprise_id, month_end, *network_pd.values()],
+        )
     names = ["enterprise_id", "month_end", "as_of_date", *row]
     con.execute(
         f"INSERT INTO marts.fct_enterprise_month_end ({', '.join(names)}) "
@@ -363,7 +396,8 @@ def signal_results() -> dict[str, dict[str, str]]:
 
 
 def test_every_catalog_feature_has_a_default() -> None:
-    assert set(feature_columns(CAT)) <= set(FEATURES), set(feature_columns(CAT)) - set(FEATURES)
+    known = set(FEATURES) | set(NETWORK_PD_COLUMNS)
+    assert set(feature_columns(CAT)) <= known, set(feature_columns(CAT)) - known
 
 
 @pytest.mark.parametrize("signal_id", [s.id for s in CAT.signals])

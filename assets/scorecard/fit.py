@@ -171,6 +171,27 @@ def current_model(con: duckdb.DuckDBPyConnection) -> ScorecardModel | None:
     return load_model(con, row[0]) if row else None
 
 
+
+#: The relation `champion_pd_sql` scores: a CTE the dbt model that uses it defines.
+CHAMPION_FEATURES = "champion_features"
+
+
+def champion_pd_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL scoring the champion stored in the warehouse now on the rows of a relation named
+    `champion_features` (enterprise_id, month_end and the model's feature columns), giving
+    enterprise_id, month_end, model_version, logit, pd, score; '' with no champion.
+
+    For the network features' "another firm on red by its PD" (dbt var `pd_champion_sql`,
+    model fct_enterprise_month_end_network_pd): read before the dbt step, so it is the model
+    in use, fitted before this build's features, and scoring stays `score_sql`'s only."""
+    model = current_model(con)
+    if model is None:
+        return ""
+    return score_sql(
+        model.model_version, f"select * from {CHAMPION_FEATURES}", model.feature_specs,
+        with_feature_points=False,
+    )
+
 # ---------------------------------------------------------------------------------------------
 # Training data
 

@@ -7,6 +7,7 @@ with the file and field named.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +22,14 @@ from pydantic import (
 )
 
 SPEC_PATH = Path(__file__).with_name("scorecard.yml")
+
+#: The network features about another firm on red (issue 13): by a hard trigger
+#: (int_enterprise_month__network: *_on_red, *_red_trigger) or by its PD from the champion
+#: scorecard (fct_enterprise_month_end_network_pd: *_red_by_pd, its PD, the cut-off, the
+#: model). Never candidates: a PD scored from another firm's PD is circular.
+NETWORK_ON_RED = re.compile(
+    r"(_on_red|_red_trigger|_red_by_pd|_party_pd|_guarantor_pd)$|^(red_pd_cutoff|pd_model_version)$"
+)
 
 # A feature name is pasted into SQL as an identifier and into struct labels: keep it plain.
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)]
@@ -118,6 +127,17 @@ class ScorecardSpec(_Model):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"features listed twice: {', '.join(dup)}")
+        return self
+
+    @model_validator(mode="after")
+    def _no_network_on_red(self) -> ScorecardSpec:
+        bad = [f.name for f in self.features if NETWORK_ON_RED.search(f.name)]
+        if bad:
+            raise ValueError(
+                f"features {', '.join(bad)}: another firm on red (by a hard trigger or by its "
+                "PD from this scorecard) is never a candidate: the PD would depend on other "
+                "firms' PDs"
+            )
         return self
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict  # pydantic needs this TypedDict on Python < 3.12
 
+from assets.core.metadata import table_exists
 from assets.core.sql import date_literal, decimal_literal, ident, literal, text
 from assets.signals import catalog as signal_catalog
 from assets.signals.catalog import (
@@ -38,6 +39,7 @@ from assets.signals.catalog import (
     rule_error,
     write_schema,
 )
+from assets.signals.decisions import NETWORK_PD_COLUMNS, NETWORK_PD_MART
 
 RULES_PATH = Path(__file__).with_name("access_rules.yml")
 SCHEMA_PATH = Path(__file__).with_name("access_rules.schema.json")
@@ -136,6 +138,7 @@ DEPENDENCIES = (
     "stg_tax__filings",
     "stg_core_banking__loans",
     "fct_enterprise_month_end",
+    "fct_enterprise_month_end_network_pd",
     "fct_loan_month_end",
     "stg_core_banking__guarantees",
     "guarantee_circles",
@@ -512,7 +515,7 @@ def _hits_sql(rules: list[Rule], what: str) -> str:
     return f"list_filter([{', '.join(items)}]::VARCHAR[], lambda x: x IS NOT NULL)"
 
 
-def facts_sql(as_of: date, rules: AccessRules) -> str:
+def facts_sql(as_of: date, rules: AccessRules, network_pd: bool = True) -> str:
     """One row per application dated <= as_of with every fact, each as known on its date."""
     d = date_literal(as_of)
     collateral = ", ".join(text(t) for t in rules.collateral_types) or "NULL"
@@ -555,8 +558,8 @@ feat AS (
       ON f.enterprise_id = a.enterprise_id AND f.month_end < a.application_date
     QUALIFY row_number() OVER (PARTITION BY a.application_id ORDER BY f.month_end DESC) = 1
 ),
-{early_warning_sql()}
-{enhancement_sql(rules)}
+{early_warning_sql(network_pd=network_pd)}
+{enhancement_sql(rules, network_pd)}
 tax AS (
     SELECT a.application_id,
            count(DISTINCT t.period) FILTER (WHERE t.tax_type = 'vat') AS vat_filing_months,
@@ -646,7 +649,7 @@ LEFT JOIN gmutual ON gmutual.application_id = a.application_id
 """
 
 
-def early_warning_sql(feat: str = "feat", prefix: str = "") -> str:
+def early_warning_sql(feat: str = "feat", prefix: str = "", network_pd: bool = True) -> str:
     """CTEs `<prefix>ewf` + `<prefix>ews`: the signal catalog's signals and tier on each
     application's feature row (`feat`; the offered guarantor's row is `gfeat`, prefix `g`).
     Thresholds and tier rules come from the catalog, never from here."""
@@ -676,6 +679,16 @@ def early_warning_sql(feat: str = "feat", prefix: str = "") -> str:
         ) or "0"
         for sev in signal_catalog.SEVERITIES
     }
+    # other firms on red by their PD, beside the features as the engine reads them
+    # (decisions.features_sql); NULL when the mart is not built
+    if network_pd:
+        joins.append(
+            f"LEFT JOIN {NETWORK_PD_MART} npd ON npd.enterprise_id = l.enterprise_id "
+            "AND npd.month_end = l.month_end"
+        )
+        cols.append("npd.* EXCLUDE (enterprise_id, month_end)")
+    else:
+        cols += [f"CAST(NULL AS {t}) AS {ident(c)}" for c, t in NETWORK_PD_COLUMNS.items()]
     tier = signal_catalog.tier_sql(catalog, signals="early_warning_signals")
     return f"""{prefix}ewf AS (
     SELECT l.*{"".join(", " + c for c in cols)}
@@ -696,7 +709,7 @@ def early_warning_sql(feat: str = "feat", prefix: str = "") -> str:
 ),"""
 
 
-def enhancement_sql(rules: AccessRules) -> str:
+def enhancement_sql(rules: AccessRules, network_pd: bool = True) -> str:
     """CTEs for credit enhancement, each as known on the application date: the open
     government-fund cover of the applicant's loans (`fund`), the other members of its guarantee
     circle in trouble (`circ`), the offered guarantor's feature row (`gfeat`), catalog tier
@@ -732,7 +745,7 @@ gfeat AS (
       ON f.enterprise_id = a.offered_guarantor_id AND f.month_end < a.application_date
     QUALIFY row_number() OVER (PARTITION BY a.application_id ORDER BY f.month_end DESC) = 1
 ),
-{early_warning_sql("gfeat", "g")}
+{early_warning_sql("gfeat", "g", network_pd)}
 gdflt AS (
     SELECT DISTINCT a.application_id
     FROM apps a
@@ -764,7 +777,7 @@ def _limit_sql(rules: AccessRules) -> str:
     return f"CAST(floor({raw} / {unit}) * {unit} AS DECIMAL(18, 2))"
 
 
-def screening_sql(as_of: date, rules: AccessRules) -> str:
+def screening_sql(as_of: date, rules: AccessRules, network_pd: bool = True) -> str:
     """SELECT producing marts.application_screening (one row per application dated <= as_of)."""
     product_case = "CASE " + " ".join(
         f"WHEN {condition_sql(p.when)} THEN {text(p.product)}" for p in rules.products[:-1]
@@ -782,7 +795,7 @@ def screening_sql(as_of: date, rules: AccessRules) -> str:
         f"WHEN {condition_sql(p.when)} THEN {text(p.id)}" for p in rules.products[:-1]
     ) + f" ELSE {text(rules.products[-1].id)} END"
     return f"""
-WITH facts AS ({facts_sql(as_of, rules)}),
+WITH facts AS ({facts_sql(as_of, rules, network_pd)}),
 product AS (
     SELECT *, {product_case} AS recommended_product, {product_id_case} AS product_rule_id
     FROM facts
@@ -862,12 +875,12 @@ ORDER BY application_date, application_id
 """
 
 
-def decline_audit_sql(as_of: date, rules: AccessRules) -> str:
+def decline_audit_sql(as_of: date, rules: AccessRules, network_pd: bool = True) -> str:
     """Applications a hard-decline rule hits (re-evaluated on the facts) but not declined."""
     any_decline = " OR ".join(condition_sql(r.when) for r in rules.hard_declines)
     return f"""
 SELECT f.application_id, s.decision
-FROM ({facts_sql(as_of, rules)}) f
+FROM ({facts_sql(as_of, rules, network_pd)}) f
 LEFT JOIN {TARGET} s ON s.application_id = f.application_id
 WHERE ({any_decline}) AND coalesce(s.decision, 'missing') <> 'decline'
 """
@@ -877,7 +890,10 @@ def build_screening(con: Any, as_of: date, rules: AccessRules | None = None) -> 
     """Create or replace marts.application_screening on `con`; returns its row count."""
     rules = rules or load_rules()
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    con.execute(f"CREATE OR REPLACE TABLE {TARGET} AS {screening_sql(as_of, rules)}")
+    network_pd = table_exists(con, "marts", NETWORK_PD_MART.split(".")[1])
+    con.execute(
+        f"CREATE OR REPLACE TABLE {TARGET} AS {screening_sql(as_of, rules, network_pd)}"
+    )
     return con.execute(f"SELECT count(*) FROM {TARGET}").fetchone()[0]
 
 

@@ -16,7 +16,7 @@ from dagster import (
     asset_check,
 )
 
-from assets.core.metadata import markdown_table
+from assets.core.metadata import markdown_table, table_exists
 from assets.core.resources import RiskWarehouse
 from assets.core.sql import text
 from assets.dbt_assets import mart_key
@@ -27,6 +27,7 @@ from assets.screening.rules import (
     decline_audit_sql,
     load_rules,
 )
+from assets.signals.decisions import NETWORK_PD_MART
 
 OWNER = "team:credit-risk"
 GROUP = "pre_lending"
@@ -114,7 +115,10 @@ def no_approval_with_hard_decline_hit(
     """Re-evaluate the hard-decline rules on fresh facts, independent of the decision logic."""
     rules = load_rules()
     with warehouse.connect(read_only=True) as con:
-        bad = con.execute(decline_audit_sql(warehouse.as_of_date, rules)).fetchall()
+        network_pd = table_exists(con, "marts", NETWORK_PD_MART.split(".")[1])
+        bad = con.execute(
+            decline_audit_sql(warehouse.as_of_date, rules, network_pd)
+        ).fetchall()
     return AssetCheckResult(
         passed=not bad,
         severity=AssetCheckSeverity.ERROR,

@@ -38,6 +38,15 @@ from assets.signals.catalog import (
 )
 
 TRENDS_MART = "marts.fct_enterprise_month_end_trends"
+NETWORK_PD_MART = "marts.fct_enterprise_month_end_network_pd"
+#: Its columns besides the keys (the dbt model's contract; tests/test_network_pd.py checks)
+NETWORK_PD_COLUMNS = {
+    "guaranteed_parties_red_by_pd": "integer", "guaranteed_party_red_by_pd": "varchar",
+    "guaranteed_party_pd": "double", "own_guarantors_red_by_pd": "integer",
+    "own_guarantor_red_by_pd": "varchar", "own_guarantor_pd": "double",
+    "related_parties_red_by_pd": "integer", "related_party_red_by_pd": "varchar",
+    "related_party_pd": "double", "red_pd_cutoff": "double", "pd_model_version": "varchar",
+}
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 EXPERT_ENGINE = "expert_catalog"
 
@@ -89,9 +98,10 @@ def features_sql(
     latest_only: bool = False,
     enterprises_sql: str | None = None,
 ) -> str:
-    """Feature rows (both feature marts side by side) for month ends in [start, end], or each
-    firm's latest row on or before `end`, with the catalog's change columns
-    (`<feature>_chg_<N>m`, the value minus the value N month ends earlier)."""
+    """Feature rows (both feature marts side by side, and the other firms on red by their PD)
+    for month ends in [start, end], or each firm's latest row on or before `end`, with the
+    catalog's change columns (`<feature>_chg_<N>m`, the value minus the value N month ends
+    earlier)."""
     changes = catalog.change_columns
     lookback = max((n for _, n in changes), default=0)
     lower = ""
@@ -105,6 +115,18 @@ def features_sql(
             "on t.enterprise_id = f.enterprise_id and t.month_end = f.month_end"
         )
     trend_cols = ", t.* exclude (enterprise_id, month_end)" if trends else ""
+    if table_exists(con, "marts", "fct_enterprise_month_end_network_pd"):
+        # other firms on red by their PD (the champion in use before the build): read beside
+        # the features, never a scorecard candidate
+        trends += (
+            f" left join {NETWORK_PD_MART} as npd "
+            "on npd.enterprise_id = f.enterprise_id and npd.month_end = f.month_end"
+        )
+        trend_cols += ", npd.* exclude (enterprise_id, month_end)"
+    else:  # not built (a warehouse of fact marts only): nobody is on red by a PD
+        trend_cols += "".join(
+            f", cast(null as {t}) as {ident(c)}" for c, t in NETWORK_PD_COLUMNS.items()
+        )
     change_cols = "".join(
         f", case when lag(month_end, {n}) over w = last_day(month_end - interval {n} month) "
         f"then {ident(feat)} - lag({ident(feat)}, {n}) over w end "
