@@ -255,11 +255,11 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
 def put_features(con, enterprise_id: str, month_end: date, **overrides) -> None:
     row = dict(FEATURES)
     row.update({k: v for k, v in overrides.items() if not k.startswith("_")})
-    names = ["enterprise_id", "month_end", "as_of_date", *row]
+    names = ["enterprise_id", "month_end", *row]
     con.execute(
         f"INSERT INTO marts.fct_enterprise_month_end ({', '.join(names)}) "
         f"VALUES ({', '.join('?' * len(names))})",
-        [enterprise_id, month_end, month_end, *row.values()],
+        [enterprise_id, month_end, *row.values()],
     )
 
 
@@ -275,7 +275,7 @@ def put_loan(con, enterprise_id: str, month_end: date, dpd: int = 0, floor: int 
     con.execute(
         "INSERT INTO marts.fct_loan_month_end (loan_id, enterprise_id, month_end, "
         "outstanding_principal, dpd, risk_class, ifrs9_stage, ifrs9_stage_dpd_floor, "
-        "is_default, default_date) VALUES (?, ?, ?, 800000, ?, 'normal', ?, ?, FALSE, NULL)",
+        "is_default) VALUES (?, ?, ?, 800000, ?, 'normal', ?, ?, FALSE)",
         [loan_id, enterprise_id, month_end, dpd, floor, floor],
     )
 

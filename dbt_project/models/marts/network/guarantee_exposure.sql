@@ -2,7 +2,7 @@
 -- end <= D at which it has a loan outstanding or gives an open guarantee, as known on D.
 -- Guarantees count on a month end when start_date <= month end and end_date is null or
 -- after it (int_network__guarantees_open). An enterprise is in default on a month end when
--- one of its loans' default day is on or before it (fct_loan_month_end.default_date).
+-- one of its loans' default day is on or before it (fct_loan_defaults.default_date).
 -- Circles: int_network__guarantee_circles (strongly connected components in SQL). Guarantees
 -- given: int_network__guarantees_given (one definition, shared with the features).
 
@@ -35,8 +35,7 @@ defaults as (
     select
         enterprise_id,
         min(default_date) as default_date
-    from {{ ref('fct_loan_month_end') }}
-    where default_date is not null
+    from {{ ref('fct_loan_defaults') }}
     group by enterprise_id
 
 ),
