@@ -623,6 +623,19 @@ def test_past_dates_keep_the_current_tables_and_decide_in_one_pass(con) -> None:
     assert len(one_by_one) == 4  # x and y at jan and feb
 
 
+def test_a_later_night_of_the_same_month_writes_the_same_decisions(con) -> None:
+    """The decision window holds no per-night value: re-deciding it on a later day of the same
+    month writes the rows it held, so the publish keeps the table."""
+    jan, feb = date(2026, 1, 31), date(2026, 2, 28)
+    put_month(con, jan, {"x": {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}, "y": {}})
+    put_month(con, feb, {"x": {}, "y": {"revenue_3m_yoy": -0.5, "revenue_6m_yoy": -0.45}})
+    ew.build_decision_window(con, CAT, date(2026, 3, 5))
+    first = con.execute("SELECT * FROM marts.enterprise_decisions ORDER BY ALL").fetchall()
+    ew.build_decision_window(con, CAT, date(2026, 3, 6))
+    assert len(first) == 4
+    assert con.execute("SELECT * FROM marts.enterprise_decisions ORDER BY ALL").fetchall() == first
+
+
 def test_loan_mart_problems_detects_broken_data(con) -> None:
     put_month(con, AS_OF, {"x": {}})
     assert ew.loan_mart_problems(con, AS_OF)["negative_dpd"] == 0
