@@ -245,12 +245,15 @@ def build_risk_profile(
     return build_risk_profiles_for_dates(con, catalog, [as_of], as_of if current else None)[as_of]
 
 
+# No "decided on D" column: a decision at a month end is a pure function of the facts then,
+# so a night that re-decides its window writes the same rows and the publish keeps them. (A
+# warehouse built before keeps its old decided_as_of column, NULL in the rows written since.)
 DECISIONS_DDL = """
 CREATE TABLE IF NOT EXISTS marts.enterprise_decisions (
     enterprise_id VARCHAR NOT NULL, month_end DATE NOT NULL, engine VARCHAR,
     model_version VARCHAR, pd DOUBLE, tier VARCHAR, listed BOOLEAN, risk_score INTEGER,
     signals VARCHAR[], hard_triggers VARCHAR[], reasons VARCHAR, reason_list VARCHAR[],
-    catalog_version VARCHAR, decided_as_of DATE,
+    catalog_version VARCHAR,
     PRIMARY KEY (enterprise_id, month_end)
 )"""
 
@@ -311,9 +314,9 @@ def _decide_windows(
             )
         con.execute(
             f"INSERT {'' if replace_window else 'OR REPLACE '}INTO marts.enterprise_decisions "
-            "SELECT enterprise_id, month_end, engine, "
+            "BY NAME SELECT enterprise_id, month_end, engine, "
             "model_version, pd, tier, listed, risk_score, signals, hard_triggers, reasons, "
-            f"reason_list, {text(catalog.version)}, {date_literal(max(dates))} FROM {rel}"
+            f"reason_list, {text(catalog.version)} AS catalog_version FROM {rel}"
         )
     return con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
 

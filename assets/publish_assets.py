@@ -127,7 +127,12 @@ def published_warehouse(
             f"published {warehouse.published_path} ({result.mode}"
             + (f": {result.reason}" if result.reason else "") + f"): {len(result.tables)} "
             f"tables ({len(result.rewritten)} written, {len(result.appended)} appended to, "
-            f"{result.kept} kept), {result.bytes / 2**20:.1f} MiB in {result.seconds:.1f}s"
+            f"{len(result.patched)} patched, {result.kept} kept), "
+            f"{result.bytes / 2**20:.1f} MiB in {result.seconds:.1f}s"
+            + ("" if result.mode == "full" else
+               f"; written: {', '.join(sorted(result.rewritten)) or '-'}"
+               f"; appended: {', '.join(sorted(result.appended)) or '-'}"
+               f"; patched: {', '.join(sorted(result.patched)) or '-'}")
         )
         metadata = {
             "published": True,
@@ -140,6 +145,7 @@ def published_warehouse(
             "full_publish_reason": result.reason,
             "tables_written": MetadataValue.json(sorted(result.rewritten)),
             "rows_appended": MetadataValue.json(dict(result.appended)),
+            "rows_patched": MetadataValue.json(dict(result.patched)),
             "tables_kept": result.kept,
             "table_rows": MetadataValue.json(result.tables),
         }

@@ -124,7 +124,7 @@ def _contagion_listed(con: duckdb.DuckDBPyConnection, decisions: str, truth: Pat
         ),
         d as (
             select enterprise_id, min(default_date) as default_date
-            from marts.fct_loan_month_end where default_date is not null group by 1
+            from marts.fct_loan_defaults group by 1
         ),
         cd as (
             select c.enterprise_id, d.default_date, sd.default_date as source_default

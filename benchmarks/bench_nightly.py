@@ -14,7 +14,8 @@ Steps, each in its own process (wall time and that process's peak RSS, from wait
 5. with --full-night: `risk refresh --full` over the existing build file.
 With --night-only WAREHOUSE, only step 4 on an existing published warehouse (its build file
 beside it and DAGSTER_HOME given by --dagster-home), as of --as-of.
-Prints the ratio full refresh / bare load and the publish step's time.
+Prints the ratio full refresh / bare load, the publish step's time and, for the incremental
+night, the facts' recompute plan and which tables the publish wrote, appended to or patched.
 """
 
 from __future__ import annotations
@@ -104,6 +105,12 @@ def incremental_night(landing: Path, run_env: dict[str, str], work: Path, as_of:
         print(f"  {name:<32} {steps.get(name, 0.0):>9.1f}")
     print(f"  {'ingestion (raw__*)':<32} "
           f"{sum(v for k, v in steps.items() if k.startswith('raw__')):>9.1f}")
+    plan = re.search(r"month-end facts: (.*)$", out, re.MULTILINE)
+    published = re.search(r"published \S+ \((.*)$", out, re.MULTILINE)
+    if plan:
+        print(f"  dbt plan: {plan.group(1)}")
+    if published:  # what the publish did with each table (kept, appended, patched, written)
+        print(f"  publish: {published.group(1)}")
     return s
 
 

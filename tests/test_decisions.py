@@ -46,11 +46,11 @@ def _warehouse(path=None) -> duckdb.DuckDBPyConnection:
 
 def _firm(con, firm: str, **features) -> None:
     row = {**HEALTHY, **features}
-    names = ["enterprise_id", "month_end", "as_of_date", *row]
+    names = ["enterprise_id", "month_end", *row]
     con.execute(
         f"INSERT INTO marts.fct_enterprise_month_end ({', '.join(names)}) "
         f"VALUES ({', '.join('?' * len(names))})",
-        [firm, AS_OF, AS_OF, *row.values()],
+        [firm, AS_OF, *row.values()],
     )
     con.execute(
         "INSERT INTO marts.fct_loan_month_end (loan_id, enterprise_id, month_end, "
@@ -217,11 +217,11 @@ def test_a_decision_never_reads_facts_dated_after_its_month_end() -> None:
     later = date(2026, 4, 30)
     row = {**HEALTHY, "dpd_max_12m": 120, "dpd_max": 120, "is_default": True,
            "dishonest_debtor_listed_12m": 2}
-    names = ["enterprise_id", "month_end", "as_of_date", *row]
+    names = ["enterprise_id", "month_end", *row]
     con.execute(
         f"INSERT INTO marts.fct_enterprise_month_end ({', '.join(names)}) "
         f"VALUES ({', '.join('?' * len(names))})",
-        ["x", later, later, *row.values()],
+        ["x", later, *row.values()],
     )
     assert _decide_at(con, AS_OF) == first
     assert len(first) == 1 and first[0][3] == "amber"  # from the month end's own facts

@@ -288,11 +288,11 @@ def put_features(con, enterprise_id: str, month_end: date, **overrides) -> None:
             f"VALUES ({', '.join('?' * len(names))})",
             [enterprise_id, month_end, *network_pd.values()],
         )
-    names = ["enterprise_id", "month_end", "as_of_date", *row]
+    names = ["enterprise_id", "month_end", *row]
     con.execute(
         f"INSERT INTO marts.fct_enterprise_month_end ({', '.join(names)}) "
         f"VALUES ({', '.join('?' * len(names))})",
-        [enterprise_id, month_end, month_end, *row.values()],
+        [enterprise_id, month_end, *row.values()],
     )
 
 
@@ -308,7 +308,7 @@ def put_loan(con, enterprise_id: str, month_end: date, dpd: int = 0, floor: int 
     con.execute(
         "INSERT INTO marts.fct_loan_month_end (loan_id, enterprise_id, month_end, "
         "outstanding_principal, dpd, risk_class, ifrs9_stage, ifrs9_stage_dpd_floor, "
-        "is_default, default_date) VALUES (?, ?, ?, 800000, ?, 'normal', ?, ?, FALSE, NULL)",
+        "is_default) VALUES (?, ?, ?, 800000, ?, 'normal', ?, ?, FALSE)",
         [loan_id, enterprise_id, month_end, dpd, floor, floor],
     )
 
@@ -676,6 +676,19 @@ def test_past_dates_keep_the_current_tables_and_decide_in_one_pass(con) -> None:
     assert con.execute(f"SELECT {cols} FROM marts.enterprise_decisions ORDER BY ALL"
                        ).fetchall() == one_by_one
     assert len(one_by_one) == 4  # x and y at jan and feb
+
+
+def test_a_later_night_of_the_same_month_writes_the_same_decisions(con) -> None:
+    """The decision window holds no per-night value: re-deciding it on a later day of the same
+    month writes the rows it held, so the publish keeps the table."""
+    jan, feb = date(2026, 1, 31), date(2026, 2, 28)
+    put_month(con, jan, {"x": {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}, "y": {}})
+    put_month(con, feb, {"x": {}, "y": {"revenue_3m_yoy": -0.5, "revenue_6m_yoy": -0.45}})
+    ew.build_decision_window(con, CAT, date(2026, 3, 5))
+    first = con.execute("SELECT * FROM marts.enterprise_decisions ORDER BY ALL").fetchall()
+    ew.build_decision_window(con, CAT, date(2026, 3, 6))
+    assert len(first) == 4
+    assert con.execute("SELECT * FROM marts.enterprise_decisions ORDER BY ALL").fetchall() == first
 
 
 def test_loan_mart_problems_detects_broken_data(con) -> None:

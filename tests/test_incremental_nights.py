@@ -6,6 +6,9 @@ months back together with a re-delivered file. Each night runs what the nightly 
 (`plan_recompute`, the run context, dbt with or without `--full-refresh`, the base marker),
 then "publishes" (a copy with its refresh row). The month-end facts built that way must equal,
 row for row, a full build of the final landing.
+
+And a night leaves the stored month ends it does not recompute as they were (no per-night
+column such as as_of_date), so the incremental publish keeps or appends to the facts.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ FACTS = [
 #: The enterprise of the earliest registry event (SQL, over the generated landing {full}).
 FIRST_EVENT = ("SELECT enterprise_id FROM read_parquet('{full}/registry_events/*.parquet') "
                "ORDER BY event_date, event_id LIMIT 1")
-SELECT = ["--select", "+fct_enterprise_month_end_trends", "+fct_loan_month_end"]
+SELECT = ["--select", "+fct_enterprise_month_end_trends", "+fct_loan_month_end",
+          "fct_loan_defaults"]
 FIRST_DAY = date(2026, 9, 27)
 
 
@@ -59,8 +63,8 @@ def _deliver_days(full: Path, landing: Path, first: date, last: date) -> None:
                         landing / table / f"day-{last}.parquet")
 
 
-def _night(build: Path, published: Path, landing: Path, as_of: date, *, full: bool) -> object:
-    """The nightly dbt step on `build`, then a publish of it."""
+def _dbt_night(build: Path, published: Path, landing: Path, as_of: date, *, full: bool) -> object:
+    """The nightly dbt step on `build` (not yet published): its plan."""
     ingest_all(build, landing)
     plan = plan_recompute(build, published, as_of, full=full)
     mark_incremental_base(build, None)
@@ -71,6 +75,12 @@ def _night(build: Path, published: Path, landing: Path, as_of: date, *, full: bo
     args = ["run", *SELECT, *(["--full-refresh"] if plan.full else [])]
     run_dbt(args, warehouse=build, target_path=build.parent / "target")
     mark_incremental_base(build, as_of)
+    return plan
+
+
+def _night(build: Path, published: Path, landing: Path, as_of: date, *, full: bool) -> object:
+    """The nightly dbt step on `build`, then a publish of it (a copy with its refresh row)."""
+    plan = _dbt_night(build, published, landing, as_of, full=full)
     shutil.copyfile(build, published)
     with duckdb.connect(str(published)) as con:
         con.execute(f"CREATE OR REPLACE TABLE {PUBLISH_INFO} AS SELECT DATE '{as_of}' AS "
@@ -83,7 +93,9 @@ def _rows(warehouse: Path, relation: str) -> list[tuple]:
         return con.execute(f"SELECT * FROM {relation} ORDER BY ALL").fetchall()
 
 
-def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
+def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
+    """(the generated landing, night 0's landing: daily tables up to FIRST_DAY, the SQL of
+    the enterprise whose status changes on night 1)."""
     from synthetic.generator import generate
 
     full = tmp_path / "generated"
@@ -101,7 +113,11 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
             for part in sorted((full / table).glob("*.parquet")):
                 _write_rows(con, str(part), f"{col} <= DATE '{FIRST_DAY}'",
                             landing / table / part.name)
+    return full, landing, first
 
+
+def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
+    full, landing, first = _first_landing(tmp_path)
     published = tmp_path / "nightly" / "warehouse.duckdb"
     build = build_path(published)
     plans = []
@@ -172,8 +188,14 @@ def test_a_night_without_recomputed_month_ends_skips_only_the_facts_tests() -> N
     manifest = json.loads(prepare_dbt_project().read_text())
     nodes = {n["name"]: n for n in manifest["nodes"].values()}
     skipped = unchanged_fact_tests()
-    assert "not_null_fct_loan_month_end_month_end" in skipped
-    assert "unique_fct_enterprise_month_end_enterprise_id_month_end" in skipped
+    assert "not_null_int_loan_month_end__dpd_month_end" in skipped
+    # the contract's keys and values are tagged blocking: checked every night
+    blocking = {n["name"] for n in nodes.values()
+                if n["resource_type"] == "test" and "blocking" in n.get("tags", [])}
+    assert {"not_null_fct_loan_month_end_month_end",
+            "unique_fct_enterprise_month_end_enterprise_id_month_end",
+            "unique_fct_enterprise_month_end_trends_enterprise_id_month_end"} <= blocking
+    assert not blocking & set(skipped)
     facts = {m.split(".")[1] for m in FACTS}
     for name in skipped:
         parents = {nodes_by_id["name"] for nodes_by_id in (
@@ -181,3 +203,87 @@ def test_a_night_without_recomputed_month_ends_skips_only_the_facts_tests() -> N
         assert parents <= facts, (name, parents)
     assert not any("watchlist" in t or "portfolio_monthly" in t for t in skipped)
 
+
+
+def _month_end_hashes(warehouse: Path, relation: str) -> dict[date, tuple[int, int]]:
+    """Rows and a hash of every stored row, per month end."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {m: (n, h) for m, n, h in con.execute(
+            f"SELECT month_end, count(*), bit_xor(hash(t)) FROM {relation} AS t "
+            "GROUP BY month_end").fetchall()}
+
+
+def test_a_night_leaves_the_stored_month_ends_and_the_publish_keeps_them(tmp_path: Path) -> None:
+    """Two nights after the first: a new day inside the month (no month end recomputed), then
+    a night across a month end (only the new month end computed). The stored rows of the
+    month ends before are byte for byte as they were, and the incremental publish keeps the
+    facts, then only appends to them: it rewrites none."""
+    from assets.core.publish import publish
+    from assets.publish_assets import DROP_COLUMNS, PUBLISHED_SCHEMAS
+
+    full, landing, _ = _first_landing(tmp_path)
+    published = tmp_path / "nightly" / "warehouse.duckdb"
+    build = build_path(published)
+
+    def night(as_of: date) -> tuple[object, object]:
+        plan = _dbt_night(build, published, landing, as_of, full=False)
+        result = publish(build, published, schemas=PUBLISHED_SCHEMAS, drop_columns=DROP_COLUMNS,
+                         info={"as_of_date": as_of, "code_version": code_version()})
+        return plan, result
+
+    def deliver(first: date, last: date) -> None:  # the days' rows, no registry status change
+        with duckdb.connect() as con:
+            for table, col in DAILY.items():
+                extra = " AND event_type <> 'status_change'" if table == "registry_events" else ""
+                _write_rows(con, f"{full}/{table}/*.parquet",
+                            f"{col} BETWEEN DATE '{first}' AND DATE '{last}'{extra}",
+                            landing / table / f"day-{last}.parquet")
+
+    night(FIRST_DAY)
+    facts = {"marts.fct_loan_month_end", "marts.fct_enterprise_month_end"}
+    before = {r: _month_end_hashes(build, r) for r in FACTS}
+
+    deliver(date(2026, 9, 28), date(2026, 9, 28))
+    plan, result = night(date(2026, 9, 28))
+    assert plan.from_month_end == NOTHING and not plan.enterprises
+    assert result.mode == "incremental"
+    for relation in FACTS:
+        assert _month_end_hashes(build, relation) == before[relation], relation
+    touched = set(result.rewritten) | set(result.appended) | set(result.patched)
+    assert not touched & facts, f"the publish rewrote unchanged facts: {touched & facts}"
+    _night_tests_run_the_blocking_ones(build)
+
+    deliver(date(2026, 9, 29), date(2026, 10, 2))
+    plan, result = night(date(2026, 10, 2))
+    assert plan.from_month_end == date(2026, 9, 30)
+    for relation in FACTS:
+        after = _month_end_hashes(build, relation)
+        assert date(2026, 9, 30) in after and date(2026, 9, 30) not in before[relation]
+        assert {m: h for m, h in after.items() if m < date(2026, 9, 30)} == before[relation], \
+            f"{relation}: a month end before the recomputed one changed"
+    assert not facts & set(result.rewritten), result.rewritten
+    assert facts <= set(result.appended) | set(result.patched), (result.appended, result.patched)
+
+
+def _night_tests_run_the_blocking_ones(build: Path) -> None:
+    """The tests of a night that recomputes no month end, selected as the nightly step
+    selects them (`--exclude` the unchanged facts' tests, one value): the skipped ones do not
+    run, every blocking test of the facts does, and they pass."""
+    import json
+
+    from assets.dbt_assets import unchanged_fact_tests
+
+    skipped = unchanged_fact_tests()
+    target = build.parent / "target"
+    run_dbt(["test", "--exclude-resource-type", "unit_test", *SELECT,
+             "--exclude", " ".join(skipped)], warehouse=build, target_path=target)
+    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    ran = {nodes[r["unique_id"]]["name"]: r["status"] for r in results}
+    facts = {uid for uid, n in nodes.items() if n["resource_type"] == "model"
+             and n["config"].get("incremental_strategy") == "replace_from_month_end"}
+    blocking = {n["name"] for n in nodes.values() if n["resource_type"] == "test"
+                and "blocking" in n.get("tags", []) and set(n["depends_on"]["nodes"]) <= facts}
+    assert skipped and not set(skipped) & set(ran)
+    assert len(blocking) >= 10 and blocking <= set(ran), blocking - set(ran)
+    assert {ran[t] for t in blocking} == {"pass"}

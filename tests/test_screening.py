@@ -50,11 +50,12 @@ CREATE TABLE staging.stg_core_banking__loans (loan_id VARCHAR, enterprise_id VAR
     product VARCHAR, purpose VARCHAR, contract_date DATE, disbursement_date DATE,
     principal DECIMAL(18,2), collateral_type VARCHAR, collateral_value DECIMAL(18,2));
 """
-# The two fact marts come from their dbt contracts (conftest.create_mart_tables).
+# The fact marts come from their dbt contracts (conftest.create_mart_tables).
 
 def _create_schema(c: duckdb.DuckDBPyConnection) -> None:
     c.execute(SCHEMA)
-    create_mart_tables(c, "fct_enterprise_month_end", "fct_loan_month_end", "guarantee_circles")
+    create_mart_tables(c, "fct_enterprise_month_end", "fct_loan_month_end", "fct_loan_defaults",
+                       "guarantee_circles")
 
 
 def firm(
@@ -148,10 +149,14 @@ def loan(
     )
     con.execute(
         "INSERT INTO marts.fct_loan_month_end (loan_id, enterprise_id, month_end, "
-        "outstanding_principal, dpd, is_default, default_date) "
-        "VALUES (?, ?, DATE '2025-05-31', 0, 0, ?, ?)",
-        [lid, eid, default_date is not None, default_date],
+        "outstanding_principal, dpd, is_default) VALUES (?, ?, DATE '2025-05-31', 0, 0, ?)",
+        [lid, eid, default_date is not None],
     )
+    if default_date is not None:
+        con.execute(
+            "INSERT INTO marts.fct_loan_defaults (loan_id, enterprise_id, default_date) "
+            "VALUES (?, ?, ?)", [lid, eid, default_date],
+        )
 
 
 @pytest.fixture

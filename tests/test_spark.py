@@ -60,6 +60,7 @@ COMPARED = (
     "intermediate.int_loan_installments__settled",
     "intermediate.int_loan_month_end__dpd",
     "marts.fct_loan_month_end",
+    "marts.fct_loan_defaults",
     "marts.portfolio_monthly",
     "marts.fct_enterprise_outcomes",
     "marts.dim_branch",

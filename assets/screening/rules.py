@@ -139,7 +139,7 @@ DEPENDENCIES = (
     "stg_core_banking__loans",
     "fct_enterprise_month_end",
     "fct_enterprise_month_end_network_pd",
-    "fct_loan_month_end",
+    "fct_loan_defaults",
     "stg_core_banking__guarantees",
     "guarantee_circles",
 )
@@ -547,7 +547,7 @@ rating AS (
 dflt AS (
     SELECT a.application_id, min(l.default_date) AS first_default_date
     FROM apps a
-    JOIN marts.fct_loan_month_end l
+    JOIN marts.fct_loan_defaults l
       ON l.enterprise_id = a.enterprise_id AND l.default_date <= a.application_date
     GROUP BY a.application_id
 ),
@@ -749,7 +749,7 @@ gfeat AS (
 gdflt AS (
     SELECT DISTINCT a.application_id
     FROM apps a
-    JOIN marts.fct_loan_month_end l
+    JOIN marts.fct_loan_defaults l
       ON l.enterprise_id = a.offered_guarantor_id AND l.default_date <= a.application_date
 ),
 gmutual AS (

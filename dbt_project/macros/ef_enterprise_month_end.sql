@@ -21,7 +21,6 @@ with spine as (
 select
     s.enterprise_id,
     cast(s.month_end as date)                 as month_end,
-    cast({{ as_of_date() }} as date)          as as_of_date,
     s.industry_code,
     e.region_code,
     e.size_class,

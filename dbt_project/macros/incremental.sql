@@ -4,7 +4,11 @@
     Python (assets/refresh_plan.py: recompute_from) derives that month end from the dates of
     the rows that changed since the publish and writes it into main.dbt_run_context; dbt by
     hand (no value written) recomputes everything. A full build (`--full-refresh`, a new
-    warehouse, a target other than DuckDB) builds the whole table as before. -#}
+    warehouse, a target other than DuckDB) builds the whole table as before.
+
+    A row kept from an earlier night is left as it is: these models store nothing that
+    changes with D alone (no as_of_date, no "as known on D" column), so a night changes
+    only the rows it recomputes and the publish can keep or patch the rest. -#}
 
 {#- DuckDB only: dbt-spark has no delete+insert, so on Spark the facts stay full tables. -#}
 {% macro month_end_materialization() -%}
@@ -83,31 +87,4 @@
   insert into {{ arg_dict['target_relation'] }} ({{ cols }})
   select {{ cols }} from {{ arg_dict['temp_relation'] }}
   where {{ recompute_condition('month_end', 'enterprise_id') }}
-{%- endmacro %}
-
-{#- Post-hook of a fact that stamps as_of_date on every row: rows kept from an earlier night
-    carry tonight's D (one column rewritten, no recomputation). No-op in a full build. -#}
-{% macro restamp_as_of_date() -%}
-  {%- if target.type == 'duckdb' -%}
-  update {{ this }} set as_of_date = {{ as_of_date() }}
-  where as_of_date is distinct from {{ as_of_date() }}
-  {%- else -%} select 1 {%- endif -%}
-{%- endmacro %}
-
-{#- Post-hook of fct_loan_month_end: a loan's default day is known on D (a trigger day
-    passing, a late payment), so rows kept from an earlier night take tonight's value; whether
-    it falls on or before a kept month end cannot change (it is never before the earliest
-    changed date). No-op in a full build. -#}
-{% macro restamp_default_date() -%}
-  {%- if target.type == 'duckdb' -%}
-  update {{ this }} as f
-  set default_date = d.default_date,
-      is_default = coalesce(d.default_date <= f.month_end, false)
-  from (
-      select loan_id, min(default_trigger_date) as default_date
-      from {{ ref('int_loan_installments__settled') }}
-      group by loan_id
-  ) as d
-  where f.loan_id = d.loan_id and f.default_date is distinct from d.default_date
-  {%- else -%} select 1 {%- endif -%}
 {%- endmacro %}

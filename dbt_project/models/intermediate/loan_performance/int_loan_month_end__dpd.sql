@@ -5,6 +5,9 @@ where false
 {%- else %}
 -- One row per loan x month end me with disbursement_date <= me <= D at which the loan has
 -- outstanding principal or days past due (contract sections 3 and 4), as known on D.
+-- Every column is a property of the loan at its month end (nothing "as known on D" that a
+-- later night could change without a change at or before that month end): an incremental
+-- night keeps these rows as they are.
 --
 -- Scale: no per-day expansion. Installments are grouped by their settlement date (the
 -- "settle key"; unsettled at D = 9999-12-31). For a month end me, the installments not
@@ -144,7 +147,7 @@ select
     outstanding_principal,
     dpd,
     case when dpd > 0 then oldest_unsettled_due_date end as oldest_unsettled_due_date,
-    default_date,
+    -- the default day itself lives in fct_loan_defaults (it is known on D, not at month_end)
     coalesce(default_date <= month_end, false) as is_default
 from measured
 where outstanding_principal > 0 or dpd > 0

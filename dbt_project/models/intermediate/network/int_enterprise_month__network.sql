@@ -34,8 +34,7 @@ names as (
 defaults as (
 
     select enterprise_id, min(default_date) as default_date
-    from {{ ref('fct_loan_month_end') }}
-    where default_date is not null and default_date <= {{ as_of_date() }}
+    from {{ ref('fct_loan_defaults') }}
     group by enterprise_id
 
 ),

@@ -2,7 +2,8 @@
     outside ground truth): the outcome side of back-tests and of the PD scorecard's training.
 
     One row per enterprise x month end at which it had a loan row in fct_loan_month_end. The
-    enterprise's default date is the earliest default date of its loans (contract section 3:
+    enterprise's default date is the earliest default date of its loans (fct_loan_defaults;
+    contract section 3:
     an enterprise defaults when any of its loans does; a loan stays defaulted). Outcomes count
     events after month_end and within 6 / 12 months; `outcome_observed_6m` / `_12m` say
     whether the window had fully passed on D, so a back-test or a fit dated T uses a row only
@@ -10,7 +11,7 @@
 
 with loan_rows as (
 
-    select enterprise_id, month_end, outstanding_principal, dpd, is_default, default_date
+    select enterprise_id, month_end, outstanding_principal, dpd
     from {{ ref('fct_loan_month_end') }}
 
 ),
@@ -18,7 +19,7 @@ with loan_rows as (
 enterprise_default as (
 
     select enterprise_id, min(default_date) as default_date
-    from loan_rows
+    from {{ ref('fct_loan_defaults') }}
     group by enterprise_id
 
 ),

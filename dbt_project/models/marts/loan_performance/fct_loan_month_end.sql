@@ -1,13 +1,13 @@
-{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail',
-    post_hook=[
-        "{{ restamp_as_of_date() }}",
-        "{{ restamp_default_date() }}"]) }}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
 {%- if recompute_nothing() %}
 select * from {{ this }}
 where false
 {%- else %}
 -- fct_loan_month_end (contract section 4): one row per loan x month end me with
 -- disbursement_date <= me <= D at which outstanding_principal > 0 or dpd > 0, as known on D.
+-- A stored row holds only what is fixed at its month end (no as_of_date, no "default day as
+-- known on D": that is fct_loan_defaults), so a night changes only the month ends it
+-- recomputes; main.published_refresh says which D the published file holds.
 --
 -- risk_class   = the days-past-due floor (normal 0, special_mention 1-90, substandard
 --                91-270, doubtful 271-360, loss > 360), raised to at least substandard for
@@ -91,12 +91,10 @@ select
     cast(maturity_date as date)                                as maturity_date,
     cast(maturity_date - month_end as integer)                 as days_to_maturity,
     cast(oldest_unsettled_due_date as date)                    as oldest_unsettled_due_date,
-    cast(default_date as date)                                 as default_date,
     cast(risk_class_dpd_floor as varchar)                      as risk_class_dpd_floor,
     cast(is_borrower_rule_applied as boolean)                  as is_borrower_rule_applied,
     cast(ifrs9_stage_dpd_floor as integer)                     as ifrs9_stage_dpd_floor,
     cast(enterprise_outstanding_principal as decimal(18, 2))   as enterprise_outstanding_principal,
-    cast(enterprise_npl_principal_dpd_floor as decimal(18, 2)) as enterprise_npl_principal_dpd_floor,
-    cast({{ as_of_date() }} as date)                           as as_of_date
+    cast(enterprise_npl_principal_dpd_floor as decimal(18, 2)) as enterprise_npl_principal_dpd_floor
 from classified
 {%- endif %}

@@ -39,11 +39,7 @@ defaults as (
         d.branch_id,
         e.industry_code,
         count(*)                               as default_count
-    from (
-        select distinct loan_id, enterprise_id, branch_id, default_date
-        from {{ ref('int_loan_month_end__dpd') }}
-        where default_date is not null
-    ) as d
+    from {{ ref('fct_loan_defaults') }} as d
     left join enterprises as e on e.enterprise_id = d.enterprise_id
     where last_day(d.default_date) <= {{ as_of_date() }}
     group by 1, 2, 3

@@ -21,7 +21,7 @@
 -- the lineage does not depend on whether a champion is stored:
 -- depends_on: {{ ref('fct_enterprise_month_end') }}
 -- depends_on: {{ ref('fct_enterprise_month_end_trends') }}
--- depends_on: {{ ref('fct_loan_month_end') }}
+-- depends_on: {{ ref('fct_loan_defaults') }}
 {%- set pd_sql = var('pd_champion_sql', '') %}
 {%- set red_triggers = var('red_hard_triggers', {}) %}
 {%- set cutoff = var('red_pd_cutoff', 1) %}
@@ -87,8 +87,7 @@ red_by_pd as (
 
     defaults as (
         select enterprise_id, min(default_date) as default_date
-        from {{ ref('fct_loan_month_end') }}
-        where default_date is not null and default_date <= {{ as_of_date() }}
+        from {{ ref('fct_loan_defaults') }}
         group by enterprise_id
     ),
 

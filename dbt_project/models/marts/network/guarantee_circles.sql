@@ -42,8 +42,7 @@ select
     cast(coalesce(sum(m.outstanding_principal), 0) as decimal(18, 2))   as total_exposure,
     cast(count(*) filter (where m.is_default) as integer)               as members_in_default,
     cast(coalesce(any_value(e.guarantees_within), 0) as decimal(18, 2)) as guarantees_within,
-    cast(list_sort(any_value(e.guarantee_edges)) as varchar [])         as guarantee_edges,
-    cast({{ as_of_date() }} as date)                                    as as_of_date
+    cast(list_sort(any_value(e.guarantee_edges)) as varchar [])         as guarantee_edges
 from members as m
 left join edges as e on m.month_end = e.month_end and m.circle_id = e.circle_id
 group by m.month_end, m.circle_id

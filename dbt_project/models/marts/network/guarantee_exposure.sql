@@ -1,8 +1,10 @@
 -- guarantee_exposure (contract section 4): one row per enterprise of the registry x month
 -- end <= D at which it has a loan outstanding or gives an open guarantee, as known on D.
+-- No as_of_date column: a row changes only when its month end's facts do, so the nightly
+-- publish keeps or patches this mart instead of rewriting it (main.published_refresh names D).
 -- Guarantees count on a month end when start_date <= month end and end_date is null or
 -- after it (int_network__guarantees_open). An enterprise is in default on a month end when
--- one of its loans' default day is on or before it (fct_loan_month_end.default_date).
+-- one of its loans' default day is on or before it (fct_loan_defaults.default_date).
 -- Circles: int_network__guarantee_circles (strongly connected components in SQL). Guarantees
 -- given: int_network__guarantees_given (one definition, shared with the features).
 
@@ -35,8 +37,7 @@ defaults as (
     select
         enterprise_id,
         min(default_date) as default_date
-    from {{ ref('fct_loan_month_end') }}
-    where default_date is not null
+    from {{ ref('fct_loan_defaults') }}
     group by enterprise_id
 
 ),
@@ -103,8 +104,7 @@ select
     cast(c.circle_id is not null as boolean)                   as in_guarantee_circle,
     cast(c.circle_id as varchar)                               as circle_id,
     cast(coalesce(o.outstanding_principal, 0) as decimal(18, 2)) as outstanding_principal,
-    cast(coalesce(d.default_date <= p.month_end, false) as boolean) as is_default,
-    cast({{ as_of_date() }} as date)                           as as_of_date
+    cast(coalesce(d.default_date <= p.month_end, false) as boolean) as is_default
 from population as p
 inner join enterprises as e on p.enterprise_id = e.enterprise_id
 left join outstanding as o on p.enterprise_id = o.enterprise_id and p.month_end = o.month_end
