@@ -26,16 +26,13 @@ with month_ends as (
 
 names as (
 
-    select enterprise_id, coalesce(name || ' ', '') || '(' || enterprise_id || ')' as label
-    from {{ ref('stg_registry__enterprises') }}
+    select * from {{ ref('int_network__party_labels') }}
 
 ),
 
 defaults as (
 
-    select enterprise_id, min(default_date) as default_date
-    from {{ ref('fct_loan_defaults') }}
-    group by enterprise_id
+    select * from {{ ref('int_network__default_dates') }}
 
 ),
 
@@ -53,10 +50,7 @@ past_due as (
 
 edges as (
 
-    select month_end, guarantor_id, borrower_id, sum(guaranteed_amount) as amount
-    from {{ ref('int_network__guarantees_open') }}
-    where is_enterprise_edge
-    group by month_end, guarantor_id, borrower_id
+    select * from {{ ref('int_network__guarantee_edges') }}
 
 ),
 
@@ -139,13 +133,7 @@ circle_default as (
 -- related parties, both directions of every link, at the month ends it is valid
 links as (
 
-    select enterprise_id, related_id, valid_from, valid_to
-    from {{ ref('int_network__enterprise_links') }}
-
-    union all
-
-    select related_id as enterprise_id, enterprise_id as related_id, valid_from, valid_to
-    from {{ ref('int_network__enterprise_links') }}
+    select * from {{ ref('int_network__related_parties') }}
 
 ),
 

@@ -21,7 +21,7 @@
 -- the lineage does not depend on whether a champion is stored:
 -- depends_on: {{ ref('fct_enterprise_month_end') }}
 -- depends_on: {{ ref('fct_enterprise_month_end_trends') }}
--- depends_on: {{ ref('fct_loan_defaults') }}
+-- depends_on: {{ ref('int_network__default_dates') }}
 {%- set pd_sql = var('pd_champion_sql', '') %}
 {%- set red_triggers = var('red_hard_triggers', {}) %}
 {%- set cutoff = var('red_pd_cutoff', 1) %}
@@ -34,31 +34,20 @@ with month_ends as (
 
 names as (
 
-    select enterprise_id, coalesce(name || ' ', '') || '(' || enterprise_id || ')' as label
-    from {{ ref('stg_registry__enterprises') }}
+    select * from {{ ref('int_network__party_labels') }}
 
 ),
 
 edges as (
 
-    select month_end, guarantor_id, borrower_id, sum(guaranteed_amount) as amount
-    from {{ ref('int_network__guarantees_open') }}
-    where is_enterprise_edge
-    group by month_end, guarantor_id, borrower_id
+    select * from {{ ref('int_network__guarantee_edges') }}
 
 ),
 
 links as (
 
-    select l.enterprise_id, l.related_id, m.month_end
-    from {{ ref('int_network__enterprise_links') }} as l
-    inner join month_ends as m
-        on l.valid_from <= m.month_end and (l.valid_to is null or l.valid_to > m.month_end)
-
-    union
-
-    select l.related_id as enterprise_id, l.enterprise_id as related_id, m.month_end
-    from {{ ref('int_network__enterprise_links') }} as l
+    select distinct l.enterprise_id, l.related_id, m.month_end
+    from {{ ref('int_network__related_parties') }} as l
     inner join month_ends as m
         on l.valid_from <= m.month_end and (l.valid_to is null or l.valid_to > m.month_end)
 
@@ -86,9 +75,7 @@ red_by_pd as (
     ),
 
     defaults as (
-        select enterprise_id, min(default_date) as default_date
-        from {{ ref('fct_loan_defaults') }}
-        group by enterprise_id
+        select * from {{ ref('int_network__default_dates') }}
     ),
 
     scored as (
