@@ -196,35 +196,46 @@ EDGES = [
 EVENT_HEADER = list(TABLES["registry_events"].column_names)
 
 
-def _graph_landing(landing: Path) -> None:
-    ents, loans, sched, guars = [], [], [], []
-    for t in FIRMS:
+def firms_with_guarantees(
+    landing: Path, firms: list[str], edges: list[tuple[str, str]], due: dict[str, str],
+    name: str, guarantee_prefix: str, extra_guarantees: list[list[str]] | None = None,
+) -> None:
+    """One active firm per tag, each with one interest-only bullet loan (due on `due[tag]`,
+    else 2026-01-15, never paid) and an enterprise guarantee for each (guarantor, borrower)
+    edge, written as landing files `name`.csv."""
+    ents, loans, sched = [], [], []
+    for t in firms:
         ents.append([code(t), f"Firm {t}", "C", "330102", "2010-01-01", "1000000", "10",
                      "small", "active", "Rep", "330102198001010000"])  # fmt: skip
         loan = dict(
             loan_id=f"L_{t}", enterprise_id=code(t), branch_id="B001",
             product="working_capital_loan", purpose="working_capital",
             contract_date="2024-01-05", disbursement_date="2024-01-10",
-            maturity_date=DEFAULT_DUE.get(t, "2026-01-15"), principal="10000",
+            maturity_date=due.get(t, "2026-01-15"), principal="10000",
             annual_rate="0.05", repayment_method="interest_only_bullet", collateral_type="none",
             collateral_value="", guarantee_type="third_party_company", guarantee_ratio="1",
         )  # fmt: skip
         loans.append([loan[c] for c in LOAN_HEADER])
         sched.append([f"L_{t}", 1, loan["maturity_date"], "10000", "0"])
-    for n, (g, b) in enumerate(EDGES):
-        guars.append([f"GE{n:03d}", f"L_{b}", "enterprise", code(g), "1000", "2024-01-10", ""])
-    guars += [
+    guars = [
+        [f"{guarantee_prefix}{n:03d}", f"L_{b}", "enterprise", code(g), "1000", "2024-01-10", ""]
+        for n, (g, b) in enumerate(edges)
+    ]
+    write_csv(landing, "enterprises", f"{name}.csv", ENT_HEADER, ents)
+    write_csv(landing, "loans", f"{name}.csv", LOAN_HEADER, loans)
+    write_csv(landing, "repayment_schedule", f"{name}.csv", SCHEDULE_HEADER, sched)
+    write_csv(landing, "guarantees", f"{name}.csv", G_HEADER, [*guars, *(extra_guarantees or [])])
+
+
+def _graph_landing(landing: Path) -> None:
+    firms_with_guarantees(landing, FIRMS, EDGES, DEFAULT_DUE, "graph", "GE", [
         ["GE900", "L_E2", "enterprise", code("E2"), "500", "2024-07-15", ""],  # own loan: no edge
         ["GE901", "L_E1", "enterprise", code("E2"), "700", "2024-07-15", ""],
         ["GE902", "L_F1", "enterprise", code("F2"), "700", "2024-01-10", "2024-06-15"],
         ["GE903", "L_K1", "enterprise", OUTSIDE, "3000", "2024-01-10", ""],
         ["GE904", "L_K1", "government_fund", "GF330102", "4000", "2024-01-10", ""],
         ["GE905", "L_K1", "individual", "P-1234abcd", "2000", "2024-01-10", "2024-09-30"],
-    ]
-    write_csv(landing, "enterprises", "graph.csv", ENT_HEADER, ents)
-    write_csv(landing, "loans", "graph.csv", LOAN_HEADER, loans)
-    write_csv(landing, "repayment_schedule", "graph.csv", SCHEDULE_HEADER, sched)
-    write_csv(landing, "guarantees", "graph.csv", G_HEADER, guars)
+    ])
     write_csv(
         landing,
         "enterprise_links",

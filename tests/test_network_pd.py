@@ -19,13 +19,10 @@ import pytest
 import yaml
 from conftest import CONTRACT_EXAMPLES, write_csv
 from test_guarantees import (
-    ENT_HEADER,
     EVENT_HEADER,
-    G_HEADER,
     LINK_HEADER,
-    LOAN_HEADER,
-    SCHEDULE_HEADER,
     code,
+    firms_with_guarantees,
     link_row,
 )
 
@@ -58,26 +55,7 @@ def pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _landing(landing: Path) -> None:
-    ents, loans, sched, guars = [], [], [], []
-    for t in FIRMS:
-        ents.append([code(t), f"Firm {t}", "C", "330102", "2010-01-01", "1000000", "10",
-                     "small", "active", "Rep", "330102198001010000"])  # fmt: skip
-        loan = dict(
-            loan_id=f"L_{t}", enterprise_id=code(t), branch_id="B001",
-            product="working_capital_loan", purpose="working_capital",
-            contract_date="2024-01-05", disbursement_date="2024-01-10",
-            maturity_date=PAST_DUE.get(t, "2026-01-15"), principal="10000",
-            annual_rate="0.05", repayment_method="interest_only_bullet", collateral_type="none",
-            collateral_value="", guarantee_type="third_party_company", guarantee_ratio="1",
-        )  # fmt: skip
-        loans.append([loan[c] for c in LOAN_HEADER])
-        sched.append([f"L_{t}", 1, loan["maturity_date"], "10000", "0"])
-    for n, (g, b) in enumerate(EDGES):
-        guars.append([f"GQ{n:03d}", f"L_{b}", "enterprise", code(g), "1000", "2024-01-10", ""])
-    write_csv(landing, "enterprises", "pd.csv", ENT_HEADER, ents)
-    write_csv(landing, "loans", "pd.csv", LOAN_HEADER, loans)
-    write_csv(landing, "repayment_schedule", "pd.csv", SCHEDULE_HEADER, sched)
-    write_csv(landing, "guarantees", "pd.csv", G_HEADER, guars)
+    firms_with_guarantees(landing, FIRMS, EDGES, PAST_DUE, "pd", "GQ")
     write_csv(landing, "enterprise_links", "pd.csv", LINK_HEADER, [
         link_row(enterprise_id=code("QR"), related_id=code("QA"), relation="same_controller",
                  valid_from="2024-01-01"),
