@@ -31,6 +31,7 @@ from assets.backtest import (
     roc_points,
     run_backtest,
 )
+from assets.core.sql import RUN_CONTEXT
 
 DECISIONS = "main.decisions"
 
@@ -59,7 +60,7 @@ def create_tables(con: duckdb.DuckDBPyConnection, feature_points: bool = False) 
             dpd_max INTEGER, in_default BOOLEAN, all_loans_current BOOLEAN,
             next_default_date DATE, default_within_6m BOOLEAN, default_within_12m BOOLEAN,
             dpd30_within_12m BOOLEAN, outcome_observed_6m BOOLEAN,
-            outcome_observed_12m BOOLEAN, as_of_date DATE)
+            outcome_observed_12m BOOLEAN)
         """
     )
     fp = (
@@ -101,7 +102,6 @@ def outcome_row(firm: str, m: date, default: date | None, current: bool, as_of: 
         within[1],
         add_months(m, 6) <= as_of,
         add_months(m, 12) <= as_of,
-        as_of,
     )
 
 
@@ -128,6 +128,8 @@ def build(
             )
     insert(con, "marts.fct_enterprise_outcomes", outcomes)
     insert(con, "main.decisions", decisions)
+    # What a refresh leaves in the build file: the as-of date dbt built the outcomes for.
+    con.execute(f"CREATE OR REPLACE TABLE {RUN_CONTEXT} AS SELECT DATE '{as_of}' AS as_of_date")
 
 
 M = {i: last_day(2024, i) for i in range(1, 13)}
@@ -191,6 +193,7 @@ def test_population_recall_precision(hand: duckdb.DuckDBPyConnection) -> None:
     assert f["performing_listed_share"] == pytest.approx(7 / 27)  # E x6, F Mar
     assert f["watchlist_book_share"] == pytest.approx(12 / 49)
     assert f["watchlist_size_mean"] == pytest.approx(2.0)
+    assert f["outcomes_as_of"] == AS_OF  # from the run context: the outcomes store no D
 
 
 def test_firm_level_figures(hand: duckdb.DuckDBPyConnection) -> None:
@@ -339,7 +342,6 @@ def random_rows() -> tuple[duckdb.DuckDBPyConnection, np.ndarray, np.ndarray, np
             bool(y12[i]),
             True,
             True,
-            AS_OF,
         )
         for i in range(n)
     ]
@@ -348,7 +350,7 @@ def random_rows() -> tuple[duckdb.DuckDBPyConnection, np.ndarray, np.ndarray, np
     ref = date(2022, 6, 30)
     ref_pd = np.round(np.clip(rng.normal(0.04, 0.03, n), 0, 1), 3)
     outcomes += [
-        (f"E{i}", ref, 1, 0, False, True, None, False, False, False, True, True, AS_OF)
+        (f"E{i}", ref, 1, 0, False, True, None, False, False, False, True, True)
         for i in range(n)
     ]
     decisions += [(f"E{i}", ref, float(ref_pd[i]), "green", False, []) for i in range(n)]
@@ -413,8 +415,8 @@ def test_feature_psi_against_train_share() -> None:
     for i in range(10):
         con.execute(
             "INSERT INTO marts.fct_enterprise_outcomes VALUES "
-            "(?, ?, 1, 0, false, true, NULL, false, false, false, true, true, ?)",
-            [f"E{i}", m, AS_OF],
+            "(?, ?, 1, 0, false, true, NULL, false, false, false, true, true)",
+            [f"E{i}", m],
         )
         con.execute(
             "INSERT INTO main.decisions VALUES (?, ?, 0.01, 'green', false, [], "

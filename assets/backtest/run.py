@@ -78,7 +78,7 @@ from assets.backtest.metrics import (
     POP,
 )
 from assets.core.metadata import table_exists
-from assets.core.sql import date_literal, ident, literal, text, transaction
+from assets.core.sql import RUN_CONTEXT, date_literal, ident, literal, text, transaction
 
 OUTCOMES = "marts.fct_enterprise_outcomes"
 SCORECARD_BINS = "marts.pd_scorecard_bins"
@@ -105,7 +105,7 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
             ("horizon_end", "DATE", "last_day(window_end + 12 months): defaults counted to here"),
             ("model_version", "VARCHAR", "PD model version of the decisions"),
             ("catalog_version", "VARCHAR", "Signal catalog version of the decisions"),
-            ("outcomes_as_of", "DATE", "as_of_date of fct_enterprise_outcomes (when present)"),
+            ("outcomes_as_of", "DATE", "as-of date D the outcomes were built for"),
             (
                 "population_firm_months",
                 "BIGINT",
@@ -337,6 +337,18 @@ def _sql_value(value: object) -> str:
 
 def _dates_in(values: Sequence[date]) -> str:
     return "(" + ", ".join(date_literal(v) for v in values) + ")"
+
+
+def _outcomes_as_of(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The as-of date D the outcomes were built for: the dbt run context's (the outcomes
+    mart stores no per-night column, so a night does not rewrite its settled rows); an
+    outcomes mart built by an older version still carries it as a column."""
+    if "as_of_date" in _columns(con, OUTCOMES):
+        return con.execute(f"SELECT max(as_of_date) FROM {OUTCOMES}").fetchone()[0]
+    schema, table = RUN_CONTEXT.split(".")
+    if table_exists(con, schema, table):
+        return con.execute(f"SELECT max(as_of_date) FROM {RUN_CONTEXT}").fetchone()[0]
+    return None
 
 
 def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
@@ -608,9 +620,7 @@ def run_backtest(
         small["backtest_lead_times"] = _rows(con.execute(metrics.lead_time_sql()))
         stability = _stability(con, rel, cols, model_version, reference_months)
         small["backtest_stability"] = stability
-        as_of = None
-        if "as_of_date" in _columns(con, OUTCOMES):
-            (as_of,) = con.execute(f"SELECT max(as_of_date) FROM {OUTCOMES}").fetchone()
+        as_of = _outcomes_as_of(con)
         features = [r["psi"] for r in stability if r["kind"] == "feature" and r["psi"] is not None]
         score = [r["psi"] for r in stability if r["kind"] == "score"]
         weak = [s["signal_id"] for s in signals if s["weak"]]

@@ -22,11 +22,8 @@ import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
 
 from assets.core import settings
-from assets.core.sql import date_literal
+from assets.core.sql import RUN_CONTEXT, date_literal
 
-#: The one-row table dbt's macro as_of_date() reads: per-night values live here, not in
-#: --vars, so dbt's parse inputs stay the same from night to night (partial parsing).
-RUN_CONTEXT = "main.dbt_run_context"
 #: The enterprises whose every month end the incremental facts recompute tonight.
 RECOMPUTE_ENTERPRISES = "main.dbt_recompute_enterprises"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"

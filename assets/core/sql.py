@@ -14,6 +14,11 @@ from pathlib import Path
 
 import duckdb
 
+#: The one-row table dbt's macro as_of_date() reads (assets/core/dbt_project.py writes it
+#: before each dbt run): per-night values live here, not in --vars, so dbt's parse inputs stay
+#: the same from night to night (partial parsing). Also where the back-test reads D.
+RUN_CONTEXT = "main.dbt_run_context"
+
 
 def text(value: object) -> str:
     """'value' with single quotes doubled."""

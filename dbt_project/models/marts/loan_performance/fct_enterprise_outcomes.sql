@@ -73,7 +73,6 @@ select
     cast(last_day(m.month_end + interval 6 month) <= {{ as_of_date() }} as boolean)
                                                                        as outcome_observed_6m,
     cast(last_day(m.month_end + interval 12 month) <= {{ as_of_date() }} as boolean)
-                                                                       as outcome_observed_12m,
-    cast({{ as_of_date() }} as date)                                   as as_of_date
+                                                                       as outcome_observed_12m
 from with_next as m
 left join enterprise_default as d using (enterprise_id)
