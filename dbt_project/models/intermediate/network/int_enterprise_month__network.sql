@@ -64,45 +64,21 @@ given as (
 -- the firm guarantees a defaulted firm's loans (its guarantee is likely to be called)
 guaranteed_default as (
 
-    select
-        e.guarantor_id                                          as enterprise_id,
-        e.month_end,
-        count(*)                                                as parties,
-        sum(e.amount)                                           as amount,
-        arg_max(coalesce(n.label, '(' || e.borrower_id || ')'), e.amount) as party
-    from edges as e
-    inner join defaults as d on e.borrower_id = d.enterprise_id and d.default_date <= e.month_end
-    left join names as n on e.borrower_id = n.enterprise_id
-    group by e.guarantor_id, e.month_end
+    {{ guarantee_parties('borrower', 'defaults', 'o.default_date <= e.month_end',
+                         columns=['sum(e.amount) as amount']) }}
 
 ),
 
 guaranteed_past_due as (
 
-    select
-        e.guarantor_id                                          as enterprise_id,
-        e.month_end,
-        count(*)                                                as parties,
-        arg_max(coalesce(n.label, '(' || e.borrower_id || ')'), e.amount) as party
-    from edges as e
-    inner join past_due as p on e.borrower_id = p.enterprise_id and e.month_end = p.month_end
-    left join names as n on e.borrower_id = n.enterprise_id
-    group by e.guarantor_id, e.month_end
+    {{ guarantee_parties('borrower', 'past_due', 'o.month_end = e.month_end') }}
 
 ),
 
 -- a firm guaranteeing this firm's loans is in default (the credit enhancement is weak)
 guarantor_default as (
 
-    select
-        e.borrower_id                                           as enterprise_id,
-        e.month_end,
-        count(*)                                                as parties,
-        arg_max(coalesce(n.label, '(' || e.guarantor_id || ')'), e.amount) as party
-    from edges as e
-    inner join defaults as d on e.guarantor_id = d.enterprise_id and d.default_date <= e.month_end
-    left join names as n on e.guarantor_id = n.enterprise_id
-    group by e.borrower_id, e.month_end
+    {{ guarantee_parties('guarantor', 'defaults', 'o.default_date <= e.month_end') }}
 
 ),
 
@@ -201,31 +177,15 @@ on_red as (
 
 guaranteed_on_red as (
 
-    select
-        e.guarantor_id                                          as enterprise_id,
-        e.month_end,
-        count(*)                                                as parties,
-        arg_max(coalesce(n.label, '(' || e.borrower_id || ')'), e.amount) as party,
-        arg_max(r.red_trigger, e.amount)                        as red_trigger
-    from edges as e
-    inner join on_red as r on e.borrower_id = r.enterprise_id and e.month_end = r.month_end
-    left join names as n on e.borrower_id = n.enterprise_id
-    group by e.guarantor_id, e.month_end
+    {{ guarantee_parties('borrower', 'on_red', 'o.month_end = e.month_end',
+                         columns=['arg_max(o.red_trigger, e.amount) as red_trigger']) }}
 
 ),
 
 guarantor_on_red as (
 
-    select
-        e.borrower_id                                           as enterprise_id,
-        e.month_end,
-        count(*)                                                as parties,
-        arg_max(coalesce(n.label, '(' || e.guarantor_id || ')'), e.amount) as party,
-        arg_max(r.red_trigger, e.amount)                        as red_trigger
-    from edges as e
-    inner join on_red as r on e.guarantor_id = r.enterprise_id and e.month_end = r.month_end
-    left join names as n on e.guarantor_id = n.enterprise_id
-    group by e.borrower_id, e.month_end
+    {{ guarantee_parties('guarantor', 'on_red', 'o.month_end = e.month_end',
+                         columns=['arg_max(o.red_trigger, e.amount) as red_trigger']) }}
 
 ),
 

@@ -107,33 +107,19 @@ red_by_pd as (
 
 guaranteed_red as (
 
-    select
-        e.guarantor_id                                                      as enterprise_id,
-        e.month_end,
-        count(*)                                                            as parties,
-        arg_max(coalesce(n.label, '(' || e.borrower_id || ')'), (e.amount, r.pd)) as party,
-        arg_max(r.pd, (e.amount, r.pd))                                     as party_pd,
-        any_value(r.model_version)                                          as model_version
-    from edges as e
-    inner join red_by_pd as r on e.borrower_id = r.enterprise_id and e.month_end = r.month_end
-    left join names as n on e.borrower_id = n.enterprise_id
-    group by e.guarantor_id, e.month_end
+    {{ guarantee_parties('borrower', 'red_by_pd', 'o.month_end = e.month_end',
+                         rank='(e.amount, o.pd)',
+                         columns=['arg_max(o.pd, (e.amount, o.pd)) as party_pd',
+                                  'any_value(o.model_version) as model_version']) }}
 
 ),
 
 guarantor_red as (
 
-    select
-        e.borrower_id                                                       as enterprise_id,
-        e.month_end,
-        count(*)                                                            as parties,
-        arg_max(coalesce(n.label, '(' || e.guarantor_id || ')'), (e.amount, r.pd)) as party,
-        arg_max(r.pd, (e.amount, r.pd))                                     as party_pd,
-        any_value(r.model_version)                                          as model_version
-    from edges as e
-    inner join red_by_pd as r on e.guarantor_id = r.enterprise_id and e.month_end = r.month_end
-    left join names as n on e.guarantor_id = n.enterprise_id
-    group by e.borrower_id, e.month_end
+    {{ guarantee_parties('guarantor', 'red_by_pd', 'o.month_end = e.month_end',
+                         rank='(e.amount, o.pd)',
+                         columns=['arg_max(o.pd, (e.amount, o.pd)) as party_pd',
+                                  'any_value(o.model_version) as model_version']) }}
 
 ),
 

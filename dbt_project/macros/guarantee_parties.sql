@@ -1,0 +1,23 @@
+{#- The firms at the other end of an open enterprise guarantee that meet a condition, per
+    enterprise and month end: how many, and the one to name (largest guaranteed amount first).
+    `other`: 'borrower' (the enterprise guarantees their loans) or 'guarantor' (they guarantee
+    the enterprise's loans); `others`: a relation of enterprise_id (alias o) meeting it, joined
+    to the edge e by `on`; `rank`: what picks the firm named; `columns`: extra aggregates.
+    Reads the caller's CTEs `edges` (int_network__guarantee_edges) and `names`
+    (int_network__party_labels). -#}
+{% macro guarantee_parties(other, others, on, rank='e.amount', columns=[]) -%}
+    {%- set theirs = other ~ '_id' -%}
+    {%- set mine = 'guarantor_id' if other == 'borrower' else 'borrower_id' -%}
+    select
+        e.{{ mine }}                                            as enterprise_id,
+        e.month_end,
+        count(*)                                                as parties,
+        arg_max(coalesce(n.label, '(' || e.{{ theirs }} || ')'), {{ rank }}) as party
+        {%- for column in columns %},
+        {{ column }}
+        {%- endfor %}
+    from edges as e
+    inner join {{ others }} as o on e.{{ theirs }} = o.enterprise_id and {{ on }}
+    left join names as n on e.{{ theirs }} = n.enterprise_id
+    group by e.{{ mine }}, e.month_end
+{%- endmacro %}
