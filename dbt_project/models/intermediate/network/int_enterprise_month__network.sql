@@ -178,14 +178,14 @@ on_red as (
 guaranteed_on_red as (
 
     {{ guarantee_parties('borrower', 'on_red', 'o.month_end = e.month_end',
-                         columns=['arg_max(o.red_trigger, e.amount) as red_trigger']) }}
+                         named=[('o.red_trigger', 'red_trigger')]) }}
 
 ),
 
 guarantor_on_red as (
 
     {{ guarantee_parties('guarantor', 'on_red', 'o.month_end = e.month_end',
-                         columns=['arg_max(o.red_trigger, e.amount) as red_trigger']) }}
+                         named=[('o.red_trigger', 'red_trigger')]) }}
 
 ),
 

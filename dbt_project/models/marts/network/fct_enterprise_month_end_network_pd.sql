@@ -109,8 +109,8 @@ guaranteed_red as (
 
     {{ guarantee_parties('borrower', 'red_by_pd', 'o.month_end = e.month_end',
                          rank='(e.amount, o.pd)',
-                         columns=['arg_max(o.pd, (e.amount, o.pd)) as party_pd',
-                                  'any_value(o.model_version) as model_version']) }}
+                         named=[('o.pd', 'party_pd')],
+                         columns=['any_value(o.model_version) as model_version']) }}
 
 ),
 
@@ -118,8 +118,8 @@ guarantor_red as (
 
     {{ guarantee_parties('guarantor', 'red_by_pd', 'o.month_end = e.month_end',
                          rank='(e.amount, o.pd)',
-                         columns=['arg_max(o.pd, (e.amount, o.pd)) as party_pd',
-                                  'any_value(o.model_version) as model_version']) }}
+                         named=[('o.pd', 'party_pd')],
+                         columns=['any_value(o.model_version) as model_version']) }}
 
 ),
 
@@ -129,7 +129,8 @@ related_red as (
         l.enterprise_id,
         l.month_end,
         count(distinct l.related_id)                                        as parties,
-        arg_max(coalesce(n.label, '(' || l.related_id || ')'), r.pd)        as party,
+        first(coalesce(n.label, '(' || l.related_id || ')') order by r.pd desc, l.related_id asc)
+                                                                            as party,
         max(r.pd)                                                           as party_pd,
         any_value(r.model_version)                                          as model_version
     from links as l
