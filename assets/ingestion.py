@@ -36,6 +36,8 @@ import os
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +80,24 @@ LINE_MAX = 500
 IGNORED_COLUMNS_MAX = 50
 _PSEUDONYM_BATCH = 100_000
 _alias_counter = itertools.count()
+
+#: Seconds spent per ingestion phase since `reset_profile()` (read by benchmarks/bench_ingest.py).
+PROFILE: Counter[str] = Counter()
+
+
+def reset_profile() -> None:
+    """Start a new per-phase profile (`PROFILE`)."""
+    PROFILE.clear()
+
+
+@contextmanager
+def _phase(name: str) -> Iterator[None]:
+    """Add the wall time of the block to `PROFILE[name]`."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        PROFILE[name] += time.perf_counter() - started
 
 META_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {RAW}.rejected_rows (
@@ -572,7 +592,8 @@ def _stage_file(
 ) -> FileResult:
     """Validate one file into `_incoming` (clean and quarantined rows, with `_reason`)."""
     result = FileResult(str(path), "loaded")
-    cols, result.encoding = _read_file_into(con, path, tmp_dir)
+    with _phase("read"):
+        cols, result.encoding = _read_file_into(con, path, tmp_dir)
     known = {c.name.lower() for c in table.columns}
     missing = [c for c in table.required_columns if c.lower() not in cols]
     if cols and missing:
@@ -583,8 +604,22 @@ def _stage_file(
         result.ignored_columns.append(f"... ({len(ignored) - IGNORED_COLUMNS_MAX} more)")
     cols = {low: src for low, src in cols.items() if low in known}
     types = {r[0]: r[1] for r in con.execute("DESCRIBE _file").fetchall()}
-    _number_rows(con)
+    with _phase("number_rows"):
+        _number_rows(con)
     size, mtime = file_stamp(path)
+    with _phase("validate"):
+        _validate_into_incoming(con, table, path, cols, types, mtime)
+    return result
+
+
+def _validate_into_incoming(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    path: Path,
+    cols: dict[str, str],
+    types: dict[str, str],
+    mtime: datetime,
+) -> None:
     con.execute(
         f"""INSERT INTO _incoming BY NAME
             SELECT * EXCLUDE ({", ".join(f'"_txt_{c.name}"' for c in table.columns)}),
@@ -601,7 +636,6 @@ def _stage_file(
             FROM _file_rejects""",
         [mtime],
     )
-    return result
 
 
 def _incoming_ddl(table: Table) -> str:
@@ -758,18 +792,20 @@ def load_table(
     started = time.perf_counter()
     table = TABLES[table_name]
     result = TableResult(table_name)
-    check_landing_root(landing_dir)
-    files, reported = scan_landing(landing_dir, table_name)
-    check_table_folder(con, landing_dir, table_name, files)
-    with transaction(con):
+    with _phase("scan"):
+        check_landing_root(landing_dir)
+        files, reported = scan_landing(landing_dir, table_name)
+        check_table_folder(con, landing_dir, table_name, files)
+    with _phase("pseudonyms"), transaction(con):
         _publish_reported(con, table_name, reported)
         if table.pseudonym_columns:
             _key_raw_table(con, table)
     result.files += reported
     if _has_appended(con, table_name):  # a first load that stopped before de-duplicating
-        with transaction(con):
+        with _phase("deduplicate"), transaction(con):
             _deduplicate(con, table)
-    manifest = _manifest(con, table_name)
+    with _phase("scan"):
+        manifest = _manifest(con, table_name)
     result.files += gone_files(manifest, files, reported)
     seen = {} if force else manifest
     todo: list[Path] = []
@@ -782,9 +818,11 @@ def load_table(
         with tempfile.TemporaryDirectory(prefix="risk_ingest_") as tmp:
             _load_files(con, table, batch, Path(tmp), result)
     if _has_appended(con, table_name):  # a first load: keep the newest of each key once
-        with transaction(con):
+        with _phase("deduplicate"), transaction(con):
             _deduplicate(con, table)
-    result.row_count = con.execute(f"SELECT count(*) FROM {RAW}.{table_name}").fetchone()[0]
+    with _phase("manifest"):
+        result.row_count = con.execute(
+            f"SELECT count(*) FROM {RAW}.{table_name}").fetchone()[0]
     result.seconds = time.perf_counter() - started
     return result
 
@@ -882,12 +920,15 @@ def _load_files(
         except FileRejected as exc:
             rejected.append(FileResult(str(path), "rejected", reason=cap(str(exc), REASON_MAX)))
     if table.pseudonym_columns:
-        fill_pseudonyms(con, "_incoming", table)
-    _apply_foreign_keys(con, table)
+        with _phase("pseudonyms"):
+            fill_pseudonyms(con, "_incoming", table)
+    with _phase("foreign_keys"):
+        _apply_foreign_keys(con, table)
     con.execute("BEGIN TRANSACTION")
     try:
         _publish(con, table, staged, rejected, now)
-        con.execute("COMMIT")
+        with _phase("commit"):
+            con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -922,70 +963,76 @@ def _publish(
         _record_manifest(con, name, Path(fr.source_file), fr, now)
 
     files = [f.source_file for f in staged]
-    con.execute(
-        f"DELETE FROM {RAW}.rejected_rows WHERE table_name = ? AND list_contains(?, source_file)",
-        [name, files],
-    )
-    con.execute(
-        f"""INSERT INTO {RAW}.rejected_rows
-            SELECT ?, _source_file, _source_row, {_cap_sql("_reason", REASON_MAX)},
-                   {_cap_json_sql("_record", REASON_MAX)}, {_pk_text(table)}, ?
-            FROM _incoming WHERE _reason <> ''""",
-        [name, now],
-    )
+    with _phase("quarantine"):
+        con.execute(
+            f"DELETE FROM {RAW}.rejected_rows WHERE table_name = ? "
+            "AND list_contains(?, source_file)",
+            [name, files],
+        )
+        con.execute(
+            f"""INSERT INTO {RAW}.rejected_rows
+                SELECT ?, _source_file, _source_row, {_cap_sql("_reason", REASON_MAX)},
+                       {_cap_json_sql("_record", REASON_MAX)}, {_pk_text(table)}, ?
+                FROM _incoming WHERE _reason <> ''""",
+            [name, now],
+        )
     pk_cols = ", ".join(f'"{k}"' for k in table.primary_key)
     join = " AND ".join(f'o."{k}" = n."{k}"' for k in table.primary_key)
     contract_cols = ", ".join(ident(c) for c in (*table.column_names, *table.pseudonym_columns))
     lineage = ", ".join(LINEAGE_COLUMNS)
-    # Newest delivery of each key in this batch (mtime, then file name, then row); only keys
-    # delivered more than once go through the window.
-    clean = "FROM _incoming WHERE _reason = ''"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _clean AS
-            WITH repeated AS (SELECT {pk_cols} {clean} GROUP BY ALL HAVING count(*) > 1)
-            SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) ANTI JOIN repeated
-              USING ({pk_cols})
-            UNION ALL
-            SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) SEMI JOIN repeated
-              USING ({pk_cols})
-            QUALIFY row_number() OVER (PARTITION BY {pk_cols}
-              ORDER BY _file_mtime DESC, _source_file DESC, _source_row DESC) = 1"""
-    )
+    with _phase("deduplicate"):
+        # Newest delivery of each key in this batch (mtime, then file name, then row); only keys
+        # delivered more than once go through the window.
+        clean = "FROM _incoming WHERE _reason = ''"
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _clean AS
+                WITH repeated AS (SELECT {pk_cols} {clean} GROUP BY ALL HAVING count(*) > 1)
+                SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) ANTI JOIN repeated
+                  USING ({pk_cols})
+                UNION ALL
+                SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) SEMI JOIN repeated
+                  USING ({pk_cols})
+                QUALIFY row_number() OVER (PARTITION BY {pk_cols}
+                  ORDER BY _file_mtime DESC, _source_file DESC, _source_row DESC) = 1"""
+        )
     newer = (
         "(n._file_mtime > o._file_mtime OR (n._file_mtime = o._file_mtime "
         "AND n._source_file >= o._source_file))"
     )
-    if append:
+    with _phase("write"):
+        if append:
+            con.execute(
+                f"""INSERT INTO {RAW}.{name} ({contract_cols}, {lineage})
+                    SELECT {contract_cols}, {lineage} FROM _clean"""
+            )
+        else:
+            con.execute(f"DELETE FROM {RAW}.{name} o USING _clean n WHERE {join} AND {newer}")
+            con.execute(
+                f"""INSERT INTO {RAW}.{name} ({contract_cols}, {lineage})
+                    SELECT {contract_cols}, {lineage} FROM _clean n
+                    WHERE NOT EXISTS (SELECT 1 FROM {RAW}.{name} o WHERE {join})"""
+            )
+    with _phase("quarantine"):
+        # A key re-delivered cleanly no longer needs its quarantined versions from older files.
         con.execute(
-            f"""INSERT INTO {RAW}.{name} ({contract_cols}, {lineage})
-                SELECT {contract_cols}, {lineage} FROM _clean"""
+            f"""DELETE FROM {RAW}.rejected_rows WHERE table_name = ?
+                AND NOT list_contains(?, source_file)
+                AND primary_key IN (SELECT {_pk_text(table)} FROM _clean)""",
+            [name, files],
         )
-    else:
-        con.execute(f"DELETE FROM {RAW}.{name} o USING _clean n WHERE {join} AND {newer}")
-        con.execute(
-            f"""INSERT INTO {RAW}.{name} ({contract_cols}, {lineage})
-                SELECT {contract_cols}, {lineage} FROM _clean n
-                WHERE NOT EXISTS (SELECT 1 FROM {RAW}.{name} o WHERE {join})"""
-        )
-    # A key re-delivered cleanly no longer needs its quarantined versions from older files.
-    con.execute(
-        f"""DELETE FROM {RAW}.rejected_rows WHERE table_name = ?
-            AND NOT list_contains(?, source_file)
-            AND primary_key IN (SELECT {_pk_text(table)} FROM _clean)""",
-        [name, files],
-    )
-    counts = {
-        r[0]: (r[1], r[2])
-        for r in con.execute(
-            """SELECT _source_file, count(*), count(*) FILTER (WHERE _reason <> '')
-               FROM _incoming GROUP BY ALL"""
-        ).fetchall()
-    }
-    for fr in staged:
-        fr.rows_read, fr.rows_quarantined = counts.get(fr.source_file, (0, 0))
-        fr.rows_loaded = fr.rows_read - fr.rows_quarantined
-        _record_manifest(con, name, Path(fr.source_file), fr, now,
-                         status=APPENDED if append else None)
+    with _phase("manifest"):
+        counts = {
+            r[0]: (r[1], r[2])
+            for r in con.execute(
+                """SELECT _source_file, count(*), count(*) FILTER (WHERE _reason <> '')
+                   FROM _incoming GROUP BY ALL"""
+            ).fetchall()
+        }
+        for fr in staged:
+            fr.rows_read, fr.rows_quarantined = counts.get(fr.source_file, (0, 0))
+            fr.rows_loaded = fr.rows_read - fr.rows_quarantined
+            _record_manifest(con, name, Path(fr.source_file), fr, now,
+                             status=APPENDED if append else None)
 
 
 def _record_manifest(
