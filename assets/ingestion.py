@@ -411,43 +411,89 @@ def _uscc_valid_sql(v: str) -> str:
     return uscc_valid_sql(v)
 
 
-def _typed_expr(col: Column, src: str | None, src_type: str | None) -> tuple[str, str]:
-    """(text expression of the delivered value, typed expression) for one column."""
+#: Source types whose value is never an empty text: "missing" is just SQL NULL, and the text
+#: of the value is needed only to show a broken one (not computed for every row).
+_NON_TEXT_TYPES = ("BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                   "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DATE")
+
+
+def _non_text(src_type: str | None) -> bool:
+    return src_type is not None and (
+        src_type in _NON_TEXT_TYPES or src_type.startswith(("DECIMAL", "TIMESTAMP"))
+    )
+
+
+def _trim_sql(expr: str) -> str:
+    """SQL for trim(expr), calling trim only when an end is not printable ASCII: trim removes
+    spaces (Unicode category Zs, one ASCII among them), never '!' to '~', and costs a copy of
+    every value even when nothing is trimmed."""
+    return (
+        f"CASE WHEN ord({expr}[1]) BETWEEN 33 AND 126 AND ord({expr}[-1]) BETWEEN 33 AND 126 "
+        f"THEN {expr} ELSE trim({expr}) END"
+    )
+
+
+@dataclass(frozen=True)
+class _ColumnSql:
+    """SQL over `_src_<name>` (the delivered value, any type) for one contract column: its
+    text (trimmed, '' as NULL), whether it is missing, and its typed value."""
+
+    text: str
+    missing: str
+    typed: str
+    wide: str  # what the money bound casts to DECIMAL(38, 2)
+
+
+def _column_sql(col: Column, src: str | None, src_type: str | None) -> _ColumnSql:
     if src is None:
-        return "NULL::VARCHAR", f"NULL::{col.sql_type}"
-    quoted = f'"{src}"'
-    text = f"NULLIF(trim(CAST({quoted} AS VARCHAR)), '')"
+        return _ColumnSql("NULL::VARCHAR", "true", f"NULL::{col.sql_type}", "NULL")
+    quoted = ident(f"_src_{col.name}")
+    as_text = quoted if src_type == "VARCHAR" else f"CAST({quoted} AS VARCHAR)"
+    text = f"NULLIF({_trim_sql(as_text)}, '')"
+    if _non_text(src_type):  # a number or date delivered typed (Parquet): missing = NULL
+        missing, wide = f"{quoted} IS NULL", quoted
+    else:
+        missing, wide = f"{text} IS NULL", text
     if col.kind in ("text", "uscc", "enum", "month"):
-        return text, text
-    if col.kind == "date":
-        if src_type == "VARCHAR":
-            typed = (
-                f"CASE WHEN regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
-                f"THEN try_strptime({text}, '%Y-%m-%d')::DATE END"
-            )
-        else:
-            typed = f"TRY_CAST({quoted} AS DATE)"
-        return text, typed
-    if src_type == "VARCHAR":
-        return text, f"TRY_CAST({text} AS {col.sql_type})"
-    return text, f"TRY_CAST({quoted} AS {col.sql_type})"
+        typed = text
+    elif col.kind == "date" and src_type == "VARCHAR":
+        typed = (
+            f"CASE WHEN regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+            f"THEN try_strptime({text}, '%Y-%m-%d')::DATE END"
+        )
+    elif col.kind == "date":
+        typed = f"TRY_CAST({quoted} AS DATE)"
+    elif src_type == "VARCHAR":
+        typed = f"TRY_CAST({text} AS {col.sql_type})"
+    else:
+        typed = f"TRY_CAST({quoted} AS {col.sql_type})"
+    return _ColumnSql(text, missing, typed, wide)
 
 
-def _column_reasons(col: Column) -> list[str]:
-    """SQL CASE expressions yielding a reason when the column breaks its rule (else NULL)."""
-    n, t = f'"_txt_{col.name}"', f'"{col.name}"'
+def _column_reasons(col: Column, sql: _ColumnSql) -> list[str]:
+    """SQL CASE expressions yielding a reason when the column breaks its rule (else NULL).
+
+    Over the typed column and `_src_<name>`: the delivered text is computed for every row only
+    when the source is text; otherwise only for a broken value (inside THEN)."""
+    t = ident(col.name)
+    present = f"NOT ({sql.missing})"
     reasons = []
     if not col.nullable:
-        reasons.append(f"CASE WHEN {n} IS NULL THEN '{col.name}: required value missing' END")
+        reasons.append(f"CASE WHEN {sql.missing} THEN '{col.name}: required value missing' END")
     # The delivered value, cut to VALUE_SHOWN_MAX; never a personal value.
-    value = "'(personal data, not shown)'" if col.pii else _cap_sql(n, VALUE_SHOWN_MAX)
+    value = "'(personal data, not shown)'" if col.pii else _cap_sql(sql.text, VALUE_SHOWN_MAX)
     shown = f"'{col.name}: ''' || {value} || ''' is not {col.rule_text()}'"
-    # Plausibility bounds of the contract (assets.contract.MONEY_MAX, DATE_MIN, DATE_MAX).
-    over = f"abs(TRY_CAST({n} AS DECIMAL(38, 2))) > {literal(MONEY_MAX)}"
+    # Plausibility bounds of the contract (assets.contract.MONEY_MAX, DATE_MIN, DATE_MAX). The
+    # typed amount when there is one (the same number as the wider cast), else the wider cast.
+    limit = literal(MONEY_MAX)
+    over = (
+        f"(CASE WHEN {t} IS NOT NULL THEN abs({t}) > {limit} "
+        f"ELSE abs(TRY_CAST({sql.wide} AS DECIMAL(38, 2))) > {limit} END)"
+    )
     quoted = sql_text(col.name + ": '") + f" || {value} || "
     if col.kind == "money":
         bound = sql_text(f"' is beyond the plausibility bound of {MONEY_MAX} CNY")
-        reasons.append(f"CASE WHEN {n} IS NOT NULL AND {over} THEN {quoted}{bound} END")
+        reasons.append(f"CASE WHEN {present} AND {over} THEN {quoted}{bound} END")
     if col.kind == "date":
         dates = sql_text(f"' is outside the plausible dates {DATE_MIN} to {DATE_MAX}")
         reasons.append(
@@ -471,7 +517,7 @@ def _column_reasons(col: Column) -> list[str]:
         if bound is not None:
             bad.append(f"{t} {op} {bound!r}")
     if bad:
-        reasons.append(f"CASE WHEN {n} IS NOT NULL AND ({' OR '.join(bad)}) THEN {shown} END")
+        reasons.append(f"CASE WHEN {present} AND ({' OR '.join(bad)}) THEN {shown} END")
     return reasons
 
 
@@ -485,29 +531,38 @@ def _validate_file_sql(table: Table, cols: dict[str, str], types: dict[str, str]
     """SELECT over `_file_numbered` giving typed contract columns, lineage, `_reason` and, for
     quarantined rows only, `_record` (the delivered values).
 
+    One streaming pass, nothing materialized but the result; a delivered value is turned into
+    text for every row only when it came as text (CSV), else only for a quarantined row.
     Costly checks run once per distinct value or key, not per row: the USCC check character
-    over distinct codes, duplicate keys through a grouped aggregate rather than a window.
+    over distinct codes, duplicate keys through a grouped aggregate (over the key columns
+    only) rather than a window.
     """
-    selects = []
+    sqls: dict[str, _ColumnSql] = {}
+    sources = []
     for c in table.columns:
         src = cols.get(c.name.lower())
-        text, typed = _typed_expr(c, src, types.get(src) if src else None)
-        selects += [f'{text} AS "_txt_{c.name}"', f'{typed} AS "{c.name}"']
-    pk = ", ".join(f'"{k}"' for k in table.primary_key)
+        sqls[c.name] = _column_sql(c, src, types.get(src) if src else None)
+        if src is not None:
+            sources.append(f"{ident(src)} AS {ident('_src_' + c.name)}, ")
+    pk = ", ".join(ident(k) for k in table.primary_key)
+    pk_typed = ", ".join(f"{sqls[k].typed} AS {ident(k)}" for k in table.primary_key)
     uscc_cols = [c.name for c in table.columns if c.kind == "uscc"]
+    typed_cols = ", ".join(f"{sqls[c.name].typed} AS {ident(c.name)}" for c in table.columns)
     ctes = [
-        f"typed AS MATERIALIZED (SELECT {', '.join(selects)}, _source_row FROM _file_numbered)",
-        f"""dups AS (SELECT {pk}, max(_source_row) AS _keep_row FROM typed
+        f"src AS NOT MATERIALIZED (SELECT {''.join(sources)}_source_row FROM _file_numbered)",
+        f"typed AS NOT MATERIALIZED (SELECT *, {typed_cols} FROM src)",
+        f"""dups AS (SELECT {pk}, max(_source_row) AS _keep_row
+                     FROM (SELECT {pk_typed}, _source_row FROM src)
                      GROUP BY ALL HAVING count(*) > 1)""",
     ]
     joins = [f"LEFT JOIN dups USING ({pk})"]
     for name in uscc_cols:
         ctes.append(
             f"""uscc_{name} AS (SELECT v AS "{name}", {_uscc_valid_sql("v")} AS "_ok_{name}"
-                FROM (SELECT DISTINCT "{name}" AS v FROM typed WHERE "{name}" IS NOT NULL))"""
+                FROM (SELECT DISTINCT {sqls[name].typed} AS v FROM src) WHERE v IS NOT NULL)"""
         )
         joins.append(f'LEFT JOIN uscc_{name} USING ("{name}")')
-    reasons = [r for c in table.columns for r in _column_reasons(c)]
+    reasons = [r for c in table.columns for r in _column_reasons(c, sqls[c.name])]
     reasons += [
         f"CASE WHEN NOT ({rule.sql}) THEN '{rule.rule_id}: {rule.text}' END"
         for rule in table.row_rules
@@ -518,15 +573,15 @@ def _validate_file_sql(table: Table, cols: dict[str, str], types: dict[str, str]
     )
     record = (
         "to_json(struct_pack("
-        + ", ".join(f'"{c.name}" := "_txt_{c.name}"' for c in table.columns)
+        + ", ".join(f'"{c.name}" := {sqls[c.name].text}' for c in table.columns)
         + "))"
     )
-    ok_cols = "".join(f', "_ok_{n}"' for n in uscc_cols)
+    out_cols = ", ".join(ident(c.name) for c in table.columns)
     return f"""
         WITH {", ".join(ctes)},
         checked AS (SELECT *, concat_ws('; ', {", ".join(reasons)}) AS _reason
                     FROM typed {" ".join(joins)})
-        SELECT * EXCLUDE (_keep_row{ok_cols}),
+        SELECT {out_cols}, _source_row, _reason,
                CASE WHEN _reason <> '' THEN {record} END AS _record
         FROM checked"""
 
@@ -622,8 +677,7 @@ def _validate_into_incoming(
 ) -> None:
     con.execute(
         f"""INSERT INTO _incoming BY NAME
-            SELECT * EXCLUDE ({", ".join(f'"_txt_{c.name}"' for c in table.columns)}),
-                   {sql_text(str(path))} AS _source_file, ?::TIMESTAMP AS _file_mtime
+            SELECT *, {sql_text(str(path))} AS _source_file, ?::TIMESTAMP AS _file_mtime
             FROM ({_validate_file_sql(table, cols, types)})""",
         [mtime],
     )
@@ -647,14 +701,26 @@ def _incoming_ddl(table: Table) -> str:
 
 
 def _apply_foreign_keys(con: duckdb.DuckDBPyConnection, table: Table) -> None:
-    """Orphans (no parent row in raw) get a reason and so go to quarantine."""
+    """Orphans (no parent row in raw) get a reason and so go to quarantine.
+
+    The batch's distinct keys are looked up in the parent (a semi join probing the parent
+    with a hash table of the batch's keys, not one of the whole parent per batch); rows are
+    updated only when a key has no parent."""
     for column, parent in table.foreign_keys:
+        col = ident(column)
         con.execute(
-            f"""UPDATE _incoming SET _reason = concat_ws('; ', NULLIF(_reason, ''),
-                  '{column}: no {parent} row with this {column}')
-                WHERE "{column}" IS NOT NULL
-                  AND "{column}" NOT IN (SELECT "{column}" FROM {RAW}.{parent})"""
+            f"""CREATE OR REPLACE TEMP TABLE _orphan_keys AS
+                WITH keys AS (SELECT DISTINCT {col} FROM _incoming WHERE {col} IS NOT NULL)
+                SELECT {col} FROM keys EXCEPT
+                SELECT {col} FROM {RAW}.{ident(parent)} SEMI JOIN keys USING ({col})"""
         )
+        if con.execute("SELECT count(*) FROM _orphan_keys").fetchone()[0]:
+            con.execute(
+                f"""UPDATE _incoming SET _reason = concat_ws('; ', NULLIF(_reason, ''),
+                      '{column}: no {parent} row with this {column}')
+                    WHERE {col} IN (SELECT {col} FROM _orphan_keys)"""
+            )
+        _drop_temp(con, "_orphan_keys")
 
 
 def fill_pseudonyms(
@@ -843,28 +909,41 @@ def _has_appended(con: duckdb.DuckDBPyConnection, table_name: str) -> bool:
     ).fetchone()[0] > 0
 
 
+def _key_hash(table: Table, alias: str = "") -> str:
+    """SQL hash of the primary key: one 64-bit value to group by instead of the key's texts."""
+    prefix = f"{alias}." if alias else ""
+    return "hash(" + ", ".join(f"{prefix}{ident(k)}" for k in table.primary_key) + ")"
+
+
 def _deduplicate(con: duckdb.DuckDBPyConnection, table: Table) -> int:
     """Keep the newest delivery of each key of raw.<table> (mtime, then file name, then row,
-    as the upsert decides) and mark the appended files loaded. One pass over the table,
-    windowing only keys delivered more than once; none when one batch (one `loaded_at`) was
-    appended, as each batch is already de-duplicated. Returns the rows removed."""
+    as the upsert decides) and mark the appended files loaded. One grouped pass over the key
+    hashes finds the keys that may be repeated; only their rows go through the window (exact
+    keys, so a hash collision of two keys keeps both). None when one file was appended (a
+    file's clean rows have distinct keys). Returns the rows removed."""
     name = f"{RAW}.{ident(table.name)}"
     pk_cols = ", ".join(ident(k) for k in table.primary_key)
-    batches = con.execute(
-        f"SELECT count(DISTINCT loaded_at) FROM {RAW}.load_manifest WHERE table_name = ? "
-        "AND status = ?",
+    files = con.execute(
+        f"SELECT count(*) FROM {RAW}.load_manifest WHERE table_name = ? AND status = ?",
         [table.name, APPENDED],
     ).fetchone()[0]
-    removed = 0 if batches <= 1 else con.execute(
-        f"""DELETE FROM {name} WHERE rowid IN (
-              SELECT _rid FROM (
-                SELECT t.rowid AS _rid, row_number() OVER (PARTITION BY {pk_cols}
-                  ORDER BY _file_mtime DESC, _source_file DESC, _source_row DESC) AS _rank
-                FROM {name} AS t SEMI JOIN (
-                  SELECT {pk_cols} FROM {name} GROUP BY ALL HAVING count(*) > 1
-                ) AS repeated USING ({pk_cols}))
-              WHERE _rank > 1)"""
-    ).fetchone()[0]
+    removed = 0
+    if files > 1:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _repeated_hashes AS
+                SELECT {_key_hash(table)} AS _h FROM {name} GROUP BY _h HAVING count(*) > 1"""
+        )
+        if con.execute("SELECT count(*) FROM _repeated_hashes").fetchone()[0]:
+            removed = con.execute(
+                f"""DELETE FROM {name} WHERE rowid IN (
+                      SELECT _rid FROM (
+                        SELECT t.rowid AS _rid, row_number() OVER (PARTITION BY {pk_cols}
+                          ORDER BY _file_mtime DESC, _source_file DESC, _source_row DESC) AS _rank
+                        FROM {name} AS t
+                        WHERE {_key_hash(table, "t")} IN (SELECT _h FROM _repeated_hashes))
+                      WHERE _rank > 1)"""
+            ).fetchone()[0]
+        _drop_temp(con, "_repeated_hashes")
     con.execute(
         f"UPDATE {RAW}.load_manifest SET status = 'loaded' WHERE table_name = ? AND status = ?",
         [table.name, APPENDED],
@@ -980,21 +1059,27 @@ def _publish(
     join = " AND ".join(f'o."{k}" = n."{k}"' for k in table.primary_key)
     contract_cols = ", ".join(ident(c) for c in (*table.column_names, *table.pseudonym_columns))
     lineage = ", ".join(LINEAGE_COLUMNS)
-    with _phase("deduplicate"):
-        # Newest delivery of each key in this batch (mtime, then file name, then row); only keys
-        # delivered more than once go through the window.
-        clean = "FROM _incoming WHERE _reason = ''"
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _clean AS
-                WITH repeated AS (SELECT {pk_cols} {clean} GROUP BY ALL HAVING count(*) > 1)
-                SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) ANTI JOIN repeated
-                  USING ({pk_cols})
-                UNION ALL
-                SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) SEMI JOIN repeated
-                  USING ({pk_cols})
-                QUALIFY row_number() OVER (PARTITION BY {pk_cols}
-                  ORDER BY _file_mtime DESC, _source_file DESC, _source_row DESC) = 1"""
-        )
+    clean = "FROM _incoming WHERE _reason = ''"
+    if append or len(staged) <= 1:
+        # Appended batches are de-duplicated once at the end (`_deduplicate`), and the clean
+        # rows of one file have distinct keys (the file's duplicates are quarantined).
+        source = f"(SELECT * {clean})"
+    else:
+        with _phase("deduplicate"):
+            # Newest delivery of each key in this batch (mtime, then file name, then row);
+            # only keys delivered more than once go through the window.
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _clean AS
+                    WITH repeated AS (SELECT {pk_cols} {clean} GROUP BY ALL HAVING count(*) > 1)
+                    SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) ANTI JOIN repeated
+                      USING ({pk_cols})
+                    UNION ALL
+                    SELECT {contract_cols}, {lineage} FROM (SELECT * {clean}) SEMI JOIN repeated
+                      USING ({pk_cols})
+                    QUALIFY row_number() OVER (PARTITION BY {pk_cols}
+                      ORDER BY _file_mtime DESC, _source_file DESC, _source_row DESC) = 1"""
+            )
+        source = "_clean"
     newer = (
         "(n._file_mtime > o._file_mtime OR (n._file_mtime = o._file_mtime "
         "AND n._source_file >= o._source_file))"
@@ -1003,23 +1088,29 @@ def _publish(
         if append:
             con.execute(
                 f"""INSERT INTO {RAW}.{name} ({contract_cols}, {lineage})
-                    SELECT {contract_cols}, {lineage} FROM _clean"""
+                    SELECT {contract_cols}, {lineage} FROM {source}"""
             )
         else:
-            con.execute(f"DELETE FROM {RAW}.{name} o USING _clean n WHERE {join} AND {newer}")
+            con.execute(f"DELETE FROM {RAW}.{name} o USING {source} n WHERE {join} AND {newer}")
             con.execute(
                 f"""INSERT INTO {RAW}.{name} ({contract_cols}, {lineage})
-                    SELECT {contract_cols}, {lineage} FROM _clean n
+                    SELECT {contract_cols}, {lineage} FROM {source} n
                     WHERE NOT EXISTS (SELECT 1 FROM {RAW}.{name} o WHERE {join})"""
             )
     with _phase("quarantine"):
         # A key re-delivered cleanly no longer needs its quarantined versions from older files.
-        con.execute(
-            f"""DELETE FROM {RAW}.rejected_rows WHERE table_name = ?
-                AND NOT list_contains(?, source_file)
-                AND primary_key IN (SELECT {_pk_text(table)} FROM _clean)""",
+        older = con.execute(
+            f"""SELECT count(*) FROM {RAW}.rejected_rows WHERE table_name = ?
+                AND NOT list_contains(?, source_file)""",
             [name, files],
-        )
+        ).fetchone()[0]
+        if older:
+            con.execute(
+                f"""DELETE FROM {RAW}.rejected_rows WHERE table_name = ?
+                    AND NOT list_contains(?, source_file)
+                    AND primary_key IN (SELECT {_pk_text(table)} FROM {source})""",
+                [name, files],
+            )
     with _phase("manifest"):
         counts = {
             r[0]: (r[1], r[2])

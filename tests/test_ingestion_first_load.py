@@ -72,10 +72,10 @@ def test_first_load_equals_the_upsert(
     monkeypatch.setattr(ingestion, "_deduplicate",
                         lambda con, table: removed.append(dedup(con, table)) or removed[-1])
     _load(tmp_path / "first.duckdb", landing, batch_bytes)
-    # One file per batch: P9001 clean in 4 files, P9004 in 2 (amount 0 in r0_old is
-    # quarantined): the 4 older rows are appended, then removed at the end. One batch for all:
-    # already de-duplicated within the batch, nothing to remove.
-    assert sum(removed) == (4 if batch_bytes == 1 else 0)
+    # P9001 clean in 4 files, P9004 in 2 (amount 0 in r0_old is quarantined), P9005 twice in
+    # one file (the earlier row quarantined): the 4 older rows of P9001 and P9004 are appended,
+    # in one batch or several, then removed once at the end.
+    assert sum(removed) == 4
     monkeypatch.setattr(ingestion, "_is_empty", lambda con, name: False)  # always upsert
     _load(tmp_path / "upsert.duckdb", landing, batch_bytes)
     first, upsert = _state(tmp_path / "first.duckdb"), _state(tmp_path / "upsert.duckdb")
