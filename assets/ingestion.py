@@ -81,23 +81,27 @@ IGNORED_COLUMNS_MAX = 50
 _PSEUDONYM_BATCH = 100_000
 _alias_counter = itertools.count()
 
-#: Seconds spent per ingestion phase since `reset_profile()` (read by benchmarks/bench_ingest.py).
+#: Wall seconds per ingestion phase since `reset_profile()` (benchmarks/bench_ingest.py).
 PROFILE: Counter[str] = Counter()
+#: CPU seconds of the process (every DuckDB thread) per phase: steadier on a shared machine.
+PROFILE_CPU: Counter[str] = Counter()
 
 
 def reset_profile() -> None:
-    """Start a new per-phase profile (`PROFILE`)."""
+    """Start a new per-phase profile (`PROFILE`, `PROFILE_CPU`)."""
     PROFILE.clear()
+    PROFILE_CPU.clear()
 
 
 @contextmanager
 def _phase(name: str) -> Iterator[None]:
-    """Add the wall time of the block to `PROFILE[name]`."""
-    started = time.perf_counter()
+    """Add the wall and CPU time of the block to `PROFILE[name]` and `PROFILE_CPU[name]`."""
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
         PROFILE[name] += time.perf_counter() - started
+        PROFILE_CPU[name] += time.process_time() - cpu
 
 META_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {RAW}.rejected_rows (
@@ -435,13 +439,15 @@ def _trim_sql(expr: str) -> str:
 
 @dataclass(frozen=True)
 class _ColumnSql:
-    """SQL over `_src_<name>` (the delivered value, any type) for one contract column: its
-    text (trimmed, '' as NULL), whether it is missing, and its typed value."""
+    """SQL for one contract column: `typed` over CTE `src` (the delivered value as
+    `_src_<name>`, any type); `text` (trimmed, '' as NULL), `missing` and `wide` (what the
+    money bound casts to DECIMAL(38, 2)) over CTE `typed`, which adds `extra` to `src`."""
 
     text: str
     missing: str
     typed: str
-    wide: str  # what the money bound casts to DECIMAL(38, 2)
+    wide: str
+    extra: str | None = None
 
 
 def _column_sql(col: Column, src: str | None, src_type: str | None) -> _ColumnSql:
@@ -450,13 +456,10 @@ def _column_sql(col: Column, src: str | None, src_type: str | None) -> _ColumnSq
     quoted = ident(f"_src_{col.name}")
     as_text = quoted if src_type == "VARCHAR" else f"CAST({quoted} AS VARCHAR)"
     text = f"NULLIF({_trim_sql(as_text)}, '')"
-    if _non_text(src_type):  # a number or date delivered typed (Parquet): missing = NULL
-        missing, wide = f"{quoted} IS NULL", quoted
-    else:
-        missing, wide = f"{text} IS NULL", text
-    if col.kind in ("text", "uscc", "enum", "month"):
-        typed = text
-    elif col.kind == "date" and src_type == "VARCHAR":
+    if col.kind in ("text", "uscc", "enum", "month"):  # the typed value is the text
+        name = ident(col.name)
+        return _ColumnSql(name, f"{name} IS NULL", text, name)
+    if col.kind == "date" and src_type == "VARCHAR":
         typed = (
             f"CASE WHEN regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
             f"THEN try_strptime({text}, '%Y-%m-%d')::DATE END"
@@ -467,7 +470,12 @@ def _column_sql(col: Column, src: str | None, src_type: str | None) -> _ColumnSq
         typed = f"TRY_CAST({text} AS {col.sql_type})"
     else:
         typed = f"TRY_CAST({quoted} AS {col.sql_type})"
-    return _ColumnSql(text, missing, typed, wide)
+    if _non_text(src_type):
+        # A number or date delivered typed (Parquet) is missing only when NULL; its text is
+        # computed only to show a broken value (inside THEN), never for every row.
+        return _ColumnSql(text, f"{quoted} IS NULL", typed, quoted)
+    txt = ident(f"_txt_{col.name}")  # text delivered (CSV): computed once per row
+    return _ColumnSql(txt, f"{txt} IS NULL", typed, txt, extra=f"{text} AS {txt}")
 
 
 def _column_reasons(col: Column, sql: _ColumnSql) -> list[str]:
@@ -527,16 +535,11 @@ def _pk_text(table: Table) -> str:
     return parts[0] if len(parts) == 1 else "concat_ws('|', " + ", ".join(parts) + ")"
 
 
-def _validate_file_sql(table: Table, cols: dict[str, str], types: dict[str, str]) -> str:
-    """SELECT over `_file_numbered` giving typed contract columns, lineage, `_reason` and, for
-    quarantined rows only, `_record` (the delivered values).
-
-    One streaming pass, nothing materialized but the result; a delivered value is turned into
-    text for every row only when it came as text (CSV), else only for a quarantined row.
-    Costly checks run once per distinct value or key, not per row: the USCC check character
-    over distinct codes, duplicate keys through a grouped aggregate (over the key columns
-    only) rather than a window.
-    """
+def _file_columns_sql(
+    table: Table, cols: dict[str, str], types: dict[str, str]
+) -> tuple[dict[str, _ColumnSql], str]:
+    """The SQL of each contract column and the CTE `src` (delivered columns as `_src_<name>`,
+    with `_source_row`) over `_file_numbered`."""
     sqls: dict[str, _ColumnSql] = {}
     sources = []
     for c in table.columns:
@@ -544,18 +547,54 @@ def _validate_file_sql(table: Table, cols: dict[str, str], types: dict[str, str]
         sqls[c.name] = _column_sql(c, src, types.get(src) if src else None)
         if src is not None:
             sources.append(f"{ident(src)} AS {ident('_src_' + c.name)}, ")
+    return sqls, f"src AS (SELECT {''.join(sources)}_source_row FROM _file_numbered)"
+
+
+def _file_has_repeated_keys(
+    con: duckdb.DuckDBPyConnection, table: Table, cols: dict[str, str], types: dict[str, str]
+) -> bool:
+    """Whether two rows of the file may share a primary key: one aggregate over 64-bit hashes
+    of the key (a collision only costs the exact check in `_validate_file_sql`)."""
+    sqls, src = _file_columns_sql(table, cols, types)
+    key = ", ".join(sqls[k].typed for k in table.primary_key)
+    return con.execute(
+        f"""WITH {src} SELECT count(*) FROM (
+              SELECT hash({key}) AS _h FROM src GROUP BY _h HAVING count(*) > 1)"""
+    ).fetchone()[0] > 0
+
+
+def _validate_file_sql(
+    table: Table, cols: dict[str, str], types: dict[str, str], *, repeated_keys: bool = True
+) -> str:
+    """SELECT over `_file_numbered` giving typed contract columns, lineage, `_reason` and, for
+    quarantined rows only, `_record` (the delivered values).
+
+    One streaming pass, nothing materialized but the result; a delivered value is turned into
+    text for every row only when it came as text (CSV), else only for a quarantined row.
+    Costly checks run once per distinct value or key, not per row: the USCC check character
+    over distinct codes, duplicate keys through a grouped aggregate (over the key columns
+    only) rather than a window, and only when `repeated_keys` (`_file_has_repeated_keys`).
+    """
+    sqls, src_cte = _file_columns_sql(table, cols, types)
     pk = ", ".join(ident(k) for k in table.primary_key)
     pk_typed = ", ".join(f"{sqls[k].typed} AS {ident(k)}" for k in table.primary_key)
     uscc_cols = [c.name for c in table.columns if c.kind == "uscc"]
-    typed_cols = ", ".join(f"{sqls[c.name].typed} AS {ident(c.name)}" for c in table.columns)
+    typed_cols = ", ".join(
+        [f"{sqls[c.name].typed} AS {ident(c.name)}" for c in table.columns]
+        + [sql.extra for sql in sqls.values() if sql.extra]
+    )
     ctes = [
-        f"src AS NOT MATERIALIZED (SELECT {''.join(sources)}_source_row FROM _file_numbered)",
+        src_cte.replace("src AS (", "src AS NOT MATERIALIZED (", 1),
         f"typed AS NOT MATERIALIZED (SELECT *, {typed_cols} FROM src)",
-        f"""dups AS (SELECT {pk}, max(_source_row) AS _keep_row
-                     FROM (SELECT {pk_typed}, _source_row FROM src)
-                     GROUP BY ALL HAVING count(*) > 1)""",
     ]
-    joins = [f"LEFT JOIN dups USING ({pk})"]
+    joins = []
+    if repeated_keys:
+        ctes.append(
+            f"""dups AS (SELECT {pk}, max(_source_row) AS _keep_row
+                         FROM (SELECT {pk_typed}, _source_row FROM src)
+                         GROUP BY ALL HAVING count(*) > 1)"""
+        )
+        joins.append(f"LEFT JOIN dups USING ({pk})")
     for name in uscc_cols:
         ctes.append(
             f"""uscc_{name} AS (SELECT v AS "{name}", {_uscc_valid_sql("v")} AS "_ok_{name}"
@@ -567,10 +606,11 @@ def _validate_file_sql(table: Table, cols: dict[str, str], types: dict[str, str]
         f"CASE WHEN NOT ({rule.sql}) THEN '{rule.rule_id}: {rule.text}' END"
         for rule in table.row_rules
     ]
-    reasons.append(
-        "CASE WHEN _keep_row IS NOT NULL AND _source_row <> _keep_row "
-        "THEN 'duplicate primary key in this file: a later row with the same key is kept' END"
-    )
+    if repeated_keys:
+        reasons.append(
+            "CASE WHEN _keep_row IS NOT NULL AND _source_row <> _keep_row "
+            "THEN 'duplicate primary key in this file: a later row with the same key is kept' END"
+        )
     record = (
         "to_json(struct_pack("
         + ", ".join(f'"{c.name}" := {sqls[c.name].text}' for c in table.columns)
@@ -662,8 +702,10 @@ def _stage_file(
     with _phase("number_rows"):
         _number_rows(con)
     size, mtime = file_stamp(path)
+    with _phase("file_keys"):
+        repeated = _file_has_repeated_keys(con, table, cols, types)
     with _phase("validate"):
-        _validate_into_incoming(con, table, path, cols, types, mtime)
+        _validate_into_incoming(con, table, path, cols, types, mtime, repeated)
     return result
 
 
@@ -674,11 +716,12 @@ def _validate_into_incoming(
     cols: dict[str, str],
     types: dict[str, str],
     mtime: datetime,
+    repeated: bool,
 ) -> None:
     con.execute(
         f"""INSERT INTO _incoming BY NAME
             SELECT *, {sql_text(str(path))} AS _source_file, ?::TIMESTAMP AS _file_mtime
-            FROM ({_validate_file_sql(table, cols, types)})""",
+            FROM ({_validate_file_sql(table, cols, types, repeated_keys=repeated)})""",
         [mtime],
     )
     con.execute(
