@@ -356,21 +356,29 @@ def _csv_header(path: Path) -> list[str]:
 def _read_file_into(
     con: duckdb.DuckDBPyConnection, path: Path, tmp_dir: Path
 ) -> tuple[dict[str, str], str | None]:
-    """Read `path` into temp table `_file` (+ `_file_rejects` for malformed CSV lines).
+    """Read `path` into `_file` (+ `_file_rejects` for malformed CSV lines).
 
+    A Parquet file is not copied: `_file` and `_file_numbered` are views over it, numbered by
+    the reader's own row number (unless the file has a column of that name: then copied).
     Returns {lower-cased column name: source column name} and the detected encoding.
     """
     for temp in ("_file_numbered", "_file", "_file_rejects"):
         _drop_temp(con, temp)
     if path.suffix.lower() == ".parquet":
+        reader = f"read_parquet({sql_text(str(_alias(path, tmp_dir)))}"
         try:
-            con.execute(
-                "CREATE TEMP TABLE _file AS SELECT * FROM "
-                f"read_parquet({sql_text(str(_alias(path, tmp_dir)))})"
-            )
+            con.execute(f"CREATE TEMP VIEW _file AS SELECT * FROM {reader})")
+            names = [r[0] for r in con.execute("DESCRIBE _file").fetchall()]
+            if any(n.lower() in ("file_row_number", "_source_row") for n in names):
+                _drop_temp(con, "_file")
+                con.execute(f"CREATE TEMP TABLE _file AS SELECT * FROM {reader})")
+            else:
+                con.execute(
+                    "CREATE TEMP VIEW _file_numbered AS SELECT * EXCLUDE (file_row_number), "
+                    f"file_row_number + 1 AS _source_row FROM {reader}, file_row_number = true)"
+                )
         except duckdb.Error as exc:
             raise FileRejected(cap(f"unreadable Parquet file: {exc}", LINE_MAX)) from exc
-        names = [r[0] for r in con.execute("DESCRIBE _file").fetchall()]
         con.execute("CREATE TEMP TABLE _file_rejects (line BIGINT, csv_line VARCHAR, msg VARCHAR)")
         return {n.strip().lower(): n for n in names}, None
 
@@ -645,15 +653,21 @@ def file_stamp(path: Path) -> tuple[int, datetime]:
     return st.st_size, datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC).replace(tzinfo=None)
 
 
-def _drop_temp(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Drop a temp table or view of that name, whichever it is."""
+def _temp_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """'VIEW', a table type, or None when there is no temp relation of that name."""
     kind = con.execute(
         "SELECT table_type FROM information_schema.tables WHERE table_name = ? "
         "AND table_catalog = 'temp'",
         [name],
     ).fetchone()
+    return kind[0] if kind else None
+
+
+def _drop_temp(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a temp table or view of that name, whichever it is."""
+    kind = _temp_kind(con, name)
     if kind:
-        con.execute(f"DROP {'VIEW' if kind[0] == 'VIEW' else 'TABLE'} {name}")
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
 
 
 def _number_rows(con: duckdb.DuckDBPyConnection) -> None:
@@ -662,8 +676,9 @@ def _number_rows(con: duckdb.DuckDBPyConnection) -> None:
     When the CSV had malformed lines (quarantined on their own), good rows are numbered
     around them so every row keeps the number of its position in the file.
     """
+    if _temp_kind(con, "_file_numbered") is not None:  # a Parquet file, numbered on reading
+        return
     n_rejects = con.execute("SELECT count(*) FROM _file_rejects").fetchone()[0]
-    _drop_temp(con, "_file_numbered")
     if n_rejects == 0:
         con.execute(
             "CREATE TEMP VIEW _file_numbered AS SELECT *, rowid + 1 AS _source_row FROM _file"
@@ -702,10 +717,17 @@ def _stage_file(
     with _phase("number_rows"):
         _number_rows(con)
     size, mtime = file_stamp(path)
-    with _phase("file_keys"):
-        repeated = _file_has_repeated_keys(con, table, cols, types)
-    with _phase("validate"):
-        _validate_into_incoming(con, table, path, cols, types, mtime, repeated)
+    try:
+        with _phase("file_keys"):
+            repeated = _file_has_repeated_keys(con, table, cols, types)
+        with _phase("validate"):
+            _validate_into_incoming(con, table, path, cols, types, mtime, repeated)
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        if _temp_kind(con, "_file") != "VIEW":
+            raise
+        # A Parquet file is read here, not before: a damaged page shows now. The failed
+        # statement wrote nothing.
+        raise FileRejected(cap(f"unreadable Parquet file: {exc}", LINE_MAX)) from exc
     return result
 
 

@@ -3,6 +3,7 @@ once at the end) gives exactly what the upsert gives: raw rows, quarantine and m
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -62,11 +63,26 @@ def _load(warehouse: Path, landing: Path, batch_bytes: int = 1) -> None:
             ingestion.load_table(con, landing.resolve(), table, batch_bytes=batch_bytes)
 
 
+def _as_parquet(landing: Path) -> None:
+    """Each delivered CSV as a Parquet file of text columns (same name stem and mtime)."""
+    with duckdb.connect() as con:
+        for path in (landing / "repayments").glob("r*.csv"):
+            dest = path.with_suffix(".parquet")
+            con.execute(f"COPY (SELECT * FROM read_csv('{path}', all_varchar = true)) "
+                        f"TO '{dest}' (FORMAT parquet)")
+            stat = path.stat()
+            os.utime(dest, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            path.unlink()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
 @pytest.mark.parametrize("batch_bytes", [1, 1 << 30])
 def test_first_load_equals_the_upsert(
-    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
+    landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int, fmt: str
 ) -> None:
     _deliveries(landing)
+    if fmt == "parquet":
+        _as_parquet(landing)
     removed: list[int] = []
     dedup = ingestion._deduplicate
     monkeypatch.setattr(ingestion, "_deduplicate",
