@@ -10,17 +10,23 @@ All validation runs inside DuckDB, one file at a time, as SQL generated from the
    links leaving the landing root) are reported in `raw.rejected_files`; skip files the
    manifest says were already loaded unchanged (size, mtime);
 3. read each new or changed file (CSV in UTF-8 / GB18030, gzip-compressed CSV, or Parquet)
-   into a temp table, by its literal name (never as a glob pattern); a file with a bad
-   encoding or a missing required column is rejected whole;
+   by its literal name (never as a glob pattern): a CSV into a temp table, a Parquet file in
+   place (a view); a file with a bad encoding, a missing required column or a damaged
+   Parquet page is rejected whole;
 4. type every column and compute, per row, every broken rule as a readable reason (values
-   and reasons cut to a bounded length; personal data never shown in a reason);
+   and reasons cut to a bounded length; personal data never shown in a reason), in one
+   streaming pass per file: a value delivered typed (Parquet) becomes text only to be shown
+   in a reason; duplicate keys in the file are looked for through 64-bit key hashes first;
 5. fill the keyed pseudonyms of personal data (`Column.pseudonym`, HMAC-SHA256 with the key
    of `assets.core.secrets`);
 6. quarantine orphans (foreign key without parent), then, in one transaction per batch,
    upsert the clean rows by primary key (newest file wins: mtime, then name) and record
    quarantined rows, rejected files and the manifest. A first load (raw table empty) appends
-   each batch instead and keeps the newest row of each key once at the end: the upsert would
-   probe the growing table once per batch.
+   each batch instead and keeps the newest row of each key once at the end (one aggregate
+   over key hashes, a window over the repeated keys only): the upsert would probe the
+   growing table once per batch.
+
+`PROFILE` / `PROFILE_CPU` add up the seconds of each phase (benchmarks/bench_ingest.py).
 
 Rows are never deleted except when a newer delivery of the same primary key replaces them.
 """

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import resource
 import shutil
 import sys
@@ -92,7 +93,13 @@ def _run(target, *args) -> tuple[float, object, float]:
     q: mp.Queue = mp.get_context("fork").Queue()
     p = mp.get_context("fork").Process(target=target, args=(*args, q))
     p.start()
-    seconds, payload, peak = q.get()
+    while True:
+        try:
+            seconds, payload, peak = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise SystemExit(f"{target.__name__} failed (exit code {p.exitcode})") from None
     p.join()
     return seconds, payload, peak
 
