@@ -572,9 +572,18 @@ def _file_has_repeated_keys(
     sqls, src = _file_columns_sql(table, cols, types)
     key = ", ".join(sqls[k].typed for k in table.primary_key)
     return con.execute(
-        f"""WITH {src} SELECT count(*) FROM (
-              SELECT hash({key}) AS _h FROM src GROUP BY _h HAVING count(*) > 1)"""
+        f"WITH {src} SELECT count(*) FROM ({_repeated_hashes_sql(f'hash({key})', 'src')})"
     ).fetchone()[0] > 0
+
+
+def _repeated_hashes_sql(hash_expr: str, relation: str) -> str:
+    """SELECT of the values `_h` of `hash_expr` that occur more than once in `relation`: by
+    sorting and comparing neighbours, which costs about half a hash aggregate once the
+    distinct hashes (all of them, normally) outgrow the CPU caches."""
+    return f"""SELECT DISTINCT _h FROM (
+                 SELECT _h, lead(_h) OVER (ORDER BY _h) AS _next
+                 FROM (SELECT {hash_expr} AS _h FROM {relation}))
+               WHERE _h = _next"""
 
 
 def _validate_file_sql(
@@ -988,7 +997,7 @@ def _key_hash(table: Table, alias: str = "") -> str:
 
 def _deduplicate(con: duckdb.DuckDBPyConnection, table: Table) -> int:
     """Keep the newest delivery of each key of raw.<table> (mtime, then file name, then row,
-    as the upsert decides) and mark the appended files loaded. One grouped pass over the key
+    as the upsert decides) and mark the appended files loaded. One sorted pass over the key
     hashes finds the keys that may be repeated; only their rows go through the window (exact
     keys, so a hash collision of two keys keeps both). None when one file was appended (a
     file's clean rows have distinct keys). Returns the rows removed."""
@@ -1001,8 +1010,8 @@ def _deduplicate(con: duckdb.DuckDBPyConnection, table: Table) -> int:
     removed = 0
     if files > 1:
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _repeated_hashes AS
-                SELECT {_key_hash(table)} AS _h FROM {name} GROUP BY _h HAVING count(*) > 1"""
+            "CREATE OR REPLACE TEMP TABLE _repeated_hashes AS "
+            + _repeated_hashes_sql(_key_hash(table), name)
         )
         if con.execute("SELECT count(*) FROM _repeated_hashes").fetchone()[0]:
             removed = con.execute(
@@ -1235,6 +1244,12 @@ def ingest_all(
     """Load every landing table into `warehouse` (parents first). For scripts and tests."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     landing_dir = landing_dir.resolve()
-    with duckdb.connect(str(warehouse)) as con:
-        ensure_raw_schema(con)
+    with _phase("open"):
+        con = duckdb.connect(str(warehouse))
+    try:
+        with _phase("open"):
+            ensure_raw_schema(con)
         return {t: load_table(con, landing_dir, t, force=force) for t in LOAD_ORDER}
+    finally:
+        with _phase("close"):  # the last checkpoint of the warehouse file
+            con.close()

@@ -186,8 +186,7 @@ def main() -> None:
             print(f"night      {loaded:>12,} rows  {n_s:8.1f} s  peak {n_gib:6.2f} GiB  "
                   f"files: {night_files}")
             for table, (_, rows, _, s) in got["tables"].items():
-                if rows:
-                    print(f"    {table:<20} {rows:>12,} rows loaded  {s:8.1f} s")
+                print(f"    {table:<20} {rows:>12,} rows loaded  {s:8.1f} s")
             _phase_table(got, n_s)
     finally:
         if not args.keep:
