@@ -112,22 +112,32 @@ def deliver_night(landing: Path) -> dict[str, int]:
     counts = {}
     with duckdb.connect() as con:
         for table, (id_col, date_col) in DAILY.items():
-            src = f"read_parquet('{landing}/{table}/*.parquet', union_by_name = true)"
-            dest = landing / table / f"{NIGHT_TAG}-{table}.parquet"
+            src, suffix, fmt = _delivered(landing / table)
+            dest = landing / table / f"{NIGHT_TAG}-{table}{suffix}"
             con.execute(
                 f"COPY (SELECT * REPLACE ({id_col} || '-n1' AS {id_col}, "
-                f"{date_col} + 1 AS {date_col}) FROM {src} WHERE {date_col} = "
-                f"(SELECT max({date_col}) FROM {src})) TO '{dest}' (FORMAT parquet)"
+                f"CAST({date_col} AS DATE) + 1 AS {date_col}) FROM {src} WHERE "
+                f"CAST({date_col} AS DATE) = (SELECT max(CAST({date_col} AS DATE)) FROM {src})) "
+                f"TO '{dest}' ({fmt})"
             )
             counts[dest.name] = con.execute(f"SELECT count(*) FROM '{dest}'").fetchone()[0]
-        src = f"read_parquet('{landing}/repayments/part-*.parquet')"
-        dest = landing / "repayments" / f"{NIGHT_TAG}-correction.parquet"
+        src, suffix, fmt = _delivered(landing / "repayments")
+        dest = landing / "repayments" / f"{NIGHT_TAG}-correction{suffix}"
         con.execute(
             f"COPY (SELECT * REPLACE (amount + 1 AS amount) FROM {src} USING SAMPLE 1000 ROWS "
-            f"(reservoir, 42)) TO '{dest}' (FORMAT parquet)"
+            f"(reservoir, 42)) TO '{dest}' ({fmt})"
         )
         counts[dest.name] = 1000
     return counts
+
+
+def _delivered(folder: Path) -> tuple[str, str, str]:
+    """(reader over the folder's delivered files, suffix, COPY options) for Parquet or CSV."""
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(NIGHT_TAG))
+    listing = "[" + ", ".join(f"'{p}'" for p in files) + "]"
+    if files and files[0].suffix == ".parquet":
+        return f"read_parquet({listing}, union_by_name = true)", ".parquet", "FORMAT parquet"
+    return f"read_csv({listing}, union_by_name = true)", ".csv", "FORMAT csv, HEADER"
 
 
 def _phase_table(got: dict, total: float) -> None:
