@@ -41,14 +41,14 @@ first_data as (
 starts as (
     select
         e.enterprise_id,
-        -- integer key: window partitions sort much faster on it than on the 18-char code
-        cast(row_number() over (order by e.enterprise_id) as integer) as enterprise_key,
+        k.enterprise_key,
         e.industry_code,
         greatest(
             coalesce(f.first_month_end, {{ ef_month_end('e.established_date') }}),
             coalesce({{ ef_month_end('c.cal_start - interval 24 month') }}, date '1900-01-31')
         ) as start_month_end
     from {{ ref('stg_registry__enterprises') }} as e
+    inner join {{ ref('int_enterprise__keys') }} as k on k.enterprise_id = e.enterprise_id
     left join first_data as f on f.enterprise_id = e.enterprise_id
     cross join calendar as c
 )

@@ -11,26 +11,35 @@ with spine as (
     {{- recompute_only_enterprises('enterprise_id') }}
 ),
 
+-- the enterprises this build computes, with their integer key (int_enterprise__keys): the
+-- sources are keyed by it from here to the window, which is far faster than the credit code
+keys as (
+    select enterprise_id, enterprise_key from {{ ref('int_enterprise__keys') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
+),
+
 filings as (
-    select * from {{ ref('stg_tax__filings') }}
-    where period_end <= {{ as_of_date() }}
+    select k.enterprise_key, f.period_end, f.tax_type, f.taxable_revenue, f.tax_payable, f.tax_paid
+    from {{ ref('stg_tax__filings') }} as f
+    inner join keys as k on k.enterprise_id = f.enterprise_id
+    where f.period_end <= {{ as_of_date() }}
 ),
 
 vat as (
-    select enterprise_id, period_end as month_end, sum(taxable_revenue) as revenue
+    select enterprise_key, period_end as month_end, sum(taxable_revenue) as revenue
     from filings
     where tax_type = 'vat'
     group by 1, 2
 ),
 
 first_vat as (
-    select enterprise_id, min(month_end) as first_vat_month_end
+    select enterprise_key, min(month_end) as first_vat_month_end
     from vat
     group by 1
 ),
 
 arrears_delta as (
-    select enterprise_id, period_end as month_end, sum(tax_payable - tax_paid) as arrears_delta
+    select enterprise_key, period_end as month_end, sum(tax_payable - tax_paid) as arrears_delta
     from filings
     group by 1, 2
 ),
@@ -42,24 +51,25 @@ base as (
         s.month_end,
         v.revenue                                    as revenue_1m,
         case when month(s.month_end) not in (1, 2) then v.revenue end as revenue_1m_xcny,
-        cast(v.enterprise_id is not null as integer) as vat_filed,
+        cast(v.enterprise_key is not null as integer) as vat_filed,
         -- an expected VAT filing is missing: filed for an earlier period, none for this one
-        case when v.enterprise_id is null and s.month_end > f.first_vat_month_end
+        case when v.enterprise_key is null and s.month_end > f.first_vat_month_end
             then 1 else 0 end                        as vat_missing,
         coalesce(a.arrears_delta, 0)                 as arrears_delta
     from spine as s
     left join vat as v
-        on v.enterprise_id = s.enterprise_id and v.month_end = s.month_end
+        on v.enterprise_key = s.enterprise_key and v.month_end = s.month_end
     left join first_vat as f
-        on f.enterprise_id = s.enterprise_id
+        on f.enterprise_key = s.enterprise_key
     left join arrears_delta as a
-        on a.enterprise_id = s.enterprise_id and a.month_end = s.month_end
+        on a.enterprise_key = s.enterprise_key and a.month_end = s.month_end
 ),
 
 -- one window pass: frames "n preceding" over the dense spine are "n months back";
 -- "14 preceding .. 12 preceding" is the same 3-month window a year earlier
 w3 as (
     select
+        enterprise_key,
         enterprise_id,
         month_end,
         revenue_1m,
@@ -89,29 +99,30 @@ w3 as (
 
 ratings as (
     select
-        enterprise_id,
-        year,
-        rating,
-        rating_rank,
-        lag(year) over (partition by enterprise_id order by year)        as prev_year,
-        lag(rating) over (partition by enterprise_id order by year)      as prev_rating,
-        lag(rating_rank) over (partition by enterprise_id order by year) as prev_rating_rank
-    from {{ ref('stg_tax__ratings') }}
-    where year < year({{ as_of_date() }})
+        k.enterprise_key,
+        r.year,
+        r.rating,
+        r.rating_rank,
+        lag(r.year) over (partition by k.enterprise_key order by r.year)        as prev_year,
+        lag(r.rating) over (partition by k.enterprise_key order by r.year)      as prev_rating,
+        lag(r.rating_rank) over (partition by k.enterprise_key order by r.year) as prev_rating_rank
+    from {{ ref('stg_tax__ratings') }} as r
+    inner join keys as k on k.enterprise_id = r.enterprise_id
+    where r.year < year({{ as_of_date() }})
 ),
 
 -- each rating is the latest "of a year before" for month ends in years year+1 .. next rating's
 -- year (at most D's year): expanded to one row per such year, then an equi-join
 rating_years as (
     select
-        r.enterprise_id,
+        r.enterprise_key,
         cast(y.y as integer) as month_end_year,
         r.year          as tax_rating_year,
         r.rating        as tax_rating,
         r.prev_rating   as tax_rating_prev,
         r.rating_rank > r.prev_rating_rank as tax_rating_downgraded
     from (
-        select *, lead(year) over (partition by enterprise_id order by year) as next_year
+        select *, lead(year) over (partition by enterprise_key order by year) as next_year
         from ratings
     ) as r
     cross join lateral (
@@ -122,11 +133,11 @@ rating_years as (
 
 rated as (
     select
-        s.enterprise_id, s.month_end, ry.tax_rating_year, ry.tax_rating, ry.tax_rating_prev,
+        s.enterprise_key, s.month_end, ry.tax_rating_year, ry.tax_rating, ry.tax_rating_prev,
         ry.tax_rating_downgraded
     from spine as s
     inner join rating_years as ry
-        on ry.enterprise_id = s.enterprise_id and ry.month_end_year = year(s.month_end)
+        on ry.enterprise_key = s.enterprise_key and ry.month_end_year = year(s.month_end)
 )
 
 select
@@ -158,5 +169,5 @@ select
     coalesce(r.tax_rating_downgraded, false) as tax_rating_downgraded
 from w3 as w
 left join rated as r
-    on r.enterprise_id = w.enterprise_id and r.month_end = w.month_end
+    on r.enterprise_key = w.enterprise_key and r.month_end = w.month_end
 {%- endif %}
