@@ -61,7 +61,8 @@ def measured(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, flo
 
 def step_seconds(output: str) -> dict[str, float]:
     """The `--verbose` step table of `risk refresh`."""
-    table = output.split(" step ", 1)[1] if " step " in output else ""
+    header = re.search(r"^ step\s+seconds$", output, re.MULTILINE)
+    table = output[header.end():] if header else ""
     return {m.group(1): float(m.group(2))
             for m in re.finditer(r"^ (\S+)\s+([0-9.]+)$", table, re.MULTILINE)}
 
