@@ -10,6 +10,7 @@ The decision marts that read them (watchlist_history, watchlist, loan_ifrs9_stag
 models: dbt_project/models/marts/early_warning/.
 """
 
+from dataclasses import dataclass
 from datetime import date
 
 import duckdb
@@ -29,11 +30,12 @@ from dagster import (
     multi_asset_check,
 )
 
+from assets.core.dbt_project import RECOMPUTE_ENTERPRISES
 from assets.core.metadata import column_schema, markdown_table, table_exists
 from assets.core.month_ends import add_months, last_month_end
 from assets.core.partitions import AS_OF_PARTITIONS, SINGLE_RUN
 from assets.core.resources import RiskWarehouse
-from assets.core.sql import date_literal, ident, text, transaction
+from assets.core.sql import RUN_CONTEXT, date_literal, ident, text, transaction
 from assets.dbt_assets import mart_key
 from assets.ingestion_assets import raw_asset_key as raw_key
 from assets.scorecard.sql import FEATURE_MART
@@ -45,6 +47,7 @@ from assets.signals.catalog import (
     load_catalog,
 )
 from assets.signals.decisions import (
+    Engine,
     build_decision_history,
     current_engine,
     decisions_sql,
@@ -287,11 +290,107 @@ def build_decision_windows(
     return out
 
 
+@dataclass(frozen=True)
+class ChangedFacts:
+    """What tonight's dbt step recomputed of the month-end facts (main.dbt_run_context, as
+    `plan_recompute` wrote it for D): the month ends from `from_month_end` on (date.max:
+    none) and every month end of the firms in main.dbt_recompute_enterprises."""
+
+    from_month_end: date
+
+
+def changed_facts(con: duckdb.DuckDBPyConnection, as_of: date) -> ChangedFacts | None:
+    """The facts' recompute plan of this build for D, or None when the facts may all have
+    changed (a full build, dbt run by hand, another D, no run context)."""
+    present = {t for (t,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name IN ('dbt_run_context', "
+        "'dbt_recompute_enterprises')").fetchall()}
+    if present != {"dbt_run_context", "dbt_recompute_enterprises"}:
+        return None
+    cols = {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}
+    if "recompute_from" not in cols:
+        return None
+    row = con.execute(f"SELECT as_of_date, recompute_from FROM {RUN_CONTEXT}").fetchone()
+    if row is None or row[0] != as_of or row[1] is None:
+        return None
+    return ChangedFacts(row[1])
+
+
+def _decide_window_incrementally(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, engine: Engine
+) -> int | None:
+    """D's window re-decided only where the facts or the population changed: a decision is a
+    pure function of a firm's facts at a month end (with the engine and catalog), so a stored
+    row whose facts tonight's dbt step did not recompute is what a full pass would write.
+    Rows of firms no longer monitored on D leave the window; rows of month ends from the
+    plan's first recomputed one, of the firms recomputed whole, and of (firm, month end)
+    pairs not yet stored are decided. None (decide the whole window) when the facts may all
+    have changed or a stored row of the window is from another engine or catalog version.
+    Returns the window's rows, as the full pass does."""
+    changed = changed_facts(con, as_of)
+    if changed is None or not table_exists(con, "marts", "enterprise_decisions"):
+        return None
+    months = catalog.status_window_months - 1
+    start, end = add_months(last_month_end(as_of), -months), last_month_end(as_of)
+    window = f"month_end BETWEEN {date_literal(start)} AND {date_literal(end)}"
+    (other,) = con.execute(
+        f"SELECT count(*) FROM marts.enterprise_decisions WHERE {window} AND NOT ("
+        f"engine IS NOT DISTINCT FROM {text(engine.name)} AND model_version IS NOT DISTINCT "
+        f"FROM {text(engine.model_version) if engine.model_version else 'NULL'} AND "
+        f"catalog_version IS NOT DISTINCT FROM {text(catalog.version)})").fetchone()
+    if other:
+        return None
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _dw_monitored AS SELECT DISTINCT enterprise_id FROM ("
+        f"{monitored_enterprises_sql(con, catalog, as_of)}) WHERE enterprise_id IS NOT NULL")
+    # a stored row (alias d) kept as it is: a monitored firm's, and not recomputed tonight
+    kept = (
+        f"d.{window} AND d.enterprise_id IN (SELECT enterprise_id FROM _dw_monitored) "
+        f"AND d.month_end < {date_literal(changed.from_month_end)} "
+        f"AND d.enterprise_id NOT IN (SELECT enterprise_id FROM {RECOMPUTE_ENTERPRISES})"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _dw_todo AS "
+        "SELECT f.enterprise_id, f.month_end FROM marts.fct_enterprise_month_end AS f "
+        f"WHERE f.{window} AND f.enterprise_id IN (SELECT enterprise_id FROM _dw_monitored) "
+        "AND NOT EXISTS (SELECT 1 FROM marts.enterprise_decisions AS d WHERE "
+        f"d.enterprise_id = f.enterprise_id AND d.month_end = f.month_end AND {kept})")
+    rel = build_decision_history(
+        con, catalog, engine, start=start, end=end, population_sql="SELECT * FROM _dw_todo",
+        enterprises_sql="SELECT DISTINCT enterprise_id FROM _dw_todo",
+    )
+    with transaction(con):
+        con.execute(
+            f"DELETE FROM marts.enterprise_decisions AS d WHERE d.{window} AND NOT ({kept})")
+        _insert_decisions(con, catalog, rel, replace=False)
+    return con.execute(
+        f"SELECT count(*) FROM marts.enterprise_decisions WHERE {window}").fetchone()[0]
+
+
+def _insert_decisions(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, rel: str, *, replace: bool
+) -> None:
+    con.execute(
+        f"INSERT {'OR REPLACE ' if replace else ''}INTO marts.enterprise_decisions "
+        "BY NAME SELECT enterprise_id, month_end, engine, "
+        "model_version, pd, tier, listed, risk_score, signals, hard_triggers, reasons, "
+        f"reason_list, {text(catalog.version)} AS catalog_version FROM {rel}"
+    )
+
+
 def _decide_windows(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date], *, replace_window: bool
 ) -> int:
     """One pass over the union of the dates' windows: (firm monitored on D, month end in D's
-    window) for every D."""
+    window) for every D. The current date's window only where its facts changed, when
+    tonight's dbt step recomputed only part of them (`_decide_window_incrementally`)."""
+    if replace_window and len(dates) == 1:
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        con.execute(DECISIONS_DDL)
+        n = _decide_window_incrementally(con, catalog, dates[0], current_engine(con))
+        if n is not None:
+            return n
     months = catalog.status_window_months - 1
     windows = [(add_months(last_month_end(d), -months), last_month_end(d), d) for d in dates]
     population = " UNION ".join(
@@ -312,12 +411,7 @@ def _decide_windows(
                 "DELETE FROM marts.enterprise_decisions WHERE month_end BETWEEN "
                 f"{date_literal(start)} AND {date_literal(end)}"
             )
-        con.execute(
-            f"INSERT {'' if replace_window else 'OR REPLACE '}INTO marts.enterprise_decisions "
-            "BY NAME SELECT enterprise_id, month_end, engine, "
-            "model_version, pd, tier, listed, risk_score, signals, hard_triggers, reasons, "
-            f"reason_list, {text(catalog.version)} AS catalog_version FROM {rel}"
-        )
+        _insert_decisions(con, catalog, rel, replace=not replace_window)
     return con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
 
 
@@ -405,10 +499,10 @@ def signal_check_summary(
             "expected_rate": expected, "passed": passed, "verdict": why}
 
 
-def _signal_check(signal: Signal) -> AssetChecksDefinition:
-    @asset_check(
+def _signal_check_spec(signal: Signal) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        f"signal_{signal.id}",
         asset=SIGNAL_HITS_KEY,
-        name=f"signal_{signal.id}",
         description=(
             f"[{signal.dimension}/{signal.stage}/{signal.severity}] {signal.description} "
             "WARN when its hit rate leaves the expected band from the latest back-test "
@@ -416,27 +510,33 @@ def _signal_check(signal: Signal) -> AssetChecksDefinition:
         ),
         blocking=False,
     )
-    def _check(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
-        with warehouse.connect(read_only=True) as con:
-            s = signal_check_summary(con, CATALOG, signal, warehouse.as_of_date)
-        return AssetCheckResult(
-            passed=s["passed"],
-            severity=AssetCheckSeverity.WARN,
-            description=s["verdict"],
-            metadata={
-                "hits": s["hits"],
-                "new_hits": s["new_hits"],
-                "monitored_firms": s["monitored"],
-                "expected_rate": MetadataValue.float(s["expected_rate"] or 0.0),
-                "as_of_date": warehouse.as_of_date.isoformat(),
-                "catalog_version": CATALOG.version,
-                "examples": MetadataValue.md(
-                    markdown_table(s["examples"], ["enterprise_id", "new", "reason"])
-                ),
-            },
-        )
 
-    return _check
+
+@multi_asset_check(specs=[_signal_check_spec(s) for s in CATALOG.signals])
+def signal_checks(context: AssetCheckExecutionContext, warehouse: RiskWarehouse):
+    """One check per catalog signal, all in one step (a step per signal costs the run more
+    than the checks' queries)."""
+    with warehouse.connect(read_only=True) as con:
+        for signal in CATALOG.signals:
+            s = signal_check_summary(con, CATALOG, signal, warehouse.as_of_date)
+            yield AssetCheckResult(
+                check_name=f"signal_{signal.id}",
+                asset_key=SIGNAL_HITS_KEY,
+                passed=s["passed"],
+                severity=AssetCheckSeverity.WARN,
+                description=s["verdict"],
+                metadata={
+                    "hits": s["hits"],
+                    "new_hits": s["new_hits"],
+                    "monitored_firms": s["monitored"],
+                    "expected_rate": MetadataValue.float(s["expected_rate"] or 0.0),
+                    "as_of_date": warehouse.as_of_date.isoformat(),
+                    "catalog_version": CATALOG.version,
+                    "examples": MetadataValue.md(
+                        markdown_table(s["examples"], ["enterprise_id", "new", "reason"])
+                    ),
+                },
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -691,7 +791,7 @@ early_warning_assets: list[AssetsDefinition] = [
     enterprise_decisions,
 ]
 early_warning_checks: list[AssetChecksDefinition] = [
-    *(_signal_check(s) for s in CATALOG.signals),
+    signal_checks,
     loan_mart_checks,
     feature_rows_present_as_of,
 ]

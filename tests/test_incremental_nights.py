@@ -44,6 +44,8 @@ FIRST_EVENT = ("SELECT enterprise_id FROM read_parquet('{full}/registry_events/*
 SELECT = ["--select", "+fct_enterprise_month_end_trends", "+fct_loan_month_end",
           "fct_loan_defaults"]
 FIRST_DAY = date(2026, 9, 27)
+#: Rows each night's decision window decided (-1: the whole window), in night order.
+DECIDED: list[int] = []
 
 
 def _write_rows(con: duckdb.DuckDBPyConnection, source: str, where: str, dest: Path) -> int:
@@ -78,9 +80,24 @@ def _dbt_night(build: Path, published: Path, landing: Path, as_of: date, *, full
     return plan
 
 
+def _decide(warehouse: Path, as_of: date) -> int:
+    """The nightly decision window (marts.enterprise_decisions) as of `as_of`; returns the
+    rows it decided (`_dw_todo`: a night that recomputed only part of the facts), or -1
+    when it decided the whole window."""
+    from assets.early_warning import build_decision_window, changed_facts
+    from assets.signals.catalog import load_catalog
+
+    with duckdb.connect(str(warehouse)) as con:
+        incremental = changed_facts(con, as_of) is not None
+        build_decision_window(con, load_catalog(), as_of)
+        return con.execute("SELECT count(*) FROM _dw_todo").fetchone()[0] if incremental else -1
+
+
 def _night(build: Path, published: Path, landing: Path, as_of: date, *, full: bool) -> object:
-    """The nightly dbt step on `build`, then a publish of it (a copy with its refresh row)."""
+    """The nightly dbt step on `build` and the decision window after it, then a publish of it
+    (a copy with its refresh row)."""
     plan = _dbt_night(build, published, landing, as_of, full=full)
+    DECIDED.append(_decide(build, as_of))
     shutil.copyfile(build, published)
     with duckdb.connect(str(published)) as con:
         con.execute(f"CREATE OR REPLACE TABLE {PUBLISH_INFO} AS SELECT DATE '{as_of}' AS "
@@ -164,6 +181,19 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
         got, want = _rows(build, relation), _rows(reference, relation)
         assert len(want) > 0, relation
         assert got == want, f"{relation}: incremental nights differ from a full rebuild"
+
+    # the decision window: nights after the first decide only what changed, and D's window
+    # equals one decided whole on the final facts
+    decided = DECIDED[-4:]
+    assert decided[0] == -1 and all(n >= 0 for n in decided[1:]), decided
+    # one firm recomputed whole, then the new month end, then from May (five month ends)
+    assert decided[1] < decided[2] < decided[3], decided
+    assert _decide(reference, date(2026, 10, 3)) == -1
+    window = ("(SELECT * FROM marts.enterprise_decisions "
+              "WHERE month_end BETWEEN DATE '2025-10-31' AND DATE '2026-09-30')")
+    got, want = _rows(build, window), _rows(reference, window)
+    assert len(want) > 0
+    assert got == want, "enterprise_decisions: incremental nights differ from a full decision"
 
     # and what forces a full rebuild: asked for, an earlier D, other code, a failed dbt step
     d = date(2026, 10, 3)

@@ -323,15 +323,17 @@ def build_decision_history(
     start: date,
     end: date,
     population_sql: str | None = None,
+    enterprises_sql: str | None = None,
 ) -> str:
     """Decide for every month end in [start, end] in one pass (the back-test); returns the
     name of a temp table with one decision per (enterprise_id, month_end) of the population
-    (default: firms with a loan row at that month end, per marts.fct_enterprise_outcomes)."""
+    (default: firms with a loan row at that month end, per marts.fct_enterprise_outcomes).
+    `enterprises_sql`: the population's firms, when few (only their features are read)."""
     pop = population_sql or (
         "select enterprise_id, month_end from marts.fct_enterprise_outcomes "
         f"where month_end between {date_literal(start)} and {date_literal(end)}"
     )
-    feats = features_sql(con, catalog, end=end, start=start)
+    feats = features_sql(con, catalog, end=end, start=start, enterprises_sql=enterprises_sql)
     con.execute(
         "create or replace temp table _hist_features as "
         f"select f.* from ({feats}) as f semi join ({pop}) as p "

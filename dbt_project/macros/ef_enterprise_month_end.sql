@@ -4,7 +4,9 @@
     their hash tables do not fit in memory at once. Building the mart bucket by bucket
     (hash of enterprise_id) bounds memory to 1/n of that; the model inserts bucket 0 and its
     post-hooks the rest (var `enterprise_buckets`, default 16: at 1M enterprises a
-    bucket then fits the 12GB memory cap). -#}
+    bucket then fits the 12GB memory cap). An incremental build reads only the rows it
+    recomputes of the per-enterprise-month intermediates too (the same condition as the
+    spine's, on the join keys), not every row of each. -#}
 {% macro ef_enterprise_month_end_select(bucket, n_buckets) %}
 {%- if recompute_nothing() %}
 select * from {{ this }}
@@ -133,7 +135,8 @@ left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = s.ent
       ('int_enterprise_month__loans', 'l'),
       ('int_enterprise_month__network', 'n')] %}
 left join (select * from {{ ref(model) }}
-           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}) as {{ alias }}
+           where {{ ef_in_bucket('enterprise_id', bucket, n_buckets) }}
+           {{- recompute_filter('month_end', 'enterprise_id') }}) as {{ alias }}
     on {{ alias }}.enterprise_id = s.enterprise_id and {{ alias }}.month_end = s.month_end
 {%- endfor %}
 left join {{ ref('int_enterprise_month__industry') }} as i
