@@ -6,12 +6,16 @@
     post-hooks the rest (var `enterprise_buckets`, default 16: at 1M enterprises a
     bucket then fits the 12GB memory cap). An incremental build reads only the rows it
     recomputes of the per-enterprise-month intermediates too (the same condition as the
-    spine's, on the join keys), not every row of each. -#}
+    spine's, on the join keys), not every row of each. A night that recomputes only some
+    enterprises whole (no month end) builds them in bucket 0 alone: the other buckets would
+    scan every intermediate again for nothing. -#}
 {% macro ef_enterprise_month_end_select(bucket, n_buckets) %}
-{%- if recompute_nothing() %}
+{%- set only_some_enterprises = incremental_run() and recompute_state()[0] -%}
+{%- if recompute_nothing() or (only_some_enterprises and bucket | int > 0) %}
 select * from {{ this }}
 where false
 {%- else %}
+{%- if only_some_enterprises %}{% set n_buckets = 1 %}{% endif %}
 with spine as (
     select s.enterprise_id, s.industry_code, s.month_end
     from {{ ref('int_enterprise__month_spine') }} as s
