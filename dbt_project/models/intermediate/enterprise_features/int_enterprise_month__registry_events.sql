@@ -101,21 +101,26 @@ windows as (
     group by 1, 2
 ),
 
--- the running values over the whole history first, on narrow rows (the window operator
--- carries every column it is given), then the trailing counts joined on
 base as (
     select
         s.enterprise_id,
         s.enterprise_key,
         s.month_end,
+        {%- for w in windows %}
+        {%- for t in types %}
+        coalesce(x.{{ t }}_{{ w }}m, 0) as {{ t }}_{{ w }}m,
+        {%- endfor %}
+        {%- endfor %}
+        coalesce(x.court_enforcement_amount_12m, 0) as court_enforcement_amount_12m,
         coalesce(m.n_abnormal_operation_listed - m.n_abnormal_operation_removed, 0) as abnormal_net,
         coalesce(m.n_status_change, 0) as n_status_change,
         m.new_status
     from spine as s
+    left join windows as x on x.enterprise_key = s.enterprise_key and x.month_end = s.month_end
     left join monthly as m on m.enterprise_key = s.enterprise_key and m.month_end = s.month_end
 ),
 
-running as (
+windowed as (
     select
         *,
         sum(abnormal_net) over wr                  as abnormal_net_all,
@@ -124,24 +129,6 @@ running as (
     from base
     window wr as (partition by enterprise_key order by month_end
         rows between unbounded preceding and current row)
-),
-
-windowed as (
-    select
-        r.enterprise_id,
-        r.enterprise_key,
-        r.month_end,
-        {%- for w in windows %}
-        {%- for t in types %}
-        coalesce(x.{{ t }}_{{ w }}m, 0) as {{ t }}_{{ w }}m,
-        {%- endfor %}
-        {%- endfor %}
-        coalesce(x.court_enforcement_amount_12m, 0) as court_enforcement_amount_12m,
-        r.abnormal_net_all,
-        r.status_changes_to_date,
-        r.event_status
-    from running as r
-    left join windows as x on x.enterprise_key = r.enterprise_key and x.month_end = r.month_end
 )
 
 select
