@@ -10,7 +10,6 @@ The decision marts that read them (watchlist_history, watchlist, loan_ifrs9_stag
 models: dbt_project/models/marts/early_warning/.
 """
 
-from dataclasses import dataclass
 from datetime import date
 
 import duckdb
@@ -290,31 +289,21 @@ def build_decision_windows(
     return out
 
 
-@dataclass(frozen=True)
-class ChangedFacts:
-    """What tonight's dbt step recomputed of the month-end facts (main.dbt_run_context, as
-    `plan_recompute` wrote it for D): the month ends from `from_month_end` on (date.max:
-    none) and every month end of the firms in main.dbt_recompute_enterprises."""
-
-    from_month_end: date
-
-
-def changed_facts(con: duckdb.DuckDBPyConnection, as_of: date) -> ChangedFacts | None:
-    """The facts' recompute plan of this build for D, or None when the facts may all have
-    changed (a full build, dbt run by hand, another D, no run context)."""
-    present = {t for (t,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND table_name IN ('dbt_run_context', "
-        "'dbt_recompute_enterprises')").fetchall()}
-    if present != {"dbt_run_context", "dbt_recompute_enterprises"}:
+def recomputed_from(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
+    """The first month end this build's dbt step recomputed for D (main.dbt_run_context, as
+    `plan_recompute` wrote it; date.max: none), besides every month end of the firms in
+    main.dbt_recompute_enterprises. None when the facts may all have changed (a full build,
+    dbt run by hand, another D, no run context)."""
+    if not (table_exists(con, "main", "dbt_run_context")
+            and table_exists(con, "main", "dbt_recompute_enterprises")):
         return None
     cols = {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}
     if "recompute_from" not in cols:
         return None
     row = con.execute(f"SELECT as_of_date, recompute_from FROM {RUN_CONTEXT}").fetchone()
-    if row is None or row[0] != as_of or row[1] is None:
+    if row is None or row[0] != as_of:
         return None
-    return ChangedFacts(row[1])
+    return row[1]
 
 
 def _decide_window_incrementally(
@@ -328,8 +317,8 @@ def _decide_window_incrementally(
     pairs not yet stored are decided. None (decide the whole window) when the facts may all
     have changed or a stored row of the window is from another engine or catalog version.
     Returns the window's rows, as the full pass does."""
-    changed = changed_facts(con, as_of)
-    if changed is None or not table_exists(con, "marts", "enterprise_decisions"):
+    from_month_end = recomputed_from(con, as_of)
+    if from_month_end is None:
         return None
     months = catalog.status_window_months - 1
     start, end = add_months(last_month_end(as_of), -months), last_month_end(as_of)
@@ -347,7 +336,7 @@ def _decide_window_incrementally(
     # a stored row (alias d) kept as it is: a monitored firm's, and not recomputed tonight
     kept = (
         f"d.{window} AND d.enterprise_id IN (SELECT enterprise_id FROM _dw_monitored) "
-        f"AND d.month_end < {date_literal(changed.from_month_end)} "
+        f"AND d.month_end < {date_literal(from_month_end)} "
         f"AND d.enterprise_id NOT IN (SELECT enterprise_id FROM {RECOMPUTE_ENTERPRISES})"
     )
     con.execute(
@@ -385,9 +374,9 @@ def _decide_windows(
     """One pass over the union of the dates' windows: (firm monitored on D, month end in D's
     window) for every D. The current date's window only where its facts changed, when
     tonight's dbt step recomputed only part of them (`_decide_window_incrementally`)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute(DECISIONS_DDL)
     if replace_window and len(dates) == 1:
-        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-        con.execute(DECISIONS_DDL)
         n = _decide_window_incrementally(con, catalog, dates[0], current_engine(con))
         if n is not None:
             return n
@@ -403,8 +392,6 @@ def _decide_windows(
     rel = build_decision_history(
         con, catalog, current_engine(con), start=start, end=end, population_sql=population
     )
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    con.execute(DECISIONS_DDL)
     with transaction(con):
         if replace_window:
             con.execute(

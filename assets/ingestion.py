@@ -561,7 +561,8 @@ def _file_columns_sql(
         sqls[c.name] = _column_sql(c, src, types.get(src) if src else None)
         if src is not None:
             sources.append(f"{ident(src)} AS {ident('_src_' + c.name)}, ")
-    return sqls, f"src AS (SELECT {''.join(sources)}_source_row FROM _file_numbered)"
+    return sqls, (f"src AS NOT MATERIALIZED (SELECT {''.join(sources)}_source_row "
+                  "FROM _file_numbered)")
 
 
 def _file_has_repeated_keys(
@@ -607,7 +608,7 @@ def _validate_file_sql(
         + [sql.extra for sql in sqls.values() if sql.extra]
     )
     ctes = [
-        src_cte.replace("src AS (", "src AS NOT MATERIALIZED (", 1),
+        src_cte,
         f"typed AS NOT MATERIALIZED (SELECT *, {typed_cols} FROM src)",
     ]
     joins = []

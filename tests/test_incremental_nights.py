@@ -84,11 +84,11 @@ def _decide(warehouse: Path, as_of: date) -> int:
     """The nightly decision window (marts.enterprise_decisions) as of `as_of`; returns the
     rows it decided (`_dw_todo`: a night that recomputed only part of the facts), or -1
     when it decided the whole window."""
-    from assets.early_warning import build_decision_window, changed_facts
+    from assets.early_warning import build_decision_window, recomputed_from
     from assets.signals.catalog import load_catalog
 
     with duckdb.connect(str(warehouse)) as con:
-        incremental = changed_facts(con, as_of) is not None
+        incremental = recomputed_from(con, as_of) is not None
         build_decision_window(con, load_catalog(), as_of)
         return con.execute("SELECT count(*) FROM _dw_todo").fetchone()[0] if incremental else -1
 
