@@ -691,6 +691,35 @@ def test_a_later_night_of_the_same_month_writes_the_same_decisions(con) -> None:
     assert con.execute("SELECT * FROM marts.enterprise_decisions ORDER BY ALL").fetchall() == first
 
 
+def test_a_big_book_decided_in_buckets_of_firms_gets_the_rows_of_one_pass(
+    con, monkeypatch
+) -> None:
+    """Past DECISION_ROWS_PER_PASS firm-months the window is decided bucket by bucket of firms
+    (bounded memory at 1M firms); the change columns read each firm's own earlier rows, so
+    every firm gets the rows one pass gives it."""
+    from assets.signals import decisions
+
+    months = [date(2025, 11, 30), date(2025, 12, 31), date(2026, 1, 31), date(2026, 2, 28)]
+    for i, m in enumerate(months):
+        put_month(con, m, {
+            f"f{k}": {"revenue_3m_yoy": 0.1 - 0.12 * i * (k % 3), "dpd_max": 10 * i * (k % 2),
+                      "dpd_max_12m": 10 * i * (k % 2), "revenue_6m_yoy": 0.05 - 0.1 * i * k}
+            for k in range(9)})
+    ew.build_decision_window(con, CAT, date(2026, 3, 5))
+    one_pass = con.execute("SELECT * FROM marts.enterprise_decisions ORDER BY ALL").fetchall()
+    passes = []
+    real_features_sql = decisions.features_sql
+    monkeypatch.setattr(decisions, "DECISION_ROWS_PER_PASS", 5)
+    monkeypatch.setattr(decisions, "features_sql",
+                        lambda *a, **kw: passes.append(1) or real_features_sql(*a, **kw))
+    con.execute("DELETE FROM marts.enterprise_decisions")
+    ew.build_decision_window(con, CAT, date(2026, 3, 5))
+    assert len(passes) == 8  # 36 firm-month ends, 5 a pass
+    assert len(one_pass) == 36 and sum(r[6] for r in one_pass) > 0  # some listed
+    assert con.execute("SELECT * FROM marts.enterprise_decisions ORDER BY ALL").fetchall() \
+        == one_pass
+
+
 def test_loan_mart_problems_detects_broken_data(con) -> None:
     put_month(con, AS_OF, {"x": {}})
     assert ew.loan_mart_problems(con, AS_OF)["negative_dpd"] == 0

@@ -315,6 +315,12 @@ def decisions_sql(catalog: Catalog, engine: Engine, features: str, hits: str) ->
 
 
 
+#: Firm-month ends decided in one pass. The feature rows of a pass (with their look-back
+#: rows and change windows) stay well inside the memory cap at this size; a bigger population
+#: is decided in passes over buckets of firms (a decision reads only its own firm's rows).
+DECISION_ROWS_PER_PASS = 1_000_000
+
+
 def build_decision_history(
     con: duckdb.DuckDBPyConnection,
     catalog: Catalog,
@@ -324,27 +330,48 @@ def build_decision_history(
     end: date,
     population_sql: str | None = None,
     enterprises_sql: str | None = None,
+    rows_per_pass: int | None = None,
 ) -> str:
     """Decide for every month end in [start, end] in one pass (the back-test); returns the
     name of a temp table with one decision per (enterprise_id, month_end) of the population
     (default: firms with a loan row at that month end, per marts.fct_enterprise_outcomes).
-    `enterprises_sql`: the population's firms, when few (only their features are read)."""
+    Only the population's firms' features are read (`enterprises_sql`: them, when the caller
+    has them at hand). Past `rows_per_pass` rows the firms are decided bucket by bucket (hash
+    of enterprise_id), so memory stays bounded at any book size (`DECISION_ROWS_PER_PASS`)."""
     pop = population_sql or (
         "select enterprise_id, month_end from marts.fct_enterprise_outcomes "
         f"where month_end between {date_literal(start)} and {date_literal(end)}"
     )
-    feats = features_sql(con, catalog, end=end, start=start, enterprises_sql=enterprises_sql)
     con.execute(
-        "create or replace temp table _hist_features as "
-        f"select f.* from ({feats}) as f semi join ({pop}) as p "
-        "on p.enterprise_id = f.enterprise_id and p.month_end = f.month_end"
+        "create or replace temp table _hist_population as "
+        f"select distinct enterprise_id, month_end from ({pop}) where enterprise_id is not null"
     )
-    con.execute(
-        "create or replace temp table _hist_hits as "
-        + signal_hits_rows_sql(catalog, "_hist_features")
-    )
-    con.execute(
-        "create or replace temp table _hist_decisions as "
-        + decisions_sql(catalog, engine, "_hist_features", "_hist_hits")
-    )
+    (rows,) = con.execute("select count(*) from _hist_population").fetchone()
+    per_pass = max(1, rows_per_pass or DECISION_ROWS_PER_PASS)
+    passes = max(1, -(-rows // per_pass))
+    firms = enterprises_sql or "select distinct enterprise_id from _hist_population"
+    con.execute("drop table if exists _hist_decisions")
+    for bucket in range(passes):
+        in_bucket = f"hash(enterprise_id) % {passes} = {bucket}" if passes > 1 else "true"
+        feats = features_sql(
+            con, catalog, end=end, start=start,
+            enterprises_sql=f"select enterprise_id from ({firms}) where {in_bucket}",
+        )
+        con.execute(
+            "create or replace temp table _hist_features as "
+            f"select f.* from ({feats}) as f semi join "
+            f"(select * from _hist_population where {in_bucket}) as p "
+            "on p.enterprise_id = f.enterprise_id and p.month_end = f.month_end"
+        )
+        con.execute(
+            "create or replace temp table _hist_hits as "
+            + signal_hits_rows_sql(catalog, "_hist_features")
+        )
+        decided = decisions_sql(catalog, engine, "_hist_features", "_hist_hits")
+        con.execute(
+            f"create temp table _hist_decisions as {decided}" if bucket == 0
+            else f"insert into _hist_decisions by name {decided}"
+        )
+    con.execute("drop table if exists _hist_features; drop table if exists _hist_hits; "
+                "drop table if exists _hist_population")
     return "_hist_decisions"
