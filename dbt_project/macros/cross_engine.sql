@@ -204,3 +204,22 @@
 {% macro spark__arg_max_by(value, keys) -%}
   max_by({{ value }}, struct({{ keys | join(', ') }}))
 {%- endmacro %}
+
+
+{#- `materialized` in `with x as materialized (...)`: DuckDB computes the CTE once before the
+    joins that read it (its optimizer would otherwise reorder them); other engines plan the
+    CTE as they see fit. -#}
+{% macro materialized_cte() -%}
+  {%- if adapter is defined -%}
+    {{ return(adapter.dispatch('materialized_cte', 'sme_risk')()) }}
+  {%- else -%}
+    {{ return(duckdb__materialized_cte()) }}
+  {%- endif -%}
+{%- endmacro %}
+
+{% macro default__materialized_cte() -%}
+{%- endmacro %}
+
+{% macro duckdb__materialized_cte() -%}
+  materialized
+{%- endmacro %}

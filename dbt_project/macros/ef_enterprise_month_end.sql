@@ -8,7 +8,11 @@
     recomputes of the per-enterprise-month intermediates too (the same condition as the
     spine's, on the join keys), not every row of each. A night that recomputes only some
     enterprises whole (no month end) builds them in bucket 0 alone: the other buckets would
-    scan every intermediate again for nothing. -#}
+    scan every intermediate again for nothing.
+    The firm's and its industry's columns are joined to the spine first, in a materialized
+    CTE: left to the optimizer, whose estimates the bucket filters shrink, those two small
+    tables became the probe side of hash joins built over the wide joined rows (at 200k
+    enterprises, 14 of a bucket's 35 CPU seconds and its memory peak). -#}
 {% macro ef_enterprise_month_end_select(bucket, n_buckets) %}
 {%- set only_some_enterprises = incremental_run() and recompute_state()[0] -%}
 {%- if recompute_nothing() or (only_some_enterprises and bucket | int > 0) %}
@@ -16,9 +20,16 @@ select * from {{ this }}
 where false
 {%- else %}
 {%- if only_some_enterprises %}{% set n_buckets = 1 %}{% endif %}
-with spine as (
-    select s.enterprise_id, s.industry_code, s.month_end
+with spine as {{ materialized_cte() }} (
+    select
+        s.enterprise_id, s.industry_code, s.month_end,
+        e.region_code, e.size_class, e.registered_capital,
+        i.industry_peer_count, i.industry_revenue_3m_yoy_median,
+        i.industry_revenue_3m_yoy_aggregate, i.industry_revenue_3m_yoy_ex_cny_median
     from {{ ref('int_enterprise__month_spine') }} as s
+    left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = s.enterprise_id
+    left join {{ ref('int_enterprise_month__industry') }} as i
+        on i.industry_code = s.industry_code and i.month_end = s.month_end
     where s.month_end in (select month_end from {{ ref('int_calendar__month_ends') }})
       and {{ ef_in_bucket('s.enterprise_id', bucket, n_buckets) }}
       {{- recompute_filter('s.month_end', 's.enterprise_id') }}
@@ -28,8 +39,8 @@ select
     s.enterprise_id,
     cast(s.month_end as date)                 as month_end,
     s.industry_code,
-    e.region_code,
-    e.size_class,
+    s.region_code,
+    s.size_class,
     ev.status_at_month_end,
 
     -- tax: revenue
@@ -56,11 +67,11 @@ select
     t.tax_rating_downgraded,
 
     -- industry
-    i.industry_peer_count,
-    i.industry_revenue_3m_yoy_median,
-    i.industry_revenue_3m_yoy_aggregate,
-    i.industry_revenue_3m_yoy_ex_cny_median,
-    t.revenue_3m_yoy - i.industry_revenue_3m_yoy_median as revenue_3m_yoy_vs_industry,
+    s.industry_peer_count,
+    s.industry_revenue_3m_yoy_median,
+    s.industry_revenue_3m_yoy_aggregate,
+    s.industry_revenue_3m_yoy_ex_cny_median,
+    t.revenue_3m_yoy - s.industry_revenue_3m_yoy_median as revenue_3m_yoy_vs_industry,
 
     -- utilities
     u.electricity_3m,
@@ -109,7 +120,7 @@ select
     -- risk that travels: guarantees given and the firms around it (int_enterprise_month__network)
     coalesce(n.guarantees_given, 0)           as guarantees_given,
     {{ ef_ratio('coalesce(n.guarantees_given, 0)', 't.revenue_12m') }} as guarantees_given_to_revenue_12m,
-    {{ ef_ratio('coalesce(n.guarantees_given, 0)', 'e.registered_capital') }} as guarantees_given_to_registered_capital,
+    {{ ef_ratio('coalesce(n.guarantees_given, 0)', 's.registered_capital') }} as guarantees_given_to_registered_capital,
     {%- for c in ['guaranteed_parties_in_default', 'guaranteed_parties_past_due',
                   'own_guarantors_in_default', 'guarantee_circle_members',
                   'circle_members_in_default', 'related_parties_in_default',
@@ -130,7 +141,6 @@ select
     n.{{ c }}_red_trigger{{ ',' if not loop.last }}
     {%- endfor %}
 from spine as s
-left join {{ ref('stg_registry__enterprises') }} as e on e.enterprise_id = s.enterprise_id
 {%- for model, alias in [
       ('int_enterprise_month__tax', 't'),
       ('int_enterprise_month__utility', 'u'),
@@ -143,8 +153,6 @@ left join (select * from {{ ref(model) }}
            {{- recompute_filter('month_end', 'enterprise_id') }}) as {{ alias }}
     on {{ alias }}.enterprise_id = s.enterprise_id and {{ alias }}.month_end = s.month_end
 {%- endfor %}
-left join {{ ref('int_enterprise_month__industry') }} as i
-    on i.industry_code = s.industry_code and i.month_end = s.month_end
 {%- endif %}
 {% endmacro %}
 
