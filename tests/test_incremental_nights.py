@@ -223,8 +223,8 @@ def test_a_night_without_recomputed_month_ends_skips_only_the_facts_tests() -> N
     blocking = {n["name"] for n in nodes.values()
                 if n["resource_type"] == "test" and "blocking" in n.get("tags", [])}
     assert {"not_null_fct_loan_month_end_month_end",
-            "unique_fct_enterprise_month_end_enterprise_id_month_end",
-            "unique_fct_enterprise_month_end_trends_enterprise_id_month_end"} <= blocking
+            "fct_enterprise_month_end_unique_key",
+            "fct_enterprise_month_end_trends_unique_key"} <= blocking
     assert not blocking & set(skipped)
     facts = {m.split(".")[1] for m in FACTS}
     for name in skipped:
@@ -317,3 +317,35 @@ def _night_tests_run_the_blocking_ones(build: Path) -> None:
     assert skipped and not set(skipped) & set(ran)
     assert len(blocking) >= 10 and blocking <= set(ran), blocking - set(ran)
     assert {ran[t] for t in blocking} == {"pass"}
+
+
+def test_the_key_check_reads_what_a_night_recomputed_and_all_on_a_full_build(
+    tmp_path: Path,
+) -> None:
+    """fct_enterprise_month_end_unique_key (blocking): a repeated key fails a full build; a
+    night reads only the keys it recomputed (a key is recomputed whole or not at all, so a
+    repeat there has all its rows among them), and a key it kept was checked before."""
+    wh = tmp_path / "wh.duckdb"
+    aug, sep = date(2026, 8, 31), date(2026, 9, 30)
+    with duckdb.connect(str(wh)) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.fct_enterprise_month_end (enterprise_id VARCHAR, "
+                    "month_end DATE)")
+        con.execute("INSERT INTO marts.fct_enterprise_month_end VALUES "
+                    "('a', ?), ('a', ?), ('b', ?), ('b', ?)", [aug, aug, aug, sep])
+
+    def failures(recompute_from: date | None, enterprises: tuple[str, ...] = ()) -> int:
+        write_run_context(wh, date(2026, 10, 3), recompute_from, enterprises)
+        proc = run_dbt(["test", "--select", "fct_enterprise_month_end_unique_key"],
+                       warehouse=wh, target_path=tmp_path / "target", check=False)
+        out = proc.stdout
+        assert "fct_enterprise_month_end_unique_key" in out, out[-2000:]
+        return 0 if proc.returncode == 0 else int(out.split("Got ")[1].split(" result")[0])
+
+    assert failures(None) == 1  # a full build reads every key
+    assert failures(sep) == 0  # the night recomputed September only: ('a', Aug) was kept
+    assert failures(NOTHING, ("a",)) == 1  # firm a recomputed whole
+    with duckdb.connect(str(wh)) as con:
+        con.execute("INSERT INTO marts.fct_enterprise_month_end VALUES ('b', ?)", [sep])
+    assert failures(sep) == 1  # ('b', Sep) twice among the recomputed keys
+    assert failures(NOTHING) == 0  # a night that recomputed nothing reads no key

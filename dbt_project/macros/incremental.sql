@@ -62,6 +62,18 @@
       (select re.enterprise_id from main.dbt_recompute_enterprises as re))
 {%- endmacro %}
 
+{#- True when this DuckDB build has a run context (written by the Dagster step before every
+    dbt build; absent when dbt runs by hand on a fresh file or on another engine). -#}
+{% macro recompute_context_exists() -%}
+  {%- if not execute or target.type != 'duckdb' -%}{{ return(false) }}{%- endif -%}
+  {%- set rows = run_query(
+        "select count(*) from duckdb_tables() where database_name = current_database()"
+        ~ " and schema_name = 'main' and table_name in"
+        ~ " ('dbt_run_context', 'dbt_recompute_enterprises')"
+      ).rows -%}
+  {{- return(rows[0][0] == 2) -}}
+{%- endmacro %}
+
 {#- The filter of an incremental build (empty in a full build). -#}
 {% macro recompute_filter(month_column, enterprise_column='enterprise_id') -%}
   {%- if incremental_run() %} and {{ recompute_condition(month_column, enterprise_column) }}
