@@ -143,6 +143,10 @@ class RiskWarehouse(ConfigurableResource):
         self.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
         con = duckdb.connect(str(self.warehouse_path), read_only=read_only)
         try:
+            # the steps' own queries (early warning, screening, scorecard, exports) keep to the
+            # cap dbt and ingestion keep to: DuckDB's default is 80% of RAM, and at 1M the
+            # decision window took 12.6 GiB under a 9 GB cap set for the rest
+            con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit()}'")
             yield con
         finally:
             con.close()

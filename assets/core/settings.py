@@ -100,8 +100,9 @@ def check_landing_dir() -> Path:
     return root
 
 
-#: DuckDB memory cap for ingestion and dbt (beyond it DuckDB spills to disk). Without a cap
-#: DuckDB takes 80% of RAM; on a 24 GiB machine that leaves too little for the rest.
+#: DuckDB memory cap for ingestion, dbt, the publish and every step's connection (beyond it
+#: DuckDB spills to disk). Without a cap DuckDB takes 80% of RAM; on a 24 GiB machine that
+#: leaves too little for the rest.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "12GB"
 
 
