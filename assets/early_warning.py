@@ -294,8 +294,8 @@ def recomputed_from(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
     `plan_recompute` wrote it; date.max: none), besides every month end of the firms in
     main.dbt_recompute_enterprises. None when the facts may all have changed (a full build,
     dbt run by hand, another D, no run context)."""
-    if not (table_exists(con, "main", "dbt_run_context")
-            and table_exists(con, "main", "dbt_recompute_enterprises")):
+    if not all(table_exists(con, *name.split("."))
+               for name in (RUN_CONTEXT, RECOMPUTE_ENTERPRISES)):
         return None
     cols = {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}
     if "recompute_from" not in cols:
@@ -346,8 +346,7 @@ def _decide_window_incrementally(
         "AND NOT EXISTS (SELECT 1 FROM marts.enterprise_decisions AS d WHERE "
         f"d.enterprise_id = f.enterprise_id AND d.month_end = f.month_end AND {kept})")
     rel = build_decision_history(
-        con, catalog, engine, start=start, end=end, population_sql="SELECT * FROM _dw_todo",
-        enterprises_sql="SELECT DISTINCT enterprise_id FROM _dw_todo",
+        con, catalog, engine, start=start, end=end, population_sql="SELECT * FROM _dw_todo"
     )
     with transaction(con):
         con.execute(

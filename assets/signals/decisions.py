@@ -329,15 +329,14 @@ def build_decision_history(
     start: date,
     end: date,
     population_sql: str | None = None,
-    enterprises_sql: str | None = None,
     rows_per_pass: int | None = None,
 ) -> str:
     """Decide for every month end in [start, end] in one pass (the back-test); returns the
     name of a temp table with one decision per (enterprise_id, month_end) of the population
     (default: firms with a loan row at that month end, per marts.fct_enterprise_outcomes).
-    Only the population's firms' features are read (`enterprises_sql`: them, when the caller
-    has them at hand). Past `rows_per_pass` rows the firms are decided bucket by bucket (hash
-    of enterprise_id), so memory stays bounded at any book size (`DECISION_ROWS_PER_PASS`)."""
+    Only the population's firms' features are read. Past `rows_per_pass` rows the firms are
+    decided bucket by bucket (hash of enterprise_id), so memory stays bounded at any book
+    size (`DECISION_ROWS_PER_PASS`)."""
     pop = population_sql or (
         "select enterprise_id, month_end from marts.fct_enterprise_outcomes "
         f"where month_end between {date_literal(start)} and {date_literal(end)}"
@@ -349,13 +348,13 @@ def build_decision_history(
     (rows,) = con.execute("select count(*) from _hist_population").fetchone()
     per_pass = max(1, rows_per_pass or DECISION_ROWS_PER_PASS)
     passes = max(1, -(-rows // per_pass))
-    firms = enterprises_sql or "select distinct enterprise_id from _hist_population"
     con.execute("drop table if exists _hist_decisions")
     for bucket in range(passes):
         in_bucket = f"hash(enterprise_id) % {passes} = {bucket}" if passes > 1 else "true"
         feats = features_sql(
             con, catalog, end=end, start=start,
-            enterprises_sql=f"select enterprise_id from ({firms}) where {in_bucket}",
+            enterprises_sql="select distinct enterprise_id from _hist_population "
+            f"where {in_bucket}",
         )
         con.execute(
             "create or replace temp table _hist_features as "
