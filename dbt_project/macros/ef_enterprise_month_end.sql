@@ -4,7 +4,7 @@
     their hash tables do not fit in memory at once. Building the mart bucket by bucket
     (hash of enterprise_id) bounds memory to 1/n of that; the model inserts bucket 0 and its
     post-hooks the rest (var `enterprise_buckets`, default 16: at 1M enterprises a
-    bucket then fits the 12GB memory cap). An incremental build reads only the rows it
+    bucket then fits the 9GB default memory cap). An incremental build reads only the rows it
     recomputes of the per-enterprise-month intermediates too (the same condition as the
     spine's, on the join keys), not every row of each. A night that recomputes only some
     enterprises whole (no month end) builds them in bucket 0 alone: the other buckets would
