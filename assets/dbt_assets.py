@@ -48,7 +48,7 @@ from assets.refresh_plan import (
     mark_incremental_base,
     plan_recompute,
 )
-from assets.scorecard.fit import champion_pd_sql
+from assets.scorecard.fit import champion_fingerprint, champion_pd_sql
 from assets.signals.catalog import load_catalog, red_fact_predicates
 
 LAYERS = ("staging", "intermediate", "marts")
@@ -111,6 +111,15 @@ def champion_vars(warehouse_path: Path) -> dict[str, object]:
         return {"pd_champion_sql": ""}
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
         return {"pd_champion_sql": champion_pd_sql(con)}
+
+
+def champion_fingerprint_at(warehouse_path: Path) -> str:
+    """The fingerprint of the champion stored in the warehouse ('' with none): what the
+    network PD facts are scored with, recorded beside them (`mark_incremental_base`)."""
+    if not warehouse_path.exists():
+        return ""
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        return champion_fingerprint(con)
 
 
 def dbt_vars(warehouse: RiskWarehouse) -> dict[str, object]:
@@ -186,6 +195,8 @@ def _invoke(
         as_of or warehouse.as_of_date,
         recompute.from_month_end if partial else None,
         recompute.enterprises if partial else (),
+        recompute.network_from_month_end if partial else None,
+        recompute.network_enterprises if partial else (),
     )
     return dbt.cli(
         [*BUILD_ARGS, *extra, "--vars", json.dumps(dbt_vars(warehouse))], context=context
@@ -241,19 +252,20 @@ def risk_dbt_models(
     (`plan_recompute`), or everything with `--full-refresh` (run tag `risk/full_refresh`, a
     first build, changed code)."""
     as_of = warehouse.as_of_date
+    champion = champion_fingerprint_at(warehouse.warehouse_path)
     recompute = plan_recompute(
         warehouse.warehouse_path, warehouse.published_path, as_of,
-        full=context.run.tags.get(FULL_REFRESH_TAG) == "true",
+        full=context.run.tags.get(FULL_REFRESH_TAG) == "true", pd_champion=champion,
     )
     context.log.info(f"month-end facts: {recompute.reason}")
-    if not champion_vars(warehouse.warehouse_path)["pd_champion_sql"]:
+    if not champion:
         context.log.info(
             "network features: no champion PD scorecard stored yet (cold start), so no other "
             "firm is on red by its PD in this build (fct_enterprise_month_end_network_pd empty)"
         )
     mark_incremental_base(warehouse.warehouse_path, None)
     yield from _build(context, dbt, warehouse, as_of, recompute)
-    mark_incremental_base(warehouse.warehouse_path, as_of)
+    mark_incremental_base(warehouse.warehouse_path, as_of, champion)
 
 
 @dbt_assets(

@@ -29,7 +29,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from assets.core.dbt_project import RECOMPUTE_ENTERPRISES
+from assets.core.dbt_project import RECOMPUTE_NETWORK_ENTERPRISES
 from assets.core.metadata import column_schema, markdown_table, table_exists
 from assets.core.month_ends import add_months, last_month_end
 from assets.core.partitions import AS_OF_PARTITIONS, SINGLE_RUN
@@ -290,17 +290,19 @@ def build_decision_windows(
 
 
 def recomputed_from(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
-    """The first month end this build's dbt step recomputed for D (main.dbt_run_context, as
+    """The first month end this build's dbt step recomputed for D, in the features or the
+    network PD facts beside them (main.dbt_run_context's network_recompute_from, as
     `plan_recompute` wrote it; date.max: none), besides every month end of the firms in
-    main.dbt_recompute_enterprises. None when the facts may all have changed (a full build,
-    dbt run by hand, another D, no run context)."""
+    main.dbt_recompute_network_enterprises (those whose features were recomputed whole and
+    their neighbours). None when the facts may all have changed (a full build, dbt run by
+    hand, another D, no run context)."""
     if not all(table_exists(con, *name.split("."))
-               for name in (RUN_CONTEXT, RECOMPUTE_ENTERPRISES)):
+               for name in (RUN_CONTEXT, RECOMPUTE_NETWORK_ENTERPRISES)):
         return None
     cols = {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}
-    if "recompute_from" not in cols:
+    if "network_recompute_from" not in cols:
         return None
-    row = con.execute(f"SELECT as_of_date, recompute_from FROM {RUN_CONTEXT}").fetchone()
+    row = con.execute(f"SELECT as_of_date, network_recompute_from FROM {RUN_CONTEXT}").fetchone()
     if row is None or row[0] != as_of:
         return None
     return row[1]
@@ -337,7 +339,7 @@ def _decide_window_incrementally(
     kept = (
         f"d.{window} AND d.enterprise_id IN (SELECT enterprise_id FROM _dw_monitored) "
         f"AND d.month_end < {date_literal(from_month_end)} "
-        f"AND d.enterprise_id NOT IN (SELECT enterprise_id FROM {RECOMPUTE_ENTERPRISES})"
+        f"AND d.enterprise_id NOT IN (SELECT enterprise_id FROM {RECOMPUTE_NETWORK_ENTERPRISES})"
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _dw_todo AS "

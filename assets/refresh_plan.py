@@ -261,20 +261,31 @@ def _next_month_end(me: date) -> date:
 @dataclass(frozen=True)
 class Recompute:
     """What the nightly dbt step rebuilds: everything (`full`), or the month ends from
-    `from_month_end` on (NOTHING: none) and every month end of `enterprises`."""
+    `from_month_end` on (NOTHING: none) and every month end of `enterprises`.
+
+    The network PD facts (another firm on red by its PD) of a firm read its neighbours'
+    features, so they recompute the same month ends and every month end of `enterprises`
+    and of their neighbours (`network_enterprises`); all of them when the champion PD
+    scorecard is not the one they were built with (`network_from_month_end`)."""
 
     full: bool
     from_month_end: date | None
     reason: str
     enterprises: frozenset[str] = frozenset()
+    network_from_month_end: date | None = None
+    network_enterprises: frozenset[str] = frozenset()
 
 
-def plan_recompute(build: Path, published: Path, as_of: date, *, full: bool = False) -> Recompute:
+def plan_recompute(
+    build: Path, published: Path, as_of: date, *, full: bool = False, pd_champion: str = ""
+) -> Recompute:
     """Full rebuild or the earliest month end to recompute tonight, from the rows loaded since
     the publish (files of `raw.load_manifest` in the build not in the published one): their
     own dates and those of the versions they replaced, and the month ends that D newly
     reaches. Full when asked, when nothing was published, when the published warehouse or the
-    build's facts are from other code or key or a later D, or when the last dbt step failed."""
+    build's facts are from other code or key or a later D, or when the last dbt step failed.
+    `pd_champion`: the fingerprint of the champion scoring tonight's network PD facts
+    (`champion_fingerprint`); another than the one they were built with recomputes them all."""
     if full:
         return Recompute(True, None, "full rebuild requested")
     if build.resolve() == published.resolve() or not build.is_file():
@@ -291,9 +302,8 @@ def plan_recompute(build: Path, published: Path, as_of: date, *, full: bool = Fa
         has_base = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
             "AND schema_name = 'main' AND table_name = 'dbt_incremental_base'").fetchone()[0]
-        base = con.execute(f"SELECT as_of_date, code_version FROM {INCREMENTAL_BASE}").fetchone() \
-            if has_base else None
-        if base != (pub.as_of_date, version):
+        base = con.execute(f"SELECT * FROM {INCREMENTAL_BASE}").fetchone() if has_base else None
+        if base is None or base[:2] != (pub.as_of_date, version):
             return Recompute(True, None, "the build's facts are not those published "
                              "(first night, or the last dbt step failed)")
         keys = frozenset(r[0] for r in con.execute(
@@ -302,6 +312,7 @@ def plan_recompute(build: Path, published: Path, as_of: date, *, full: bool = Fa
             return Recompute(True, None, "the pseudonym key changed")
         con.execute(f"ATTACH '{published}' AS pub (READ_ONLY)")
         earliest, enterprises = _changed_rows(con, pub)
+        network_enterprises = frozenset(enterprises | _neighbours(con, set(enterprises)))
     last_me, pub_last_me = _last_month_end(as_of), _last_month_end(pub.as_of_date)
     candidates = [d for d in (earliest,) if d is not None]
     if last_me > pub_last_me:
@@ -310,9 +321,14 @@ def plan_recompute(build: Path, published: Path, as_of: date, *, full: bool = Fa
     from_me = first if _is_month_end(first) else _next_month_end(first)
     whole = f"; every month end of {len(enterprises)} enterprise(s)" if enterprises else ""
     if from_me > last_me:
-        return Recompute(False, NOTHING, f"no changed row dated on or before {last_me}{whole}",
-                         enterprises)
-    return Recompute(False, from_me, f"recompute month ends from {from_me}{whole}", enterprises)
+        from_me, reason = NOTHING, f"no changed row dated on or before {last_me}{whole}"
+    else:
+        reason = f"recompute month ends from {from_me}{whole}"
+    network_from = from_me
+    if len(base) < 3 or base[2] != pd_champion:
+        network_from = date.min
+        reason += "; network PD facts: all month ends (another champion PD scorecard)"
+    return Recompute(False, from_me, reason, enterprises, network_from, network_enterprises)
 
 
 def _changed_rows(
@@ -383,12 +399,15 @@ def _neighbours(con: duckdb.DuckDBPyConnection, enterprises: set[str]) -> set[st
         if e is not None}
 
 
-def mark_incremental_base(build: Path, as_of: date | None) -> None:
-    """Record (as_of) or clear (None) what the build's month-end facts were built for."""
+def mark_incremental_base(build: Path, as_of: date | None, pd_champion: str = "") -> None:
+    """Record (as_of) or clear (None) what the build's month-end facts were built for: the
+    as-of date, the code version and the champion that scored the network PD facts."""
     with duckdb.connect(str(build)) as con:
         if as_of is None:
             con.execute(f"DROP TABLE IF EXISTS {INCREMENTAL_BASE}")
         else:
             con.execute(f"CREATE OR REPLACE TABLE {INCREMENTAL_BASE} AS SELECT "
-                        f"CAST($1 AS DATE) AS as_of_date, CAST($2 AS VARCHAR) AS code_version",
-                        [as_of, code_version()])
+                        "CAST($1 AS DATE) AS as_of_date, CAST($2 AS VARCHAR) AS code_version, "
+                        "CAST($3 AS VARCHAR) AS pd_champion",
+                        [as_of, code_version(), pd_champion])
+

@@ -22,8 +22,10 @@ import duckdb
 
 from assets.core.dbt_project import run_dbt, write_run_context
 from assets.core.publish import PUBLISH_INFO, build_path
+from assets.dbt_assets import champion_fingerprint_at, champion_vars, decision_vars
 from assets.ingestion import ingest_all
 from assets.refresh_plan import NOTHING, code_version, mark_incremental_base, plan_recompute
+from assets.signals.catalog import load_catalog
 
 #: Tables with one new day per night, and the column that dates their rows.
 DAILY = {"repayments": "payment_date", "fund_flows": "txn_date", "registry_events": "event_date"}
@@ -41,8 +43,10 @@ FACTS = [
 #: The enterprise of the earliest registry event (SQL, over the generated landing {full}).
 FIRST_EVENT = ("SELECT enterprise_id FROM read_parquet('{full}/registry_events/*.parquet') "
                "ORDER BY event_date, event_id LIMIT 1")
+#: Another firm on red by its PD: built with the champion stored in the warehouse.
+NETWORK_PD = "marts.fct_enterprise_month_end_network_pd"
 SELECT = ["--select", "+fct_enterprise_month_end_trends", "+fct_loan_month_end",
-          "fct_loan_defaults"]
+          "fct_loan_defaults", "+fct_enterprise_month_end_network_pd"]
 FIRST_DAY = date(2026, 9, 27)
 #: Rows each night's decision window decided (-1: the whole window), in night order.
 DECIDED: list[int] = []
@@ -68,15 +72,18 @@ def _deliver_days(full: Path, landing: Path, first: date, last: date) -> None:
 def _dbt_night(build: Path, published: Path, landing: Path, as_of: date, *, full: bool) -> object:
     """The nightly dbt step on `build` (not yet published): its plan."""
     ingest_all(build, landing)
-    plan = plan_recompute(build, published, as_of, full=full)
+    champion = champion_fingerprint_at(build)
+    plan = plan_recompute(build, published, as_of, full=full, pd_champion=champion)
     mark_incremental_base(build, None)
     if plan.full:
         write_run_context(build, as_of)
     else:
-        write_run_context(build, as_of, plan.from_month_end, plan.enterprises)
+        write_run_context(build, as_of, plan.from_month_end, plan.enterprises,
+                          plan.network_from_month_end, plan.network_enterprises)
     args = ["run", *SELECT, *(["--full-refresh"] if plan.full else [])]
-    run_dbt(args, warehouse=build, target_path=build.parent / "target")
-    mark_incremental_base(build, as_of)
+    run_dbt(args, warehouse=build, target_path=build.parent / "target",
+            dbt_vars={**decision_vars(load_catalog()), **champion_vars(build)})
+    mark_incremental_base(build, as_of, champion)
     return plan
 
 
@@ -134,9 +141,13 @@ def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
 
 
 def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
+    from test_network_pd import store_champion
+
     full, landing, first = _first_landing(tmp_path)
     published = tmp_path / "nightly" / "warehouse.duckdb"
     build = build_path(published)
+    build.parent.mkdir(parents=True)
+    store_champion(build, 0.5)  # a firm past due is on red by its PD (cut-off 0.30)
     plans = []
     plans.append(_night(build, published, landing, FIRST_DAY, full=False))
     # a new day inside the month: no month end to recompute; its status change also sets
@@ -167,27 +178,41 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     os.utime(redelivered, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     _deliver_days(full, landing, date(2026, 10, 3), date(2026, 10, 3))
     plans.append(_night(build, published, landing, date(2026, 10, 3), full=False))
+    # the same landing, a new champion (promoted after last night's dbt step): the facts
+    # recompute nothing, the network PD facts every month end
+    store_champion(build, 0.6)
+    plans.append(_night(build, published, landing, date(2026, 10, 3), full=False))
 
-    assert [p.full for p in plans] == [True, False, False, False]
+    assert [p.full for p in plans] == [True, False, False, False, False]
     assert plans[1].from_month_end == NOTHING and len(plans[1].enterprises) == 1
-    assert plans[2].from_month_end == date(2026, 9, 30)
+    # the network PD facts: the firm and its neighbours
+    assert plans[1].network_from_month_end == NOTHING
+    assert plans[1].network_enterprises >= plans[1].enterprises
+    print("network enterprises", len(plans[1].enterprises), len(plans[1].network_enterprises))
+    assert plans[2].from_month_end == plans[2].network_from_month_end == date(2026, 9, 30)
     assert plans[3].from_month_end == date(2026, 5, 31)
+    assert plans[4].from_month_end == NOTHING and not plans[4].enterprises
+    assert plans[4].network_from_month_end == date.min
 
     reference = tmp_path / "full" / "warehouse.duckdb"
+    reference.parent.mkdir(parents=True)
+    store_champion(reference, 0.6)
     ingest_all(reference, landing)
     write_run_context(reference, date(2026, 10, 3))
-    run_dbt(["run", *SELECT], warehouse=reference, target_path=reference.parent / "target")
-    for relation in FACTS:
+    run_dbt(["run", *SELECT], warehouse=reference, target_path=reference.parent / "target",
+            dbt_vars={**decision_vars(load_catalog()), **champion_vars(reference)})
+    for relation in [*FACTS, NETWORK_PD]:
         got, want = _rows(build, relation), _rows(reference, relation)
         assert len(want) > 0, relation
         assert got == want, f"{relation}: incremental nights differ from a full rebuild"
 
     # the decision window: nights after the first decide only what changed, and D's window
     # equals one decided whole on the final facts
-    decided = DECIDED[-4:]
+    decided = DECIDED[-5:]
     assert decided[0] == -1 and all(n >= 0 for n in decided[1:]), decided
-    # one firm recomputed whole, then the new month end, then from May (five month ends)
-    assert decided[1] < decided[2] < decided[3], decided
+    # one firm and its neighbours, then the new month end, then from May (five month ends),
+    # then every month end after the new champion
+    assert decided[1] < decided[2] < decided[3] < decided[4], decided
     assert _decide(reference, date(2026, 10, 3)) == -1
     window = ("(SELECT * FROM marts.enterprise_decisions "
               "WHERE month_end BETWEEN DATE '2025-10-31' AND DATE '2026-09-30')")

@@ -269,3 +269,44 @@ def test_engine_columns_match_the_mart_contract() -> None:
     contract = {c["name"]: c["data_type"] for c in model["columns"]}
     contract.pop("enterprise_id"), contract.pop("month_end")
     assert contract == NETWORK_PD_COLUMNS
+
+
+def test_a_night_rescores_only_the_network_rows_of_its_firms(book: tuple[Path, Path]) -> None:
+    """Incremental nights (scope `network` of the run context): the rows of the firms the
+    night names are rebuilt, every other row is kept. QB guarantees QA's loan and QR is
+    related to QA; with a new scoring of QA (PD 0.6 instead of 0.5) a night naming QB rebuilds
+    QB's rows only; QR's keep the old PD until a night names it. Every row after the run
+    context says all month ends (a new champion)."""
+    from assets.core.dbt_project import write_run_context
+    from assets.refresh_plan import NOTHING
+
+    tmp, built = book
+    wh = tmp / "night.duckdb"
+    shutil.copyfile(built, wh)
+    store_champion(wh, 0.5)
+    build(tmp, wh, "fct_enterprise_month_end_network_pd")
+    before = rows(wh)
+    assert before[("QB", "2024-04-30")]["guaranteed_party_pd"] == pytest.approx(0.5)
+
+    def night(network_from: date, firms: list[str]) -> dict:
+        write_run_context(wh, date.fromisoformat(AS_OF), NOTHING, (), network_from,
+                          [code(f) for f in firms])
+        run_dbt(["run", "--select", "fct_enterprise_month_end_network_pd"], warehouse=wh,
+                dbt_vars={**decision_vars(load_catalog()), **champion_vars(wh)},
+                target_path=tmp / "target")
+        return rows(wh)
+
+    store_champion(wh, 0.6)  # the same model version, another PD for a firm past due
+    got = night(NOTHING, ["QB"])
+    assert got.keys() == before.keys()
+    for (firm, month), row in got.items():
+        pd_read = row["guaranteed_party_pd"] or row["related_party_pd"]
+        assert pd_read == pytest.approx(0.6 if firm == "QB" else 0.5), (firm, month)
+    got = night(NOTHING, ["QR"])
+    assert got[("QR", "2024-04-30")]["related_party_pd"] == pytest.approx(0.6)
+    store_champion(wh, 0.7)
+    got = night(date.min, [])
+    assert got.keys() == before.keys()
+    assert {round(r["guaranteed_party_pd"] or r["related_party_pd"], 6)
+            for r in got.values()} == {0.7}
+    assert night(NOTHING, []) == got  # nothing to recompute: every row kept

@@ -29,6 +29,8 @@ from assets.core.sql import RUN_CONTEXT, date_literal
 
 #: The enterprises whose every month end the incremental facts recompute tonight.
 RECOMPUTE_ENTERPRISES = "main.dbt_recompute_enterprises"
+#: ... and those whose every month end the network PD facts recompute (their neighbours too).
+RECOMPUTE_NETWORK_ENTERPRISES = "main.dbt_recompute_network_enterprises"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 dbt_project = DbtProject(
@@ -100,21 +102,27 @@ def write_run_context(
     as_of: date,
     recompute_from: date | None = None,
     recompute_enterprises: Iterable[str] = (),
+    network_from: date | None = None,
+    network_enterprises: Iterable[str] = (),
 ) -> None:
     """Write the as-of date dbt builds for into the warehouse, before dbt opens it, and what
     the incremental month-end facts recompute (macro recompute_condition): the month ends from
     `recompute_from` on (None: all, date.max: none) and every month end of
-    `recompute_enterprises`."""
+    `recompute_enterprises`; the network PD facts the same with `network_from` and
+    `network_enterprises` (refresh_plan.Recompute)."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     recompute = "NULL" if recompute_from is None else date_literal(recompute_from)
+    network = "NULL" if network_from is None else date_literal(network_from)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
             f"CREATE OR REPLACE TABLE {RUN_CONTEXT} AS SELECT {date_literal(as_of)} AS as_of_date,"
-            f" CAST({recompute} AS DATE) AS recompute_from"
+            f" CAST({recompute} AS DATE) AS recompute_from,"
+            f" CAST({network} AS DATE) AS network_recompute_from"
         )
-        con.execute(f"CREATE OR REPLACE TABLE {RECOMPUTE_ENTERPRISES} AS "
-                    "SELECT CAST(unnest($1) AS VARCHAR) AS enterprise_id",
-                    [sorted(recompute_enterprises)])
+        for table, ids in ((RECOMPUTE_ENTERPRISES, recompute_enterprises),
+                           (RECOMPUTE_NETWORK_ENTERPRISES, network_enterprises)):
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS "
+                        "SELECT CAST(unnest($1) AS VARCHAR) AS enterprise_id", [sorted(ids)])
 
 
 def keep_partial_parse(invocation_target: Path, project_target: Path | None = None) -> bool:

@@ -10,6 +10,7 @@ champion or None (cold start, or never fitted).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -191,6 +192,23 @@ def champion_pd_sql(con: duckdb.DuckDBPyConnection) -> str:
         model.model_version, f"select * from {CHAMPION_FEATURES}", model.feature_specs,
         with_feature_points=False,
     )
+
+
+def champion_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
+    """A short hash of what the champion scores with: its scoring SQL (`champion_pd_sql`),
+    intercept and bins ('' with no champion). The network PD facts built with one champion
+    stay valid while the fingerprint does (refresh_plan.plan_recompute)."""
+    sql = champion_pd_sql(con)
+    if not sql:
+        return ""
+    version = current_model(con).model_version
+    digest = hashlib.sha256(sql.encode())
+    for query in (f"SELECT intercept FROM {MODELS}",
+                  f"SELECT feature, bin_id, lower_bound, upper_bound, categories, is_missing, "
+                  f"logit_contribution FROM {BINS}"):
+        rows = con.execute(f"{query} WHERE model_version = ? ORDER BY ALL", [version]).fetchall()
+        digest.update(repr(rows).encode())
+    return digest.hexdigest()[:16]
 
 # ---------------------------------------------------------------------------------------------
 # Training data

@@ -14,12 +14,11 @@
     tables became the probe side of hash joins built over the wide joined rows (at 200k
     enterprises, 14 of a bucket's 35 CPU seconds and its memory peak). -#}
 {% macro ef_enterprise_month_end_select(bucket, n_buckets) %}
-{%- set only_some_enterprises = incremental_run() and recompute_state()[0] -%}
-{%- if recompute_nothing() or (only_some_enterprises and bucket | int > 0) %}
+{%- if recompute_nothing() or (only_some_enterprises() and bucket | int > 0) %}
 select * from {{ this }}
 where false
 {%- else %}
-{%- if only_some_enterprises %}{% set n_buckets = 1 %}{% endif %}
+{%- if only_some_enterprises() %}{% set n_buckets = 1 %}{% endif %}
 with spine as {{ materialized_cte() }} (
     select
         s.enterprise_id, s.industry_code, s.month_end,

@@ -15,14 +15,27 @@
   {{- 'table' if target is defined and target.type != 'duckdb' else 'incremental' -}}
 {%- endmacro %}
 
+{#- What a scope of incremental models recomputes tonight: (run-context column of its
+    earliest month end, table of its enterprises recomputed whole). `facts`: the month-end
+    facts; `network`: the network PD facts, which also recompute the neighbours of those
+    enterprises, and everything when the champion PD scorecard changed. -#}
+{% macro recompute_scope(scope='facts') -%}
+  {%- set scopes = {
+        'facts': ('recompute_from', 'main.dbt_recompute_enterprises'),
+        'network': ('network_recompute_from', 'main.dbt_recompute_network_enterprises'),
+      } -%}
+  {{- return(scopes[scope]) -}}
+{%- endmacro %}
+
 {#- The earliest month end to recompute, as a date literal: date '9999-12-31' when nothing
     changed (no row to recompute), date '0001-01-01' when no refresh wrote one. Read once at
     execution (a literal lets DuckDB skip row groups by month_end). -#}
-{% macro recompute_from() -%}
+{% macro recompute_from(scope='facts') -%}
   {%- if not execute -%} date '0001-01-01'
   {%- else -%}
     {%- set rows = run_query(
-          "select coalesce(max(recompute_from), date '0001-01-01') from main.dbt_run_context"
+          "select coalesce(max(" ~ recompute_scope(scope)[0] ~ "), date '0001-01-01')"
+          ~ " from main.dbt_run_context"
         ).rows -%}
     date '{{ rows[0][0] }}'
   {%- endif -%}
@@ -36,30 +49,31 @@
 {%- endmacro %}
 
 {#- (no month end to recompute, number of enterprises to recompute whole) of this night. -#}
-{% macro recompute_state() -%}
+{% macro recompute_state(scope='facts') -%}
+  {%- set column, table = recompute_scope(scope) -%}
   {%- set rows = run_query(
-        "select coalesce(max(recompute_from), date '0001-01-01') = date '9999-12-31',"
-        ~ " (select count(*) from main.dbt_recompute_enterprises) from main.dbt_run_context"
+        "select coalesce(max(" ~ column ~ "), date '0001-01-01') = date '9999-12-31',"
+        ~ " (select count(*) from " ~ table ~ ") from main.dbt_run_context"
       ).rows -%}
   {{- return((rows[0][0], rows[0][1])) -}}
 {%- endmacro %}
 
 {#- True when this build of an incremental model has nothing to recompute: the model then
     selects no rows (and computes nothing). -#}
-{% macro recompute_nothing() -%}
+{% macro recompute_nothing(scope='facts') -%}
   {%- if incremental_run() -%}
-    {%- set state = recompute_state() -%}
+    {%- set state = recompute_state(scope) -%}
     {{- return(state[0] and state[1] == 0) -}}
   {%- endif -%}
   {{- return(false) -}}
 {%- endmacro %}
 
 {#- The rows an incremental build replaces: month ends from recompute_from on, and every
-    month end of the enterprises in main.dbt_recompute_enterprises (a status change also
-    sets the status shown before it). -#}
-{% macro recompute_condition(month_column, enterprise_column) -%}
-  ({{ month_column }} >= {{ recompute_from() }} or {{ enterprise_column }} in
-      (select re.enterprise_id from main.dbt_recompute_enterprises as re))
+    month end of the scope's enterprises recomputed whole (facts: a status change also sets
+    the status shown before it). -#}
+{% macro recompute_condition(month_column, enterprise_column, scope='facts') -%}
+  ({{ month_column }} >= {{ recompute_from(scope) }} or {{ enterprise_column }} in
+      (select re.enterprise_id from {{ recompute_scope(scope)[1] }} as re))
 {%- endmacro %}
 
 {#- True when this DuckDB build has a run context (written by the Dagster step before every
@@ -75,28 +89,40 @@
 {%- endmacro %}
 
 {#- The filter of an incremental build (empty in a full build). -#}
-{% macro recompute_filter(month_column, enterprise_column='enterprise_id') -%}
-  {%- if incremental_run() %} and {{ recompute_condition(month_column, enterprise_column) }}
+{% macro recompute_filter(month_column, enterprise_column='enterprise_id', scope='facts') -%}
+  {%- if incremental_run() %} and {{ recompute_condition(month_column, enterprise_column, scope) }}
   {%- endif -%}
 {%- endmacro %}
 
 {#- For models whose every value is computed per enterprise (windows partitioned by
     enterprise): when no month end is recomputed, only the enterprises to recompute whole
-    are read (` where ...`, empty otherwise). -#}
-{% macro recompute_only_enterprises(enterprise_column) -%}
-  {%- if incremental_run() and recompute_state()[0] %}
-    where {{ enterprise_column }} in (select re.enterprise_id from main.dbt_recompute_enterprises as re)
+    are read (` where ...`, or ` and ...` after a where of the caller's; empty otherwise). -#}
+{% macro recompute_only_enterprises(enterprise_column, keyword='where') -%}
+  {%- if only_some_enterprises() %}
+    {{ keyword }} {{ enterprise_column }} in (select re.enterprise_id from main.dbt_recompute_enterprises as re)
   {%- endif -%}
+{%- endmacro %}
+
+{#- True when this incremental build recomputes no month end, only some enterprises whole. -#}
+{% macro only_some_enterprises() -%}
+  {{- return(incremental_run() and recompute_state()[0]) -}}
 {%- endmacro %}
 
 {#- Strategy `replace_from_month_end` (config incremental_strategy): delete the rows being
     recomputed, insert the new ones (a model may compute more: its windows need the
     history). Month ends before recompute_from stay as built. -#}
-{% macro get_incremental_replace_from_month_end_sql(arg_dict) -%}
+{% macro get_incremental_replace_from_month_end_sql(arg_dict, scope='facts') -%}
   {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
   delete from {{ arg_dict['target_relation'] }}
-  where {{ recompute_condition('month_end', 'enterprise_id') }};
+  where {{ recompute_condition('month_end', 'enterprise_id', scope) }};
   insert into {{ arg_dict['target_relation'] }} ({{ cols }})
   select {{ cols }} from {{ arg_dict['temp_relation'] }}
-  where {{ recompute_condition('month_end', 'enterprise_id') }}
+  where {{ recompute_condition('month_end', 'enterprise_id', scope) }}
+{%- endmacro %}
+
+{#- Strategy `replace_network_month_end`: the same for the network PD facts, by the
+    `network` scope (a night's firms and their neighbours; all after a new champion). A
+    strategy of its own, so a night that recomputes no month-end fact still runs its tests. -#}
+{% macro get_incremental_replace_network_month_end_sql(arg_dict) -%}
+  {{- get_incremental_replace_from_month_end_sql(arg_dict, 'network') -}}
 {%- endmacro %}

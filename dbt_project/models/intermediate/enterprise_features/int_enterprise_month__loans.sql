@@ -15,6 +15,7 @@ loan_months as (
     select loan_id, enterprise_id, month_end, outstanding_principal, dpd, is_default
     from {{ ref('fct_loan_month_end') }}
     where month_end <= {{ as_of_date() }}
+    {{- recompute_only_enterprises('enterprise_id', 'and') }}
 ),
 
 per_month as (
@@ -38,6 +39,9 @@ installment_month_ends as (
         cast(last_day(i.due_date - to_months(k.k)) as date) as month_end
     from {{ ref('stg_core_banking__installments') }} as i
     cross join (select unnest([1, 2, 3, 4]) as k) as k
+    {%- if only_some_enterprises() %}
+    where i.loan_id in (select loan_id from loan_months)
+    {%- endif %}
 ),
 
 due_90d as (

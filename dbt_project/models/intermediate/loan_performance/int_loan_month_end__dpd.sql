@@ -29,12 +29,16 @@ with loans as (
         principal
     from {{ ref('stg_core_banking__loans') }}
     where disbursement_date <= {{ as_of_date() }}
+    {{- recompute_only_enterprises('enterprise_id', 'and') }}
 
 ),
 
 installments as (
 
     select * from {{ ref('int_loan_installments__settled') }}
+    {%- if only_some_enterprises() %}
+    where loan_id in (select loan_id from loans)
+    {%- endif %}
 
 ),
 

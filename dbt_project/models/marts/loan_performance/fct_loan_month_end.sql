@@ -22,6 +22,7 @@ where false
 with loan_month_ends as (
 
     select * from {{ ref('int_loan_month_end__dpd') }}
+    {{- recompute_only_enterprises('enterprise_id') }}
 
 ),
 

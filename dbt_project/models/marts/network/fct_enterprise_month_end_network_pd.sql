@@ -17,7 +17,15 @@
     Not circular: the scorecard never takes these columns as candidates (its spec rejects
     them) and scores only fct_enterprise_month_end and its trends, which do not read this
     model. The engine and the back-test read this model beside the feature marts
-    (assets.signals.decisions.features_sql), so both see the same values at every month end. -#}
+    (assets.signals.decisions.features_sql), so both see the same values at every month end.
+
+    Incremental (scope `network` of macros/incremental.sql): a night recomputes the month
+    ends the facts recompute, and every month end of the firms the facts recompute whole and
+    of their neighbours (a firm's row reads its neighbours' features); every row after a new
+    champion. Only the edges and links with an end in that scope are read, so only the
+    neighbours they name are scored; the strategy keeps the rows in scope. -#}
+{{ config(materialized=month_end_materialization(),
+          incremental_strategy='replace_network_month_end', on_schema_change='fail') }}
 -- the lineage does not depend on whether a champion is stored:
 -- depends_on: {{ ref('fct_enterprise_month_end') }}
 -- depends_on: {{ ref('fct_enterprise_month_end_trends') }}
@@ -26,6 +34,11 @@
 {%- set red_triggers = var('red_hard_triggers', {}) %}
 {%- set cutoff = var('red_pd_cutoff', 1) %}
 
+{%- if recompute_nothing('network') %}
+select * from {{ this }}
+where false
+{%- else %}
+{%- set partial = incremental_run() %}
 with month_ends as (
 
     select month_end from {{ ref('int_calendar__month_ends') }}
@@ -40,7 +53,11 @@ names as (
 
 edges as (
 
-    select * from {{ ref('int_network__guarantee_edges') }}
+    select e.* from {{ ref('int_network__guarantee_edges') }} as e
+    {%- if partial %}
+    where {{ recompute_condition('e.month_end', 'e.borrower_id', 'network') }}
+        or {{ recompute_condition('e.month_end', 'e.guarantor_id', 'network') }}
+    {%- endif %}
 
 ),
 
@@ -50,6 +67,9 @@ links as (
     from {{ ref('int_network__related_parties') }} as l
     inner join month_ends as m
         on l.valid_from <= m.month_end and (l.valid_to is null or l.valid_to > m.month_end)
+    {%- if partial %}
+    where {{ recompute_condition('m.month_end', 'l.enterprise_id', 'network') }}
+    {%- endif %}
 
 ),
 
@@ -169,3 +189,4 @@ from keys as k
 left join guaranteed_red as gr on k.enterprise_id = gr.enterprise_id and k.month_end = gr.month_end
 left join guarantor_red as og on k.enterprise_id = og.enterprise_id and k.month_end = og.month_end
 left join related_red as rr on k.enterprise_id = rr.enterprise_id and k.month_end = rr.month_end
+{%- endif %}
