@@ -10,6 +10,7 @@ The decision marts that read them (watchlist_history, watchlist, loan_ifrs9_stag
 models: dbt_project/models/marts/early_warning/.
 """
 
+from collections.abc import Collection, Iterator
 from datetime import date
 
 import duckdb
@@ -22,10 +23,12 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
     asset,
     asset_check,
+    multi_asset,
     multi_asset_check,
 )
 
@@ -174,15 +177,16 @@ def _write_dates(
     return {d: counts.get(d, 0) for d in dates}
 
 
-def build_signal_hits_for_dates(
+#: The marts `build_early_warning_for_dates` writes (schema `marts`), by name.
+SIGNAL_HITS = "signal_hits"
+RISK_PROFILE = "enterprise_risk_profile"
+
+
+def _write_signal_hits(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
     current_date: date | None,
 ) -> dict[date, int]:
-    """Signal hits of the firms monitored on each date, computed in one pass: the dates' rows
-    of marts.signal_hits_history (so later refreshes can tell new hits from old) and, for
-    `current_date` when it is among them, marts.signal_hits. Returns rows per date."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    _prepare_dates(con, catalog, dates)
+    """marts.signal_hits(_history) from the prepared temp tables (`_prepare_dates`)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _ew_signal_hits AS "
         "SELECT k.as_of_date, h.enterprise_id, h.signal_id, h.dimension, h.severity, h.stage, "
@@ -195,26 +199,11 @@ def build_signal_hits_for_dates(
     return _write_dates(con, "_ew_signal_hits", "marts.signal_hits", dates, current_date)
 
 
-def build_signal_hits(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
-) -> int:
-    """Signal hits of the firms monitored on D (`build_signal_hits_for_dates` for one date).
-    Returns D's row count."""
-    return build_signal_hits_for_dates(con, catalog, [as_of], as_of if current else None)[as_of]
-
-
-def build_risk_profiles_for_dates(
+def _write_risk_profiles(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
     current_date: date | None,
 ) -> dict[date, int]:
-    """One decision per firm monitored on each date (its latest feature month end): PD and
-    tier by the champion scorecard, or the expert catalog in cold start, hard triggers,
-    dimension scores, risk_score, signals and merged reasons; each distinct firm and month
-    end is decided once for all the dates. The rows go to
-    marts.enterprise_risk_profile_history and, for `current_date` when it is among them, to
-    marts.enterprise_risk_profile. Returns rows per date."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    _prepare_dates(con, catalog, dates)
+    """marts.enterprise_risk_profile(_history) from the prepared temp tables."""
     engine = current_engine(con)
     decided = decisions_sql(catalog, engine, "_ew_features", "_ew_hits")
     con.execute(
@@ -237,6 +226,61 @@ def build_risk_profiles_for_dates(
     return _write_dates(
         con, "_ew_profile", "marts.enterprise_risk_profile", dates, current_date
     )
+
+
+_WRITERS = {SIGNAL_HITS: _write_signal_hits, RISK_PROFILE: _write_risk_profiles}
+
+
+def build_early_warning_for_dates(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
+    current_date: date | None, marts: Collection[str] = (SIGNAL_HITS, RISK_PROFILE),
+) -> dict[str, dict[date, int]]:
+    """The signal hits and the risk profiles of the dates (`marts`: either or both) from one
+    preparation: the feature rows of every monitored firm are the expensive part and both
+    marts read the same ones, so a night prepares them once. Returns rows per date of each
+    mart written, by mart name."""
+    unknown = set(marts) - set(_WRITERS)
+    if unknown:
+        raise ValueError(f"unknown early-warning marts: {sorted(unknown)}")
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    _prepare_dates(con, catalog, dates)
+    # signal hits first: a failed profile leaves them written, as the two steps did
+    return {m: _WRITERS[m](con, catalog, dates, current_date) for m in _WRITERS if m in marts}
+
+
+def build_signal_hits_for_dates(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
+    current_date: date | None,
+) -> dict[date, int]:
+    """Signal hits of the firms monitored on each date, computed in one pass: the dates' rows
+    of marts.signal_hits_history (so later refreshes can tell new hits from old) and, for
+    `current_date` when it is among them, marts.signal_hits. Returns rows per date. (With
+    the risk profile too: `build_early_warning_for_dates`, one preparation for both.)"""
+    return build_early_warning_for_dates(
+        con, catalog, dates, current_date, [SIGNAL_HITS])[SIGNAL_HITS]
+
+
+def build_signal_hits(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
+) -> int:
+    """Signal hits of the firms monitored on D (`build_signal_hits_for_dates` for one date).
+    Returns D's row count."""
+    return build_signal_hits_for_dates(con, catalog, [as_of], as_of if current else None)[as_of]
+
+
+def build_risk_profiles_for_dates(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
+    current_date: date | None,
+) -> dict[date, int]:
+    """One decision per firm monitored on each date (its latest feature month end): PD and
+    tier by the champion scorecard, or the expert catalog in cold start, hard triggers,
+    dimension scores, risk_score, signals and merged reasons; each distinct firm and month
+    end is decided once for all the dates. The rows go to
+    marts.enterprise_risk_profile_history and, for `current_date` when it is among them, to
+    marts.enterprise_risk_profile. Returns rows per date. (With the signal hits too:
+    `build_early_warning_for_dates`, one preparation for both.)"""
+    return build_early_warning_for_dates(
+        con, catalog, dates, current_date, [RISK_PROFILE])[RISK_PROFILE]
 
 
 def build_risk_profile(
@@ -405,9 +449,9 @@ def _decide_windows(
 
 def run_early_warning(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date) -> None:
     """The Python part of the engine for one as-of date (tests, back-tests): signal hits and
-    the risk profile. The decision marts that read them are dbt models (tag `decisions`)."""
-    build_signal_hits(con, catalog, as_of)
-    build_risk_profile(con, catalog, as_of)
+    the risk profile from one preparation, and the decision window. The decision marts that
+    read them are dbt models (tag `decisions`)."""
+    build_early_warning_for_dates(con, catalog, [as_of], as_of)
     build_decision_window(con, catalog, as_of)
 
 
@@ -654,10 +698,8 @@ def _counts_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[
     )
 
 
-@asset(
-    key=SIGNAL_HITS_KEY,
-    partitions_def=AS_OF_PARTITIONS,
-    backfill_policy=SINGLE_RUN,
+SIGNAL_HITS_SPEC = AssetSpec(
+    SIGNAL_HITS_KEY,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
@@ -670,32 +712,8 @@ def _counts_by(con: duckdb.DuckDBPyConnection, table: str, column: str) -> dict[
         "Also kept per refresh in marts.signal_hits_history (to tell new hits)."
     ),
 )
-def signal_hits(context: AssetExecutionContext, warehouse: RiskWarehouse) -> MaterializeResult:
-    with warehouse.connect() as con:
-        rows = build_signal_hits_for_dates(
-            con, CATALOG, warehouse.as_of_dates, _current_among(warehouse)
-        )
-        last = max(rows)
-        by_signal = _counts_by(
-            con, f"marts.signal_hits_history WHERE as_of_date = {date_literal(last)}",
-            "signal_id",
-        )
-        schema = column_schema(con, "marts", "signal_hits")
-    return MaterializeResult(
-        metadata={
-            "dagster/row_count": rows[last],
-            "dagster/column_schema": schema,
-            **_dates_metadata(warehouse, rows),
-            "catalog_version": CATALOG.version,
-            "hits_by_signal": MetadataValue.json(by_signal),
-        }
-    )
-
-
-@asset(
-    key=PROFILE_KEY,
-    partitions_def=AS_OF_PARTITIONS,
-    backfill_policy=SINGLE_RUN,
+PROFILE_SPEC = AssetSpec(
+    PROFILE_KEY,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
@@ -706,27 +724,68 @@ def signal_hits(context: AssetExecutionContext, warehouse: RiskWarehouse) -> Mat
         "(red/amber/green by the catalog's tier rules), signals (ids) and reasons."
     ),
 )
-def enterprise_risk_profile(
-    context: AssetExecutionContext, warehouse: RiskWarehouse
+#: asset key -> the mart `build_early_warning_for_dates` writes for it
+_MARTS = {SIGNAL_HITS_KEY: SIGNAL_HITS, PROFILE_KEY: RISK_PROFILE}
+
+
+def _signal_hits_result(
+    con: duckdb.DuckDBPyConnection, warehouse: RiskWarehouse, rows: dict[date, int]
 ) -> MaterializeResult:
-    with warehouse.connect() as con:
-        rows = build_risk_profiles_for_dates(
-            con, CATALOG, warehouse.as_of_dates, _current_among(warehouse)
-        )
-        last = max(rows)
-        table = f"marts.enterprise_risk_profile_history WHERE as_of_date = {date_literal(last)}"
-        tiers = _counts_by(con, table, "tier")
-        engines = _counts_by(con, table, "engine")
-        schema = column_schema(con, "marts", "enterprise_risk_profile")
+    last = max(rows)
+    by_signal = _counts_by(
+        con, f"marts.signal_hits_history WHERE as_of_date = {date_literal(last)}", "signal_id"
+    )
     return MaterializeResult(
+        asset_key=SIGNAL_HITS_KEY,
         metadata={
             "dagster/row_count": rows[last],
-            "dagster/column_schema": schema,
+            "dagster/column_schema": column_schema(con, "marts", "signal_hits"),
             **_dates_metadata(warehouse, rows),
-            "tiers": MetadataValue.json(tiers),
-            "engine": MetadataValue.json(engines),
-        }
+            "catalog_version": CATALOG.version,
+            "hits_by_signal": MetadataValue.json(by_signal),
+        },
     )
+
+
+def _profile_result(
+    con: duckdb.DuckDBPyConnection, warehouse: RiskWarehouse, rows: dict[date, int]
+) -> MaterializeResult:
+    last = max(rows)
+    table = f"marts.enterprise_risk_profile_history WHERE as_of_date = {date_literal(last)}"
+    return MaterializeResult(
+        asset_key=PROFILE_KEY,
+        metadata={
+            "dagster/row_count": rows[last],
+            "dagster/column_schema": column_schema(con, "marts", "enterprise_risk_profile"),
+            **_dates_metadata(warehouse, rows),
+            "tiers": MetadataValue.json(_counts_by(con, table, "tier")),
+            "engine": MetadataValue.json(_counts_by(con, table, "engine")),
+        },
+    )
+
+
+@multi_asset(
+    name="signal_hits_and_risk_profile",
+    specs=[SIGNAL_HITS_SPEC, PROFILE_SPEC],
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+    can_subset=True,
+)
+def signal_hits_and_risk_profile(
+    context: AssetExecutionContext, warehouse: RiskWarehouse
+) -> Iterator[MaterializeResult]:
+    """Both marts in one step: they read the same feature rows of every monitored firm, the
+    expensive part, which two steps (two connections, so no shared temp tables) prepared
+    twice a night. Still two assets, each selectable alone (the step then writes only it)."""
+    marts = [m for k, m in _MARTS.items() if k in context.selected_asset_keys]
+    with warehouse.connect() as con:
+        rows = build_early_warning_for_dates(
+            con, CATALOG, warehouse.as_of_dates, _current_among(warehouse), marts
+        )
+        if SIGNAL_HITS in rows:
+            yield _signal_hits_result(con, warehouse, rows[SIGNAL_HITS])
+        if RISK_PROFILE in rows:
+            yield _profile_result(con, warehouse, rows[RISK_PROFILE])
 
 
 DECISIONS_KEY = AssetKey(["marts", "enterprise_decisions"])
@@ -774,8 +833,7 @@ def enterprise_decisions(
 
 
 early_warning_assets: list[AssetsDefinition] = [
-    signal_hits,
-    enterprise_risk_profile,
+    signal_hits_and_risk_profile,
     enterprise_decisions,
 ]
 early_warning_checks: list[AssetChecksDefinition] = [

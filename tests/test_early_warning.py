@@ -16,6 +16,7 @@ from dagster import AssetSpec, asset, materialize
 from assets import early_warning as ew
 from assets.contract import TABLES, raw_table_ddl
 from assets.core.dbt_project import run_dbt
+from assets.core.metadata import table_exists
 from assets.core.resources import RiskWarehouse
 from assets.dbt_assets import decision_vars
 from assets.signals.catalog import (
@@ -678,6 +679,44 @@ def test_past_dates_keep_the_current_tables_and_decide_in_one_pass(con) -> None:
     assert len(one_by_one) == 4  # x and y at jan and feb
 
 
+def test_both_marts_come_from_one_preparation_with_the_rows_of_two(con, monkeypatch) -> None:
+    """The night prepares the monitored firms' feature rows once for both marts
+    (`build_early_warning_for_dates`, as the asset step does) and writes the rows of the two
+    builders that each prepare their own: every date, the current marts and the histories."""
+    feb, mid_mar, mar = date(2026, 2, 28), date(2026, 3, 14), AS_OF
+    put_month(con, feb, {f: over for f, (over, _) in TIER_FIRMS.items()})
+    put_month(con, mar, {f: {} if f.startswith("one") else over
+                         for f, (over, _) in TIER_FIRMS.items()})
+    con.execute(  # monitored without a feature row: decided on NULL features
+        "INSERT INTO raw.loan_applications (application_id, enterprise_id, application_date, "
+        "requested_amount, requested_term_months, requested_product, purpose) VALUES "
+        "('A1', 'newcomer', DATE '2026-03-10', 1e5, 12, NULL, 'working_capital')"
+    )
+    dates = [feb, mid_mar, mar]
+    tables = ("signal_hits", "signal_hits_history", "enterprise_risk_profile",
+              "enterprise_risk_profile_history")
+    prepared: list[list[date]] = []
+    real_prepare = ew._prepare_dates
+    monkeypatch.setattr(ew, "_prepare_dates",
+                        lambda c, cat, ds: prepared.append(ds) or real_prepare(c, cat, ds))
+
+    two = {ew.SIGNAL_HITS: ew.build_signal_hits_for_dates(con, CAT, dates, mar),
+           ew.RISK_PROFILE: ew.build_risk_profiles_for_dates(con, CAT, dates, mar)}
+    separate = {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
+                for t in tables}
+    assert prepared == [dates, dates]
+    for t in tables:
+        con.execute(f"DROP TABLE marts.{t}")
+    prepared.clear()
+
+    assert ew.build_early_warning_for_dates(con, CAT, dates, mar) == two
+    assert prepared == [dates]
+    assert {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
+            for t in tables} == separate
+    assert two[ew.RISK_PROFILE] == {feb: 9, mid_mar: 10, mar: 10}  # the newcomer from March
+    assert all(two[ew.SIGNAL_HITS].values())
+
+
 def test_a_later_night_of_the_same_month_writes_the_same_decisions(con) -> None:
     """The decision window holds no per-night value: re-deciding it on a later day of the same
     month writes the rows it held, so the publish keeps the table."""
@@ -740,18 +779,25 @@ def _upstream_specs() -> list[AssetSpec]:
                                    ew.RAW_APPLICATIONS_KEY)]
 
 
-def test_assets_materialize_with_metadata(tmp_path: Path) -> None:
+def test_assets_materialize_with_metadata(tmp_path: Path, monkeypatch) -> None:
+    """The signal hits and the risk profile: one step, one preparation, each asset its own
+    metadata; either one selected alone is the only one written."""
     path = tmp_path / "wh.duckdb"
     c = duckdb.connect(str(path))
     create_schema(c)
     put_month(c, AS_OF, {f: over for f, (over, _) in TIER_FIRMS.items()})
     c.close()
+    prepared = []
+    real_prepare = ew._prepare_dates
+    monkeypatch.setattr(ew, "_prepare_dates",
+                        lambda *a: prepared.append(a) or real_prepare(*a))
     wh = RiskWarehouse(warehouse=str(path), landing_dir=str(tmp_path), as_of=AS_OF.isoformat())
     result = materialize(
         [*ew.early_warning_assets, *_upstream_specs()], resources={"warehouse": wh},
         partition_key=AS_OF.isoformat(),
     )
     assert result.success
+    assert len(prepared) == 1
     mats = {
         m.asset_key: m.metadata for m in result.get_asset_materialization_events()
         for m in [m.materialization]
@@ -759,7 +805,22 @@ def test_assets_materialize_with_metadata(tmp_path: Path) -> None:
     meta = mats[ew.PROFILE_KEY]
     assert meta["dagster/row_count"].value == len(TIER_FIRMS)
     assert meta["tiers"].value == {"red": 4, "amber": 3, "green": 2}
-    assert mats[ew.SIGNAL_HITS_KEY]["dagster/row_count"].value > 0
+    assert sum(meta["engine"].value.values()) == len(TIER_FIRMS)
+    hits = mats[ew.SIGNAL_HITS_KEY]
+    assert hits["dagster/row_count"].value == sum(hits["hits_by_signal"].value.values()) > 0
+    assert "tiers" not in hits and "hits_by_signal" not in meta
+
+    with duckdb.connect(str(path)) as c:
+        c.execute("DROP TABLE marts.enterprise_risk_profile")
+    alone = materialize(
+        [*ew.early_warning_assets, *_upstream_specs()], resources={"warehouse": wh},
+        partition_key=AS_OF.isoformat(), selection=[ew.SIGNAL_HITS_KEY],
+    )
+    assert alone.success
+    assert [e.asset_key for e in alone.get_asset_materialization_events()] == [
+        ew.SIGNAL_HITS_KEY]
+    with duckdb.connect(str(path)) as c:
+        assert not table_exists(c, "marts", "enterprise_risk_profile")
 
 
 def test_checks_run_and_blocking_check_stops_the_watchlist(tmp_path: Path) -> None:

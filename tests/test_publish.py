@@ -506,7 +506,7 @@ print(first, con.execute("SELECT as_of_date FROM main.published_refresh").fetcho
 KILL_POINTS = [
     ("raw__loans", 0.0),  # ingestion
     ("risk_dbt_models", 8.0),  # dbt mid-build
-    ("marts__enterprise_risk_profile", 0.0),  # early warning
+    ("signal_hits_and_risk_profile", 0.0),  # early warning (both marts, one step)
     ("decision_dbt_models", 4.0),  # the watchlist and its history
     ("exports__watchlist_report", 0.3),  # exports
     ("exports__published_warehouse", 0.0),  # publish
