@@ -241,6 +241,11 @@ AFFECTED_FROM: dict[str, str] = {
 #: (int_enterprise_month__registry_events). Those enterprises are recomputed whole.
 WHOLE_ENTERPRISE: dict[str, str] = {"registry_events": "r.event_type = 'status_change'"}
 
+#: The tables whose rows start an enterprise's month-end rows (int_enterprise__month_spine:
+#: from its first data, else from its establishment month). A firm with no row in any of
+#: them until tonight starts later from tonight on, so its earlier rows go: recomputed whole.
+FIRST_DATA = ("tax_filings", "utility_bills", "registry_events", "loans", "loan_applications")
+
 
 def _last_month_end(d: date) -> date:
     """The last month end on or before d."""
@@ -335,7 +340,8 @@ def _changed_rows(
     con: duckdb.DuckDBPyConnection, pub: PublishedState
 ) -> tuple[date | None, frozenset[str]]:
     """Over the rows loaded since the publish and the published versions of the same keys:
-    the earliest AFFECTED_FROM date, and the enterprises of WHOLE_ENTERPRISE rows."""
+    the earliest AFFECTED_FROM date, and the enterprises to recompute whole: those of
+    WHOLE_ENTERPRISE rows, those whose first data arrived tonight, and their neighbours."""
     loaded = con.execute(
         "SELECT table_name, source_file, file_size, file_mtime FROM raw.load_manifest "
         "QUALIFY row_number() OVER (PARTITION BY table_name, source_file "
@@ -346,6 +352,7 @@ def _changed_rows(
             new_files.setdefault(table, []).append(file)
     dates: list[date] = []
     enterprises: set[str] = set()
+    arrivals: set[str] = set()  # firms with rows in FIRST_DATA tonight
     for table, files in new_files.items():
         expr = AFFECTED_FROM.get(table)
         if expr is None:  # a table whose rows' reach is not known here: every month end
@@ -370,7 +377,30 @@ def _changed_rows(
                 enterprises |= {e for (e,) in con.execute(
                     f"SELECT DISTINCT r.enterprise_id FROM {relation} AS r "
                     f"WHERE {condition} AND {WHOLE_ENTERPRISE[table]}").fetchall()}
+        if table in FIRST_DATA:
+            arrivals |= {e for (e,) in con.execute(
+                f"SELECT DISTINCT enterprise_id FROM raw.{table} WHERE {in_files}").fetchall()}
+    enterprises |= _first_data_tonight(con, arrivals)
     return (min(dates) if dates else None), frozenset(enterprises | _neighbours(con, enterprises))
+
+
+def _first_data_tonight(con: duckdb.DuckDBPyConnection, arrivals: set[str]) -> set[str]:
+    """The firms of `arrivals` with no row in any FIRST_DATA table of the published
+    warehouse: their month-end rows started at their establishment and now start later."""
+    if not arrivals:
+        return set()
+    present = {t for (t,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'pub' "
+        "AND table_schema = 'raw'").fetchall()}
+    con.execute("CREATE OR REPLACE TEMP TABLE arriving_firms AS SELECT unnest($1) AS e",
+                [sorted(arrivals)])
+    known = " UNION ".join(
+        f"SELECT enterprise_id FROM pub.raw.{t} WHERE enterprise_id IN "
+        "(SELECT e FROM arriving_firms)" for t in FIRST_DATA if t in present)
+    if not known:
+        return set(arrivals)
+    return {e for (e,) in con.execute(
+        f"SELECT e FROM arriving_firms WHERE e NOT IN ({known})").fetchall()}
 
 
 def _neighbours(con: duckdb.DuckDBPyConnection, enterprises: set[str]) -> set[str]:

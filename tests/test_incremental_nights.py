@@ -117,14 +117,31 @@ def _rows(warehouse: Path, relation: str) -> list[tuple]:
         return con.execute(f"SELECT * FROM {relation} ORDER BY ALL").fetchall()
 
 
+#: A firm without loans whose every row of the first-data tables (tax, utility, registry
+#: events, applications) is taken out of the landing: its month-end rows start at its
+#: establishment until its first application arrives (SQL over the generated landing {full}).
+NO_DATA_FIRM = ("SELECT min(enterprise_id) FROM read_parquet('{full}/enterprises/*.parquet') "
+                "WHERE enterprise_id NOT IN (SELECT enterprise_id FROM "
+                "read_parquet('{full}/loans/*.parquet')) AND enterprise_id NOT IN ("
+                "SELECT enterprise_id FROM read_parquet('{full}/loan_applications/*.parquet'))")
+FIRST_DATA_TABLES = ("tax_filings", "utility_bills", "registry_events")
+
+
 def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
     """(the generated landing, night 0's landing: daily tables up to FIRST_DAY, the SQL of
-    the enterprise whose status changes on night 1)."""
+    the enterprise whose status changes on night 1). The NO_DATA_FIRM has no data at all."""
     from synthetic.generator import generate
 
     full = tmp_path / "generated"
     generate(full, 120, 11, "parquet", end_month="2026-10", months=24)
     first = FIRST_EVENT.format(full=full)
+    no_data = NO_DATA_FIRM.format(full=full)
+    with duckdb.connect() as con:
+        for table in FIRST_DATA_TABLES:
+            for part in sorted((full / table).glob("*.parquet")):
+                kept = part.with_name(f"{part.name}.kept")
+                _write_rows(con, str(part), f"enterprise_id <> ({no_data})", kept)
+                kept.replace(part)
     landing = tmp_path / "landing"
     shutil.copytree(full, landing)
     with duckdb.connect() as con:  # night 0 knows the daily tables up to FIRST_DAY only
@@ -160,6 +177,16 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
             f"FROM read_parquet('{full}/registry_events/*.parquet') "
             f"WHERE enterprise_id = ({first}) LIMIT 1) "
             f"TO '{landing}/registry_events/status-2026-09-28.parquet' (FORMAT parquet)")
+    # ... and the first data of a firm that had none: its first application
+    no_data = NO_DATA_FIRM.format(full=full)
+    with duckdb.connect() as con:
+        con.execute(
+            "COPY (SELECT * REPLACE ('APP-FIRST' AS application_id, "
+            f"({no_data}) AS enterprise_id, DATE '2026-09-28' AS application_date, "
+            "CAST(NULL AS VARCHAR) AS offered_guarantor_id) "
+            f"FROM read_parquet('{full}/loan_applications/*.parquet') LIMIT 1) "
+            f"TO '{landing}/loan_applications/first-2026-09-28.parquet' (FORMAT parquet)")
+        (no_data_firm,) = con.execute(no_data).fetchone()
     plans.append(_night(build, published, landing, date(2026, 9, 28), full=False))
     # across the month end: September 30 is new
     _deliver_days(full, landing, date(2026, 9, 29), date(2026, 10, 2))
@@ -184,7 +211,11 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     plans.append(_night(build, published, landing, date(2026, 10, 3), full=False))
 
     assert [p.full for p in plans] == [True, False, False, False, False]
-    assert plans[1].from_month_end == NOTHING and len(plans[1].enterprises) == 1
+    # the status change, and the firm whose month-end rows now start at its first data
+    assert plans[1].from_month_end == NOTHING
+    with duckdb.connect() as con:
+        (first_firm,) = con.execute(first).fetchone()
+    assert {first_firm, no_data_firm} <= plans[1].enterprises
     # the network PD facts: the firm and its neighbours
     assert plans[1].network_from_month_end == NOTHING
     assert plans[1].network_enterprises >= plans[1].enterprises
