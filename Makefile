@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 $(BIN)/risk: pyproject.toml uv.lock
 	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
-	uv sync --frozen --extra dev
+	uv sync --frozen --extra dev --compile-bytecode
 	@touch $(BIN)/risk
 
 setup: $(BIN)/risk
@@ -43,7 +43,7 @@ test-all: setup
 test-spark:
 	@if [ -z "$(UV)" ]; then python3 -m pip install --quiet uv; fi
 	@command -v java >/dev/null || { echo "make test-spark needs Java 17 (java not on PATH)"; exit 2; }
-	uv sync --frozen --extra dev --extra spark
+	uv sync --frozen --extra dev --extra spark --compile-bytecode
 	$(BIN)/pytest -q -m spark tests/test_spark.py
 
 ## ui: the Dagster UI on http://127.0.0.1:3000
