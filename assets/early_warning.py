@@ -186,7 +186,10 @@ def _write_signal_hits(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
     current_date: date | None,
 ) -> dict[date, int]:
-    """marts.signal_hits(_history) from the prepared temp tables (`_prepare_dates`)."""
+    """Signal hits of the firms monitored on each date, from the prepared temp tables
+    (`_prepare_dates`): the dates' rows of marts.signal_hits_history (so later refreshes can
+    tell new hits from old) and, for `current_date` when it is among them, marts.signal_hits.
+    Returns rows per date."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _ew_signal_hits AS "
         "SELECT k.as_of_date, h.enterprise_id, h.signal_id, h.dimension, h.severity, h.stage, "
@@ -203,7 +206,12 @@ def _write_risk_profiles(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
     current_date: date | None,
 ) -> dict[date, int]:
-    """marts.enterprise_risk_profile(_history) from the prepared temp tables."""
+    """One decision per firm monitored on each date (its latest feature month end), from the
+    prepared temp tables: PD and tier by the champion scorecard, or the expert catalog in
+    cold start, hard triggers, dimension scores, risk_score, signals and merged reasons; each
+    distinct firm and month end is decided once for all the dates. The rows go to
+    marts.enterprise_risk_profile_history and, for `current_date` when it is among them, to
+    marts.enterprise_risk_profile. Returns rows per date."""
     engine = current_engine(con)
     decided = decisions_sql(catalog, engine, "_ew_features", "_ew_hits")
     con.execute(
@@ -246,49 +254,6 @@ def build_early_warning_for_dates(
     _prepare_dates(con, catalog, dates)
     # signal hits first: a failed profile leaves them written, as the two steps did
     return {m: _WRITERS[m](con, catalog, dates, current_date) for m in _WRITERS if m in marts}
-
-
-def build_signal_hits_for_dates(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
-    current_date: date | None,
-) -> dict[date, int]:
-    """Signal hits of the firms monitored on each date, computed in one pass: the dates' rows
-    of marts.signal_hits_history (so later refreshes can tell new hits from old) and, for
-    `current_date` when it is among them, marts.signal_hits. Returns rows per date. (With
-    the risk profile too: `build_early_warning_for_dates`, one preparation for both.)"""
-    return build_early_warning_for_dates(
-        con, catalog, dates, current_date, [SIGNAL_HITS])[SIGNAL_HITS]
-
-
-def build_signal_hits(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
-) -> int:
-    """Signal hits of the firms monitored on D (`build_signal_hits_for_dates` for one date).
-    Returns D's row count."""
-    return build_signal_hits_for_dates(con, catalog, [as_of], as_of if current else None)[as_of]
-
-
-def build_risk_profiles_for_dates(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
-    current_date: date | None,
-) -> dict[date, int]:
-    """One decision per firm monitored on each date (its latest feature month end): PD and
-    tier by the champion scorecard, or the expert catalog in cold start, hard triggers,
-    dimension scores, risk_score, signals and merged reasons; each distinct firm and month
-    end is decided once for all the dates. The rows go to
-    marts.enterprise_risk_profile_history and, for `current_date` when it is among them, to
-    marts.enterprise_risk_profile. Returns rows per date. (With the signal hits too:
-    `build_early_warning_for_dates`, one preparation for both.)"""
-    return build_early_warning_for_dates(
-        con, catalog, dates, current_date, [RISK_PROFILE])[RISK_PROFILE]
-
-
-def build_risk_profile(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date, current: bool = True
-) -> int:
-    """One decision per firm monitored on D (`build_risk_profiles_for_dates` for one date).
-    Returns D's row count."""
-    return build_risk_profiles_for_dates(con, catalog, [as_of], as_of if current else None)[as_of]
 
 
 # No "decided on D" column: a decision at a month end is a pure function of the facts then,

@@ -633,8 +633,7 @@ def test_past_dates_keep_the_current_tables_and_decide_in_one_pass(con) -> None:
     current = {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
                for t in ("signal_hits", "enterprise_risk_profile")}
     for d in (jan, feb):
-        ew.build_signal_hits(con, CAT, d, current=False)
-        ew.build_risk_profile(con, CAT, d, current=False)
+        ew.build_early_warning_for_dates(con, CAT, [d], current_date=None)
     assert {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
             for t in current} == current
     hist = dict(con.execute(
@@ -647,8 +646,7 @@ def test_past_dates_keep_the_current_tables_and_decide_in_one_pass(con) -> None:
     # A range run computes the dates' signal hits and profiles in one pass, with the rows
     # the date-by-date runs wrote (mid-month dates share their month end's work).
     mid_feb = date(2026, 2, 14)
-    ew.build_signal_hits(con, CAT, mid_feb, current=False)
-    ew.build_risk_profile(con, CAT, mid_feb, current=False)
+    ew.build_early_warning_for_dates(con, CAT, [mid_feb], current_date=None)
     tables = ("signal_hits_history", "enterprise_risk_profile_history",
               "signal_hits", "enterprise_risk_profile")
     by_date = {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
@@ -658,8 +656,8 @@ def test_past_dates_keep_the_current_tables_and_decide_in_one_pass(con) -> None:
     con.execute("DROP TABLE marts.signal_hits")
     con.execute("DROP TABLE marts.enterprise_risk_profile")
     dates = [jan, mid_feb, feb, mar]
-    hits = ew.build_signal_hits_for_dates(con, CAT, dates, current_date=mar)
-    profiles = ew.build_risk_profiles_for_dates(con, CAT, dates, current_date=mar)
+    built = ew.build_early_warning_for_dates(con, CAT, dates, current_date=mar)
+    hits, profiles = built[ew.SIGNAL_HITS], built[ew.RISK_PROFILE]
     assert hits == {jan: 1, mid_feb: 1, feb: 1, mar: 1}
     assert profiles[mid_feb] == profiles[feb] >= 2
     assert {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
@@ -681,8 +679,9 @@ def test_past_dates_keep_the_current_tables_and_decide_in_one_pass(con) -> None:
 
 def test_both_marts_come_from_one_preparation_with_the_rows_of_two(con, monkeypatch) -> None:
     """The night prepares the monitored firms' feature rows once for both marts
-    (`build_early_warning_for_dates`, as the asset step does) and writes the rows of the two
-    builders that each prepare their own: every date, the current marts and the histories."""
+    (`build_early_warning_for_dates`, as the asset step does) and writes the rows of two
+    builds of one mart each, which each prepare their own: every date, the current marts and
+    the histories."""
     feb, mid_mar, mar = date(2026, 2, 28), date(2026, 3, 14), AS_OF
     put_month(con, feb, {f: over for f, (over, _) in TIER_FIRMS.items()})
     put_month(con, mar, {f: {} if f.startswith("one") else over
@@ -700,8 +699,8 @@ def test_both_marts_come_from_one_preparation_with_the_rows_of_two(con, monkeypa
     monkeypatch.setattr(ew, "_prepare_dates",
                         lambda c, cat, ds: prepared.append(ds) or real_prepare(c, cat, ds))
 
-    two = {ew.SIGNAL_HITS: ew.build_signal_hits_for_dates(con, CAT, dates, mar),
-           ew.RISK_PROFILE: ew.build_risk_profiles_for_dates(con, CAT, dates, mar)}
+    two = {m: ew.build_early_warning_for_dates(con, CAT, dates, mar, [m])[m]
+           for m in (ew.SIGNAL_HITS, ew.RISK_PROFILE)}  # each mart with its own preparation
     separate = {t: con.execute(f"SELECT * FROM marts.{t} ORDER BY ALL").fetchall()
                 for t in tables}
     assert prepared == [dates, dates]
