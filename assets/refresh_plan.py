@@ -389,16 +389,12 @@ def _first_data_tonight(con: duckdb.DuckDBPyConnection, arrivals: set[str]) -> s
     warehouse: their month-end rows started at their establishment and now start later."""
     if not arrivals:
         return set()
-    present = {t for (t,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'pub' "
-        "AND table_schema = 'raw'").fetchall()}
     con.execute("CREATE OR REPLACE TEMP TABLE arriving_firms AS SELECT unnest($1) AS e",
                 [sorted(arrivals)])
+    # every published warehouse has these raw tables: ingestion creates each contract table
     known = " UNION ".join(
         f"SELECT enterprise_id FROM pub.raw.{t} WHERE enterprise_id IN "
-        "(SELECT e FROM arriving_firms)" for t in FIRST_DATA if t in present)
-    if not known:
-        return set(arrivals)
+        "(SELECT e FROM arriving_firms)" for t in FIRST_DATA)
     return {e for (e,) in con.execute(
         f"SELECT e FROM arriving_firms WHERE e NOT IN ({known})").fetchall()}
 
@@ -440,4 +436,3 @@ def mark_incremental_base(build: Path, as_of: date | None, pd_champion: str = ""
                         "CAST($1 AS DATE) AS as_of_date, CAST($2 AS VARCHAR) AS code_version, "
                         "CAST($3 AS VARCHAR) AS pd_champion",
                         [as_of, code_version(), pd_champion])
-

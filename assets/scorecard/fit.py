@@ -186,8 +186,10 @@ def champion_pd_sql(con: duckdb.DuckDBPyConnection) -> str:
     model fct_enterprise_month_end_network_pd): read before the dbt step, so it is the model
     in use, fitted before this build's features, and scoring stays `score_sql`'s only."""
     model = current_model(con)
-    if model is None:
-        return ""
+    return "" if model is None else _champion_score_sql(model)
+
+
+def _champion_score_sql(model: ScorecardModel) -> str:
     return score_sql(
         model.model_version, f"select * from {CHAMPION_FEATURES}", model.feature_specs,
         with_feature_points=False,
@@ -198,17 +200,18 @@ def champion_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     """A short hash of what the champion scores with: its scoring SQL (`champion_pd_sql`),
     intercept and bins ('' with no champion). The network PD facts built with one champion
     stay valid while the fingerprint does (refresh_plan.plan_recompute)."""
-    sql = champion_pd_sql(con)
-    if not sql:
+    model = current_model(con)
+    if model is None:
         return ""
-    version = current_model(con).model_version
-    digest = hashlib.sha256(sql.encode())
+    digest = hashlib.sha256(_champion_score_sql(model).encode())
     for query in (f"SELECT intercept FROM {MODELS}",
                   f"SELECT feature, bin_id, lower_bound, upper_bound, categories, is_missing, "
                   f"logit_contribution FROM {BINS}"):
-        rows = con.execute(f"{query} WHERE model_version = ? ORDER BY ALL", [version]).fetchall()
+        rows = con.execute(f"{query} WHERE model_version = ? ORDER BY ALL",
+                           [model.model_version]).fetchall()
         digest.update(repr(rows).encode())
     return digest.hexdigest()[:16]
+
 
 # ---------------------------------------------------------------------------------------------
 # Training data
