@@ -572,3 +572,54 @@ def test_a_candidate_whose_look_back_was_not_yet_filled_in_training_is_left_out(
 
     kept = fit_scorecard(con, FIT_DATE, make_spec(features=features, max_missing_excess=1.0))
     assert "late" in load_model(con, kept).features
+
+
+def _diversion_like_sample(n: int = 40_000, seed: int = 3) -> pd.DataFrame:
+    """A feature shaped like fund_diversion_max_share on a bank's book: zero for 85% of
+    firm-months, benign small values (ordinary transfers) up to 0.3 at the base default rate,
+    and a rare tail above 0.5 where most firms default."""
+    rng = np.random.default_rng(seed)
+    u = rng.random(n)
+    share = np.where(u < 0.85, 0.0, np.where(
+        u < 0.92, rng.uniform(0.0, 0.1, n), np.where(
+            u < 0.993, rng.uniform(0.1, 0.3, n), rng.uniform(0.5, 1.0, n))))
+    rate = np.where(share >= 0.5, 0.73, np.where((share > 0) & (share < 0.1), 0.037, 0.034))
+    return pd.DataFrame({"share": share, "y": rng.random(n) < rate, "w": 1.0})
+
+
+def test_each_numerical_feature_keeps_the_trend_with_more_information() -> None:
+    """optbinning's auto_asc_desc reads this feature as descending and leaves it one bin
+    (IV 0, never selected); binned both ways, the ascending bins carry the tail's risk and
+    the scorecard uses it."""
+    df = _diversion_like_sample()
+    binning = {**SPEC["binning"], "max_n_bins": 6, "min_bin_size": 0.005,
+               "min_prebin_size": 0.005}
+    features = [{"name": "share", "mart": "enterprise"}]
+
+    guessed = make_spec(features=features, binning={**binning, "monotonic_trend": "auto_asc_desc"})
+    card, _, _ = fit_module.fit_optbinning_scorecard(df, guessed)
+    if card is not None:
+        assert card.binning_process_.get_binned_variable("share").binning_table.iv < 0.01
+
+    both = make_spec(features=features, binning=binning)
+    assert both.binning.monotonic_trend == "ascending_or_descending"  # the default
+    assert fit_module.monotonic_trends(df, both, ["share"]) == {"share": "ascending"}
+    card, _, _ = fit_module.fit_optbinning_scorecard(df, both)
+    table = card.binning_process_.get_binned_variable("share").binning_table
+    table.build()
+    assert table.iv > 0.3
+    tail = card.binning_process_.transform(
+        pd.DataFrame({"share": [0.0, 0.8]}), metric="event_rate")
+    assert tail["share"].iloc[1] > 0.5 > tail["share"].iloc[0]
+
+
+def test_the_model_notes_say_which_way_each_feature_was_binned(con) -> None:
+    """A validator reads the direction of every numerical feature's bins in the notes."""
+    version = fit_scorecard(con, FIT_DATE, make_spec())
+    model = load_model(con, version)
+    notes = model_card(con, version)["model"]["notes"]
+    numerical = [f for f in model.features if f != "grade"]
+    assert numerical
+    for feature in numerical:
+        assert re.search(rf"default rate (ascending|descending) with the value: [a-z0-9_, ]*"
+                         rf"\b{feature}\b", notes), notes

@@ -62,9 +62,13 @@ class BinningSpec(_Model):
     """optbinning options shared by every feature."""
 
     monotonic_trend: Literal[
-        "auto", "auto_heuristic", "auto_asc_desc", "ascending", "descending", "peak", "valley",
-        "convex", "concave",
-    ] = "auto_asc_desc"
+        "ascending_or_descending", "auto", "auto_heuristic", "auto_asc_desc", "ascending",
+        "descending", "peak", "valley", "convex", "concave",
+    ] = Field(
+        default="ascending_or_descending",
+        description="optbinning's trend for numerical features, or `ascending_or_descending`: "
+        "each feature binned both ways, keeping the trend with the higher information value.",
+    )
     max_n_bins: int = Field(default=6, ge=2)
     min_bin_size: float = Field(default=0.05, gt=0, lt=0.5)
     max_n_prebins: int = Field(default=20, ge=2)
