@@ -318,6 +318,8 @@ def plan_recompute(
         con.execute(f"ATTACH '{published}' AS pub (READ_ONLY)")
         earliest, enterprises = _changed_rows(con, pub)
         network_enterprises = frozenset(enterprises | _neighbours(con, set(enterprises)))
+        if earliest is not None and earliest < _calendar_start(con):
+            earliest = date.min  # the calendar starts earlier: every spine row moves
     last_me, pub_last_me = _last_month_end(as_of), _last_month_end(pub.as_of_date)
     candidates = [d for d in (earliest,) if d is not None]
     if last_me > pub_last_me:
@@ -334,6 +336,22 @@ def plan_recompute(
         network_from = date.min
         reason += "; network PD facts: all month ends (another champion PD scorecard)"
     return Recompute(False, from_me, reason, enterprises, network_from, network_enterprises)
+
+
+def _calendar_start(con: duckdb.DuckDBPyConnection) -> date:
+    """The first day of the build's first calendar month (int_calendar__month_ends). A row
+    dated before it starts the calendar earlier, and with it every enterprise's month spine
+    (24 months before the calendar at the earliest), so all month ends are recomputed;
+    date.max (every changed row counts as earlier) when the build has no calendar yet."""
+    (exists,) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'intermediate' AND table_name = 'int_calendar__month_ends'"
+    ).fetchone()
+    if not exists:
+        return date.max
+    (first,) = con.execute(
+        "SELECT min(month_start) FROM intermediate.int_calendar__month_ends").fetchone()
+    return first or date.max
 
 
 def _changed_rows(

@@ -30,6 +30,7 @@ from assets.signals.catalog import load_catalog
 #: Tables with one new day per night, and the column that dates their rows.
 DAILY = {"repayments": "payment_date", "fund_flows": "txn_date", "registry_events": "event_date"}
 FACTS = [
+    "intermediate.int_enterprise__month_spine",
     "intermediate.int_loan_month_end__dpd",
     "marts.fct_loan_month_end",
     "intermediate.int_enterprise_month__tax",
@@ -124,12 +125,21 @@ NO_DATA_FIRM = ("SELECT min(enterprise_id) FROM read_parquet('{full}/enterprises
                 "WHERE enterprise_id NOT IN (SELECT enterprise_id FROM "
                 "read_parquet('{full}/loans/*.parquet')) AND enterprise_id NOT IN ("
                 "SELECT enterprise_id FROM read_parquet('{full}/loan_applications/*.parquet'))")
+#: Another such firm, established long ago, that stays without data: its month-end rows start
+#: 24 months before the calendar, so they move when the calendar starts earlier.
+STILL_NO_DATA_FIRM = (
+    "SELECT min(enterprise_id) FROM read_parquet('{full}/enterprises/*.parquet') "
+    "WHERE established_date < DATE '2010-01-01' AND enterprise_id > (" + NO_DATA_FIRM + ") "
+    "AND enterprise_id NOT IN (SELECT enterprise_id FROM read_parquet('{full}/loans/*.parquet'))"
+    " AND enterprise_id NOT IN (SELECT enterprise_id FROM "
+    "read_parquet('{full}/loan_applications/*.parquet'))")
 FIRST_DATA_TABLES = ("tax_filings", "utility_bills", "registry_events")
 
 
 def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
     """(the generated landing, night 0's landing: daily tables up to FIRST_DAY, the SQL of
-    the enterprise whose status changes on night 1). The NO_DATA_FIRM has no data at all."""
+    the enterprise whose status changes on night 1). NO_DATA_FIRM and STILL_NO_DATA_FIRM
+    have no data."""
     from synthetic.generator import generate
 
     full = tmp_path / "generated"
@@ -137,10 +147,13 @@ def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
     first = FIRST_EVENT.format(full=full)
     no_data = NO_DATA_FIRM.format(full=full)
     with duckdb.connect() as con:
+        (still,) = con.execute(STILL_NO_DATA_FIRM.format(full=full)).fetchone()
+        assert still is not None
         for table in FIRST_DATA_TABLES:
             for part in sorted((full / table).glob("*.parquet")):
                 kept = part.with_name(f"{part.name}.kept")
-                _write_rows(con, str(part), f"enterprise_id <> ({no_data})", kept)
+                _write_rows(con, str(part),
+                            f"enterprise_id <> ({no_data}) AND enterprise_id <> '{still}'", kept)
                 kept.replace(part)
     landing = tmp_path / "landing"
     shutil.copytree(full, landing)
@@ -209,8 +222,16 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     # recompute nothing, the network PD facts every month end
     store_champion(build, 0.6)
     plans.append(_night(build, published, landing, date(2026, 10, 3), full=False))
+    # a late tax filing for a period years before the calendar's first month: the calendar,
+    # and with it every firm's month spine (from 24 months before it), starts earlier
+    with duckdb.connect() as con:
+        con.execute(
+            "COPY (SELECT * REPLACE ('2012-01' AS period, DATE '2012-02-15' AS filed_date) "
+            f"FROM read_parquet('{full}/tax_filings/*.parquet') WHERE tax_type = 'vat' LIMIT 1) "
+            f"TO '{landing}/tax_filings/late-2012-01.parquet' (FORMAT parquet)")
+    plans.append(_night(build, published, landing, date(2026, 10, 3), full=False))
 
-    assert [p.full for p in plans] == [True, False, False, False, False]
+    assert [p.full for p in plans] == [True, False, False, False, False, False]
     # the status change, and the firm whose month-end rows now start at its first data
     assert plans[1].from_month_end == NOTHING
     with duckdb.connect() as con:
@@ -224,6 +245,7 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     assert plans[3].from_month_end == date(2026, 5, 31)
     assert plans[4].from_month_end == NOTHING and not plans[4].enterprises
     assert plans[4].network_from_month_end == date.min
+    assert plans[5].from_month_end == date(1, 1, 31)  # every month end
 
     reference = tmp_path / "full" / "warehouse.duckdb"
     reference.parent.mkdir(parents=True)
@@ -239,11 +261,11 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
 
     # the decision window: nights after the first decide only what changed, and D's window
     # equals one decided whole on the final facts
-    decided = DECIDED[-5:]
+    decided = DECIDED[-6:]
     assert decided[0] == -1 and all(n >= 0 for n in decided[1:]), decided
     # one firm and its neighbours, then the new month end, then from May (five month ends),
-    # then every month end after the new champion
-    assert decided[1] < decided[2] < decided[3] < decided[4], decided
+    # then every month end after the new champion, and after the calendar moved
+    assert decided[1] < decided[2] < decided[3] < decided[4] == decided[5], decided
     assert _decide(reference, date(2026, 10, 3)) == -1
     window = ("(SELECT * FROM marts.enterprise_decisions "
               "WHERE month_end BETWEEN DATE '2025-10-31' AND DATE '2026-09-30')")

@@ -126,3 +126,16 @@
 {% macro get_incremental_replace_network_month_end_sql(arg_dict) -%}
   {{- get_incremental_replace_from_month_end_sql(arg_dict, 'network') -}}
 {%- endmacro %}
+
+{#- int_enterprise__month_spine: the first month end generated for enterprise row `s`: its
+    start, or in an incremental build that recomputes month ends, no earlier than
+    recompute_from unless the enterprise is recomputed whole (the rows before stay as
+    stored). -#}
+{% macro spine_first_month_end(s) -%}
+  {%- if incremental_run() -%}
+    case when {{ s }}.enterprise_id in (select re.enterprise_id from {{ recompute_scope()[1] }} as re)
+         then {{ s }}.start_month_end
+         else greatest({{ s }}.start_month_end, {{ recompute_from() }}) end
+  {%- else -%} {{ s }}.start_month_end
+  {%- endif -%}
+{%- endmacro %}
