@@ -623,3 +623,12 @@ def test_the_model_notes_say_which_way_each_feature_was_binned(con) -> None:
     for feature in numerical:
         assert re.search(rf"default rate (ascending|descending) with the value: [a-z0-9_, ]*"
                          rf"\b{feature}\b", notes), notes
+
+
+def test_max_features_keeps_the_features_of_highest_information_value(con) -> None:
+    """The cap is applied: with room for one feature, the fit keeps the strongest (x1)."""
+    binning = {**SPEC["binning"], "max_features": 1}
+    model = load_model(con, fit_scorecard(con, FIT_DATE, make_spec(binning=binning)))
+    assert list(model.features) == ["x1"]
+    both = load_model(con, fit_scorecard(con, FIT_DATE, make_spec()))
+    assert len(both.features) > 1

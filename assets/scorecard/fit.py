@@ -301,7 +301,9 @@ def _binning_process(
         max_n_bins=b.max_n_bins,
         min_bin_size=b.min_bin_size,
         split_digits=b.split_digits,
-        selection_criteria={"iv": {"min": b.min_iv, "top": b.max_features}},
+        # optbinning applies `top` only with a `strategy`: without it the cap was ignored
+        selection_criteria={"iv": {"min": b.min_iv, "strategy": "highest",
+                                   "top": b.max_features}},
         binning_fit_params={
             n: {"monotonic_trend": trends.get(n, b.monotonic_trend),
                 "min_prebin_size": b.min_prebin_size}

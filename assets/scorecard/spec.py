@@ -79,7 +79,10 @@ class BinningSpec(_Model):
     )
     split_digits: int = Field(default=4, ge=0, le=8)
     min_iv: float = Field(default=0.02, ge=0)
-    max_features: int = Field(default=15, ge=1)
+    max_features: int = Field(
+        default=40, ge=1,
+        description="At most this many features, those of highest information value.",
+    )
 
 
 class LogisticSpec(_Model):
