@@ -22,7 +22,12 @@ run: setup
 	if [ ! -d "$$landing" ] || [ -z "$$(ls -A "$$landing" 2>/dev/null)" ]; then \
 	  echo "No landing data in $$landing: generating $(SAMPLE_ENTERPRISES) synthetic enterprises"; \
 	  $(BIN)/risk generate --enterprises $(SAMPLE_ENTERPRISES) --seed 42 --out "$$landing"; \
-	fi
+	fi; \
+	meta="$${landing%/}_truth/meta.json"; \
+	if [ -z "$$RISK_AS_OF" ] && [ -f "$$meta" ]; then \
+	  export RISK_AS_OF="$$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["snapshot_date"])' "$$meta")"; \
+	  echo "As of $$RISK_AS_OF, the generated sample's snapshot date ($$meta; RISK_AS_OF=... to change)"; \
+	fi; \
 	$(BIN)/risk refresh
 
 ## test: set up and run the whole test suite
