@@ -26,6 +26,7 @@ import duckdb
 
 from assets.contract import LOAD_ORDER, TABLES
 from assets.core import publish, settings
+from assets.core.metadata import table_exists
 from assets.ingestion import file_stamp, pseudonym_key_check, scan_landing
 
 #: Run tag (and `risk refresh --full`): rebuild even when nothing changed.
@@ -304,10 +305,8 @@ def plan_recompute(
     if pub.as_of_date is None or pub.as_of_date > as_of:
         return Recompute(True, None, f"as-of date {as_of} is before the published {pub.as_of_date}")
     with duckdb.connect(str(build), read_only=True) as con:
-        has_base = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'main' AND table_name = 'dbt_incremental_base'").fetchone()[0]
-        base = con.execute(f"SELECT * FROM {INCREMENTAL_BASE}").fetchone() if has_base else None
+        base = con.execute(f"SELECT * FROM {INCREMENTAL_BASE}").fetchone() if table_exists(
+            con, *INCREMENTAL_BASE.split(".")) else None
         if base is None or base[:2] != (pub.as_of_date, version):
             return Recompute(True, None, "the build's facts are not those published "
                              "(first night, or the last dbt step failed)")
@@ -343,11 +342,7 @@ def _calendar_start(con: duckdb.DuckDBPyConnection) -> date:
     dated before it starts the calendar earlier, and with it every enterprise's month spine
     (24 months before the calendar at the earliest), so all month ends are recomputed;
     date.max (every changed row counts as earlier) when the build has no calendar yet."""
-    (exists,) = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = 'intermediate' AND table_name = 'int_calendar__month_ends'"
-    ).fetchone()
-    if not exists:
+    if not table_exists(con, "intermediate", "int_calendar__month_ends"):
         return date.max
     (first,) = con.execute(
         "SELECT min(month_start) FROM intermediate.int_calendar__month_ends").fetchone()

@@ -21,10 +21,12 @@ def markdown_table(
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether `schema.table` exists in the connection's current database (the one an
+    unqualified `schema.table` names), not in another file attached beside it."""
     return bool(
         con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-            "AND table_name = ?",
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = "
+            "current_database() AND table_schema = ? AND table_name = ?",
             [schema, table],
         ).fetchone()[0]
     )
