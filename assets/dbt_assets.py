@@ -197,6 +197,8 @@ def _invoke(
         recompute.enterprises if partial else (),
         recompute.network_from_month_end if partial else None,
         recompute.network_enterprises if partial else (),
+        previous_as_of=recompute.previous_as_of if partial else None,
+        recompute_loans=recompute.loans if partial else (),
     )
     return dbt.cli(
         [*BUILD_ARGS, *extra, "--vars", json.dumps(dbt_vars(warehouse))], context=context

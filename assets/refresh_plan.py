@@ -247,6 +247,10 @@ WHOLE_ENTERPRISE: dict[str, str] = {"registry_events": "r.event_type = 'status_c
 #: them until tonight starts later from tonight on, so its earlier rows go: recomputed whole.
 FIRST_DATA = ("tax_filings", "utility_bills", "registry_events", "loans", "loan_applications")
 
+#: The tables whose rows settle a loan's installments (int_loan_installments__settled): a
+#: changed row (and the published version it replaces) settles its loan again tonight.
+LOAN_ROWS = ("loans", "repayment_schedule", "repayments")
+
 
 def _last_month_end(d: date) -> date:
     """The last month end on or before d."""
@@ -272,7 +276,11 @@ class Recompute:
     The network PD facts (another firm on red by its PD) of a firm read its neighbours'
     features, so they recompute the same month ends and every month end of `enterprises`
     and of their neighbours (`network_enterprises`); all of them when the champion PD
-    scorecard is not the one they were built with (`network_from_month_end`)."""
+    scorecard is not the one they were built with (`network_from_month_end`).
+
+    The settled installments are per loan: `loans` (rows changed tonight) are settled again,
+    and so are the loans that D's move from `previous_as_of` (what the build was built for)
+    reaches: disbursed, paid or 91 days past a due date in between (the model's own SQL)."""
 
     full: bool
     from_month_end: date | None
@@ -280,6 +288,8 @@ class Recompute:
     enterprises: frozenset[str] = frozenset()
     network_from_month_end: date | None = None
     network_enterprises: frozenset[str] = frozenset()
+    previous_as_of: date | None = None
+    loans: frozenset[str] = frozenset()
 
 
 def plan_recompute(
@@ -315,7 +325,7 @@ def plan_recompute(
         if keys != pub.key_checks:
             return Recompute(True, None, "the pseudonym key changed")
         con.execute(f"ATTACH '{published}' AS pub (READ_ONLY)")
-        earliest, enterprises = _changed_rows(con, pub)
+        earliest, enterprises, loans = _changed_rows(con, pub)
         network_enterprises = frozenset(enterprises | _neighbours(con, set(enterprises)))
         if earliest is not None and earliest < _calendar_start(con):
             earliest = date.min  # the calendar starts earlier: every spine row moves
@@ -334,7 +344,8 @@ def plan_recompute(
     if len(base) < 3 or base[2] != pd_champion:
         network_from = date.min
         reason += "; network PD facts: all month ends (another champion PD scorecard)"
-    return Recompute(False, from_me, reason, enterprises, network_from, network_enterprises)
+    return Recompute(False, from_me, reason, enterprises, network_from, network_enterprises,
+                     pub.as_of_date, loans)
 
 
 def _calendar_start(con: duckdb.DuckDBPyConnection) -> date:
@@ -351,10 +362,11 @@ def _calendar_start(con: duckdb.DuckDBPyConnection) -> date:
 
 def _changed_rows(
     con: duckdb.DuckDBPyConnection, pub: PublishedState
-) -> tuple[date | None, frozenset[str]]:
+) -> tuple[date | None, frozenset[str], frozenset[str]]:
     """Over the rows loaded since the publish and the published versions of the same keys:
-    the earliest AFFECTED_FROM date, and the enterprises to recompute whole: those of
-    WHOLE_ENTERPRISE rows, those whose first data arrived tonight, and their neighbours."""
+    the earliest AFFECTED_FROM date; the enterprises to recompute whole: those of
+    WHOLE_ENTERPRISE rows, those whose first data arrived tonight, and their neighbours; and
+    the loans of LOAN_ROWS rows."""
     loaded = con.execute(
         "SELECT table_name, source_file, file_size, file_mtime FROM raw.load_manifest "
         "QUALIFY row_number() OVER (PARTITION BY table_name, source_file "
@@ -366,6 +378,7 @@ def _changed_rows(
     dates: list[date] = []
     enterprises: set[str] = set()
     arrivals: set[str] = set()  # firms with rows in FIRST_DATA tonight
+    loans: set[str] = set()
     for table, files in new_files.items():
         expr = AFFECTED_FROM.get(table)
         if expr is None:  # a table whose rows' reach is not known here: every month end
@@ -390,11 +403,16 @@ def _changed_rows(
                 enterprises |= {e for (e,) in con.execute(
                     f"SELECT DISTINCT r.enterprise_id FROM {relation} AS r "
                     f"WHERE {condition} AND {WHOLE_ENTERPRISE[table]}").fetchall()}
+            if table in LOAN_ROWS:
+                loans |= {loan for (loan,) in con.execute(
+                    f"SELECT DISTINCT r.loan_id FROM {relation} AS r WHERE {condition}"
+                ).fetchall()}
         if table in FIRST_DATA:
             arrivals |= {e for (e,) in con.execute(
                 f"SELECT DISTINCT enterprise_id FROM raw.{table} WHERE {in_files}").fetchall()}
     enterprises |= _first_data_tonight(con, arrivals)
-    return (min(dates) if dates else None), frozenset(enterprises | _neighbours(con, enterprises))
+    return ((min(dates) if dates else None),
+            frozenset(enterprises | _neighbours(con, enterprises)), frozenset(loans))
 
 
 def _first_data_tonight(con: duckdb.DuckDBPyConnection, arrivals: set[str]) -> set[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -41,13 +41,18 @@ FACTS = [
     "marts.fct_enterprise_month_end",
     "marts.fct_enterprise_month_end_trends",
 ]
+#: Per loan or enterprise, not per month end: the settled installments (a night settles again
+#: the loans whose rows changed and those D's move reaches), the defaults read from them and
+#: the enterprises' outcomes (recomputed whole).
+LOAN_TABLES = ["intermediate.int_loan_installments__settled", "marts.fct_loan_defaults",
+               "marts.fct_enterprise_outcomes"]
 #: The enterprise of the earliest registry event (SQL, over the generated landing {full}).
 FIRST_EVENT = ("SELECT enterprise_id FROM read_parquet('{full}/registry_events/*.parquet') "
                "ORDER BY event_date, event_id LIMIT 1")
 #: Another firm on red by its PD: built with the champion stored in the warehouse.
 NETWORK_PD = "marts.fct_enterprise_month_end_network_pd"
 SELECT = ["--select", "+fct_enterprise_month_end_trends", "+fct_loan_month_end",
-          "fct_loan_defaults", "+fct_enterprise_month_end_network_pd"]
+          "fct_loan_defaults", "fct_enterprise_outcomes", "+fct_enterprise_month_end_network_pd"]
 FIRST_DAY = date(2026, 9, 27)
 #: Rows each night's decision window decided (-1: the whole window), in night order.
 DECIDED: list[int] = []
@@ -80,7 +85,8 @@ def _dbt_night(build: Path, published: Path, landing: Path, as_of: date, *, full
         write_run_context(build, as_of)
     else:
         write_run_context(build, as_of, plan.from_month_end, plan.enterprises,
-                          plan.network_from_month_end, plan.network_enterprises)
+                          plan.network_from_month_end, plan.network_enterprises,
+                          previous_as_of=plan.previous_as_of, recompute_loans=plan.loans)
     args = ["run", *SELECT, *(["--full-refresh"] if plan.full else [])]
     run_dbt(args, warehouse=build, target_path=build.parent / "target",
             dbt_vars={**decision_vars(load_catalog()), **champion_vars(build)})
@@ -230,8 +236,25 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
             f"FROM read_parquet('{full}/tax_filings/*.parquet') WHERE tax_type = 'vat' LIMIT 1) "
             f"TO '{landing}/tax_filings/late-2012-01.parquet' (FORMAT parquet)")
     plans.append(_night(build, published, landing, date(2026, 10, 3), full=False))
+    # no new file, D moves on past month ends (closing the outcome windows of firms without a
+    # loan since), then within that month to the day a loan defaults: an installment left
+    # unsettled reaches 91 days past due (the loan is settled again, its firm's outcomes change)
+    with duckdb.connect(str(build), read_only=True) as con:
+        (last_day, defaulting) = con.execute(
+            "SELECT due_date + 91, loan_id FROM intermediate.int_loan_installments__settled "
+            "WHERE settled_date IS NULL AND due_date + 91 > DATE '2026-10-03' "
+            "AND loan_id NOT IN (SELECT loan_id FROM marts.fct_loan_defaults) "
+            "ORDER BY 1, 2 LIMIT 1").fetchone()
+    month_start = last_day.replace(day=1)
+    assert month_start < last_day
+    plans.append(_night(build, published, landing, month_start, full=False))
+    plans.append(_night(build, published, landing, last_day, full=False))
+    assert defaulting not in plans[7].loans  # reached by D, not by a changed row
+    with duckdb.connect(str(build), read_only=True) as con:
+        assert con.execute("SELECT default_date FROM marts.fct_loan_defaults WHERE loan_id = ?",
+                           [defaulting]).fetchone() == (last_day,)
 
-    assert [p.full for p in plans] == [True, False, False, False, False, False]
+    assert [p.full for p in plans] == [True] + [False] * 7
     # the status change, and the firm whose month-end rows now start at its first data
     assert plans[1].from_month_end == NOTHING
     with duckdb.connect() as con:
@@ -246,38 +269,42 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     assert plans[4].from_month_end == NOTHING and not plans[4].enterprises
     assert plans[4].network_from_month_end == date.min
     assert plans[5].from_month_end == date(1, 1, 31)  # every month end
+    assert not plans[6].loans and not plans[7].loans
+    assert plans[6].from_month_end == date(2026, 10, 31)  # month ends passed
+    assert plans[7].from_month_end == NOTHING  # the same month: only the default is new
 
     reference = tmp_path / "full" / "warehouse.duckdb"
     reference.parent.mkdir(parents=True)
     store_champion(reference, 0.6)
     ingest_all(reference, landing)
-    write_run_context(reference, date(2026, 10, 3))
+    write_run_context(reference, last_day)
     run_dbt(["run", *SELECT], warehouse=reference, target_path=reference.parent / "target",
             dbt_vars={**decision_vars(load_catalog()), **champion_vars(reference)})
-    for relation in [*FACTS, NETWORK_PD]:
+    for relation in [*LOAN_TABLES, *FACTS, NETWORK_PD]:
         got, want = _rows(build, relation), _rows(reference, relation)
         assert len(want) > 0, relation
         assert got == want, f"{relation}: incremental nights differ from a full rebuild"
 
     # the decision window: nights after the first decide only what changed, and D's window
     # equals one decided whole on the final facts
-    decided = DECIDED[-6:]
+    decided = DECIDED[-8:]
     assert decided[0] == -1 and all(n >= 0 for n in decided[1:]), decided
     # one firm and its neighbours, then the new month end, then from May (five month ends),
     # then every month end after the new champion, and after the calendar moved
     assert decided[1] < decided[2] < decided[3] < decided[4] == decided[5], decided
-    assert _decide(reference, date(2026, 10, 3)) == -1
-    window = ("(SELECT * FROM marts.enterprise_decisions "
-              "WHERE month_end BETWEEN DATE '2025-10-31' AND DATE '2026-09-30')")
+    assert _decide(reference, last_day) == -1
+    window_end = date(last_day.year, last_day.month, 1) - timedelta(days=1)
+    window = ("(SELECT * FROM marts.enterprise_decisions WHERE month_end BETWEEN "
+              f"last_day(DATE '{window_end}' - INTERVAL 11 MONTH) AND DATE '{window_end}')")
     got, want = _rows(build, window), _rows(reference, window)
     assert len(want) > 0
     assert got == want, "enterprise_decisions: incremental nights differ from a full decision"
 
     # and what forces a full rebuild: asked for, an earlier D, other code, a failed dbt step
-    d = date(2026, 10, 3)
+    d = last_day
     assert plan_recompute(build, published, d).from_month_end == NOTHING  # nothing new
     assert plan_recompute(build, published, d, full=True).full
-    assert plan_recompute(build, published, date(2026, 10, 2)).full
+    assert plan_recompute(build, published, date(2026, 10, 3)).full
     with duckdb.connect(str(published)) as con:
         con.execute(f"UPDATE {PUBLISH_INFO} SET code_version = 'other'")
     assert "code changed" in plan_recompute(build, published, d).reason
@@ -350,10 +377,26 @@ def test_a_night_leaves_the_stored_month_ends_and_the_publish_keeps_them(tmp_pat
     night(FIRST_DAY)
     facts = {"marts.fct_loan_month_end", "marts.fct_enterprise_month_end"}
     before = {r: _month_end_hashes(build, r) for r in FACTS}
+    # a loan settled long ago, beyond tonight's reach: marked, to see whether the night
+    # settles it again
+    with duckdb.connect(str(build)) as con:
+        (settled_loan,) = con.execute(
+            "SELECT loan_id FROM intermediate.int_loan_installments__settled GROUP BY loan_id "
+            "HAVING max(settled_date) < DATE '2026-01-01' AND count(settled_date) = count(*) "
+            "ORDER BY loan_id LIMIT 1").fetchone()
+        con.execute("UPDATE intermediate.int_loan_installments__settled SET settling_payment_id"
+                    " = 'marked' WHERE loan_id = ?", [settled_loan])
 
     deliver(date(2026, 9, 28), date(2026, 9, 28))
     plan, result = night(date(2026, 9, 28))
     assert plan.from_month_end == NOTHING and not plan.enterprises
+    # the loans paid tonight are settled again, the others kept as stored
+    paid = {r[0] for r in _rows(build, "(SELECT DISTINCT loan_id FROM raw.repayments "
+                                       "WHERE payment_date = DATE '2026-09-28')")}
+    assert paid and paid <= plan.loans and settled_loan not in plan.loans
+    assert {r[0] for r in _rows(build, "(SELECT DISTINCT settling_payment_id FROM "
+                                       "intermediate.int_loan_installments__settled "
+                                       f"WHERE loan_id = '{settled_loan}')")} == {"marked"}
     assert result.mode == "incremental"
     for relation in FACTS:
         assert _month_end_hashes(build, relation) == before[relation], relation

@@ -31,6 +31,9 @@ from assets.core.sql import RUN_CONTEXT, date_literal
 RECOMPUTE_ENTERPRISES = "main.dbt_recompute_enterprises"
 #: ... and those whose every month end the network PD facts recompute (their neighbours too).
 RECOMPUTE_NETWORK_ENTERPRISES = "main.dbt_recompute_network_enterprises"
+#: The loans whose landing rows (loan, schedule, repayments) changed since the publish: their
+#: installments are settled again tonight (int_loan_installments__settled).
+RECOMPUTE_LOANS = "main.dbt_recompute_loans"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 dbt_project = DbtProject(
@@ -104,21 +107,30 @@ def write_run_context(
     recompute_enterprises: Iterable[str] = (),
     network_from: date | None = None,
     network_enterprises: Iterable[str] = (),
+    *,
+    previous_as_of: date | None = None,
+    recompute_loans: Iterable[str] = (),
 ) -> None:
     """Write the as-of date dbt builds for into the warehouse, before dbt opens it, and what
     the incremental month-end facts recompute (macro recompute_condition): the month ends from
     `recompute_from` on (None: all, date.max: none) and every month end of
     `recompute_enterprises`; the network PD facts the same with `network_from` and
-    `network_enterprises` (refresh_plan.Recompute)."""
+    `network_enterprises`; the loans whose installments are settled again, `recompute_loans`
+    and those that D's move from `previous_as_of` (the as-of date the build's tables were
+    built for; None: every loan) reaches (refresh_plan.Recompute)."""
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     recompute = "NULL" if recompute_from is None else date_literal(recompute_from)
     network = "NULL" if network_from is None else date_literal(network_from)
+    previous = "NULL" if previous_as_of is None else date_literal(previous_as_of)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(
             f"CREATE OR REPLACE TABLE {RUN_CONTEXT} AS SELECT {date_literal(as_of)} AS as_of_date,"
             f" CAST({recompute} AS DATE) AS recompute_from,"
-            f" CAST({network} AS DATE) AS network_recompute_from"
+            f" CAST({network} AS DATE) AS network_recompute_from,"
+            f" CAST({previous} AS DATE) AS previous_as_of"
         )
+        con.execute(f"CREATE OR REPLACE TABLE {RECOMPUTE_LOANS} AS "
+                    "SELECT CAST(unnest($1) AS VARCHAR) AS loan_id", [sorted(recompute_loans)])
         for table, ids in ((RECOMPUTE_ENTERPRISES, recompute_enterprises),
                            (RECOMPUTE_NETWORK_ENTERPRISES, network_enterprises)):
             con.execute(f"CREATE OR REPLACE TABLE {table} AS "

@@ -22,6 +22,10 @@
   create table if not exists main.dbt_run_context as select current_date as as_of_date
   {%- if target.type == 'duckdb' -%}
   ; alter table main.dbt_run_context add column if not exists recompute_from date
+  ; alter table main.dbt_run_context add column if not exists network_recompute_from date
+  ; alter table main.dbt_run_context add column if not exists previous_as_of date
   ; create table if not exists main.dbt_recompute_enterprises (enterprise_id varchar)
+  ; create table if not exists main.dbt_recompute_network_enterprises (enterprise_id varchar)
+  ; create table if not exists main.dbt_recompute_loans (loan_id varchar)
   {%- endif -%}
 {%- endmacro %}

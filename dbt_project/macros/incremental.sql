@@ -139,3 +139,86 @@
   {%- else -%} {{ s }}.start_month_end
   {%- endif -%}
 {%- endmacro %}
+
+{#- Loans (int_loan_installments__settled): a night settles again the loans whose landing rows
+    changed (main.dbt_recompute_loans, from refresh_plan) and those that D's move from the
+    as-of date the table was built for (run context previous_as_of) reaches. Everything when
+    that date is unknown (dbt by hand, a first build) or later than D. -#}
+{% macro previous_as_of_known() -%}
+  {%- if not incremental_run() -%}{{ return(false) }}{%- endif -%}
+  {%- set rows = run_query(
+        "select count(*) from main.dbt_run_context"
+        ~ " where previous_as_of is not null and previous_as_of <= as_of_date"
+      ).rows -%}
+  {{- return(rows[0][0] > 0) -}}
+{%- endmacro %}
+
+{% macro previous_as_of() -%}
+  (select max(rc.previous_as_of) from main.dbt_run_context as rc)
+{%- endmacro %}
+
+{#- The loans a night settles again: rows changed since the publish, and loans disbursed,
+    paid, or 91 days past a due date between previous_as_of and D. -#}
+{% macro loans_settled_again() -%}
+    select rl.loan_id from main.dbt_recompute_loans as rl
+    union
+    select ln.loan_id from {{ ref('stg_core_banking__loans') }} as ln
+    where ln.disbursement_date > {{ previous_as_of() }}
+      and ln.disbursement_date <= {{ as_of_date() }}
+    union
+    select rp.loan_id from {{ ref('stg_core_banking__repayments') }} as rp
+    where rp.payment_date > {{ previous_as_of() }} and rp.payment_date <= {{ as_of_date() }}
+    union
+    select it.loan_id from {{ ref('stg_core_banking__installments') }} as it
+    where it.due_date + 91 > {{ previous_as_of() }} and it.due_date + 91 <= {{ as_of_date() }}
+{%- endmacro %}
+
+{#- Strategy `replace_loans`: delete every row of the loans settled again (those the model
+    computed, and changed loans that now have no row: a schedule or disbursement moved), then
+    insert what the model computed; everything when previous_as_of is unknown. -#}
+{% macro get_incremental_replace_loans_sql(arg_dict) -%}
+  {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+  delete from {{ arg_dict['target_relation'] }}
+  {%- if previous_as_of_known() %}
+  where loan_id in (select t.loan_id from {{ arg_dict['temp_relation'] }} as t)
+     or loan_id in (select rl.loan_id from main.dbt_recompute_loans as rl)
+  {%- endif %};
+  insert into {{ arg_dict['target_relation'] }} ({{ cols }})
+  select {{ cols }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}
+
+{#- fct_enterprise_outcomes: the enterprises a night recomputes whole. Their loan rows changed
+    (fct_loan_month_end's recompute condition, in its new version and in the stored outcomes),
+    their default date may have (a loan settled again), or D's move from previous_as_of closed
+    the 6- or 12-month window of one of their month ends. -#}
+{% macro outcome_enterprises() -%}
+    select re.enterprise_id from main.dbt_recompute_enterprises as re
+    union
+    select lm.enterprise_id from {{ ref('fct_loan_month_end') }} as lm
+    where lm.month_end >= {{ recompute_from() }}
+    union
+    select st.enterprise_id from {{ this }} as st
+    where st.month_end >= {{ recompute_from() }}
+       or (last_day(st.month_end + interval 6 month) > {{ previous_as_of() }}
+           and last_day(st.month_end + interval 6 month) <= {{ as_of_date() }})
+       or (last_day(st.month_end + interval 12 month) > {{ previous_as_of() }}
+           and last_day(st.month_end + interval 12 month) <= {{ as_of_date() }})
+    union
+    select ln.enterprise_id from {{ ref('stg_core_banking__loans') }} as ln
+    where ln.loan_id in ({{ loans_settled_again() }})
+{%- endmacro %}
+
+{#- Strategy `replace_outcomes`: delete the rows of the enterprises recomputed (an enterprise
+    left without loan rows has rows only from recompute_from on, or is recomputed whole), then
+    insert what the model computed; everything when previous_as_of is unknown. -#}
+{% macro get_incremental_replace_outcomes_sql(arg_dict) -%}
+  {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+  delete from {{ arg_dict['target_relation'] }}
+  {%- if previous_as_of_known() %}
+  where enterprise_id in (select t.enterprise_id from {{ arg_dict['temp_relation'] }} as t)
+     or month_end >= {{ recompute_from() }}
+     or enterprise_id in (select re.enterprise_id from main.dbt_recompute_enterprises as re)
+  {%- endif %};
+  insert into {{ arg_dict['target_relation'] }} ({{ cols }})
+  select {{ cols }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}

@@ -6,12 +6,23 @@
 -- the loan's cumulative payments reach the installment's cumulative due. One ASOF join per
 -- loan finds it: the payment with the smallest cumulative paid >= the cumulative due.
 -- All amounts stay DECIMAL (exact to the fen).
+--
+-- Incremental (DuckDB): a night settles again only the loans it can change (macro
+-- previous_as_of_known): rows changed since the publish, and loans that D's move from the
+-- as-of date the table was built for reaches (disbursed, paid, or a due date 91 days past in
+-- between); every other loan's rows read no payment and no date that moved.
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_loans',
+          on_schema_change='fail') }}
+{%- set some_loans = previous_as_of_known() %}
 
 with loans as (
 
     select loan_id, disbursement_date
     from {{ ref('stg_core_banking__loans') }}
     where disbursement_date <= {{ as_of_date() }}
+    {%- if some_loans %}
+      and loan_id in ({{ loans_settled_again() }})
+    {%- endif %}
 
 ),
 

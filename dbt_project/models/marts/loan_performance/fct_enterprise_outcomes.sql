@@ -7,12 +7,26 @@
     an enterprise defaults when any of its loans does; a loan stays defaulted). Outcomes count
     events after month_end and within 6 / 12 months; `outcome_observed_6m` / `_12m` say
     whether the window had fully passed on D, so a back-test or a fit dated T uses a row only
-    when its window ended on or before T. -#}
+    when its window ended on or before T.
+
+    Incremental (DuckDB): a row reads its enterprise's loan rows, default date and D, so a
+    night recomputes whole the enterprises it can change (macro outcome_enterprises): those
+    whose loan rows it recomputed, those of the loans it settled again, and those with a
+    month end whose 6- or 12-month window D's move has closed. -#}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_outcomes',
+          on_schema_change='fail') }}
+{%- set some_enterprises = previous_as_of_known() %}
+-- depends_on: {{ ref('stg_core_banking__loans') }}
+-- depends_on: {{ ref('stg_core_banking__repayments') }}
+-- depends_on: {{ ref('stg_core_banking__installments') }}
 
 with loan_rows as (
 
     select enterprise_id, month_end, outstanding_principal, dpd
     from {{ ref('fct_loan_month_end') }}
+    {%- if some_enterprises %}
+    where enterprise_id in ({{ outcome_enterprises() }})
+    {%- endif %}
 
 ),
 
@@ -20,6 +34,9 @@ enterprise_default as (
 
     select enterprise_id, min(default_date) as default_date
     from {{ ref('fct_loan_defaults') }}
+    {%- if some_enterprises %}
+    where enterprise_id in (select lr.enterprise_id from loan_rows as lr)
+    {%- endif %}
     group by enterprise_id
 
 ),
