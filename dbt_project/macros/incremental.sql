@@ -177,11 +177,18 @@
     computed, and changed loans that now have no row: a schedule or disbursement moved), then
     insert what the model computed; everything when previous_as_of is unknown. -#}
 {% macro get_incremental_replace_loans_sql(arg_dict) -%}
+  {{- replace_known_rows_sql(arg_dict,
+        "loan_id in (select t.loan_id from " ~ arg_dict['temp_relation'] ~ " as t)"
+        ~ " or loan_id in (select rl.loan_id from main.dbt_recompute_loans as rl)") -}}
+{%- endmacro %}
+
+{#- The strategies keyed by loan or enterprise: delete the rows matching `condition` (every
+    row when previous_as_of is unknown), then insert every row the model computed. -#}
+{% macro replace_known_rows_sql(arg_dict, condition) -%}
   {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
   delete from {{ arg_dict['target_relation'] }}
   {%- if previous_as_of_known() %}
-  where loan_id in (select t.loan_id from {{ arg_dict['temp_relation'] }} as t)
-     or loan_id in (select rl.loan_id from main.dbt_recompute_loans as rl)
+  where {{ condition }}
   {%- endif %};
   insert into {{ arg_dict['target_relation'] }} ({{ cols }})
   select {{ cols }} from {{ arg_dict['temp_relation'] }}
@@ -212,13 +219,9 @@
     left without loan rows has rows only from recompute_from on, or is recomputed whole), then
     insert what the model computed; everything when previous_as_of is unknown. -#}
 {% macro get_incremental_replace_outcomes_sql(arg_dict) -%}
-  {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-  delete from {{ arg_dict['target_relation'] }}
-  {%- if previous_as_of_known() %}
-  where enterprise_id in (select t.enterprise_id from {{ arg_dict['temp_relation'] }} as t)
-     or month_end >= {{ recompute_from() }}
-     or enterprise_id in (select re.enterprise_id from main.dbt_recompute_enterprises as re)
-  {%- endif %};
-  insert into {{ arg_dict['target_relation'] }} ({{ cols }})
-  select {{ cols }} from {{ arg_dict['temp_relation'] }}
+  {{- replace_known_rows_sql(arg_dict,
+        "enterprise_id in (select t.enterprise_id from " ~ arg_dict['temp_relation'] ~ " as t)"
+        ~ " or month_end >= " ~ recompute_from()
+        ~ " or enterprise_id in (select re.enterprise_id"
+        ~ " from main.dbt_recompute_enterprises as re)") -}}
 {%- endmacro %}
