@@ -46,13 +46,16 @@ FACTS = [
 #: the enterprises' outcomes (recomputed whole).
 LOAN_TABLES = ["intermediate.int_loan_installments__settled", "marts.fct_loan_defaults",
                "marts.fct_enterprise_outcomes"]
+#: Every month end, kept as stored on a night that recomputes no month end.
+KEPT_TABLES = ["intermediate.int_network__guarantees_open", "marts.guarantee_exposure"]
 #: The enterprise of the earliest registry event (SQL, over the generated landing {full}).
 FIRST_EVENT = ("SELECT enterprise_id FROM read_parquet('{full}/registry_events/*.parquet') "
                "ORDER BY event_date, event_id LIMIT 1")
 #: Another firm on red by its PD: built with the champion stored in the warehouse.
 NETWORK_PD = "marts.fct_enterprise_month_end_network_pd"
 SELECT = ["--select", "+fct_enterprise_month_end_trends", "+fct_loan_month_end",
-          "fct_loan_defaults", "fct_enterprise_outcomes", "+fct_enterprise_month_end_network_pd"]
+          "fct_loan_defaults", "fct_enterprise_outcomes", "+fct_enterprise_month_end_network_pd",
+          "+guarantee_exposure"]
 FIRST_DAY = date(2026, 9, 27)
 #: Rows each night's decision window decided (-1: the whole window), in night order.
 DECIDED: list[int] = []
@@ -280,7 +283,7 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     write_run_context(reference, last_day)
     run_dbt(["run", *SELECT], warehouse=reference, target_path=reference.parent / "target",
             dbt_vars={**decision_vars(load_catalog()), **champion_vars(reference)})
-    for relation in [*LOAN_TABLES, *FACTS, NETWORK_PD]:
+    for relation in [*LOAN_TABLES, *KEPT_TABLES, *FACTS, NETWORK_PD]:
         got, want = _rows(build, relation), _rows(reference, relation)
         assert len(want) > 0, relation
         assert got == want, f"{relation}: incremental nights differ from a full rebuild"
@@ -386,6 +389,14 @@ def test_a_night_leaves_the_stored_month_ends_and_the_publish_keeps_them(tmp_pat
             "ORDER BY loan_id LIMIT 1").fetchone()
         con.execute("UPDATE intermediate.int_loan_installments__settled SET settling_payment_id"
                     " = 'marked' WHERE loan_id = ?", [settled_loan])
+        # and a guarantee exposure row, to see whether a night without a month end keeps it
+        firm, month_end = con.execute("SELECT enterprise_id, month_end FROM "
+                                      "marts.guarantee_exposure ORDER BY ALL LIMIT 1").fetchone()
+        row = f"enterprise_id = '{firm}' AND month_end = DATE '{month_end}'"
+        marked = f"(SELECT guarantees_received FROM marts.guarantee_exposure WHERE {row})"
+        (received,) = con.execute(marked).fetchone()
+        con.execute("UPDATE marts.guarantee_exposure SET guarantees_received = "
+                    f"guarantees_received + 1 WHERE {row}")
 
     deliver(date(2026, 9, 28), date(2026, 9, 28))
     plan, result = night(date(2026, 9, 28))
@@ -397,6 +408,7 @@ def test_a_night_leaves_the_stored_month_ends_and_the_publish_keeps_them(tmp_pat
     assert {r[0] for r in _rows(build, "(SELECT DISTINCT settling_payment_id FROM "
                                        "intermediate.int_loan_installments__settled "
                                        f"WHERE loan_id = '{settled_loan}')")} == {"marked"}
+    assert _rows(build, marked) == [(received + 1,)]
     assert result.mode == "incremental"
     for relation in FACTS:
         assert _month_end_hashes(build, relation) == before[relation], relation
@@ -407,6 +419,8 @@ def test_a_night_leaves_the_stored_month_ends_and_the_publish_keeps_them(tmp_pat
     deliver(date(2026, 9, 29), date(2026, 10, 2))
     plan, result = night(date(2026, 10, 2))
     assert plan.from_month_end == date(2026, 9, 30)
+    # a night with a new month end rebuilds it
+    assert _rows(build, marked) == [(received,)]
     for relation in FACTS:
         after = _month_end_hashes(build, relation)
         assert date(2026, 9, 30) in after and date(2026, 9, 30) not in before[relation]

@@ -225,3 +225,24 @@
         ~ " or enterprise_id in (select re.enterprise_id"
         ~ " from main.dbt_recompute_enterprises as re)") -}}
 {%- endmacro %}
+
+{#- Tables of every month end <= D that read no enterprise's status and nothing dated after the
+    last month end (guarantee_exposure, int_network__guarantees_open): a night that recomputes
+    no month end cannot change them (a default known tonight is dated after every stored month
+    end; guarantees, loans and the registry have no narrower reach and recompute every month
+    end). True when this incremental build recomputes no month end: the model then selects
+    nothing and the table is kept as stored. -#}
+{% macro month_ends_unchanged() -%}
+  {{- return(incremental_run() and recompute_state()[0]) -}}
+{%- endmacro %}
+
+{#- Strategy `replace_all_month_ends`: a night that recomputes no month end keeps the table;
+    any other build replaces every row. -#}
+{% macro get_incremental_replace_all_month_ends_sql(arg_dict) -%}
+  {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+  {%- if not month_ends_unchanged() %}
+  delete from {{ arg_dict['target_relation'] }};
+  {%- endif %}
+  insert into {{ arg_dict['target_relation'] }} ({{ cols }})
+  select {{ cols }} from {{ arg_dict['temp_relation'] }}
+{%- endmacro %}

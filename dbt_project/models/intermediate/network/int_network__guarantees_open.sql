@@ -2,6 +2,13 @@
 -- or before the month end and end_date null or after it; only month ends <= D, so only
 -- guarantees that had started by D. The borrower is the guaranteed loan's enterprise.
 
+-- Kept as stored on a night that recomputes no month end (macro month_ends_unchanged).
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends',
+          on_schema_change='fail') }}
+{%- if month_ends_unchanged() %}
+select * from {{ this }}
+where false
+{%- else %}
 with month_ends as (
 
     select month_end from {{ ref('int_calendar__month_ends') }}
@@ -40,3 +47,4 @@ from guarantees as g
 inner join month_ends as m
     on g.start_date <= m.month_end
     and (g.end_date is null or g.end_date > m.month_end)
+{%- endif %}

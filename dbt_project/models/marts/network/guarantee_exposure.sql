@@ -8,6 +8,13 @@
 -- Circles: int_network__guarantee_circles (strongly connected components in SQL). Guarantees
 -- given: int_network__guarantees_given (one definition, shared with the features).
 
+-- Kept as stored on a night that recomputes no month end (macro month_ends_unchanged).
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends',
+          on_schema_change='fail') }}
+{%- if month_ends_unchanged() %}
+select * from {{ this }}
+where false
+{%- else %}
 with enterprises as (
 
     select enterprise_id from {{ ref('stg_registry__enterprises') }}
@@ -115,3 +122,4 @@ left join counterparties_in_default as cd
 left join {{ ref('int_network__guarantee_circles') }} as c
     on p.enterprise_id = c.enterprise_id and p.month_end = c.month_end
 left join defaults as d on p.enterprise_id = d.enterprise_id
+{%- endif %}
