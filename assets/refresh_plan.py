@@ -327,7 +327,9 @@ def plan_recompute(
         con.execute(f"ATTACH '{published}' AS pub (READ_ONLY)")
         earliest, enterprises, loans = _changed_rows(con, pub)
         network_enterprises = frozenset(enterprises | _neighbours(con, set(enterprises)))
-        if earliest is not None and earliest < _calendar_start(con):
+        starts = [d for d in (earliest, _newly_disbursed_from(con, pub.as_of_date, as_of))
+                  if d is not None]
+        if starts and min(starts) < _calendar_start(con):
             earliest = date.min  # the calendar starts earlier: every spine row moves
     last_me, pub_last_me = _last_month_end(as_of), _last_month_end(pub.as_of_date)
     candidates = [d for d in (earliest,) if d is not None]
@@ -358,6 +360,20 @@ def _calendar_start(con: duckdb.DuckDBPyConnection) -> date:
     (first,) = con.execute(
         "SELECT min(month_start) FROM intermediate.int_calendar__month_ends").fetchone()
     return first or date.max
+
+
+def _newly_disbursed_from(
+    con: duckdb.DuckDBPyConnection, previous: date, as_of: date
+) -> date | None:
+    """The earliest contract or disbursement date of the loans D's move from `previous`
+    brings in (disbursed after it, on or before D): rows loaded on an earlier night that only
+    now count for the calendar (int_calendar__month_ends)."""
+    if not table_exists(con, "raw", "loans"):
+        return None
+    (first,) = con.execute(
+        "SELECT min(least(contract_date, disbursement_date)) FROM raw.loans "
+        "WHERE disbursement_date > ? AND disbursement_date <= ?", [previous, as_of]).fetchone()
+    return first
 
 
 def _changed_rows(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -47,7 +47,9 @@ FACTS = [
 LOAN_TABLES = ["intermediate.int_loan_installments__settled", "marts.fct_loan_defaults",
                "marts.fct_enterprise_outcomes"]
 #: Every month end, kept as stored on a night that recomputes no month end.
-KEPT_TABLES = ["intermediate.int_network__guarantees_open", "marts.guarantee_exposure"]
+KEPT_TABLES = ["intermediate.int_calendar__month_ends",
+               "intermediate.int_enterprise_month__industry",
+               "intermediate.int_network__guarantees_open", "marts.guarantee_exposure"]
 #: The enterprise of the earliest registry event (SQL, over the generated landing {full}).
 FIRST_EVENT = ("SELECT enterprise_id FROM read_parquet('{full}/registry_events/*.parquet') "
                "ORDER BY event_date, event_id LIMIT 1")
@@ -143,6 +145,9 @@ STILL_NO_DATA_FIRM = (
     " AND enterprise_id NOT IN (SELECT enterprise_id FROM "
     "read_parquet('{full}/loan_applications/*.parquet'))")
 FIRST_DATA_TABLES = ("tax_filings", "utility_bills", "registry_events")
+#: A loan in the landing from the first night, contracted before every other date and
+#: disbursed after every night but the last: D's move alone starts the calendar earlier.
+EARLY_CONTRACT, LATE_DISBURSEMENT = date(2011, 1, 3), date(2026, 12, 15)
 
 
 def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
@@ -166,6 +171,12 @@ def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
                 kept.replace(part)
     landing = tmp_path / "landing"
     shutil.copytree(full, landing)
+    with duckdb.connect() as con:  # a loan contracted before the calendar, disbursed later
+        _write_rows(con, f"(SELECT * REPLACE ('LATE-DISBURSED' AS loan_id, DATE '{EARLY_CONTRACT}'"
+                    f" AS contract_date, DATE '{LATE_DISBURSEMENT}' AS disbursement_date, "
+                    "DATE '2027-12-15' AS maturity_date) FROM read_parquet("
+                    f"'{full}/loans/*.parquet') ORDER BY loan_id LIMIT 1)", "true",
+                    landing / "loans" / "late-disbursed.parquet")
     with duckdb.connect() as con:  # night 0 knows the daily tables up to FIRST_DAY only
         # the registry already shows one firm suspended; its status change comes on night 1
         for part in sorted((full / "enterprises").glob("*.parquet")):
@@ -249,15 +260,19 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
             "AND loan_id NOT IN (SELECT loan_id FROM marts.fct_loan_defaults) "
             "ORDER BY 1, 2 LIMIT 1").fetchone()
     month_start = last_day.replace(day=1)
-    assert month_start < last_day
+    assert month_start < last_day < LATE_DISBURSEMENT
     plans.append(_night(build, published, landing, month_start, full=False))
     plans.append(_night(build, published, landing, last_day, full=False))
     assert defaulting not in plans[7].loans  # reached by D, not by a changed row
+    # no new file, and D passes the disbursement of a loan contracted before the calendar's
+    # first month: the calendar (kept on a night without a new month end) and every firm's
+    # month spine start earlier, so every month end is recomputed
+    plans.append(_night(build, published, landing, date(2026, 12, 20), full=False))
     with duckdb.connect(str(build), read_only=True) as con:
         assert con.execute("SELECT default_date FROM marts.fct_loan_defaults WHERE loan_id = ?",
                            [defaulting]).fetchone() == (last_day,)
 
-    assert [p.full for p in plans] == [True] + [False] * 7
+    assert [p.full for p in plans] == [True] + [False] * 8
     # the status change, and the firm whose month-end rows now start at its first data
     assert plans[1].from_month_end == NOTHING
     with duckdb.connect() as con:
@@ -275,12 +290,13 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     assert not plans[6].loans and not plans[7].loans
     assert plans[6].from_month_end == date(2026, 10, 31)  # month ends passed
     assert plans[7].from_month_end == NOTHING  # the same month: only the default is new
+    assert plans[8].from_month_end == date(1, 1, 31) and not plans[8].loans
 
     reference = tmp_path / "full" / "warehouse.duckdb"
     reference.parent.mkdir(parents=True)
     store_champion(reference, 0.6)
     ingest_all(reference, landing)
-    write_run_context(reference, last_day)
+    write_run_context(reference, date(2026, 12, 20))
     run_dbt(["run", *SELECT], warehouse=reference, target_path=reference.parent / "target",
             dbt_vars={**decision_vars(load_catalog()), **champion_vars(reference)})
     for relation in [*LOAN_TABLES, *KEPT_TABLES, *FACTS, NETWORK_PD]:
@@ -290,13 +306,13 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
 
     # the decision window: nights after the first decide only what changed, and D's window
     # equals one decided whole on the final facts
-    decided = DECIDED[-8:]
+    decided = DECIDED[-9:]
     assert decided[0] == -1 and all(n >= 0 for n in decided[1:]), decided
     # one firm and its neighbours, then the new month end, then from May (five month ends),
     # then every month end after the new champion, and after the calendar moved
     assert decided[1] < decided[2] < decided[3] < decided[4] == decided[5], decided
-    assert _decide(reference, last_day) == -1
-    window_end = date(last_day.year, last_day.month, 1) - timedelta(days=1)
+    assert _decide(reference, date(2026, 12, 20)) == -1
+    window_end = date(2026, 11, 30)  # D's window: the 12 month ends up to the last one
     window = ("(SELECT * FROM marts.enterprise_decisions WHERE month_end BETWEEN "
               f"last_day(DATE '{window_end}' - INTERVAL 11 MONTH) AND DATE '{window_end}')")
     got, want = _rows(build, window), _rows(reference, window)
@@ -304,10 +320,10 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     assert got == want, "enterprise_decisions: incremental nights differ from a full decision"
 
     # and what forces a full rebuild: asked for, an earlier D, other code, a failed dbt step
-    d = last_day
+    d = date(2026, 12, 20)
     assert plan_recompute(build, published, d).from_month_end == NOTHING  # nothing new
     assert plan_recompute(build, published, d, full=True).full
-    assert plan_recompute(build, published, date(2026, 10, 3)).full
+    assert plan_recompute(build, published, last_day).full
     with duckdb.connect(str(published)) as con:
         con.execute(f"UPDATE {PUBLISH_INFO} SET code_version = 'other'")
     assert "code changed" in plan_recompute(build, published, d).reason

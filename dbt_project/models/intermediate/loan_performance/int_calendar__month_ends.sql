@@ -4,7 +4,15 @@
 -- A period ended by D is one up to the month of the last month end <= D, compared as text
 -- ('YYYY-MM', as the contract loads it) instead of casting every row to a date (1M
 -- enterprises, 109M tax and utility rows: 2.2 s -> 0.65 s).
-
+-- Kept as stored on a night that recomputes no month end (macro month_ends_unchanged): D
+-- reaches no new month end, and refresh_plan recomputes every month end when a row or a loan
+-- newly disbursed by D's move starts the calendar earlier.
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends',
+          on_schema_change='fail') }}
+{%- if month_ends_unchanged() %}
+select * from {{ this }}
+where false
+{%- else %}
 with earliest_dates as (
 
     select min(least(contract_date, disbursement_date)) as first_date
@@ -51,3 +59,4 @@ select
     {{ format_period('month_start') }}               as period
 from months
 where last_day(month_start) <= {{ as_of_date() }}
+{%- endif %}
