@@ -4,8 +4,7 @@
     aggregate YoY (sum of revenue_3m / sum of revenue_3m a year earlier - 1). -#}
 -- Kept as stored on a night that recomputes no month end (macro month_ends_unchanged): the
 -- firms' revenue figures at stored month ends cannot change then.
-{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends',
-          on_schema_change='fail') }}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends', on_schema_change='fail') }}
 {%- if month_ends_unchanged() %}
 select * from {{ this }}
 where false

@@ -7,8 +7,7 @@
 -- Kept as stored on a night that recomputes no month end (macro month_ends_unchanged): D
 -- reaches no new month end, and refresh_plan recomputes every month end when a row or a loan
 -- newly disbursed by D's move starts the calendar earlier.
-{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends',
-          on_schema_change='fail') }}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends', on_schema_change='fail') }}
 {%- if month_ends_unchanged() %}
 select * from {{ this }}
 where false

@@ -3,8 +3,7 @@
 -- guarantees that had started by D. The borrower is the guaranteed loan's enterprise.
 
 -- Kept as stored on a night that recomputes no month end (macro month_ends_unchanged).
-{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends',
-          on_schema_change='fail') }}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends', on_schema_change='fail') }}
 {%- if month_ends_unchanged() %}
 select * from {{ this }}
 where false

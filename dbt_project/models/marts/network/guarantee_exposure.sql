@@ -9,8 +9,7 @@
 -- given: int_network__guarantees_given (one definition, shared with the features).
 
 -- Kept as stored on a night that recomputes no month end (macro month_ends_unchanged).
-{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends',
-          on_schema_change='fail') }}
+{{ config(materialized=month_end_materialization(), incremental_strategy='replace_all_month_ends', on_schema_change='fail') }}
 {%- if month_ends_unchanged() %}
 select * from {{ this }}
 where false
