@@ -177,18 +177,19 @@
     computed, and changed loans that now have no row: a schedule or disbursement moved), then
     insert what the model computed; everything when previous_as_of is unknown. -#}
 {% macro get_incremental_replace_loans_sql(arg_dict) -%}
-  {{- replace_known_rows_sql(arg_dict,
+  {{- delete_then_insert_sql(arg_dict,
         "loan_id in (select t.loan_id from " ~ arg_dict['temp_relation'] ~ " as t)"
-        ~ " or loan_id in (select rl.loan_id from main.dbt_recompute_loans as rl)") -}}
+        ~ " or loan_id in (select rl.loan_id from main.dbt_recompute_loans as rl)"
+        if previous_as_of_known() else none) -}}
 {%- endmacro %}
 
-{#- The strategies keyed by loan or enterprise: delete the rows matching `condition` (every
-    row when previous_as_of is unknown), then insert every row the model computed. -#}
-{% macro replace_known_rows_sql(arg_dict, condition) -%}
+{#- The strategies below: delete the stored rows matching `delete_where` (every row when it
+    is none), then insert every row the model computed. -#}
+{% macro delete_then_insert_sql(arg_dict, delete_where=none) -%}
   {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
   delete from {{ arg_dict['target_relation'] }}
-  {%- if previous_as_of_known() %}
-  where {{ condition }}
+  {%- if delete_where is not none %}
+  where {{ delete_where }}
   {%- endif %};
   insert into {{ arg_dict['target_relation'] }} ({{ cols }})
   select {{ cols }} from {{ arg_dict['temp_relation'] }}
@@ -219,11 +220,12 @@
     left without loan rows has rows only from recompute_from on, or is recomputed whole), then
     insert what the model computed; everything when previous_as_of is unknown. -#}
 {% macro get_incremental_replace_outcomes_sql(arg_dict) -%}
-  {{- replace_known_rows_sql(arg_dict,
+  {{- delete_then_insert_sql(arg_dict,
         "enterprise_id in (select t.enterprise_id from " ~ arg_dict['temp_relation'] ~ " as t)"
         ~ " or month_end >= " ~ recompute_from()
         ~ " or enterprise_id in (select re.enterprise_id"
-        ~ " from main.dbt_recompute_enterprises as re)") -}}
+        ~ " from main.dbt_recompute_enterprises as re)"
+        if previous_as_of_known() else none) -}}
 {%- endmacro %}
 
 {#- Tables of every month end <= D that read no enterprise's status and nothing dated after the
@@ -239,10 +241,5 @@
 {#- Strategy `replace_all_month_ends`: a night that recomputes no month end keeps the table;
     any other build replaces every row. -#}
 {% macro get_incremental_replace_all_month_ends_sql(arg_dict) -%}
-  {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-  {%- if not month_ends_unchanged() %}
-  delete from {{ arg_dict['target_relation'] }};
-  {%- endif %}
-  insert into {{ arg_dict['target_relation'] }} ({{ cols }})
-  select {{ cols }} from {{ arg_dict['temp_relation'] }}
+  {{- delete_then_insert_sql(arg_dict, 'false' if month_ends_unchanged() else none) -}}
 {%- endmacro %}
