@@ -11,6 +11,7 @@ models: dbt_project/models/marts/early_warning/.
 """
 
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from datetime import date
 
 import duckdb
@@ -103,12 +104,107 @@ def monitored_enterprises_sql(con: duckdb.DuckDBPyConnection, catalog: Catalog, 
     return " UNION ".join(parts)
 
 
-def _prepare_dates(con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date]) -> None:
+@dataclass(frozen=True)
+class Reuse:
+    """A night's licence to carry rows over: the rows of `previous` (the as-of date the build
+    was built for) stand for D's where tonight's dbt step recomputed nothing of the firm's
+    facts: its key month end is before `from_month_end` and it is not among the firms
+    recomputed whole (main.dbt_recompute_network_enterprises)."""
+
+    previous: date
+    from_month_end: date
+
+
+def reuse_for(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
+    current_date: date | None,
+) -> Reuse | None:
+    """Whether tonight's signal hits and profiles may carry over the previous as-of date's
+    rows (`Reuse`), or must all be decided (None): only for one date, the current one, after
+    an incremental dbt step (`recomputed_from`), when both histories hold that date's rows and
+    every profile row of it was decided by tonight's engine and catalog version. A profile row
+    and a hit are pure functions of the firm's feature row at its key month end, as is the
+    decision window (`_decide_window_incrementally`, the same rule)."""
+    if len(set(dates)) != 1 or current_date != dates[0]:
+        return None
+    from_month_end = recomputed_from(con, current_date)
+    if from_month_end is None:
+        return None
+    if not all(table_exists(con, "marts", f"{t}_history") for t in (SIGNAL_HITS, RISK_PROFILE)):
+        return None
+    if "previous_as_of" not in {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}:
+        return None
+    (previous,) = con.execute(f"SELECT previous_as_of FROM {RUN_CONTEXT}").fetchone()
+    if previous is None:
+        return None
+    engine = current_engine(con)
+    version = text(engine.model_version) if engine.model_version else "NULL"
+    stored, other = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE NOT (engine IS NOT DISTINCT FROM "
+        f"{text(engine.name)} AND model_version IS NOT DISTINCT FROM {version} AND "
+        f"catalog_version IS NOT DISTINCT FROM {text(catalog.version)})) "
+        f"FROM marts.{RISK_PROFILE}_history WHERE as_of_date = {date_literal(previous)}"
+    ).fetchone()
+    if not stored or other:
+        return None
+    return Reuse(previous, from_month_end)
+
+
+def _keep_previous(con: duckdb.DuckDBPyConnection, reuse: Reuse) -> None:
+    """`_ew_kept`: the firms of `_ew_keys` whose profile row of the previous as-of date has
+    the same key month end, which tonight's dbt step did not recompute, and whose stored
+    signal ids are the signal hits stored for that date (the two were written together)."""
+    p = date_literal(reuse.previous)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ew_kept AS
+        WITH hits AS (
+            SELECT enterprise_id, list_sort(list(signal_id)) AS ids
+            FROM marts.{SIGNAL_HITS}_history WHERE as_of_date = {p} GROUP BY enterprise_id
+        )
+        SELECT k.enterprise_id
+        FROM _ew_keys AS k
+        JOIN marts.{RISK_PROFILE}_history AS r
+          ON r.as_of_date = {p} AND r.enterprise_id = k.enterprise_id
+         AND r.feature_month_end IS NOT DISTINCT FROM k.month_end
+        LEFT JOIN hits AS h ON h.enterprise_id = k.enterprise_id
+        WHERE (k.month_end IS NULL OR k.month_end < {date_literal(reuse.from_month_end)})
+          AND k.enterprise_id NOT IN (SELECT enterprise_id FROM {RECOMPUTE_NETWORK_ENTERPRISES})
+          AND list_sort(r.signals) = coalesce(h.ids, []::VARCHAR[])
+        """
+    )
+
+
+def _carried_over(
+    con: duckdb.DuckDBPyConnection, rows: str, history: str, reuse: Reuse | None
+) -> str:
+    """The kept firms' rows of `history` for the previous as-of date, dated D (the one date
+    of `_ew_keys`), in the columns of the temp table `rows`; '' without `reuse`."""
+    if reuse is None:
+        return ""
+    cols = [r[0] for r in con.execute(f"DESCRIBE {rows}").fetchall()]
+    select = ", ".join(
+        "k.as_of_date" if c == "as_of_date" else f"h.{ident(c)}" for c in cols
+    )
+    return (
+        f" UNION ALL SELECT {select} FROM {history} AS h "
+        "JOIN _ew_keys AS k ON k.enterprise_id = h.enterprise_id "
+        f"WHERE h.as_of_date = {date_literal(reuse.previous)} "
+        "AND h.enterprise_id IN (SELECT enterprise_id FROM _ew_kept)"
+    )
+
+
+def _prepare_dates(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
+    reuse: Reuse | None = None,
+) -> None:
     """Temp tables of the as-of dates, in one pass: `_ew_keys` (as_of_date, enterprise_id,
     month_end: each firm monitored on D with its latest feature month end on or before D,
     NULL when it has none), `_ew_features` (one feature row per distinct firm and month end
     of the keys: dates that share a month end share the work) and `_ew_hits` (their signal
-    hits). A decision is a pure function of the feature row, so D's rows are the keys' rows."""
+    hits). A decision is a pure function of the feature row, so D's rows are the keys' rows.
+    With `reuse`, `_ew_kept` lists the firms whose rows of the previous as-of date stand for
+    D's (`_keep_previous`), and the features and hits are those of the other firms only."""
     pops = " UNION ALL ".join(
         f"SELECT DISTINCT {date_literal(d)} AS as_of_date, enterprise_id "
         f"FROM ({monitored_enterprises_sql(con, catalog, d)})"
@@ -120,8 +216,14 @@ def _prepare_dates(con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list
         f"ASOF LEFT JOIN (SELECT enterprise_id, month_end FROM {FEATURE_MART}) AS f "
         "ON p.enterprise_id = f.enterprise_id AND p.as_of_date >= f.month_end"
     )
-    first, last = con.execute("SELECT min(month_end), max(month_end) FROM _ew_keys").fetchone()
-    firms = "SELECT DISTINCT enterprise_id FROM _ew_keys"
+    todo = "_ew_keys"
+    if reuse is not None:
+        _keep_previous(con, reuse)
+        con.execute("CREATE OR REPLACE TEMP TABLE _ew_todo AS SELECT * FROM _ew_keys "
+                    "WHERE enterprise_id NOT IN (SELECT enterprise_id FROM _ew_kept)")
+        todo = "_ew_todo"
+    first, last = con.execute(f"SELECT min(month_end), max(month_end) FROM {todo}").fetchone()
+    firms = f"SELECT DISTINCT enterprise_id FROM {todo}"
     if first is None:  # no monitored firm has a feature row yet
         rows = features_sql(con, catalog, end=max(dates), latest_only=True, enterprises_sql=firms)
         rows = f"SELECT * FROM ({rows}) WHERE FALSE"
@@ -132,7 +234,7 @@ def _prepare_dates(con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _ew_features AS "
         "SELECT k.enterprise_id, f.* EXCLUDE (enterprise_id) "
-        "FROM (SELECT DISTINCT enterprise_id, month_end FROM _ew_keys) AS k "
+        f"FROM (SELECT DISTINCT enterprise_id, month_end FROM {todo}) AS k "
         f"LEFT JOIN ({rows}) AS f "
         "ON f.enterprise_id = k.enterprise_id AND f.month_end = k.month_end"
     )
@@ -184,27 +286,32 @@ RISK_PROFILE = "enterprise_risk_profile"
 
 def _write_signal_hits(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
-    current_date: date | None,
+    current_date: date | None, reuse: Reuse | None,
 ) -> dict[date, int]:
     """Signal hits of the firms monitored on each date, from the prepared temp tables
     (`_prepare_dates`): the dates' rows of marts.signal_hits_history (so later refreshes can
     tell new hits from old) and, for `current_date` when it is among them, marts.signal_hits.
     Returns rows per date."""
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _ew_signal_hits AS "
+        "CREATE OR REPLACE TEMP TABLE _ew_new_hits AS "
         "SELECT k.as_of_date, h.enterprise_id, h.signal_id, h.dimension, h.severity, h.stage, "
         "h.reason, h.topic, h.hard_tier IS NOT NULL AS hard_trigger, h.month_end, "
         f"{text(catalog.version)} AS catalog_version "
         "FROM _ew_keys AS k JOIN _ew_hits AS h ON h.enterprise_id = k.enterprise_id "
-        "AND h.month_end IS NOT DISTINCT FROM k.month_end "
-        "ORDER BY k.as_of_date, h.enterprise_id, h.signal_id"
+        "AND h.month_end IS NOT DISTINCT FROM k.month_end"
+    )
+    kept = _carried_over(con, "_ew_new_hits", "marts.signal_hits_history", reuse)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ew_signal_hits AS "
+        f"SELECT * FROM (SELECT * FROM _ew_new_hits{kept}) "
+        "ORDER BY as_of_date, enterprise_id, signal_id"
     )
     return _write_dates(con, "_ew_signal_hits", "marts.signal_hits", dates, current_date)
 
 
 def _write_risk_profiles(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
-    current_date: date | None,
+    current_date: date | None, reuse: Reuse | None,
 ) -> dict[date, int]:
     """One decision per firm monitored on each date (its latest feature month end), from the
     prepared temp tables: PD and tier by the champion scorecard, or the expert catalog in
@@ -216,7 +323,7 @@ def _write_risk_profiles(
     decided = decisions_sql(catalog, engine, "_ew_features", "_ew_hits")
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _ew_profile AS
+        CREATE OR REPLACE TEMP TABLE _ew_new_profile AS
         SELECT d.enterprise_id, k.as_of_date,
             {", ".join(f"d.{x}_score" for x in DIMENSIONS)},
             d.risk_score, d.tier, d.signals, d.reasons, d.n_high, d.n_medium, d.n_low,
@@ -228,8 +335,15 @@ def _write_risk_profiles(
           ON d.enterprise_id = k.enterprise_id AND d.month_end IS NOT DISTINCT FROM k.month_end
         LEFT JOIN _ew_features AS f
           ON f.enterprise_id = d.enterprise_id AND f.month_end IS NOT DISTINCT FROM d.month_end
-        ORDER BY k.as_of_date, d.risk_score DESC, d.enterprise_id
         """
+    )
+    kept = _carried_over(
+        con, "_ew_new_profile", "marts.enterprise_risk_profile_history", reuse
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _ew_profile AS "
+        f"SELECT * FROM (SELECT * FROM _ew_new_profile{kept}) "
+        "ORDER BY as_of_date, risk_score DESC, enterprise_id"
     )
     return _write_dates(
         con, "_ew_profile", "marts.enterprise_risk_profile", dates, current_date
@@ -251,9 +365,12 @@ def build_early_warning_for_dates(
     if unknown:
         raise ValueError(f"unknown early-warning marts: {sorted(unknown)}")
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    _prepare_dates(con, catalog, dates)
+    # both marts or neither: a firm's stored hits and profile are carried over together
+    reuse = reuse_for(con, catalog, dates, current_date) if set(marts) == set(_WRITERS) else None
+    _prepare_dates(con, catalog, dates, reuse)
     # signal hits first: a failed profile leaves them written, as the two steps did
-    return {m: _WRITERS[m](con, catalog, dates, current_date) for m in _WRITERS if m in marts}
+    return {m: _WRITERS[m](con, catalog, dates, current_date, reuse)
+            for m in _WRITERS if m in marts}
 
 
 # No "decided on D" column: a decision at a month end is a pure function of the facts then,

@@ -15,7 +15,7 @@ from dagster import AssetSpec, asset, materialize
 
 from assets import early_warning as ew
 from assets.contract import TABLES, raw_table_ddl
-from assets.core.dbt_project import run_dbt
+from assets.core.dbt_project import run_dbt, write_run_context
 from assets.core.metadata import table_exists
 from assets.core.resources import RiskWarehouse
 from assets.dbt_assets import decision_vars
@@ -697,7 +697,8 @@ def test_both_marts_come_from_one_preparation_with_the_rows_of_two(con, monkeypa
     prepared: list[list[date]] = []
     real_prepare = ew._prepare_dates
     monkeypatch.setattr(ew, "_prepare_dates",
-                        lambda c, cat, ds: prepared.append(ds) or real_prepare(c, cat, ds))
+                        lambda c, cat, ds, reuse=None: prepared.append(ds)
+                        or real_prepare(c, cat, ds, reuse))
 
     two = {m: ew.build_early_warning_for_dates(con, CAT, dates, mar, [m])[m]
            for m in (ew.SIGNAL_HITS, ew.RISK_PROFILE)}  # each mart with its own preparation
@@ -727,6 +728,72 @@ def test_a_later_night_of_the_same_month_writes_the_same_decisions(con) -> None:
     ew.build_decision_window(con, CAT, date(2026, 3, 6))
     assert len(first) == 4
     assert con.execute("SELECT * FROM marts.enterprise_decisions ORDER BY ALL").fetchall() == first
+
+
+def _night_context(con: Warehouse, as_of: date, previous: date, recompute_from: date,
+                   whole: set[str]) -> None:
+    """What tonight's incremental dbt step leaves for the engine (main.dbt_run_context)."""
+    con.close()
+    write_run_context(con.path, as_of, recompute_from, whole, recompute_from, whole,
+                      previous_as_of=previous)
+    con._con = duckdb.connect(str(con.path))
+
+
+def _rows_of(con, as_of: date) -> dict[str, list]:
+    return {t: con.execute(f"SELECT * FROM marts.{t}_history WHERE as_of_date = ? "
+                           "ORDER BY ALL", [as_of]).fetchall()
+            for t in (ew.SIGNAL_HITS, ew.RISK_PROFILE)}
+
+
+def _decided_whole(con, as_of: date) -> dict[str, list]:
+    """D's rows as a night without a run context decides them: every firm from its features."""
+    con.execute("DROP TABLE IF EXISTS main.dbt_run_context")
+    ew.build_early_warning_for_dates(con, CAT, [as_of], as_of)
+    assert not table_exists(con, "temp", "_ew_kept")
+    return _rows_of(con, as_of)
+
+
+def test_a_night_carries_over_only_the_rows_whose_facts_it_did_not_recompute(con) -> None:
+    """Inside a month a night's signal hits and profiles carry over the previous date's rows
+    of the firms whose facts its dbt step left alone; a firm recomputed whole, a newly
+    monitored firm, every firm once a month end it reads was recomputed, and a firm whose
+    stored hits disagree with its stored profile are decided again. The rows equal those of
+    a whole decision."""
+    jan, feb = date(2026, 1, 31), date(2026, 2, 28)
+    previous, night, next_night = date(2026, 3, 5), date(2026, 3, 6), date(2026, 3, 7)
+    drop = {"revenue_3m_yoy": -0.6, "revenue_6m_yoy": -0.5}
+    put_month(con, jan, {f: {} for f in "abce"})
+    put_month(con, feb, {"a": drop, "b": drop, "c": {}, "e": {}})
+    put_features(con, "n", feb, **drop)
+    ew.build_early_warning_for_dates(con, CAT, [previous], previous)
+    assert not table_exists(con, "temp", "_ew_kept")  # no run context: decided whole
+    # tonight's dbt step recomputed b whole (its February revenue fell further), a loan to n
+    # was disbursed today, and c's stored hits are not those its stored profile was decided on
+    con.execute("UPDATE marts.fct_enterprise_month_end SET revenue_3m_yoy = -0.8 "
+                "WHERE enterprise_id = 'b' AND month_end = ?", [feb])
+    con.execute("INSERT INTO raw.loans (loan_id, enterprise_id, contract_date, "
+                "disbursement_date, maturity_date, principal) VALUES ('L-n', 'n', ?, ?, "
+                "DATE '2028-01-05', 1000000)", [night, night])
+    con.execute("INSERT INTO marts.signal_hits_history (as_of_date, enterprise_id, signal_id) "
+                "SELECT as_of_date, 'c', signal_id FROM marts.signal_hits_history "
+                "WHERE enterprise_id = 'a' AND as_of_date = ?", [previous])
+    _night_context(con, night, previous, date.max, {"b"})
+    ew.build_early_warning_for_dates(con, CAT, [night], night)
+    kept = {r[0] for r in con.execute("SELECT enterprise_id FROM _ew_kept").fetchall()}
+    assert kept == {"a", "e"}
+    carried = _rows_of(con, night)
+    assert {r[0] for r in carried[ew.RISK_PROFILE]} == set("abcen")
+    reasons = "SELECT reasons FROM marts.enterprise_risk_profile_history WHERE as_of_date = ? "
+    assert con.execute(reasons + "AND enterprise_id = 'b'", [previous]).fetchone() != \
+        con.execute(reasons + "AND enterprise_id = 'b'", [night]).fetchone()
+    assert carried == _decided_whole(con, night)
+    # the next night's dbt step recomputed from February on: February is every firm's key
+    con.execute("UPDATE marts.fct_enterprise_month_end SET revenue_3m_yoy = -0.9 "
+                "WHERE enterprise_id = 'a' AND month_end = ?", [feb])
+    _night_context(con, next_night, night, feb, set())
+    ew.build_early_warning_for_dates(con, CAT, [next_night], next_night)
+    assert con.execute("SELECT count(*) FROM _ew_kept").fetchone() == (0,)
+    assert _rows_of(con, next_night) == _decided_whole(con, next_night)
 
 
 def test_a_big_book_decided_in_buckets_of_firms_gets_the_rows_of_one_pass(

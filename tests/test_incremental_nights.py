@@ -61,6 +61,8 @@ SELECT = ["--select", "+fct_enterprise_month_end_trends", "+fct_loan_month_end",
 FIRST_DAY = date(2026, 9, 27)
 #: Rows each night's decision window decided (-1: the whole window), in night order.
 DECIDED: list[int] = []
+#: Firms whose signal hits and profile each night carried over (-1: none could be).
+KEPT: list[int] = []
 
 
 def _write_rows(con: duckdb.DuckDBPyConnection, source: str, where: str, dest: Path) -> int:
@@ -100,14 +102,24 @@ def _dbt_night(build: Path, published: Path, landing: Path, as_of: date, *, full
 
 
 def _decide(warehouse: Path, as_of: date) -> int:
-    """The nightly decision window (marts.enterprise_decisions) as of `as_of`; returns the
-    rows it decided (`_dw_todo`: a night that recomputed only part of the facts), or -1
-    when it decided the whole window."""
-    from assets.early_warning import build_decision_window, recomputed_from
+    """The nightly signal hits and risk profiles as of `as_of` (the firms whose previous
+    rows were carried over go to KEPT, -1 when none could be), then the decision window
+    (marts.enterprise_decisions); returns the rows the window decided (`_dw_todo`: a night
+    that recomputed only part of the facts), or -1 when it decided the whole window."""
+    from assets.early_warning import (
+        build_decision_window,
+        build_early_warning_for_dates,
+        recomputed_from,
+    )
     from assets.signals.catalog import load_catalog
 
     with duckdb.connect(str(warehouse)) as con:
         incremental = recomputed_from(con, as_of) is not None
+        build_early_warning_for_dates(con, load_catalog(), [as_of], as_of)
+        try:
+            KEPT.append(con.execute("SELECT count(*) FROM _ew_kept").fetchone()[0])
+        except duckdb.CatalogException:
+            KEPT.append(-1)
         build_decision_window(con, load_catalog(), as_of)
         return con.execute("SELECT count(*) FROM _dw_todo").fetchone()[0] if incremental else -1
 
@@ -318,6 +330,17 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     got, want = _rows(build, window), _rows(reference, window)
     assert len(want) > 0
     assert got == want, "enterprise_decisions: incremental nights differ from a full decision"
+    # D's signal hits and profiles: firms carried over on the nights inside a month, none
+    # after the new champion (the network PD facts of every month end were recomputed), and
+    # the same rows as decided whole
+    kept = KEPT[-10:-1]
+    print("kept", kept, "decided", decided)
+    assert kept[0] == -1 and kept[1] > 0 and kept[7] > 0, kept
+    assert kept[4] == 0, kept
+    for mart in ("signal_hits", "enterprise_risk_profile"):
+        got, want = _rows(build, f"marts.{mart}"), _rows(reference, f"marts.{mart}")
+        assert len(want) > 0, mart
+        assert got == want, f"{mart}: carried-over rows differ from a whole decision"
 
     # and what forces a full rebuild: asked for, an earlier D, other code, a failed dbt step
     d = date(2026, 12, 20)
