@@ -210,12 +210,25 @@ def _prepare_dates(
         f"FROM ({monitored_enterprises_sql(con, catalog, d)})"
         for d in sorted(set(dates))
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _ew_keys AS "
-        f"SELECT p.as_of_date, p.enterprise_id, f.month_end FROM ({pops}) AS p "
-        f"ASOF LEFT JOIN (SELECT enterprise_id, month_end FROM {FEATURE_MART}) AS f "
-        "ON p.enterprise_id = f.enterprise_id AND p.as_of_date >= f.month_end"
-    )
+    if len(set(dates)) == 1:  # a night: each firm's latest month end by one aggregate
+        # (the as-of join sorts every feature row first: at 1M firms 16 s against 1.6 s)
+        d = date_literal(dates[0])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ew_population AS {pops}")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _ew_keys AS "
+            "SELECT p.as_of_date, p.enterprise_id, f.month_end FROM _ew_population AS p "
+            "LEFT JOIN (SELECT enterprise_id, max(month_end) AS month_end "
+            f"FROM {FEATURE_MART} WHERE month_end <= {d} AND enterprise_id IN "
+            "(SELECT enterprise_id FROM _ew_population) GROUP BY enterprise_id) AS f "
+            "ON f.enterprise_id = p.enterprise_id"
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _ew_keys AS "
+            f"SELECT p.as_of_date, p.enterprise_id, f.month_end FROM ({pops}) AS p "
+            f"ASOF LEFT JOIN (SELECT enterprise_id, month_end FROM {FEATURE_MART}) AS f "
+            "ON p.enterprise_id = f.enterprise_id AND p.as_of_date >= f.month_end"
+        )
     todo = "_ew_keys"
     if reuse is not None:
         _keep_previous(con, reuse)

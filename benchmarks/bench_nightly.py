@@ -82,12 +82,19 @@ def deliver_next_day(landing: Path, day: str) -> dict[str, int]:
     counts = {}
     with duckdb.connect() as con:
         for table, (id_col, date_col) in DAILY.items():
-            src = f"read_parquet('{landing}/{table}/*.parquet', union_by_name = true)"
-            dest = landing / table / f"day-{day}.parquet"
+            # in the format the table's files have (a generated landing may be CSV); CSV is
+            # read as text, so ids and codes keep their leading zeros
+            fmt = "parquet" if any((landing / table).glob("*.parquet")) else "csv"
+            src = (f"read_parquet('{landing}/{table}/*.parquet', union_by_name = true)"
+                   if fmt == "parquet" else
+                   f"read_csv('{landing}/{table}/*.csv', union_by_name = true, all_varchar = true)")
+            day_value = f"DATE '{day}'" if fmt == "parquet" else f"'{day}'"
+            dest = landing / table / f"day-{day}.{fmt}"
+            options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER true"
             con.execute(
                 f"COPY (SELECT * REPLACE ({id_col} || '-{day}' AS {id_col}, "
-                f"DATE '{day}' AS {date_col}) FROM {src} WHERE {date_col} = "
-                f"(SELECT max({date_col}) FROM {src})) TO '{dest}' (FORMAT parquet)")
+                f"{day_value} AS {date_col}) FROM {src} WHERE CAST({date_col} AS DATE) = "
+                f"(SELECT max(CAST({date_col} AS DATE)) FROM {src})) TO '{dest}' ({options})")
             counts[table] = con.execute(f"SELECT count(*) FROM '{dest}'").fetchone()[0]
     return counts
 
@@ -147,7 +154,9 @@ def main() -> None:
         "incremental nights after the full refresh (default 2: the first also scores the "
         "network PD facts with the champion the full refresh fitted, and re-decides the "
         "window on them; the second is a steady night, the one the ratio uses)"))
-    ap.add_argument("--night-only", help="only an incremental night on this published warehouse")
+    ap.add_argument("--night-only", help=(
+        "only incremental nights (--nights) on this published warehouse, as of --as-of + 1, "
+        "+ 2, ..."))
     ap.add_argument("--dagster-home", help="DAGSTER_HOME of --night-only")
     args = ap.parse_args()
     if args.night_only:
@@ -156,7 +165,8 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "RISK_LANDING_DIR": str(args.landing),
                "RISK_WAREHOUSE": args.night_only, "DAGSTER_HOME": args.dagster_home,
                "RISK_EXPORTS_DIR": str(work / "exports")}
-        incremental_night(Path(args.landing), env, work, args.as_of)
+        for night in range(1, args.nights + 1):
+            incremental_night(Path(args.landing), env, work, args.as_of, night)
         return
     work = Path(args.work)
     if work.exists():
