@@ -115,6 +115,15 @@ class Reuse:
     from_month_end: date
 
 
+def _decided_by(engine: Engine, catalog: Catalog) -> str:
+    """SQL predicate: a stored row (engine, model_version, catalog_version) was decided by
+    this engine and catalog version, so a night may keep it."""
+    version = text(engine.model_version) if engine.model_version else "NULL"
+    return (f"(engine IS NOT DISTINCT FROM {text(engine.name)} AND model_version IS NOT "
+            f"DISTINCT FROM {version} AND catalog_version IS NOT DISTINCT FROM "
+            f"{text(catalog.version)})")
+
+
 def reuse_for(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, dates: list[date],
     current_date: date | None,
@@ -137,12 +146,9 @@ def reuse_for(
     (previous,) = con.execute(f"SELECT previous_as_of FROM {RUN_CONTEXT}").fetchone()
     if previous is None:
         return None
-    engine = current_engine(con)
-    version = text(engine.model_version) if engine.model_version else "NULL"
     stored, other = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE NOT (engine IS NOT DISTINCT FROM "
-        f"{text(engine.name)} AND model_version IS NOT DISTINCT FROM {version} AND "
-        f"catalog_version IS NOT DISTINCT FROM {text(catalog.version)})) "
+        "SELECT count(*), count(*) FILTER (WHERE NOT "
+        f"{_decided_by(current_engine(con), catalog)}) "
         f"FROM marts.{RISK_PROFILE}_history WHERE as_of_date = {date_literal(previous)}"
     ).fetchone()
     if not stored or other:
@@ -465,10 +471,8 @@ def _decide_window_incrementally(
     start, end = add_months(last_month_end(as_of), -months), last_month_end(as_of)
     window = f"month_end BETWEEN {date_literal(start)} AND {date_literal(end)}"
     (other,) = con.execute(
-        f"SELECT count(*) FROM marts.enterprise_decisions WHERE {window} AND NOT ("
-        f"engine IS NOT DISTINCT FROM {text(engine.name)} AND model_version IS NOT DISTINCT "
-        f"FROM {text(engine.model_version) if engine.model_version else 'NULL'} AND "
-        f"catalog_version IS NOT DISTINCT FROM {text(catalog.version)})").fetchone()
+        f"SELECT count(*) FROM marts.enterprise_decisions WHERE {window} AND NOT "
+        f"{_decided_by(engine, catalog)}").fetchone()
     if other:
         return None
     con.execute(
