@@ -14,7 +14,9 @@ liquidity-stressed bullet loan, fund diverter):
   median lead time from first listing to default;
 - the information horizon: months from `distress_visible_month` (the first month the
   generator lets distress show outside the repayments) to the first default. No model can
-  list a firm before anything shows, so this bounds lead time and listed-while-current.
+  list a firm before anything shows, so this bounds lead time and listed-while-current;
+- the bounds themselves: the 6-month AUC, listed-while-current share and median lead time of
+  a perfect lister that lists each firm from the month end its distress shows.
 A bank has no such truth: `risk backtest` is its tool. This one explains the figures there.
 """
 
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         select enterprise_id, month_end, pd, listed, default_within_6m as y,
                default_within_12m, all_loans_current
         from marts.backtest_scores where run_id = ?""", [run])
+    con.execute("create temp table s_run as select ? as run_id", [run])
     # For each defaulting firm-month: the share of performing firm-months scored above it
     # (ties count half), from ranks: no pairwise join.
     con.execute("""
@@ -101,7 +104,85 @@ def main(argv: list[str] | None = None) -> int:
         vis = "n/a" if row[5] is None else f"{row[5]:.1f}"
         lead = "n/a" if row[4] is None else f"{row[4]:.1f}"
         print(f"{kind:<11} {row[1]:>5}  {row[2]:6.1%}  {row[3]:20.1%}  {lead:>11}  {vis:>20}")
+    _print_bounds(con, truth, (args.truth / "loans.parquet").as_posix())
     return 0
+
+
+def _print_bounds(con: duckdb.DuckDBPyConnection, truth: str, truth_loans: str) -> None:
+    """What a perfect lister could reach on this window: one that lists each firm from the
+    month end its distress first shows, and never before. `visible` is the truth's
+    `distress_visible_month` (distressed firms; for a sudden default the month after it stops
+    paying), the month its diverted loan was disbursed (a diverter: the transfers follow
+    within days), or five months before its bullet loan matures (a liquidity-stressed firm:
+    its revenue starts to fall then). The AUC bound ranks every defaulting firm-month at or
+    after `visible` above all performing ones and the rest like a performing one (AUC 0.5);
+    it is an upper bound as long as distress before it shows is not predictable from the
+    firm's profile."""
+    con.execute(f"""
+        create temp table visible as
+        with liquidity as (
+            select l.enterprise_id,
+                   min(last_day(r.maturity_date - interval 5 month)) as visible_month_end
+            from read_parquet('{truth_loans}') as l join raw.loans as r using (loan_id)
+            where l.bullet_principal_default group by 1
+        ),
+        diversion as (
+            select l.enterprise_id, min(last_day(r.disbursement_date)) as visible_month_end
+            from read_parquet('{truth_loans}') as l join raw.loans as r using (loan_id)
+            where l.funds_diverted group by 1
+        )
+        select t.enterprise_id, least(
+                   last_day(strptime(t.distress_visible_month, '%Y-%m')::date),
+                   lq.visible_month_end, dv.visible_month_end) as visible_month_end
+        from truth as t
+        left join liquidity as lq using (enterprise_id)
+        left join diversion as dv using (enterprise_id)""")
+    n_pos, n_hidden = con.execute("""
+        select count(*), count(*) filter (where v.visible_month_end is null
+                                          or s.month_end < v.visible_month_end)
+        from s left join visible as v using (enterprise_id) where s.y""").fetchall()[0]
+    print(f"\nWhat a perfect lister could reach (lists each firm from the month end its "
+          f"distress shows):\n  6-month defaulting firm-months before anything showed: "
+          f"{n_hidden} of {n_pos} ({n_hidden / n_pos:.1%}); AUC 6m bound "
+          f"{1 - 0.5 * n_hidden / n_pos:.4f}")
+    # The back-test's own convention (assets/backtest/run.py): the firms whose default falls in
+    # (window start, last window month end + 12 months], and their month ends (inside the
+    # window or not) in the 12 months before the default.
+    row = con.execute("""
+        with w as (select min(month_end) as start, last_day(max(month_end) + interval 12 month)
+                          as horizon from s),
+        d as (
+            select s.enterprise_id, min(o.next_default_date) as default_date
+            from s join marts.fct_enterprise_outcomes as o using (enterprise_id, month_end), w
+            where o.next_default_date > w.start and o.next_default_date <= w.horizon
+            group by 1
+        ),
+        f as (
+            select d.enterprise_id, d.default_date,
+                   min(o.month_end) filter (where o.month_end >= v.visible_month_end)
+                       as first_listable,
+                   coalesce(bool_or(o.all_loans_current
+                                    and o.month_end >= v.visible_month_end), false) as lwc
+            from d
+            join marts.fct_enterprise_outcomes as o
+              on o.enterprise_id = d.enterprise_id and o.month_end < d.default_date
+             and d.default_date <= last_day(o.month_end + interval 12 month)
+            left join visible as v on v.enterprise_id = d.enterprise_id
+            group by all
+        )
+        select count(*), avg((first_listable is not null)::int), avg(lwc::int),
+               median(date_diff('month', first_listable, default_date)),
+               avg((date_diff('month', first_listable, default_date) >= 7)::int)
+                   filter (where first_listable is not null)
+        from f""").fetchall()[0]
+    got = con.execute("""
+        select listed_while_current_share, lead_time_median, defaulting_firms
+        from marts.backtest_runs where run_id = (select any_value(run_id) from s_run)""").fetchall()
+    print(f"  per defaulting firm ({row[0]}, the back-test's convention: any month end in the "
+          f"12 months before default): listable {row[1]:.1%}; listed while all loans current "
+          f"at most {row[2]:.1%} (the engine: {got[0][0]:.1%}); median lead at most "
+          f"{row[3]:.1f} months (the engine: {got[0][1]:.1f}); leads of 7 months or more "
+          f"possible for {row[4]:.1%} of the listable")
 
 
 if __name__ == "__main__":
