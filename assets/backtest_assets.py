@@ -148,6 +148,9 @@ def backtest(
         if oot and oot[0]:
             windows["oot"] = [m for m in observed if oot[0] <= m <= oot[1]]
     start = min(min(w) for w in windows.values() if w)
+    # Early warning is judged on decisions the engine could take for real: not in-sample, not
+    # inside the warm-up.
+    ignored = sorted({*(reference or ()), *(m for m in observed if m not in decidable)})
     # Lead times read the decisions of the 12 months before each default.
     decisions = build_decision_history(
         con, catalog, engine, start=add_months(start, -12), end=max(observed)
@@ -173,6 +176,7 @@ def backtest(
                 catalog_version=catalog.version,
                 signal_ids=[s.id for s in catalog.signals],
                 reference_months=reference,
+                ignored_months=ignored,
             )
             | {"label": label, "engine": engine.name}
         )

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import duckdb
 
+from assets.scorecard.fit import warmup_end
+from assets.scorecard.spec import load_spec
+
 KIND = """case when t.liquidity_stress then 'liquidity' when t.is_diverter then 'diverter'
     when t.sudden_default then 'sudden' else coalesce(t.distress_speed, 'none') end"""
 
@@ -147,7 +150,18 @@ def _print_bounds(con: duckdb.DuckDBPyConnection, truth: str, truth_loans: str) 
           f"{1 - 0.5 * n_hidden / n_pos:.4f}")
     # The back-test's own convention (assets/backtest/run.py): the firms whose default falls in
     # (window start, last window month end + 12 months], and their month ends (inside the
-    # window or not) in the 12 months before the default.
+    # window or not) in the 12 months before the default, but none inside the history's
+    # warm-up or the model's training window.
+    model = con.execute(
+        "select train_start, train_end from marts.pd_scorecard_models where model_version = ("
+        "select model_version from marts.backtest_runs where run_id = (select run_id from s_run))"
+    ).fetchall()
+    train = model[0] if model and model[0][0] else (None, None)
+    first = warmup_end(con, load_spec())
+    con.execute("create temp table ignored(month_end date)")
+    con.execute(
+        "insert into ignored select distinct month_end from marts.fct_enterprise_outcomes "
+        "where month_end < ? or month_end between ? and ?", [first, train[0], train[1]])
     row = con.execute("""
         with w as (select min(month_end) as start, last_day(max(month_end) + interval 12 month)
                           as horizon from s),
@@ -167,6 +181,7 @@ def _print_bounds(con: duckdb.DuckDBPyConnection, truth: str, truth_loans: str) 
             join marts.fct_enterprise_outcomes as o
               on o.enterprise_id = d.enterprise_id and o.month_end < d.default_date
              and d.default_date <= last_day(o.month_end + interval 12 month)
+             and o.month_end not in (select month_end from ignored)
             left join visible as v on v.enterprise_id = d.enterprise_id
             group by all
         )
@@ -178,11 +193,12 @@ def _print_bounds(con: duckdb.DuckDBPyConnection, truth: str, truth_loans: str) 
     got = con.execute("""
         select listed_while_current_share, lead_time_median, defaulting_firms
         from marts.backtest_runs where run_id = (select any_value(run_id) from s_run)""").fetchall()
-    print(f"  per defaulting firm ({row[0]}, the back-test's convention: any month end in the "
-          f"12 months before default): listable {row[1]:.1%}; listed while all loans current "
-          f"at most {row[2]:.1%} (the engine: {got[0][0]:.1%}); median lead at most "
-          f"{row[3]:.1f} months (the engine: {got[0][1]:.1f}); leads of 7 months or more "
-          f"possible for {row[4]:.1%} of the listable")
+    lwc, lead = got[0][0], got[0][1]
+    print(f"  per defaulting firm ({row[0]}, the back-test's convention: the month ends in the "
+          "12 months before default, outside the warm-up and the training window):")
+    print(f"  listable {row[1]:.1%}; listed while all loans current at most {row[2]:.1%} (the "
+          f"engine: {lwc:.1%}); median lead at most {row[3]:.1f} months (the engine: "
+          f"{lead:.1f}); leads of 7 months or more possible for {row[4]:.1%} of the listable")
 
 
 if __name__ == "__main__":

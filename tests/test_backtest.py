@@ -214,6 +214,22 @@ def test_firm_level_figures(hand: duckdb.DuckDBPyConnection) -> None:
     assert dist == [(0, 1, 0.2), (3, 1, 0.2), (4, 1, 0.2), (8, 1, 0.2), (None, 1, 0.2)]
 
 
+def test_firm_level_figures_ignore_the_month_ends_the_engine_was_fitted_on(
+    hand: duckdb.DuckDBPyConnection,
+) -> None:
+    """A scorecard fitted on February and March decides those months in-sample: A's listings
+    there (its only one while current) must not count as early warning. The month-end
+    figures (AUC, recall) still read every window month end."""
+    everything = run(hand)
+    f = run(hand, ignored_months=[M[2], M[3]])
+    assert f["listed_while_current_share"] == pytest.approx(1 / 5)  # I Oct only
+    leads = [0, 1, 4, 8]  # C, A (first listed out of sample in April), I, B
+    assert f["lead_time_n"] == 4
+    assert f["lead_time_median"] == pytest.approx(np.percentile(leads, 50))
+    assert f["recall_6m"] == everything["recall_6m"]
+    assert f["auc_6m"] == everything["auc_6m"]
+
+
 def test_signals_lift_and_weak(hand: duckdb.DuckDBPyConnection) -> None:
     f = run(hand)
     rows = hand.execute(

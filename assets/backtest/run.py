@@ -32,7 +32,13 @@ Definitions (the marts' column descriptions in `TABLES` say the same):
   firm-months per month end.
 * The firm-level figures below read the defaulters' decisions at any month end (inside the
   window or not) within the 12 months before default, the early-warning horizon: a listing
-  years earlier is not a warning of this default.
+  years earlier is not a warning of this default. Except at `ignored_months`: the month ends
+  the engine was fitted on (a scorecard's training window, which ends just before its
+  out-of-time window), where its decisions are in-sample, and the history's warm-up, where
+  the 12-month look-backs are NULL because the warehouse starts and a model's missing bins
+  list firms that are not in trouble. Counting them let a closer fit look like earlier
+  warning (seed 80808, 100k, out of time: listed while current 41.7% and a median lead of 8
+  months with them, 24.0% and 4 without).
 * listed_while_current_share: share of defaulting firms listed at some month end m in the 12
   months before default at which all_loans_current (dpd_max = 0) was true.
 * Lead time: months (date_diff 'month') from the first month end in the 12 months before
@@ -380,10 +386,16 @@ def observed_window(
 
 
 def _stage(
-    con: duckdb.DuckDBPyConnection, rel: str, cols: set[str], window: Sequence[date]
+    con: duckdb.DuckDBPyConnection, rel: str, cols: set[str], window: Sequence[date],
+    ignored_months: Sequence[date] = (),
 ) -> None:
-    """Population (decision + outcome), defaulting firms and their decisions around default."""
+    """Population (decision + outcome), defaulting firms and their decisions around default
+    (none at `ignored_months`)."""
     signals = "d.signals" if "signals" in cols else "NULL::VARCHAR[]"
+    out_of_sample = (
+        f"\n              AND month_end NOT IN {_dates_in(ignored_months)}"
+        if ignored_months else ""
+    )
     in_window = _dates_in(window)
     con.execute(
         f"""
@@ -450,7 +462,7 @@ def _stage(
             SELECT enterprise_id, month_end, listed, {signals} AS signals
             FROM {rel} AS d
             WHERE month_end >= last_day({start} - INTERVAL 12 MONTH)
-              AND month_end <= {horizon}
+              AND month_end <= {horizon}{out_of_sample}
         ) AS d
         JOIN {DEFAULTERS} AS f ON f.enterprise_id = d.enterprise_id
         LEFT JOIN {OUTCOMES} AS o
@@ -581,6 +593,7 @@ def run_backtest(
     model_version: str,
     catalog_version: str,
     reference_months: Sequence[date] | None = None,
+    ignored_months: Sequence[date] = (),
     cutoffs: Sequence[float] = DEFAULT_CUTOFFS,
     signal_ids: Sequence[str] = (),
     run_id: str | None = None,
@@ -592,6 +605,9 @@ def run_backtest(
     observed 12-month outcome drop out of the population. `signal_ids`: catalog signals to
     report even if they never fired (they come out weak). `reference_months`: month ends whose
     pd distribution the score PSI compares against (e.g. the training window).
+    `ignored_months`: month ends whose decisions the firm-level figures (listed while
+    current, lead times, which signal fired first) ignore: those the engine was fitted on
+    (in-sample) and the history's warm-up (no engine is meant to decide there).
     """
     rel = relation(decisions_sql)
     cols = _columns(con, rel)
@@ -604,7 +620,7 @@ def run_backtest(
     ran_at = datetime.now(UTC).replace(tzinfo=None)
     run_id = run_id or f"{ran_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     try:
-        _stage(con, rel, cols, month_ends)
+        _stage(con, rel, cols, month_ends, ignored_months)
         metrics.stage_pd_groups(con)
         auc_6m, ks_6m = metrics.auc_ks(con, "pos_6m")
         auc_12m, ks_12m = metrics.auc_ks(con, "pos_12m")
