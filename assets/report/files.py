@@ -183,5 +183,5 @@ def _write_files(
             out_dir / "application_screening.csv",
         )
         screening_rows = sum(n for _, n in data.screening_decisions)
-    write_text(render_report(data, lang, catalog), out_dir / "report.html")
+    write_text(render_report(data, lang, catalog, rows), out_dir / "report.html")
     return titles, screening_rows

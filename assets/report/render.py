@@ -334,12 +334,15 @@ def _circles(data: ReportData, lang: str) -> list[dict]:
 
 
 def render_report(data: ReportData, lang: str | None = None,
-                  catalog: Catalog | None = None) -> str:
+                  catalog: Catalog | None = None, rows: list[dict] | None = None) -> str:
     """The whole report as one self-contained HTML string (every text value escaped), in
-    `lang` (default RISK_REPORT_LANG, zh)."""
+    `lang` (default RISK_REPORT_LANG, zh). `rows`: the watchlist's officer rows in `lang`, when
+    the caller has them already (the exports write them to the sheets first: at 1M firms
+    1.4 s a pass)."""
     lang = lang or report_lang()
     catalog = catalog or load_catalog()
-    rows = [officer_row(r, lang, catalog) for r in data.watchlist_rows]
+    if rows is None:
+        rows = [officer_row(r, lang, catalog) for r in data.watchlist_rows]
     screening = None
     if data.screening_decisions is not None:
         screening = charts.bar_chart(
