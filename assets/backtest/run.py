@@ -168,7 +168,8 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
                 "listed_while_current_share",
                 _P,
                 "Share of defaulting firms listed, within 12 months before default, at a month end "
-                "when all loans were current",
+                "when all loans were current (not counting month ends the engine was fitted on or "
+                "the warm-up)",
             ),
             ("lead_time_n", "BIGINT", "Defaulting firms with a lead time"),
             ("lead_time_never_listed", "BIGINT", "Defaulting firms never listed (lead time NULL)"),
@@ -288,7 +289,8 @@ TABLES: dict[str, tuple[str, list[Column]]] = {
                 "lead_time_months",
                 "INTEGER",
                 "Months from first listing in the 12 months before default to default (0: listed "
-                "only at/after default; NULL: never listed)",
+                "only at/after default; NULL: never listed; month ends the engine was fitted on "
+                "and the warm-up do not count)",
             ),
             ("firms", "BIGINT", "Defaulting firms with this lead time"),
             ("share_of_defaulters", _P, "firms / defaulting firms"),
