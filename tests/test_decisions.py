@@ -225,3 +225,36 @@ def test_a_decision_never_reads_facts_dated_after_its_month_end() -> None:
     )
     assert _decide_at(con, AS_OF) == first
     assert len(first) == 1 and first[0][3] == "amber"  # from the month end's own facts
+
+
+def test_a_missing_value_reads_as_what_is_missing() -> None:
+    """A feature whose missing bin adds risk says what is missing (its `reason_missing`);
+    a feature without one shows its template with n/a; a value reads as the template."""
+    from assets.signals.decisions import feature_reason_sql
+
+    _, reason = feature_reason_sql(CAT, "feature", "value")
+    got = duckdb.sql(
+        f"SELECT {reason} FROM (VALUES ('revenue_1m_yoy', NULL), ('revenue_1m_yoy', '-0.56'), "
+        "('loans_outstanding', NULL), ('dpd_max_12m', NULL), ('dpd_max_12m', '45')) "
+        "AS t(feature, value)"
+    ).fetchall()
+    assert [r[0] for r in got] == [
+        CAT.feature_reasons["revenue_1m_yoy"].reason_missing,
+        "revenue of the last month down 56% year on year",
+        "no loan outstanding",
+        "a loan was up to n/a days past due in the last 12 months",
+        "a loan was up to 45 days past due in the last 12 months",
+    ]
+
+
+def test_reason_missing_has_no_placeholder_and_needs_english() -> None:
+    from pydantic import ValidationError
+
+    from assets.signals.catalog import FeatureReason
+
+    base = {"topic": "revenue", "reason": "revenue {value_change}"}
+    FeatureReason(**base, reason_missing="no revenue", reason_missing_zh="无营收")
+    with pytest.raises((ValidationError, ValueError), match="no \\{placeholder\\} allowed"):
+        FeatureReason(**base, reason_missing="revenue {value}")
+    with pytest.raises((ValidationError, ValueError), match="needs the English"):
+        FeatureReason(**base, reason_missing_zh="无营收")

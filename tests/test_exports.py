@@ -444,6 +444,10 @@ def test_every_catalog_reason_reads_in_chinese():
         out = reason_zh(rendered, catalog)
         assert not re.search(r"[a-z]{4,}", out.replace("IFRS", "")), (rendered, out)
         assert all(v in out for v in values.values()), (rendered, out)
+    for f in catalog.feature_reasons.values():  # what is missing reads in Chinese too
+        if f.reason_missing:
+            assert f.reason_missing_zh, f.reason_missing
+            assert reason_zh(f.reason_missing, catalog) == f.reason_missing_zh
     en = "revenue of the last 3 months down 35% year on year"
     assert reason_zh(en) == "近3个月营收同比下降35%"
     assert reason_zh("a micro enterprise") == "微型企业"

@@ -181,6 +181,8 @@ def _reason_templates(catalog: Catalog) -> tuple[tuple[re.Pattern[str], str], ..
         return _TEMPLATES[id(catalog)]
     pairs = [(s.reason, s.reason_zh) for s in catalog.signals if s.reason_zh]
     pairs += [(f.reason, f.reason_zh) for f in catalog.feature_reasons.values() if f.reason_zh]
+    pairs += [(f.reason_missing, f.reason_missing_zh) for f in catalog.feature_reasons.values()
+              if f.reason_missing_zh]
     pairs.sort(key=lambda p: -len(_PLACEHOLDER.sub("", p[0])))
     _TEMPLATES[id(catalog)] = tuple((_template_regex(en), zh) for en, zh in pairs)
     return _TEMPLATES[id(catalog)]

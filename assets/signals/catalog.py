@@ -426,10 +426,24 @@ class FeatureReason(RuleFileModel):
         description="Chinese template with exactly the placeholders of `reason`; empty = the "
         "English reason is shown.",
     )
+    reason_missing: str = Field(
+        default="",
+        description="The reason when the firm has no value (the scorecard's missing bin adds "
+        "the risk), without placeholders; empty = `reason` with the value shown as n/a.",
+    )
+    reason_missing_zh: str = Field(
+        default="", description="Chinese text of `reason_missing`; empty = the English shown."
+    )
 
     @model_validator(mode="after")
     def _zh_placeholders(self) -> "FeatureReason":
         _same_placeholders(self.reason, self.reason_zh)
+        for name, text_ in (("reason_missing", self.reason_missing),
+                            ("reason_missing_zh", self.reason_missing_zh)):
+            if _PLACEHOLDER.search(text_):
+                raise rule_error("has no value to show: no {placeholder} allowed", name)
+        if self.reason_missing_zh and not self.reason_missing:
+            raise rule_error("needs the English reason_missing", "reason_missing_zh")
         return self
 
     @field_validator("reason")

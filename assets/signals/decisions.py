@@ -206,7 +206,10 @@ def feature_reason_sql(catalog: Catalog, feature: str, value: str) -> tuple[str,
     whens_topic, whens_text = [], []
     for name, fr in catalog.feature_reasons.items():
         whens_topic.append(f"when {text(name)} then {text(fr.topic)}")
-        whens_text.append(f"when {text(name)} then {_template_sql(fr.reason, value)}")
+        shown = _template_sql(fr.reason, value)
+        if fr.reason_missing:
+            shown = f"case when {value} is null then {text(fr.reason_missing)} else {shown} end"
+        whens_text.append(f"when {text(name)} then {shown}")
     generic = f"concat(replace({feature}, '_', ' '), ' is ', coalesce({value}, 'missing'))"
     topic = f"case {feature} {' '.join(whens_topic)} else {feature} end"
     reason = f"case {feature} {' '.join(whens_text)} else {generic} end"
