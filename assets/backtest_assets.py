@@ -13,6 +13,7 @@ never published from here; the results then wait for the next successful refresh
 """
 
 import os
+from datetime import date
 
 import duckdb
 from dagster import (
@@ -110,10 +111,13 @@ def backtest(
     engine: Engine | None = None,
     window_months: int = WINDOW_MONTHS,
     out_of_time: bool = True,
+    fitted_on: str | None = None,
 ) -> list[dict[str, object]]:
     """Back-test `engine` (default: the current one) on the last `window_months` month ends
     with an observed 12-month outcome after the history's warm-up, and on the champion's
-    out-of-time window; returns the backtest_runs rows written."""
+    out-of-time window; returns the backtest_runs rows written. The firm-level figures ignore
+    the decisions at the training months of model `fitted_on` (default: the engine's own), so
+    two engines compared on one window can be judged on the same month ends."""
     engine = engine or current_engine(con)
     observed = [
         r[0]
@@ -133,13 +137,17 @@ def backtest(
     decidable = [m for m in observed if warmed_up is None or m >= warmed_up] or observed
     windows = {"window": decidable[-window_months:]}
     reference = None
-    if engine.model_version:
+    in_sample: list[date] = []
+    for version in {engine.model_version, fitted_on or engine.model_version} - {None}:
         train = con.execute(
             "select train_start, train_end from marts.pd_scorecard_models where model_version = ?",
-            [engine.model_version],
+            [version],
         ).fetchone()
-        if train and train[0]:
-            reference = [m for m in observed if train[0] <= m <= train[1]]
+        months = [m for m in observed if train and train[0] and train[0] <= m <= train[1]]
+        if version == engine.model_version:
+            reference = months or None
+        if version == (fitted_on or engine.model_version):
+            in_sample = months
     if out_of_time and engine.model_version:
         oot = con.execute(
             "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
@@ -150,7 +158,7 @@ def backtest(
     start = min(min(w) for w in windows.values() if w)
     # Early warning is judged on decisions the engine could take for real: not in-sample, not
     # inside the warm-up.
-    ignored = sorted({*(reference or ()), *(m for m in observed if m not in decidable)})
+    ignored = sorted({*in_sample, *(m for m in observed if m not in decidable)})
     # Lead times read the decisions of the 12 months before each default.
     decisions = build_decision_history(
         con, catalog, engine, start=add_months(start, -12), end=max(observed)

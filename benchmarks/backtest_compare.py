@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, engine in (("pd_scorecard", model), ("expert_catalog", Engine(note="bench"))):
             t = time.perf_counter()
             cat = catalog if name == "pd_scorecard" else expert_catalog
-            runs = backtest(con, cat, engine=engine, window_months=24)
+            # both engines' early-warning figures ignore the champion's training months
+            fitted_on = model.model_version
+            runs = backtest(con, cat, engine=engine, window_months=24, fitted_on=fitted_on)
             took = time.perf_counter() - t
             oot = con.execute(
                 "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
@@ -121,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             run = next((r for r in runs if r["label"] == "oot"), None)
             if run is None:  # the OOT window is the last observed month ends
                 runs = backtest(con, cat, engine=engine,
-                                window_months=months_between(oot[0], oot[1]) + 1)
+                                window_months=months_between(oot[0], oot[1]) + 1,
+                                fitted_on=fitted_on)
                 run = runs[-1]
             assert (run["window_start"], run["window_end"]) == tuple(oot), (run, oot)
             results[name] = (run, took)
