@@ -13,7 +13,6 @@ never published from here; the results then wait for the next successful refresh
 """
 
 import os
-from datetime import date
 
 import duckdb
 from dagster import (
@@ -34,7 +33,7 @@ from assets.dbt_assets import mart_key
 from assets.publish_assets import DROP_COLUMNS, PUBLISHED_SCHEMAS
 from assets.scorecard import load_spec
 from assets.scorecard import sql as scorecard_sql
-from assets.scorecard.fit import warmup_end
+from assets.scorecard.fit import training_months, warmup_end
 from assets.scorecard_assets import PD_SCORECARD_KEY
 from assets.signals.catalog import Catalog, load_catalog
 from assets.signals.decisions import Engine, build_decision_history, current_engine
@@ -136,18 +135,7 @@ def backtest(
     warmed_up = warmup_end(con, load_spec())
     decidable = [m for m in observed if warmed_up is None or m >= warmed_up] or observed
     windows = {"window": decidable[-window_months:]}
-    reference = None
-    in_sample: list[date] = []
-    for version in {engine.model_version, fitted_on or engine.model_version} - {None}:
-        train = con.execute(
-            "select train_start, train_end from marts.pd_scorecard_models where model_version = ?",
-            [version],
-        ).fetchone()
-        months = [m for m in observed if train and train[0] and train[0] <= m <= train[1]]
-        if version == engine.model_version:
-            reference = months or None
-        if version == (fitted_on or engine.model_version):
-            in_sample = months
+    reference = training_months(con, engine.model_version, observed) or None
     if out_of_time and engine.model_version:
         oot = con.execute(
             "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
@@ -158,6 +146,7 @@ def backtest(
     start = min(min(w) for w in windows.values() if w)
     # Early warning is judged on decisions the engine could take for real: not in-sample, not
     # inside the warm-up.
+    in_sample = training_months(con, fitted_on or engine.model_version, observed)
     ignored = sorted({*in_sample, *(m for m in observed if m not in decidable)})
     # Lead times read the decisions of the 12 months before each default.
     decisions = build_decision_history(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from assets.scorecard.fit import warmup_end
+from assets.scorecard.fit import training_months, warmup_end
 from assets.scorecard.spec import load_spec
 
 KIND = """case when t.liquidity_stress then 'liquidity' when t.is_diverter then 'diverter'
@@ -152,16 +152,16 @@ def _print_bounds(con: duckdb.DuckDBPyConnection, truth: str, truth_loans: str) 
     # (window start, last window month end + 12 months], and their month ends (inside the
     # window or not) in the 12 months before the default, but none inside the history's
     # warm-up or the model's training window.
-    model = con.execute(
-        "select train_start, train_end from marts.pd_scorecard_models where model_version = ("
-        "select model_version from marts.backtest_runs where run_id = (select run_id from s_run))"
-    ).fetchall()
-    train = model[0] if model and model[0][0] else (None, None)
+    (version,) = con.execute(
+        "select model_version from marts.backtest_runs where run_id = (select run_id from s_run)"
+    ).fetchone()
+    month_ends = [r[0] for r in con.execute(
+        "select distinct month_end from marts.fct_enterprise_outcomes").fetchall()]
     first = warmup_end(con, load_spec())
+    ignored = {*training_months(con, version, month_ends),
+               *(m for m in month_ends if first and m < first)}
     con.execute("create temp table ignored(month_end date)")
-    con.execute(
-        "insert into ignored select distinct month_end from marts.fct_enterprise_outcomes "
-        "where month_end < ? or month_end between ? and ?", [first, train[0], train[1]])
+    con.executemany("insert into ignored values (?)", [[m] for m in sorted(ignored)])
     row = con.execute("""
         with w as (select min(month_end) as start, last_day(max(month_end) + interval 12 month)
                           as horizon from s),

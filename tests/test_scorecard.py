@@ -632,3 +632,25 @@ def test_max_features_keeps_the_features_of_highest_information_value(con) -> No
     assert list(model.features) == ["x1"]
     both = load_model(con, fit_scorecard(con, FIT_DATE, make_spec()))
     assert len(both.features) > 1
+
+
+def test_training_months_are_the_model_s_training_window() -> None:
+    """The back-test's in-sample month ends: those inside the model's training window; none
+    for no model, an unknown one, or a cold-start row (no window)."""
+    from assets.scorecard.fit import training_months
+    from assets.scorecard.sql import DDL, MODELS
+
+    c = duckdb.connect()
+    for stmt in DDL:
+        c.execute(stmt)
+    c.execute(
+        f"INSERT INTO {MODELS} (model_version, status, fitted_at, fit_date, train_start, "
+        "train_end) VALUES ('m', 'champion', now()::TIMESTAMP, DATE '2025-12-31', "
+        "DATE '2024-03-31', DATE '2024-05-31'), ('cold', 'cold_start', now()::TIMESTAMP, "
+        "DATE '2025-12-31', NULL, NULL)"
+    )
+    months = [date(2024, m, 29 if m == 2 else 30 if m in (4, 6) else 31) for m in range(1, 8)]
+    assert training_months(c, "m", months) == months[2:5]
+    assert training_months(c, None, months) == []
+    assert training_months(c, "cold", months) == []
+    assert training_months(c, "unknown", months) == []

@@ -212,7 +212,7 @@ def _write_sheet(out: IO[bytes], rows: list[dict], lang: str, selected: bool) ->
     """One worksheet's XML, written to `out` a few hundred rows at a time: columns, frozen
     header row and first two columns, the header, the rows, the filter over them all. The
     selected sheet is the one Excel shows on opening (the all-firms sheet)."""
-    letters = [_column_letter(j) for j in range(1, len(COLUMNS) + 1)]
+    letters = [x for x, _, _ in _COLUMN_CELLS]
     last = f"{letters[-1]}{len(rows) + 1}"
     cols = "".join(f'<col min="{j}" max="{j}" width="{w}" customWidth="1"/>'
                    for j, (_, w) in enumerate(COLUMNS, start=1))
@@ -251,7 +251,7 @@ def _package(sheets: list[tuple[str, int]]) -> dict[str, str]:
                          f'Target="worksheets/sheet{i}.xml"/>' for i in range(1, n + 1))
     sheet_list = "".join(f'<sheet name="{_attr(t)}" sheetId="{i}" r:id="rId{i}"/>'
                          for i, (t, _) in enumerate(sheets, start=1))
-    last = _column_letter(len(COLUMNS))
+    last = _COLUMN_CELLS[-1][0]
     filters = "".join(
         f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
         f"{_escape(_quoted(t))}!$A$1:${last}${n_rows + 1}</definedName>"

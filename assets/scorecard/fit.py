@@ -77,6 +77,21 @@ def warmup_end(con: duckdb.DuckDBPyConnection, spec: ScorecardSpec) -> date | No
     return add_months(history_start, spec.history_warmup_months)
 
 
+def training_months(
+    con: duckdb.DuckDBPyConnection, model_version: str | None, month_ends: Sequence[date]
+) -> list[date]:
+    """The month ends among `month_ends` model `model_version` was trained on (none without a
+    model, or for a cold-start row): its decisions there are in-sample."""
+    if not model_version:
+        return []
+    train = con.execute(
+        f"select train_start, train_end from {MODELS} where model_version = ?", [model_version]
+    ).fetchone()
+    if not train or train[0] is None:
+        return []
+    return [m for m in month_ends if train[0] <= m <= train[1]]
+
+
 def fit_windows(
     con: duckdb.DuckDBPyConnection, fit_date: date, spec: ScorecardSpec
 ) -> Windows | None:
