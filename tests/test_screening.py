@@ -483,6 +483,26 @@ def test_asset_materializes_with_checks(tmp_path):
     assert not checks["decline_share_per_reason"].passed
 
 
+
+def test_decline_audit_reads_the_stored_facts_and_finds_an_approved_hard_decline(con):
+    """The blocking check re-applies the hard-decline rules to the facts the screening stored
+    (not to its decisions): a decline turned into an approval, or dropped, is caught."""
+    from assets.screening.rules import FACTS_TABLE, decline_audit_sql
+
+    firm(con, "OK")
+    firm(con, "BAD", status="revoked")
+    rows = screen(con)
+    stored = con.execute(f"SELECT application_id, registry_status FROM {FACTS_TABLE} "
+                         "ORDER BY 1").fetchall()
+    assert stored == [("A-BAD", "revoked"), ("A-OK", "active")]
+    audit = decline_audit_sql(load_rules())
+    assert rows["A-BAD"]["decision"] == "decline" and con.execute(audit).fetchall() == []
+    con.execute("UPDATE marts.application_screening SET decision = 'approve' "
+                "WHERE application_id = 'A-BAD'")
+    assert con.execute(audit).fetchall() == [("A-BAD", "approve")]
+    con.execute("DELETE FROM marts.application_screening WHERE application_id = 'A-BAD'")
+    assert con.execute(audit).fetchall() == [("A-BAD", None)]
+
 # ---------------------------------------------------------------- credit enhancement (issue 13)
 
 

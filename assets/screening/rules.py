@@ -44,6 +44,11 @@ from assets.signals.decisions import NETWORK_PD_COLUMNS, NETWORK_PD_MART
 RULES_PATH = Path(__file__).with_name("access_rules.yml")
 SCHEMA_PATH = Path(__file__).with_name("access_rules.schema.json")
 TARGET = "marts.application_screening"
+#: The facts each application was screened on (`facts_sql`, one row per application, each as
+#: known on its date), kept beside the mart by `build_screening` so its decline audit reads
+#: what the decisions read instead of deriving them a second time (at 1M enterprises that
+#: took 17.6 s a night). In the build file only: schema main is not published.
+FACTS_TABLE = "main.application_screening_facts"
 
 #: Facts per application, each known on the application date. name -> meaning.
 FACTS: dict[str, str] = {
@@ -777,8 +782,11 @@ def _limit_sql(rules: AccessRules) -> str:
     return f"CAST(floor({raw} / {unit}) * {unit} AS DECIMAL(18, 2))"
 
 
-def screening_sql(as_of: date, rules: AccessRules, network_pd: bool = True) -> str:
-    """SELECT producing marts.application_screening (one row per application dated <= as_of)."""
+def screening_sql(
+    as_of: date, rules: AccessRules, network_pd: bool = True, facts: str | None = None
+) -> str:
+    """SELECT producing marts.application_screening (one row per application dated <= as_of),
+    from the relation `facts` when given (the stored `facts_sql`), else from `facts_sql`."""
     product_case = "CASE " + " ".join(
         f"WHEN {condition_sql(p.when)} THEN {text(p.product)}" for p in rules.products[:-1]
     ) + f" ELSE {text(rules.products[-1].product)} END"
@@ -794,8 +802,9 @@ def screening_sql(as_of: date, rules: AccessRules, network_pd: bool = True) -> s
     product_id_case = "CASE " + " ".join(
         f"WHEN {condition_sql(p.when)} THEN {text(p.id)}" for p in rules.products[:-1]
     ) + f" ELSE {text(rules.products[-1].id)} END"
+    source = facts_sql(as_of, rules, network_pd) if facts is None else f"SELECT * FROM {facts}"
     return f"""
-WITH facts AS ({facts_sql(as_of, rules, network_pd)}),
+WITH facts AS ({source}),
 product AS (
     SELECT *, {product_case} AS recommended_product, {product_id_case} AS product_rule_id
     FROM facts
@@ -875,24 +884,28 @@ ORDER BY application_date, application_id
 """
 
 
-def decline_audit_sql(as_of: date, rules: AccessRules, network_pd: bool = True) -> str:
-    """Applications a hard-decline rule hits (re-evaluated on the facts) but not declined."""
+def decline_audit_sql(rules: AccessRules, facts: str = FACTS_TABLE) -> str:
+    """Applications a hard-decline rule hits (re-evaluated on the stored facts, apart from the
+    decision logic) but not declined, or missing from the mart."""
     any_decline = " OR ".join(condition_sql(r.when) for r in rules.hard_declines)
     return f"""
 SELECT f.application_id, s.decision
-FROM ({facts_sql(as_of, rules, network_pd)}) f
+FROM {facts} f
 LEFT JOIN {TARGET} s ON s.application_id = f.application_id
 WHERE ({any_decline}) AND coalesce(s.decision, 'missing') <> 'decline'
 """
 
 
 def build_screening(con: Any, as_of: date, rules: AccessRules | None = None) -> int:
-    """Create or replace marts.application_screening on `con`; returns its row count."""
+    """Create or replace marts.application_screening on `con`, and the facts it was decided on
+    (FACTS_TABLE); returns its row count."""
     rules = rules or load_rules()
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     network_pd = table_exists(con, "marts", NETWORK_PD_MART.split(".")[1])
+    con.execute(f"CREATE OR REPLACE TABLE {FACTS_TABLE} AS {facts_sql(as_of, rules, network_pd)}")
     con.execute(
-        f"CREATE OR REPLACE TABLE {TARGET} AS {screening_sql(as_of, rules, network_pd)}"
+        f"CREATE OR REPLACE TABLE {TARGET} AS "
+        f"{screening_sql(as_of, rules, network_pd, facts=FACTS_TABLE)}"
     )
     return con.execute(f"SELECT count(*) FROM {TARGET}").fetchone()[0]
 

@@ -16,7 +16,7 @@ from dagster import (
     asset_check,
 )
 
-from assets.core.metadata import markdown_table, table_exists
+from assets.core.metadata import markdown_table
 from assets.core.resources import RiskWarehouse
 from assets.core.sql import text
 from assets.dbt_assets import mart_key
@@ -27,7 +27,6 @@ from assets.screening.rules import (
     decline_audit_sql,
     load_rules,
 )
-from assets.signals.decisions import NETWORK_PD_MART
 
 OWNER = "team:credit-risk"
 GROUP = "pre_lending"
@@ -112,13 +111,11 @@ def application_screening(context: AssetExecutionContext, warehouse: RiskWarehou
 def no_approval_with_hard_decline_hit(
     context: AssetCheckExecutionContext, warehouse: RiskWarehouse
 ) -> AssetCheckResult:
-    """Re-evaluate the hard-decline rules on fresh facts, independent of the decision logic."""
+    """Re-evaluate the hard-decline rules on the facts the screening stored beside the mart
+    (FACTS_TABLE), apart from the decision logic: every application they hit must be declined."""
     rules = load_rules()
     with warehouse.connect(read_only=True) as con:
-        network_pd = table_exists(con, "marts", NETWORK_PD_MART.split(".")[1])
-        bad = con.execute(
-            decline_audit_sql(warehouse.as_of_date, rules, network_pd)
-        ).fetchall()
+        bad = con.execute(decline_audit_sql(rules)).fetchall()
     return AssetCheckResult(
         passed=not bad,
         severity=AssetCheckSeverity.ERROR,
