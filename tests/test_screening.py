@@ -503,6 +503,24 @@ def test_decline_audit_reads_the_stored_facts_and_finds_an_approved_hard_decline
     con.execute("DELETE FROM marts.application_screening WHERE application_id = 'A-BAD'")
     assert con.execute(audit).fetchall() == [("A-BAD", None)]
 
+
+def test_facts_and_decisions_are_written_together_or_not_at_all(con, monkeypatch):
+    """A screening that fails after deriving the facts leaves the previous facts and decisions
+    as they were, so the audit never compares one run's facts with another's decisions."""
+    import assets.screening.rules as rules_module
+    from assets.screening.rules import FACTS_TABLE
+
+    firm(con, "OK")
+    screen(con)
+    con.execute("INSERT INTO staging.stg_core_banking__loan_applications SELECT * REPLACE "
+                "('A-LATE' AS application_id) FROM staging.stg_core_banking__loan_applications")
+    monkeypatch.setattr(rules_module, "screening_sql", lambda *a, **k: "SELECT no_such_column")
+    with pytest.raises(duckdb.Error):
+        build_screening(con, AS_OF)
+    assert con.execute(f"SELECT application_id FROM {FACTS_TABLE}").fetchall() == [("A-OK",)]
+    assert con.execute("SELECT application_id FROM marts.application_screening"
+                       ).fetchall() == [("A-OK",)]
+
 # ---------------------------------------------------------------- credit enhancement (issue 13)
 
 

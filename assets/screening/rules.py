@@ -30,7 +30,7 @@ from pydantic import (
 from typing_extensions import TypedDict  # pydantic needs this TypedDict on Python < 3.12
 
 from assets.core.metadata import table_exists
-from assets.core.sql import date_literal, decimal_literal, ident, literal, text
+from assets.core.sql import date_literal, decimal_literal, ident, literal, text, transaction
 from assets.signals import catalog as signal_catalog
 from assets.signals.catalog import (
     VERSION_PATTERN,
@@ -898,15 +898,19 @@ WHERE ({any_decline}) AND coalesce(s.decision, 'missing') <> 'decline'
 
 def build_screening(con: Any, as_of: date, rules: AccessRules | None = None) -> int:
     """Create or replace marts.application_screening on `con`, and the facts it was decided on
-    (FACTS_TABLE); returns its row count."""
+    (FACTS_TABLE), in one transaction (the audit never sees the facts of another run than the
+    decisions); returns its row count."""
     rules = rules or load_rules()
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
     network_pd = table_exists(con, "marts", NETWORK_PD_MART.split(".")[1])
-    con.execute(f"CREATE OR REPLACE TABLE {FACTS_TABLE} AS {facts_sql(as_of, rules, network_pd)}")
-    con.execute(
-        f"CREATE OR REPLACE TABLE {TARGET} AS "
-        f"{screening_sql(as_of, rules, network_pd, facts=FACTS_TABLE)}"
-    )
+    with transaction(con):
+        con.execute(
+            f"CREATE OR REPLACE TABLE {FACTS_TABLE} AS {facts_sql(as_of, rules, network_pd)}"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TABLE {TARGET} AS "
+            f"{screening_sql(as_of, rules, network_pd, facts=FACTS_TABLE)}"
+        )
     return con.execute(f"SELECT count(*) FROM {TARGET}").fetchone()[0]
 
 
