@@ -135,7 +135,7 @@ def backtest(
     warmed_up = warmup_end(con, load_spec())
     decidable = [m for m in observed if warmed_up is None or m >= warmed_up] or observed
     windows = {"window": decidable[-window_months:]}
-    reference = training_months(con, engine.model_version, observed) or None
+    reference = training_months(con, engine.model_version, observed)
     if out_of_time and engine.model_version:
         oot = con.execute(
             "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
@@ -146,7 +146,7 @@ def backtest(
     start = min(min(w) for w in windows.values() if w)
     # Early warning is judged on decisions the engine could take for real: not in-sample, not
     # inside the warm-up.
-    in_sample = training_months(con, fitted_on or engine.model_version, observed)
+    in_sample = training_months(con, fitted_on, observed) if fitted_on else reference
     ignored = sorted({*in_sample, *(m for m in observed if m not in decidable)})
     # Lead times read the decisions of the 12 months before each default.
     decisions = build_decision_history(
@@ -172,7 +172,7 @@ def backtest(
                 model_version=version,
                 catalog_version=catalog.version,
                 signal_ids=[s.id for s in catalog.signals],
-                reference_months=reference,
+                reference_months=reference or None,
                 ignored_months=ignored,
             )
             | {"label": label, "engine": engine.name}

@@ -782,11 +782,9 @@ def _limit_sql(rules: AccessRules) -> str:
     return f"CAST(floor({raw} / {unit}) * {unit} AS DECIMAL(18, 2))"
 
 
-def screening_sql(
-    as_of: date, rules: AccessRules, network_pd: bool = True, facts: str | None = None
-) -> str:
-    """SELECT producing marts.application_screening (one row per application dated <= as_of),
-    from the relation `facts` when given (the stored `facts_sql`), else from `facts_sql`."""
+def screening_sql(as_of: date, rules: AccessRules, facts: str = FACTS_TABLE) -> str:
+    """SELECT producing marts.application_screening (one row per application dated <= as_of)
+    from the facts `build_screening` stored (`facts_sql`, relation `facts`)."""
     product_case = "CASE " + " ".join(
         f"WHEN {condition_sql(p.when)} THEN {text(p.product)}" for p in rules.products[:-1]
     ) + f" ELSE {text(rules.products[-1].product)} END"
@@ -802,9 +800,8 @@ def screening_sql(
     product_id_case = "CASE " + " ".join(
         f"WHEN {condition_sql(p.when)} THEN {text(p.id)}" for p in rules.products[:-1]
     ) + f" ELSE {text(rules.products[-1].id)} END"
-    source = facts_sql(as_of, rules, network_pd) if facts is None else f"SELECT * FROM {facts}"
     return f"""
-WITH facts AS ({source}),
+WITH facts AS (SELECT * FROM {facts}),
 product AS (
     SELECT *, {product_case} AS recommended_product, {product_id_case} AS product_rule_id
     FROM facts
@@ -908,8 +905,7 @@ def build_screening(con: Any, as_of: date, rules: AccessRules | None = None) -> 
             f"CREATE OR REPLACE TABLE {FACTS_TABLE} AS {facts_sql(as_of, rules, network_pd)}"
         )
         con.execute(
-            f"CREATE OR REPLACE TABLE {TARGET} AS "
-            f"{screening_sql(as_of, rules, network_pd, facts=FACTS_TABLE)}"
+            f"CREATE OR REPLACE TABLE {TARGET} AS {screening_sql(as_of, rules)}"
         )
     return con.execute(f"SELECT count(*) FROM {TARGET}").fetchone()[0]
 
