@@ -38,6 +38,7 @@ FACTS = [
     "intermediate.int_enterprise_month__registry_events",
     "intermediate.int_enterprise_month__fund_use",
     "intermediate.int_enterprise_month__loans",
+    "intermediate.int_enterprise_month__network",
     "marts.fct_enterprise_month_end",
     "marts.fct_enterprise_month_end_trends",
 ]
@@ -157,15 +158,50 @@ STILL_NO_DATA_FIRM = (
     " AND enterprise_id NOT IN (SELECT enterprise_id FROM "
     "read_parquet('{full}/loan_applications/*.parquet'))")
 FIRST_DATA_TABLES = ("tax_filings", "utility_bills", "registry_events")
+#: Two firms Z, W related to one same firm Y (links valid from March to June 2026) but not to
+#: each other, neither with a status change of its own nor one of the firms above: the
+#: registry shows both revoked (on red by a hard trigger), until a late status change shows
+#: Z active before it. Y's rows (a neighbour of Z, recomputed whole) must still see W on red.
+RELATED_PAIR = """
+WITH l AS (
+    SELECT enterprise_id AS y, related_id AS o, valid_from,
+           coalesce(valid_to, DATE '9999-12-31') AS valid_to
+    FROM read_parquet('{full}/enterprise_links/*.parquet')
+    UNION ALL
+    SELECT related_id, enterprise_id, valid_from, coalesce(valid_to, DATE '9999-12-31')
+    FROM read_parquet('{full}/enterprise_links/*.parquet')
+),
+g AS (
+    SELECT g.guarantor_id AS a, l.enterprise_id AS b
+    FROM read_parquet('{full}/guarantees/*.parquet') AS g
+    JOIN read_parquet('{full}/loans/*.parquet') AS l USING (loan_id)
+),
+adjacent AS (SELECT y AS a, o AS b FROM l UNION SELECT a, b FROM g UNION SELECT b, a FROM g),
+quiet AS (
+    SELECT enterprise_id FROM read_parquet('{full}/enterprises/*.parquet')
+    WHERE enterprise_id NOT IN (SELECT enterprise_id FROM read_parquet(
+        '{full}/registry_events/*.parquet') WHERE event_type = 'status_change')
+      AND enterprise_id NOT IN (({first}), ({no_data}), ({still}))
+)
+SELECT z.o, w.o
+FROM l AS z JOIN l AS w ON z.y = w.y AND z.o <> w.o
+WHERE z.o IN (SELECT enterprise_id FROM quiet) AND w.o IN (SELECT enterprise_id FROM quiet)
+  AND greatest(z.valid_from, w.valid_from) <= DATE '2026-03-01'
+  AND least(z.valid_to, w.valid_to) > DATE '2026-06-30'
+  AND (z.o, w.o) NOT IN (SELECT (a, b) FROM adjacent)
+ORDER BY z.o, w.o
+LIMIT 1
+"""
 #: A loan in the landing from the first night, contracted before every other date and
 #: disbursed after every night but the last: D's move alone starts the calendar earlier.
 EARLY_CONTRACT, LATE_DISBURSEMENT = date(2011, 1, 3), date(2026, 12, 15)
 
 
-def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
+def _first_landing(tmp_path: Path) -> tuple[Path, Path, str, str]:
     """(the generated landing, night 0's landing: daily tables up to FIRST_DAY, the SQL of
-    the enterprise whose status changes on night 1). NO_DATA_FIRM and STILL_NO_DATA_FIRM
-    have no data."""
+    the enterprise whose status changes on night 1, firm Z of RELATED_PAIR). NO_DATA_FIRM
+    and STILL_NO_DATA_FIRM have no data; the registry shows both firms of RELATED_PAIR
+    revoked."""
     from synthetic.generator import generate
 
     full = tmp_path / "generated"
@@ -175,6 +211,9 @@ def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
     with duckdb.connect() as con:
         (still,) = con.execute(STILL_NO_DATA_FIRM.format(full=full)).fetchone()
         assert still is not None
+        pair = con.execute(RELATED_PAIR.format(
+            full=full, first=first, no_data=no_data, still=f"SELECT '{still}'")).fetchone()
+        assert pair is not None, "the generated book has no firm with two related firms"
         for table in FIRST_DATA_TABLES:
             for part in sorted((full / table).glob("*.parquet")):
                 kept = part.with_name(f"{part.name}.kept")
@@ -193,19 +232,20 @@ def _first_landing(tmp_path: Path) -> tuple[Path, Path, str]:
         # the registry already shows one firm suspended; its status change comes on night 1
         for part in sorted((full / "enterprises").glob("*.parquet")):
             _write_rows(con, f"(SELECT * REPLACE (CASE WHEN enterprise_id = ({first}) "
-                        "THEN 'suspended' ELSE status END AS status) FROM "
+                        f"THEN 'suspended' WHEN enterprise_id IN {pair} THEN 'revoked' "
+                        "ELSE status END AS status) FROM "
                         f"read_parquet('{part}'))", "true", landing / "enterprises" / part.name)
         for table, col in DAILY.items():
             for part in sorted((full / table).glob("*.parquet")):
                 _write_rows(con, str(part), f"{col} <= DATE '{FIRST_DAY}'",
                             landing / table / part.name)
-    return full, landing, first
+    return full, landing, first, pair[0]
 
 
 def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     from test_network_pd import store_champion
 
-    full, landing, first = _first_landing(tmp_path)
+    full, landing, first, revoked = _first_landing(tmp_path)
     published = tmp_path / "nightly" / "warehouse.duckdb"
     build = build_path(published)
     build.parent.mkdir(parents=True)
@@ -304,6 +344,18 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     assert plans[7].from_month_end == NOTHING  # the same month: only the default is new
     assert plans[8].from_month_end == date(1, 1, 31) and not plans[8].loans
 
+    # a late status change of firm Z (same D): shown active before it, so no longer on red
+    # there; Z and its neighbours are recomputed whole, and Y, related to Z, still sees W
+    with duckdb.connect() as con:
+        con.execute(
+            "COPY (SELECT * REPLACE (event_id || '-z' AS event_id, DATE '2026-12-19' AS "
+            f"event_date, 'status_change' AS event_type, '存续→吊销' AS description, "
+            f"'{revoked}' AS enterprise_id) FROM read_parquet('{full}/registry_events/*.parquet') "
+            f"WHERE enterprise_id = ({first}) LIMIT 1) "
+            f"TO '{landing}/registry_events/status-2026-12-19.parquet' (FORMAT parquet)")
+    plans.append(_night(build, published, landing, date(2026, 12, 20), full=False))
+    assert plans[9].from_month_end == NOTHING and revoked in plans[9].enterprises
+
     reference = tmp_path / "full" / "warehouse.duckdb"
     reference.parent.mkdir(parents=True)
     store_champion(reference, 0.6)
@@ -318,7 +370,8 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
 
     # the decision window: nights after the first decide only what changed, and D's window
     # equals one decided whole on the final facts
-    decided = DECIDED[-9:]
+    decided = DECIDED[-10:-1]
+    assert DECIDED[-1] >= 0  # the late status change: its firms only
     assert decided[0] == -1 and all(n >= 0 for n in decided[1:]), decided
     # one firm and its neighbours, then the new month end, then from May (five month ends),
     # then every month end after the new champion, and after the calendar moved
@@ -333,7 +386,7 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     # D's signal hits and profiles: firms carried over on the nights inside a month, none
     # after the new champion (the network PD facts of every month end were recomputed), and
     # the same rows as decided whole
-    kept = KEPT[-10:-1]
+    kept = KEPT[-11:-2]
     print("kept", kept, "decided", decided)
     assert kept[0] == -1 and kept[1] > 0 and kept[7] > 0, kept
     assert kept[4] == 0, kept
@@ -398,7 +451,7 @@ def test_a_night_leaves_the_stored_month_ends_and_the_publish_keeps_them(tmp_pat
     from assets.core.publish import publish
     from assets.publish_assets import DROP_COLUMNS, PUBLISHED_SCHEMAS
 
-    full, landing, _ = _first_landing(tmp_path)
+    full, landing, _, _ = _first_landing(tmp_path)
     published = tmp_path / "nightly" / "warehouse.duckdb"
     build = build_path(published)
 
