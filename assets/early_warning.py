@@ -33,12 +33,16 @@ from dagster import (
     multi_asset_check,
 )
 
-from assets.core.dbt_project import RECOMPUTE_NETWORK_ENTERPRISES
+from assets.core.dbt_project import (
+    RECOMPUTE_NETWORK_ENTERPRISES,
+    previous_as_of,
+    recomputed_from,
+)
 from assets.core.metadata import column_schema, markdown_table, table_exists
 from assets.core.month_ends import add_months, last_month_end
 from assets.core.partitions import AS_OF_PARTITIONS, SINGLE_RUN
 from assets.core.resources import RiskWarehouse
-from assets.core.sql import RUN_CONTEXT, date_literal, ident, text, transaction
+from assets.core.sql import date_literal, ident, text, transaction
 from assets.dbt_assets import mart_key
 from assets.ingestion_assets import raw_asset_key as raw_key
 from assets.scorecard.sql import FEATURE_MART
@@ -141,9 +145,7 @@ def reuse_for(
         return None
     if not all(table_exists(con, "marts", f"{t}_history") for t in (SIGNAL_HITS, RISK_PROFILE)):
         return None
-    if "previous_as_of" not in {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}:
-        return None
-    (previous,) = con.execute(f"SELECT previous_as_of FROM {RUN_CONTEXT}").fetchone()
+    previous = previous_as_of(con)
     if previous is None:
         return None
     stored, other = con.execute(
@@ -432,25 +434,6 @@ def build_decision_windows(
     if current in dates:
         out[current] = _decide_windows(con, catalog, [current], replace_window=True)
     return out
-
-
-def recomputed_from(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
-    """The first month end this build's dbt step recomputed for D, in the features or the
-    network PD facts beside them (main.dbt_run_context's network_recompute_from, as
-    `plan_recompute` wrote it; date.max: none), besides every month end of the firms in
-    main.dbt_recompute_network_enterprises (those whose features were recomputed whole and
-    their neighbours). None when the facts may all have changed (a full build, dbt run by
-    hand, another D, no run context)."""
-    if not all(table_exists(con, *name.split("."))
-               for name in (RUN_CONTEXT, RECOMPUTE_NETWORK_ENTERPRISES)):
-        return None
-    cols = {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}
-    if "network_recompute_from" not in cols:
-        return None
-    row = con.execute(f"SELECT as_of_date, network_recompute_from FROM {RUN_CONTEXT}").fetchone()
-    if row is None or row[0] != as_of:
-        return None
-    return row[1]
 
 
 def _decide_window_incrementally(

@@ -58,12 +58,14 @@ FIRST_EVENT = ("SELECT enterprise_id FROM read_parquet('{full}/registry_events/*
 NETWORK_PD = "marts.fct_enterprise_month_end_network_pd"
 SELECT = ["--select", "+fct_enterprise_month_end_trends", "+fct_loan_month_end",
           "fct_loan_defaults", "fct_enterprise_outcomes", "+fct_enterprise_month_end_network_pd",
-          "+guarantee_exposure"]
+          "+guarantee_exposure", "+guarantee_circles"]
 FIRST_DAY = date(2026, 9, 27)
 #: Rows each night's decision window decided (-1: the whole window), in night order.
 DECIDED: list[int] = []
 #: Firms whose signal hits and profile each night carried over (-1: none could be).
 KEPT: list[int] = []
+#: Applications each night's screening derived again (-1: all), in night order.
+SCREENED: list[int] = []
 
 
 def _write_rows(con: duckdb.DuckDBPyConnection, source: str, where: str, dest: Path) -> int:
@@ -125,10 +127,39 @@ def _decide(warehouse: Path, as_of: date) -> int:
         return con.execute("SELECT count(*) FROM _dw_todo").fetchone()[0] if incremental else -1
 
 
+def _screen(warehouse: Path, as_of: date) -> int:
+    """The nightly screening; its stored facts must be those of deriving every application
+    again. Returns the applications it derived again (-1: all)."""
+    from assets.core.metadata import table_exists
+    from assets.screening.rules import (
+        FACTS_TABLE,
+        SCOPE_TABLE,
+        build_screening,
+        facts_sql,
+        load_rules,
+    )
+
+    with duckdb.connect(str(warehouse)) as con:
+        build_screening(con, as_of)
+        try:
+            screened = con.execute(f"SELECT count(*) FROM {SCOPE_TABLE}").fetchone()[0]
+        except duckdb.CatalogException:
+            screened = -1
+        network_pd = table_exists(con, "marts", "fct_enterprise_month_end_network_pd")
+        every = f"({facts_sql(as_of, load_rules(), network_pd)})"
+        stored, differ = con.execute(
+            f"SELECT (SELECT count(*) FROM {FACTS_TABLE}), count(*) FROM ("
+            f"(SELECT * FROM {FACTS_TABLE} EXCEPT ALL {every}) UNION ALL "
+            f"({every} EXCEPT ALL SELECT * FROM {FACTS_TABLE}))").fetchone()
+    assert stored > 0 and differ == 0, f"{as_of}: {differ} stored screening facts differ"
+    return screened
+
+
 def _night(build: Path, published: Path, landing: Path, as_of: date, *, full: bool) -> object:
-    """The nightly dbt step on `build` and the decision window after it, then a publish of it
-    (a copy with its refresh row)."""
+    """The nightly dbt step on `build`, the screening and the decision window after it, then
+    a publish of it (a copy with its refresh row)."""
     plan = _dbt_night(build, published, landing, as_of, full=full)
+    SCREENED.append(_screen(build, as_of))
     DECIDED.append(_decide(build, as_of))
     shutil.copyfile(build, published)
     with duckdb.connect(str(published)) as con:
@@ -370,6 +401,13 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
 
     # the decision window: nights after the first decide only what changed, and D's window
     # equals one decided whole on the final facts
+    # the screening: derived whole on the first night and after the new champion (every
+    # network PD fact), else only the applications a night's changes reach
+    screened = SCREENED[-10:]
+    print("screened", screened)
+    assert all(screened[i] == -1 for i in (0, 4, 5, 8)), screened
+    assert all(screened[i] >= 0 for i in (1, 2, 3, 6, 7, 9)), screened
+
     decided = DECIDED[-10:-1]
     assert DECIDED[-1] >= 0  # the late status change: its firms only
     assert decided[0] == -1 and all(n >= 0 for n in decided[1:]), decided

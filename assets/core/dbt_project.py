@@ -25,6 +25,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
 
 from assets.core import settings
+from assets.core.metadata import table_exists
 from assets.core.sql import RUN_CONTEXT, date_literal
 
 #: The enterprises whose every month end the incremental facts recompute tonight.
@@ -143,6 +144,37 @@ def write_run_context(
                            (RECOMPUTE_NETWORK_ENTERPRISES, network_enterprises)):
             con.execute(f"CREATE OR REPLACE TABLE {table} AS "
                         "SELECT CAST(unnest($1) AS VARCHAR) AS enterprise_id", [sorted(ids)])
+
+
+def recomputed_from(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
+    """The first month end this build's dbt step recomputed for D, in the features or the
+    network PD facts beside them (main.dbt_run_context's network_recompute_from, as
+    `plan_recompute` wrote it; date.max: none), besides every month end of the firms in
+    main.dbt_recompute_network_enterprises (those whose features were recomputed whole and
+    their neighbours). None when the facts may all have changed (a full build, dbt run by
+    hand, another D, no run context)."""
+    if not all(table_exists(con, *name.split("."))
+               for name in (RUN_CONTEXT, RECOMPUTE_NETWORK_ENTERPRISES)):
+        return None
+    cols = {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}
+    if "network_recompute_from" not in cols:
+        return None
+    row = con.execute(f"SELECT as_of_date, network_recompute_from FROM {RUN_CONTEXT}").fetchone()
+    if row is None or row[0] != as_of:
+        return None
+    return row[1]
+
+
+def previous_as_of(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The as-of date the build's tables were built for before this dbt step (the run
+    context's previous_as_of, `refresh_plan.Recompute`); None when not written (a full build,
+    dbt run by hand)."""
+    if not table_exists(con, *RUN_CONTEXT.split(".")):
+        return None
+    if "previous_as_of" not in {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}:
+        return None
+    row = con.execute(f"SELECT previous_as_of FROM {RUN_CONTEXT}").fetchone()
+    return row[0] if row else None
 
 
 def keep_partial_parse(invocation_target: Path, project_target: Path | None = None) -> bool:
