@@ -981,8 +981,10 @@ def _select_rescreened(con: Any, as_of: date, first: date) -> int:
                OR enterprise_id IN (SELECT enterprise_id FROM _screening_firms)
                OR offered_guarantor_id IN (SELECT enterprise_id FROM _screening_firms))"""
     )
+    # in two steps: the rows' ids from a scan of one column, then the rows by id (at 1M
+    # enterprises 1.2 s; one wide scan filtered by enterprise took 10 s)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {SCOPE_FEATURES} AS
+        f"""CREATE OR REPLACE TEMP TABLE _screening_feature_rows AS
         WITH firms AS (
             SELECT enterprise_id FROM {SCOPE_TABLE}
             UNION SELECT offered_guarantor_id FROM {SCOPE_TABLE}
@@ -993,9 +995,14 @@ def _select_rescreened(con: Any, as_of: date, first: date) -> int:
             WHERE EXISTS (SELECT 1 FROM unnest(gc.member_ids) AS w(m)
                           WHERE w.m IN (SELECT enterprise_id FROM firms))
         )
-        SELECT * FROM {signal_catalog.FEATURE_MART}
+        SELECT rowid AS row_id FROM {signal_catalog.FEATURE_MART}
         WHERE enterprise_id IN (SELECT enterprise_id FROM firms UNION
                                 SELECT enterprise_id FROM members)"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {SCOPE_FEATURES} AS
+        SELECT * FROM {signal_catalog.FEATURE_MART}
+        WHERE rowid IN (SELECT row_id FROM _screening_feature_rows)"""
     )
     return con.execute(f"SELECT count(*) FROM {SCOPE_TABLE}").fetchone()[0]
 
