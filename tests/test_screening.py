@@ -664,7 +664,7 @@ def test_every_screening_rule_has_chinese_text_with_the_same_placeholders():
         parse_rules(data)
 
 
-def test_a_night_rescreens_from_the_first_date_its_changes_reach() -> None:
+def test_a_night_rescreens_from_the_first_date_its_changes_reach(tmp_path: Path) -> None:
     """`rescreen_from`: after an incremental dbt step over the facts of the previous as-of
     date (same fingerprint), the first application date to derive again is the first day of
     the first month the step recomputed, the day after the last month end before D, or the
@@ -673,10 +673,10 @@ def test_a_night_rescreens_from_the_first_date_its_changes_reach() -> None:
     from assets.refresh_plan import NOTHING
     from assets.screening.rules import FACTS_BASE, FACTS_TABLE, rescreen_from
 
-    def first(tmp: Path, d: date, *, recompute: date | None = NOTHING,
+    def first(d: date, *, recompute: date | None = NOTHING,
               network: date | None = None, previous: date | None = date(2026, 11, 27),
               base: tuple = (date(2026, 11, 27), "fp"), fingerprint: str = "fp") -> date | None:
-        wh = tmp / "w.duckdb"
+        wh = tmp_path / "w.duckdb"
         wh.unlink(missing_ok=True)
         write_run_context(wh, d, recompute, ["e1"], recompute if network is None else network,
                           ["e1", "e2"], previous_as_of=previous)
@@ -686,24 +686,20 @@ def test_a_night_rescreens_from_the_first_date_its_changes_reach() -> None:
                       "CAST(? AS VARCHAR) AS fingerprint", list(base))
             return rescreen_from(c, d, fingerprint)
 
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        # no month end recomputed: rows dated after the last month end before D (a late
-        # delivery of November 5 recomputes no month end but reaches an application of then)
-        assert first(tmp, date(2026, 11, 28)) == date(2026, 11, 1)
-        # ... or after the previous D, if that is earlier
-        assert first(tmp, date(2026, 12, 3), previous=date(2026, 11, 20),
-                     base=(date(2026, 11, 20), "fp")) == date(2026, 11, 21)
-        # D crosses a month end: from the day after the last month end before D at the latest
-        assert first(tmp, date(2026, 12, 2), recompute=date(2026, 11, 30)) == date(2026, 11, 1)
-        # a late correction recomputed from May: from May 1
-        assert first(tmp, date(2026, 11, 28), recompute=date(2026, 5, 31)) == date(2026, 5, 1)
-        # what derives every application
-        assert first(tmp, date(2026, 11, 28), recompute=None) is None  # a full dbt step
-        assert first(tmp, date(2026, 11, 28), network=date.min) is None  # a new champion
-        assert first(tmp, date(2026, 11, 28), recompute=date(1, 1, 31)) is None  # all months
-        assert first(tmp, date(2026, 11, 28), fingerprint="other") is None  # rules, catalog
-        assert first(tmp, date(2026, 11, 28), base=(date(2026, 11, 26), "fp")) is None
-        assert first(tmp, date(2026, 11, 28), previous=None) is None
+    # no month end recomputed: rows dated after the last month end before D (a late
+    # delivery of November 5 recomputes no month end but reaches an application of then)
+    assert first(date(2026, 11, 28)) == date(2026, 11, 1)
+    # ... or after the previous D, if that is earlier
+    assert first(date(2026, 12, 3), previous=date(2026, 11, 20),
+                 base=(date(2026, 11, 20), "fp")) == date(2026, 11, 21)
+    # D crosses a month end: from the day after the last month end before D at the latest
+    assert first(date(2026, 12, 2), recompute=date(2026, 11, 30)) == date(2026, 11, 1)
+    # a late correction recomputed from May: from May 1
+    assert first(date(2026, 11, 28), recompute=date(2026, 5, 31)) == date(2026, 5, 1)
+    # what derives every application
+    assert first(date(2026, 11, 28), recompute=None) is None  # a full dbt step
+    assert first(date(2026, 11, 28), network=date.min) is None  # a new champion
+    assert first(date(2026, 11, 28), recompute=date(1, 1, 31)) is None  # all months
+    assert first(date(2026, 11, 28), fingerprint="other") is None  # rules, catalog
+    assert first(date(2026, 11, 28), base=(date(2026, 11, 26), "fp")) is None
+    assert first(date(2026, 11, 28), previous=None) is None

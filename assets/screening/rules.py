@@ -959,18 +959,23 @@ def rescreen_from(con: Any, as_of: date, fingerprint: str) -> date | None:
     return first
 
 
+def _circle_members_sql(firms: str) -> str:
+    """SELECT of the members (column enterprise_id) of every guarantee circle, at any month
+    end, that has a member among `firms` (a SELECT of enterprise_id)."""
+    return f"""SELECT u.member_id AS enterprise_id
+        FROM marts.guarantee_circles AS gc, unnest(gc.member_ids) AS u(member_id)
+        WHERE EXISTS (SELECT 1 FROM unnest(gc.member_ids) AS w(m) WHERE w.m IN ({firms}))"""
+
+
 def _select_rescreened(con: Any, as_of: date, first: date) -> int:
     """Temp tables SCOPE_TABLE (the applications `rescreen_from` and the firms recomputed
     whole reach) and SCOPE_FEATURES (the feature rows of their firms); returns the count."""
-    whole = f"(SELECT enterprise_id FROM {RECOMPUTE_ENTERPRISES})"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _screening_firms AS
         SELECT enterprise_id FROM {RECOMPUTE_NETWORK_ENTERPRISES}
         UNION
         -- the circles of a firm recomputed whole: its members read its month-end rows
-        SELECT u.member_id
-        FROM marts.guarantee_circles AS gc, unnest(gc.member_ids) AS u(member_id)
-        WHERE EXISTS (SELECT 1 FROM unnest(gc.member_ids) AS w(m) WHERE w.m IN {whole})"""
+        {_circle_members_sql(f"SELECT enterprise_id FROM {RECOMPUTE_ENTERPRISES}")}"""
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {SCOPE_TABLE} AS
@@ -989,12 +994,7 @@ def _select_rescreened(con: Any, as_of: date, first: date) -> int:
             SELECT enterprise_id FROM {SCOPE_TABLE}
             UNION SELECT offered_guarantor_id FROM {SCOPE_TABLE}
         ),
-        members AS (
-            SELECT u.member_id AS enterprise_id
-            FROM marts.guarantee_circles AS gc, unnest(gc.member_ids) AS u(member_id)
-            WHERE EXISTS (SELECT 1 FROM unnest(gc.member_ids) AS w(m)
-                          WHERE w.m IN (SELECT enterprise_id FROM firms))
-        )
+        members AS ({_circle_members_sql("SELECT enterprise_id FROM firms")})
         SELECT rowid AS row_id FROM {signal_catalog.FEATURE_MART}
         WHERE enterprise_id IN (SELECT enterprise_id FROM firms UNION
                                 SELECT enterprise_id FROM members)"""
