@@ -13,6 +13,8 @@ never published from here; the results then wait for the next successful refresh
 """
 
 import os
+from dataclasses import dataclass
+from datetime import date
 
 import duckdb
 from dagster import (
@@ -103,21 +105,31 @@ def publish_backtest(
             "publish_seconds": round(result.seconds, 2)}
 
 
-def backtest(
+@dataclass(frozen=True)
+class BacktestMonths:
+    """The month ends one back-test reads. `windows`: label -> month ends judged (each with an
+    observed 12-month outcome); `reference`: the model's training month ends (the PSI's
+    reference); `ignored`: month ends whose decisions are not early warning (in-sample or
+    inside the warm-up); decisions are taken for every month end in [`decide_from`,
+    `decide_through`]."""
+
+    windows: dict[str, list[date]]
+    reference: list[date]
+    ignored: list[date]
+    decide_from: date
+    decide_through: date
+
+
+def backtest_month_ends(
     con: duckdb.DuckDBPyConnection,
-    catalog: Catalog,
+    model_version: str | None,
     *,
-    engine: Engine | None = None,
     window_months: int = WINDOW_MONTHS,
     out_of_time: bool = True,
     fitted_on: str | None = None,
-) -> list[dict[str, object]]:
-    """Back-test `engine` (default: the current one) on the last `window_months` month ends
-    with an observed 12-month outcome after the history's warm-up, and on the champion's
-    out-of-time window; returns the backtest_runs rows written. The firm-level figures ignore
-    the decisions at the training months of model `fitted_on` (default: the engine's own), so
-    two engines compared on one window can be judged on the same month ends."""
-    engine = engine or current_engine(con)
+) -> BacktestMonths:
+    """Which month ends a back-test of model `model_version` (None: the expert catalog) judges,
+    ignores and decides (see `backtest`)."""
     observed = [
         r[0]
         for r in con.execute(
@@ -135,11 +147,11 @@ def backtest(
     warmed_up = warmup_end(con, load_spec())
     decidable = [m for m in observed if warmed_up is None or m >= warmed_up] or observed
     windows = {"window": decidable[-window_months:]}
-    reference = training_months(con, engine.model_version, observed)
-    if out_of_time and engine.model_version:
+    reference = training_months(con, model_version, observed)
+    if out_of_time and model_version:
         oot = con.execute(
             "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
-            [engine.model_version],
+            [model_version],
         ).fetchone()
         if oot and oot[0]:
             windows["oot"] = [m for m in observed if oot[0] <= m <= oot[1]]
@@ -148,9 +160,44 @@ def backtest(
     # inside the warm-up.
     in_sample = training_months(con, fitted_on, observed) if fitted_on else reference
     ignored = sorted({*in_sample, *(m for m in observed if m not in decidable)})
-    # Lead times read the decisions of the 12 months before each default.
+    # Lead times and listed-while-current read the decisions of the 12 months before each
+    # default: from 12 months before the first window month end up to the warehouse's last
+    # month end, because a default late in the 12-month horizon was warned of, or not, at
+    # month ends after the window (until 2026-11-30 the decisions stopped at the window's
+    # end, so those warnings went uncounted).
+    (last_month_end,) = con.execute(
+        "select max(month_end) from marts.fct_enterprise_outcomes"
+    ).fetchone()
+    return BacktestMonths(
+        windows=windows,
+        reference=reference,
+        ignored=ignored,
+        decide_from=add_months(start, -12),
+        decide_through=last_month_end,
+    )
+
+
+def backtest(
+    con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    *,
+    engine: Engine | None = None,
+    window_months: int = WINDOW_MONTHS,
+    out_of_time: bool = True,
+    fitted_on: str | None = None,
+) -> list[dict[str, object]]:
+    """Back-test `engine` (default: the current one) on the last `window_months` month ends
+    with an observed 12-month outcome after the history's warm-up, and on the champion's
+    out-of-time window; returns the backtest_runs rows written. The firm-level figures ignore
+    the decisions at the training months of model `fitted_on` (default: the engine's own), so
+    two engines compared on one window can be judged on the same month ends."""
+    engine = engine or current_engine(con)
+    months = backtest_month_ends(
+        con, engine.model_version, window_months=window_months, out_of_time=out_of_time,
+        fitted_on=fitted_on,
+    )
     decisions = build_decision_history(
-        con, catalog, engine, start=add_months(start, -12), end=max(observed)
+        con, catalog, engine, start=months.decide_from, end=months.decide_through
     )
     version = engine.model_version or f"expert catalog {catalog.version}"
     if not engine.model_version:
@@ -161,19 +208,19 @@ def backtest(
         )
         decisions = "_hist_ranked"
     rows = []
-    for label, months in windows.items():
-        if not months:
+    for label, window in months.windows.items():
+        if not window:
             continue
         rows.append(
             run_backtest(
                 con,
                 decisions,
-                window=months,
+                window=window,
                 model_version=version,
                 catalog_version=catalog.version,
                 signal_ids=[s.id for s in catalog.signals],
-                reference_months=reference or None,
-                ignored_months=ignored,
+                reference_months=months.reference or None,
+                ignored_months=months.ignored,
             )
             | {"label": label, "engine": engine.name}
         )

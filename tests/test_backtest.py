@@ -471,3 +471,32 @@ def test_list_order_auc_ranks_red_firms_first_whatever_their_pd(random_rows) -> 
     assert f["auc_6m_list_order"] == pytest.approx(roc_auc_score(y6, order), abs=1e-12)
     assert f["auc_6m"] == pytest.approx(roc_auc_score(y6, pd_), abs=1e-12)
     assert f["auc_6m_list_order"] > f["auc_6m"]
+
+
+def test_decisions_run_to_the_last_month_end_so_late_defaults_count() -> None:
+    """A default late in the 12-month horizon (up to a year after the window's last month end)
+    was warned of, or not, at month ends after the window: the back-test must decide those
+    too, or listed-while-current and lead time miss every warning given after the window.
+    Here: VAT data from January 2024 (warm-up through December 2024), outcomes observed for
+    January 2024 to June 2025, month ends to June 2026."""
+    from assets.backtest_assets import backtest_month_ends
+    from tests.conftest import create_mart_tables
+
+    con = duckdb.connect()
+    create_mart_tables(con, "fct_enterprise_outcomes", "fct_enterprise_month_end")
+    months = [add_months(date(2023, 12, 31), k) for k in range(1, 31)]  # 2024-01..2026-06
+    con.executemany(
+        "INSERT INTO marts.fct_enterprise_month_end (enterprise_id, month_end, revenue_1m) "
+        "VALUES ('A', ?, 100)",
+        [[m] for m in months],
+    )
+    con.executemany(
+        "INSERT INTO marts.fct_enterprise_outcomes (enterprise_id, month_end, "
+        "outcome_observed_12m) VALUES ('A', ?, ?)",
+        [[m, m <= date(2025, 6, 30)] for m in months],
+    )
+    got = backtest_month_ends(con, None)
+    assert got.windows == {"window": months[12:18]}  # 2025-01..06: observed, past the warm-up
+    assert got.ignored == months[:12]  # the warm-up
+    assert got.decide_from == date(2024, 1, 31)  # 12 months before the window
+    assert got.decide_through == date(2026, 6, 30)  # not the window's end (2025-06)

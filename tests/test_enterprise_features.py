@@ -136,8 +136,12 @@ def build_landing(con: duckdb.DuckDBPyConnection) -> None:
                  "interest_only_bullet"),
         loan_row("L3", E3, date(2025, 1, 5), date(2025, 1, 10), date(2025, 11, 10), 1_000_000,
                  "equal_installment"),
+        # E4: a bullet loan maturing 2025-09-15, 168 days after 2025-03-31, 199 after Feb.
+        loan_row("L4", E4, date(2024, 9, 10), date(2024, 9, 15), date(2025, 9, 15), 400_000,
+                 "interest_only_bullet"),
     ])
-    sched = [("L1", 1, date(2026, 7, 1), 1_200_000, 60_000)]
+    sched = [("L1", 1, date(2026, 7, 1), 1_200_000, 60_000),
+             ("L4", 1, date(2025, 9, 15), 400_000, 20_000)]
     pays = []
     for i in range(10):
         due = date(2025, 2 + i, 10)
@@ -356,6 +360,23 @@ def test_borrowing_burden(f):
     assert (r["dpd_max"], r["dpd_max_12m"], r["is_default"]) == (20, 20, False)
     assert row(f, E3, 2025, 5)["dpd_max"] == 0
     assert row(f, E3, 2025, 5)["principal_due_next_90d"] == 300_000  # Jun, Jul, Aug
+
+
+def test_bullet_principal_due_within_180_days(f):
+    """The refinancing a firm faces in one payment: bullet loans maturing within 180 days.
+    Installment loans (E3) and bullets maturing later (E1, July 2026) do not count."""
+    assert row(f, E4, 2025, 2)["bullet_principal_due_next_180d"] == 0  # 199 days ahead
+    r = row(f, E4, 2025, 3)
+    assert r["bullet_principal_due_next_180d"] == 400_000  # 168 days ahead
+    assert r["bullet_due_180d_to_avg_monthly_revenue"] == approx(
+        400_000 / (float(r["revenue_12m"]) / 12))
+    r = row(f, E4, 2025, 5)
+    assert r["bullet_principal_due_next_180d"] == 400_000  # 107 days ahead
+    assert r["principal_due_next_90d"] == 0  # ... which is beyond 90 days
+    assert row(f, E4, 2025, 6)["principal_due_next_90d"] == 400_000  # 77 days ahead
+    assert row(f, E1, 2025, 6)["bullet_principal_due_next_180d"] == 0
+    assert row(f, E3, 2025, 6)["bullet_principal_due_next_180d"] == 0
+    assert row(f, E3, 2025, 6)["bullet_due_180d_to_avg_monthly_revenue"] is None  # no revenue
 
 
 def test_industry_index(f):

@@ -111,6 +111,8 @@ select
     {{ ef_ratio('l.outstanding_principal', 't.revenue_12m') }} as outstanding_to_revenue_12m,
     l.principal_due_next_90d,
     {{ ef_ratio('l.principal_due_next_90d', 't.revenue_12m / 12') }} as principal_due_90d_to_avg_monthly_revenue,
+    l.bullet_principal_due_next_180d,
+    {{ ef_ratio('l.bullet_principal_due_next_180d', 't.revenue_12m / 12') }} as bullet_due_180d_to_avg_monthly_revenue,
     l.loans_outstanding,
     l.dpd_max,
     l.dpd_max_12m,
