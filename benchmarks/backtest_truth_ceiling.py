@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             group by 1 order by 3 desc""").fetchall():
         print(f"{kind:<11} {n:>11}  {lost / n_pos:8.4f}  {1 - (lost_all - lost) / n_pos:.4f}")
 
-    print("\nper defaulting firm (default within 12 months of a window month end)")
+    # backtest_scores holds the window's month ends only: these per-kind figures miss the
+    # listings after the window that the back-test's own firm-level figures count.
+    print("\nper defaulting firm (default within 12 months of a window month end; listings at "
+          "the window's month ends only, so below the back-test's own figures)")
     print("kind        firms  listed  listed while current  median lead  visible lead (truth)")
     for row in con.execute(f"""
             with d as (
