@@ -130,13 +130,12 @@ def backtest_month_ends(
 ) -> BacktestMonths:
     """Which month ends a back-test of model `model_version` (None: the expert catalog) judges,
     ignores and decides (see `backtest`)."""
-    observed = [
-        r[0]
-        for r in con.execute(
-            "select distinct month_end from marts.fct_enterprise_outcomes "
-            "where outcome_observed_12m order by 1"
-        ).fetchall()
-    ]
+    # one scan: every month end, and whether any of its outcomes is observed over 12 months
+    month_ends = con.execute(
+        "select month_end, bool_or(outcome_observed_12m) from marts.fct_enterprise_outcomes "
+        "group by 1 order by 1"
+    ).fetchall()
+    observed = [m for m, is_observed in month_ends if is_observed]
     if not observed:
         raise ValueError(
             "no month end has an observed 12-month outcome yet: the warehouse needs more than "
@@ -165,15 +164,12 @@ def backtest_month_ends(
     # month end, because a default late in the 12-month horizon was warned of, or not, at
     # month ends after the window (until 2026-11-30 the decisions stopped at the window's
     # end, so those warnings went uncounted).
-    (last_month_end,) = con.execute(
-        "select max(month_end) from marts.fct_enterprise_outcomes"
-    ).fetchone()
     return BacktestMonths(
         windows=windows,
         reference=reference,
         ignored=ignored,
         decide_from=add_months(start, -12),
-        decide_through=last_month_end,
+        decide_through=month_ends[-1][0],
     )
 
 
