@@ -146,6 +146,17 @@ def write_run_context(
                         "SELECT CAST(unnest($1) AS VARCHAR) AS enterprise_id", [sorted(ids)])
 
 
+def _run_context_row(con: duckdb.DuckDBPyConnection, *columns: str) -> tuple | None:
+    """The run context's `columns` (main.dbt_run_context, `write_run_context`); None when the
+    table, a column (an older build) or its row is missing."""
+    if not table_exists(con, *RUN_CONTEXT.split(".")):
+        return None
+    present = {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}
+    if not present.issuperset(columns):
+        return None
+    return con.execute(f"SELECT {', '.join(columns)} FROM {RUN_CONTEXT}").fetchone()
+
+
 def recomputed_from(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
     """The first month end this build's dbt step recomputed for D, in the features or the
     network PD facts beside them (main.dbt_run_context's network_recompute_from, as
@@ -153,13 +164,9 @@ def recomputed_from(con: duckdb.DuckDBPyConnection, as_of: date) -> date | None:
     main.dbt_recompute_network_enterprises (those whose features were recomputed whole and
     their neighbours). None when the facts may all have changed (a full build, dbt run by
     hand, another D, no run context)."""
-    if not all(table_exists(con, *name.split("."))
-               for name in (RUN_CONTEXT, RECOMPUTE_NETWORK_ENTERPRISES)):
+    if not table_exists(con, *RECOMPUTE_NETWORK_ENTERPRISES.split(".")):
         return None
-    cols = {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}
-    if "network_recompute_from" not in cols:
-        return None
-    row = con.execute(f"SELECT as_of_date, network_recompute_from FROM {RUN_CONTEXT}").fetchone()
+    row = _run_context_row(con, "as_of_date", "network_recompute_from")
     if row is None or row[0] != as_of:
         return None
     return row[1]
@@ -169,11 +176,7 @@ def previous_as_of(con: duckdb.DuckDBPyConnection) -> date | None:
     """The as-of date the build's tables were built for before this dbt step (the run
     context's previous_as_of, `refresh_plan.Recompute`); None when not written (a full build,
     dbt run by hand)."""
-    if not table_exists(con, *RUN_CONTEXT.split(".")):
-        return None
-    if "previous_as_of" not in {r[0] for r in con.execute(f"DESCRIBE {RUN_CONTEXT}").fetchall()}:
-        return None
-    row = con.execute(f"SELECT previous_as_of FROM {RUN_CONTEXT}").fetchone()
+    row = _run_context_row(con, "previous_as_of")
     return row[0] if row else None
 
 
