@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import csv
+import fcntl
+import json
 import os
+import re
 import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     prepare_dbt_project()
 CONTRACT_EXAMPLES = FIXTURES / "contract_examples"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -79,3 +89,106 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     with path.open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.reader(fh))
     return rows[0], rows[1:]
+
+
+# --- one generated night shared by the modules that only read it ------------------------------
+
+
+@dataclass(frozen=True)
+class GeneratedNight:
+    """A generated book (300 firms, seed 5, Parquet, plus two CSV loans of 6e15 CNY) after
+    `risk refresh` and `risk backtest` as of `as_of`, run as a bank would: subprocesses with
+    RISK_* and DAGSTER_HOME pointing into `root`. Read it; never write to it."""
+
+    root: Path
+    landing: Path
+    warehouse: Path  # the published file analysts open
+    build: Path  # the build file the next night starts from
+    dagster_home: Path
+    exports: Path
+    as_of: str
+    refresh_run_id: str
+    refresh_started: float  # epoch seconds, before the refresh started
+
+
+def risk_command(args: list[str], env: dict[str, str], timeout: int = 1200) -> str:
+    """`risk <args>` in a subprocess; its stdout, or a failure with the output's tail."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    tail = f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, f"risk {' '.join(args)} failed:\n{tail}"
+    return proc.stdout
+
+
+def add_two_loans_of_6e15_cny(landing: Path) -> None:
+    """Two more loans (a CSV beside the Parquet files) of 6e15 CNY each: a DECIMAL(18,2)
+    holds one, their sum overflows it, so ingestion must quarantine them."""
+    import duckdb
+
+    source = sorted((landing / "loans").glob("*.parquet"))[0]
+    with duckdb.connect() as con:
+        con.execute(
+            f"COPY (SELECT * REPLACE ('HUGE' || (row_number() OVER () - 1) AS loan_id, "
+            f"'6000000000000000' AS principal) FROM (SELECT * FROM read_parquet('{source}') "
+            f"ORDER BY loan_id LIMIT 2)) TO '{landing / 'loans' / 'huge.csv'}' (HEADER)"
+        )
+
+
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build_generated_night(root: Path) -> GeneratedNight:
+    from synthetic.generator import generate
+
+    shutil.rmtree(root, ignore_errors=True)
+    night = GeneratedNight(
+        root=root, landing=root / "landing", warehouse=root / "warehouse.duckdb",
+        build=root / "warehouse.build.duckdb", dagster_home=root / "dagster_home",
+        exports=root / "exports", as_of="2026-10-31", refresh_run_id="", refresh_started=0.0,
+    )
+    generate(night.landing, n_enterprises=300, seed=5, fmt="parquet")
+    add_two_loans_of_6e15_cny(night.landing)
+    night.dagster_home.mkdir()
+    env = {
+        **os.environ,
+        "RISK_LANDING_DIR": str(night.landing),
+        "RISK_WAREHOUSE": str(night.warehouse),
+        "RISK_AS_OF": night.as_of,
+        "RISK_EXPORTS_DIR": str(night.exports),
+        "DAGSTER_HOME": str(night.dagster_home),
+        "RISK_PSEUDONYM_KEY": "",  # the key file in DAGSTER_HOME, as a bank would run it
+    }
+    started = time.time()
+    printed = risk_command(["refresh"], env)
+    run_id = re.search(r"\(run ([0-9a-f-]{36})\)", printed).group(1)
+    risk_command(["backtest"], env)  # with its refit: the scorecard tables are published too
+    return replace(night, refresh_run_id=run_id, refresh_started=started)
+
+
+@pytest.fixture(scope="session")
+def generated_night(tmp_path_factory: pytest.TempPathFactory) -> GeneratedNight:
+    """Built once per test session, also under pytest-xdist: the first worker to ask builds
+    it under a file lock in the directory all workers share, the others wait and read it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "generated_night"
+    done = shared / "generated_night.json"
+    with _exclusive(shared / "generated_night.lock"):
+        if not done.exists():
+            night = _build_generated_night(root)
+            done.write_text(json.dumps(asdict(night), default=str))
+    fields = json.loads(done.read_text())
+    return GeneratedNight(**{
+        k: Path(v) if k in {"root", "landing", "warehouse", "build", "dagster_home", "exports"}
+        else v for k, v in fields.items()
+    })

@@ -1,61 +1,30 @@
 """Every ```sql block of docs/analyst-guide.md runs against a warehouse the project builds.
 
 The warehouse is built the way a bank's would be: 300 synthetic firms, `risk refresh` and
-`risk backtest` in subprocesses with RISK_* pointing at a temporary directory (module-scoped:
-built once for all the queries). The queries read the build file, which holds the published
-tables (marts, raw) and the back-test (which publishes its own tables at once). The guide's
-blocks run in order on one read-only connection, so a block may use a variable an earlier
-block set (question 6).
+`risk backtest` in subprocesses with RISK_* pointing at a temporary directory (conftest's
+`generated_night`, built once per test session). The queries read the build file, which holds
+the published tables (marts, raw) and the back-test (which publishes its own tables at once).
+The guide's blocks run in order on one read-only connection, so a block may use a variable an
+earlier block set (question 6).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
-
-from synthetic.generator import generate
+from conftest import GeneratedNight
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "analyst-guide.md"
-AS_OF = "2026-10-31"
 SQL_BLOCK = re.compile(r"```sql\n(.*?)```", re.S)
 
 
 def guide_blocks() -> list[str]:
     return SQL_BLOCK.findall(GUIDE.read_text(encoding="utf-8"))
-
-
-def _risk(args: list[str], env: dict[str, str]) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
-    tail = f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    assert proc.returncode == 0, f"risk {' '.join(args)} failed:\n{tail}"
-
-
-@pytest.fixture(scope="module")
-def sample_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("analyst_guide")
-    generate(root / "landing", n_enterprises=300, seed=5, fmt="parquet")
-    (root / "dagster_home").mkdir()
-    env = {
-        **os.environ,
-        "RISK_LANDING_DIR": str(root / "landing"),
-        "RISK_WAREHOUSE": str(root / "warehouse.duckdb"),
-        "RISK_AS_OF": AS_OF,
-        "RISK_EXPORTS_DIR": str(root / "exports"),
-        "DAGSTER_HOME": str(root / "dagster_home"),
-    }
-    _risk(["refresh"], env)
-    _risk(["backtest"], env)  # with its refit: the scorecard tables are published too
-    return root / "warehouse.build.duckdb"
 
 
 def test_the_guide_has_ten_questions_with_sql() -> None:
@@ -64,8 +33,8 @@ def test_the_guide_has_ten_questions_with_sql() -> None:
     assert len(guide_blocks()) >= 10
 
 
-def test_every_query_in_the_guide_runs(sample_warehouse: Path) -> None:
-    con = duckdb.connect(str(sample_warehouse), read_only=True)
+def test_every_query_in_the_guide_runs(generated_night: GeneratedNight) -> None:
+    con = duckdb.connect(str(generated_night.build), read_only=True)
     empty = []
     try:
         for block in guide_blocks():
@@ -83,9 +52,9 @@ def test_every_query_in_the_guide_runs(sample_warehouse: Path) -> None:
     assert len(empty) <= 3, empty
 
 
-def test_dimensions_obey_their_contracts(sample_warehouse: Path) -> None:
+def test_dimensions_obey_their_contracts(generated_night: GeneratedNight) -> None:
     """The dimension tables exist with their documented columns, keys unique, no PII."""
-    con = duckdb.connect(str(sample_warehouse), read_only=True)
+    con = duckdb.connect(str(generated_night.build), read_only=True)
     try:
         cols = {
             t: [c for (c,) in con.execute(
@@ -116,50 +85,52 @@ def test_dimensions_obey_their_contracts(sample_warehouse: Path) -> None:
         con.close()
 
 
-def test_the_backtest_is_published_at_once(sample_warehouse: Path) -> None:
+def test_the_backtest_is_published_at_once(generated_night: GeneratedNight) -> None:
     """`risk backtest` after a clean refresh publishes its tables: analysts see them without
     waiting for the next refresh, and the published refresh row is still the refresh's."""
-    published = sample_warehouse.with_name("warehouse.duckdb")
+    published = generated_night.warehouse
     query = "SELECT run_id, auc_6m FROM marts.backtest_runs ORDER BY ALL"
-    with duckdb.connect(str(sample_warehouse), read_only=True) as con:
+    with duckdb.connect(str(generated_night.build), read_only=True) as con:
         built = con.execute(query).fetchall()
     with duckdb.connect(str(published), read_only=True) as con:
         assert con.execute(query).fetchall() == built != []
         assert con.execute("SELECT CAST(as_of_date AS VARCHAR) FROM main.published_refresh"
-                           ).fetchone()[0] == AS_OF
+                           ).fetchone()[0] == generated_night.as_of
     # the back-test's refit (the refresh's fit and this one) is published with it
     models = "SELECT model_version, status FROM marts.pd_scorecard_models ORDER BY ALL"
-    with duckdb.connect(str(sample_warehouse), read_only=True) as con:
+    with duckdb.connect(str(generated_night.build), read_only=True) as con:
         fits = con.execute(models).fetchall()
     with duckdb.connect(str(published), read_only=True) as con:
         assert con.execute(models).fetchall() == fits and len(fits) >= 2
 
 
-def test_the_refresh_writes_the_officers_files(sample_warehouse: Path) -> None:
+def test_the_refresh_writes_the_officers_files(generated_night: GeneratedNight) -> None:
     import openpyxl
 
-    out = sample_warehouse.parent / "exports" / AS_OF
+    out = generated_night.exports / generated_night.as_of
     wb = openpyxl.load_workbook(out / "watchlist.xlsx", read_only=True)
     assert len(wb.sheetnames) >= 2
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "小微企业信贷预警报告" in page and "近12个月趋势" in page
 
 
-def test_dbt_docs_catalog_lists_every_mart(sample_warehouse: Path, tmp_path: Path) -> None:
+def test_dbt_docs_catalog_lists_every_mart(generated_night: GeneratedNight, tmp_path: Path) -> None:
     """`dbt docs generate` on the built warehouse documents every mart: the dbt models and
     the Python-built marts declared as sources."""
     import json
 
     from assets.core.dbt_project import run_dbt
 
-    run_dbt(["docs", "generate"], warehouse=sample_warehouse, dbt_vars={"as_of_date": AS_OF},
-            target_path=tmp_path / "target")
+    warehouse = tmp_path / "warehouse.duckdb"  # dbt writes its run context: into a copy
+    shutil.copy(generated_night.build, warehouse)
+    run_dbt(["docs", "generate"], warehouse=warehouse,
+            dbt_vars={"as_of_date": generated_night.as_of}, target_path=tmp_path / "target")
     catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
     documented = {
         (n["metadata"]["schema"], n["metadata"]["name"])
         for n in [*catalog["nodes"].values(), *catalog["sources"].values()]
     }
-    with duckdb.connect(str(sample_warehouse), read_only=True) as con:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         marts = set(con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name = 'marts'"
         ).fetchall())

@@ -4,30 +4,25 @@ A small warehouse is built from hand-made raw tables carrying distinctive PII va
 `dbt run` of the whole project no column of any table or view in schemas staging,
 intermediate or marts is named like a PII column, and no VARCHAR value in those schemas
 equals or contains a raw PII value. A whole `risk refresh` of a generated landing directory
-leaves no personal value in any file of DAGSTER_HOME (run database, logs), the exports or
-dbt's target. `legal_rep_key` is a keyed hash (HMAC-SHA256) whose key lives outside the
-repository.
+(and `risk backtest`) leaves no personal value in any file of DAGSTER_HOME (run database,
+logs), the exports or dbt's target. `legal_rep_key` is a keyed hash (HMAC-SHA256) whose key
+lives outside the repository.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import json
-import os
 import re
 import shutil
 import stat
-import subprocess
-import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import CONTRACT_EXAMPLES
+from conftest import CONTRACT_EXAMPLES, GeneratedNight
 
 from assets.contract import LINEAGE_COLUMNS, TABLES, raw_table_ddl, uscc_check_char
 from assets.core import secrets
@@ -280,12 +275,13 @@ def test_previews_never_show_personal_data() -> None:
 
 
 def personal_values(landing: Path) -> set[str]:
-    values: set[str] = set()
-    for path in sorted((landing / "enterprises").glob("*.csv")):
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            for row in csv.DictReader(fh):
-                values |= {row["legal_rep_name"], row["legal_rep_id_number"]}
-    return {v for v in values if v}
+    """Every legal representative's name and id number in the landing's enterprise files."""
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "SELECT legal_rep_name, legal_rep_id_number FROM read_parquet(?)",
+            [[str(p) for p in sorted((landing / "enterprises").glob("*.parquet"))]],
+        ).fetchall()
+    return {v for row in rows for v in row if v}
 
 
 def needles(value: str) -> set[bytes]:
@@ -297,75 +293,40 @@ def needles(value: str) -> set[bytes]:
     }
 
 
-def test_refresh_leaves_no_personal_value_outside_raw(tmp_path: Path) -> None:
-    from synthetic.generator import generate
-
-    landing = tmp_path / "landing"
-    generate(landing, n_enterprises=200, seed=3, fmt="csv")
-    values = personal_values(landing)
-    assert len(values) > 300  # names and id numbers of 200 legal representatives
-    add_two_loans_of_6e15_cny(landing)
-    home, exports = tmp_path / "dagster_home", tmp_path / "exports"
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "RISK_EXPORTS_DIR": str(exports),
-        "RISK_WAREHOUSE": str(tmp_path / "w.duckdb"),
-        "RISK_LANDING_DIR": str(landing),
-        "RISK_AS_OF": "2026-10-31",
-        "RISK_PSEUDONYM_KEY": "",
-    }
-    started = time.time()
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "risk"), "refresh"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    run_id = re.search(r"\(run ([0-9a-f-]{36})\)", proc.stdout).group(1)
-    assert (home / "pseudonym.key").exists()  # the key was made where it belongs
+def test_refresh_leaves_no_personal_value_outside_raw(generated_night: GeneratedNight) -> None:
+    """After a whole refresh and back-test (conftest's `generated_night`, run as a bank would
+    in subprocesses), no file the run wrote outside the raw tables holds a personal value."""
+    night = generated_night
+    values = personal_values(night.landing)
+    assert len(values) > 300  # names and id numbers of 300 legal representatives
+    assert (night.dagster_home / "pseudonym.key").exists()  # the key was made where it belongs
 
     target = Path(dbt_project.project_dir) / "target"
-    run_targets = sorted(target.glob(f"*-{run_id[:7]}-*"))
-    assert run_targets, f"no dbt target of run {run_id} under {target}"
-    searched = [home, exports, *run_targets]
+    run_targets = sorted(target.glob(f"*-{night.refresh_run_id[:7]}-*"))
+    assert run_targets, f"no dbt target of run {night.refresh_run_id} under {target}"
+    searched = [night.dagster_home, night.exports, *run_targets]
     files = [p for root in searched for p in root.rglob("*") if p.is_file()]
     # dbt's shared files (manifest, logs) the run may have rewritten.
     for shared in (target, Path(dbt_project.project_dir) / "logs"):
         if shared.is_dir():
-            files += [p for p in shared.iterdir() if p.is_file() and p.stat().st_mtime >= started]
+            files += [p for p in shared.iterdir()
+                      if p.is_file() and p.stat().st_mtime >= night.refresh_started]
     assert any(p.suffix == ".db" for p in files)  # the run database is searched too
-    assert list(exports.rglob("watchlist.csv"))
+    assert list(night.exports.rglob("watchlist.csv"))
     found = []
     for path in files:
         data = path.read_bytes()
         found += [(str(path), v) for v in values if any(n in data for n in needles(v))]
     assert not found, f"personal values outside raw: {found[:10]} ({len(found)} in all)"
     # The warehouse analysts read (published after the refresh) holds none either.
-    assert not values_in_warehouse(tmp_path / "w.duckdb", sorted(values))
+    assert not values_in_warehouse(night.warehouse, sorted(values))
     # Money beyond the plausibility bound was quarantined, not a mart overflow failing the run.
-    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(night.warehouse), read_only=True) as con:
         reasons = con.execute(
             "SELECT reason FROM raw.rejected_rows WHERE source_file LIKE '%huge.csv'"
         ).fetchall()
     assert reasons == [("principal: '6000000000000000' is beyond the plausibility bound "
                         "of 1000000000000 CNY",)] * 2
-
-
-def add_two_loans_of_6e15_cny(landing: Path) -> None:
-    """Two more loans of 6e15 CNY each (a DECIMAL(18,2) alone; their sum overflows one)."""
-    source = sorted((landing / "loans").glob("*.csv"))[0]
-    with source.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        rows = [next(reader), next(reader)]
-        header = reader.fieldnames
-    with (landing / "loans" / "huge.csv").open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, header)
-        writer.writeheader()
-        for i, row in enumerate(rows):
-            writer.writerow({**row, "loan_id": f"HUGE{i}", "principal": "6000000000000000"})
 
 
 def values_in_warehouse(warehouse: Path, values: list[str]) -> list[tuple[str, str, str]]:
