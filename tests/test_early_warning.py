@@ -345,7 +345,8 @@ class Warehouse:
                 ["run", "--select", "tag:decisions"],
                 warehouse=self.path,
                 dbt_vars={"as_of_date": as_of.isoformat(), **decision_vars(CAT)},
-                target_path=self.path.parent / "dbt_target",
+                # one target per warehouse: its vars stay the same, so dbt parses it once
+                target_path=self.path.parent / f"dbt_target_{self.path.stem}",
             )
         finally:
             self._con = duckdb.connect(str(self.path))
