@@ -29,6 +29,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from assets.core.dbt_project import prepare_dbt_project
 
     prepare_dbt_project()
+
+
 CONTRACT_EXAMPLES = FIXTURES / "contract_examples"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,10 +42,9 @@ RUN_FIRST = (
     "test_pii.py",
     "test_incremental_nights.py",
     "test_early_warning.py",
-    "test_as_of_partitions.py",
+    "test_nights.py",
     "test_network_pd.py",
     "test_guarantees.py",
-    "test_cli.py",
 )
 
 

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import threading
-from contextlib import redirect_stdout
-from dataclasses import dataclass
-from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
@@ -63,140 +56,6 @@ def test_generated_data_loads_clean_and_a_second_load_changes_no_row(env: Path) 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         after = {t: con.execute(f"SELECT * FROM raw.{t} ORDER BY ALL").fetchall() for t in first}
     assert after == before
-
-
-@dataclass(frozen=True)
-class FirstNight:
-    """The contract examples after one `risk refresh` as of 2024-12-31 (in this process, as
-    the schedule's job runs), with what the run printed and recorded right after it."""
-
-    root: Path
-    env: dict[str, str]  # RISK_*, DAGSTER_HOME: set them to run `risk` on this night again
-    printed: str
-    job_names: list[str]  # the runs in DAGSTER_HOME after the refresh
-    decision_dbt_log: str  # the dbt log of the run's last dbt step
-
-
-@pytest.fixture(scope="module")
-def first_night(tmp_path_factory: pytest.TempPathFactory) -> FirstNight:
-    """One refresh for the module's tests: building the marts is what costs (about a minute)."""
-    from dagster import DagsterInstance
-
-    from assets.core.dbt_project import dbt_project
-
-    root = tmp_path_factory.mktemp("first_night")
-    shutil.copytree(CONTRACT_EXAMPLES / "landing", root / "landing")
-    env = {
-        "DAGSTER_HOME": str(root / "dagster_home"), "RISK_EXPORTS_DIR": str(root / "exports"),
-        "RISK_LANDING_DIR": str(root / "landing"), "RISK_WAREHOUSE": str(root / "w.duckdb"),
-        "RISK_AS_OF": "2024-12-31",
-    }
-    printed = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in env.items():
-            mp.setenv(name, value)
-        with redirect_stdout(printed):
-            assert cli.main(["refresh"]) == 0
-        with DagsterInstance.get() as instance:  # recorded where `make ui` looks
-            job_names = [r.job_name for r in instance.get_runs()]
-    run_id = re.search(r"\(run ([0-9a-f-]{36})\)", printed.getvalue()).group(1)
-    target = Path(dbt_project.project_dir) / "target"
-    decision_log = next(target.glob(f"decision_dbt_models-{run_id[:7]}-*/dbt.log"))
-    return FirstNight(root, env, printed.getvalue(), job_names, decision_log.read_text())
-
-
-def test_refresh_builds_every_mart_and_records_the_run(first_night: FirstNight) -> None:
-    warehouse = Path(first_night.env["RISK_WAREHOUSE"])
-    printed = first_night.printed
-    assert "risk refresh succeeded" in printed and str(warehouse) in printed
-    # what a person needs: the watchlist in numbers, where the report is, how to look further
-    assert "watchlist as of 2024-12-31:" in printed and "report.html" in printed
-    assert "--verbose" in printed and "\n step " not in printed  # timings only with --verbose
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        marts = {
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'"
-            ).fetchall()
-        }
-        assert marts >= {
-            "fct_loan_month_end",
-            "enterprise_risk_profile",
-            "watchlist",
-            "watchlist_history",
-            "application_screening",
-            "portfolio_monthly",
-        }
-        built = con.execute(
-            "SELECT count(*) FROM marts.fct_loan_month_end WHERE month_end = '2024-12-31'"
-        ).fetchone()[0]
-    expected = CONTRACT_EXAMPLES / "expected_fct_loan_month_end_as_of_2024-12-31.csv"
-    assert built == sum(",2024-12-31," in line for line in expected.read_text().splitlines())
-    exports = Path(first_night.env["RISK_EXPORTS_DIR"])
-    assert (exports / "2024-12-31" / "watchlist.csv").exists()
-    # Built aside, published in one piece: the published file says which refresh it holds and
-    # carries no personal data; the build file beside it keeps everything for the next night.
-    assert warehouse.with_name("w.build.duckdb").exists()
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("SELECT as_of_date FROM main.published_refresh").fetchone()[0] \
-            .isoformat() == "2024-12-31"
-        assert not con.execute(
-            "SELECT list(column_name) FROM duckdb_columns() WHERE column_name IN "
-            "('legal_rep_name', 'legal_rep_id_number')"
-        ).fetchone()[0]
-    assert first_night.job_names == ["nightly_refresh"]
-    # The run's last dbt step started from the earlier steps' parse state (same vars).
-    assert "Partial parsing enabled" in first_night.decision_dbt_log
-
-
-def test_a_second_refresh_with_nothing_new_skips_and_the_schedule_skips_too(
-    first_night: FirstNight, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    """A night with nothing new: the schedule and `risk refresh` share one decision
-    (assets/refresh_plan.py) and skip the rebuild; anything that would change the published
-    warehouse makes them rebuild."""
-    from dagster import DagsterInstance, SkipReason, build_schedule_context
-
-    from assets.refresh_plan import decide_refresh, refresh_facts
-    from orchestration.schedules import nightly_refresh_schedule
-
-    for name, value in first_night.env.items():
-        monkeypatch.setenv(name, value)
-    warehouse = Path(first_night.env["RISK_WAREHOUSE"])
-    landing = Path(first_night.env["RISK_LANDING_DIR"])
-    day = date(2024, 12, 31)
-    published_at = warehouse.stat().st_mtime_ns
-
-    assert cli.main(["refresh"]) == 0
-    printed = capsys.readouterr().out.strip().splitlines()
-    assert len(printed) == 1 and "nothing to do" in printed[0]
-    assert warehouse.stat().st_mtime_ns == published_at  # not republished
-    with DagsterInstance.get() as instance:
-        assert len(instance.get_runs()) == len(first_night.job_names)  # no second run
-        night = datetime(2024, 12, 31, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-        tick = nightly_refresh_schedule(build_schedule_context(
-            instance=instance, scheduled_execution_time=night))
-    assert isinstance(tick, SkipReason) and "nothing to do" in tick.skip_message
-
-    # The next day, a re-delivered file, a refit written to the build file: rebuild.
-    assert decide_refresh(warehouse, landing, date(2025, 1, 1)).rebuild
-    assert decide_refresh(warehouse, landing, day, full=True).rebuild
-    some_file = next(p for p in sorted((landing / "repayments").iterdir()) if p.is_file())
-    stamp = some_file.stat()
-    os.utime(some_file, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
-    plan = decide_refresh(warehouse, landing, day)
-    assert plan.rebuild and plan.changed_files == (str(some_file.resolve()),)
-    os.utime(some_file, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-    assert not decide_refresh(warehouse, landing, day).rebuild
-    build = warehouse.with_name("w.build.duckdb")
-    with duckdb.connect(str(build)) as con:
-        con.execute("CREATE TABLE main.refit_marker AS SELECT 1 AS x")
-    try:
-        assert refresh_facts(warehouse, landing, day).build_written_after_publish
-        assert decide_refresh(warehouse, landing, day).rebuild
-    finally:
-        with duckdb.connect(str(build)) as con:
-            con.execute("DROP TABLE main.refit_marker")
 
 
 class _Bot(BaseHTTPRequestHandler):

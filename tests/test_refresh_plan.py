@@ -81,7 +81,7 @@ def test_code_version_follows_the_rule_files(tmp_path: Path) -> None:
 
 def test_nothing_published_yet_rebuilds(tmp_path: Path) -> None:
     """The first night: no published warehouse, so there is something to do. (The second
-    night with nothing new, end to end, is in tests/test_cli.py: it shares the first
+    night with nothing new, end to end, is in tests/test_nights.py: it shares the first
     night's refresh.)"""
     landing = tmp_path / "landing"
     shutil.copytree(CONTRACT_EXAMPLES / "landing", landing)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from dagster import BackfillPolicy, BetaWarning, DailyPartitionsDefinition
 
 # `backfill_policy` is beta in Dagster 1.13: the warning would print on every `risk` command
-# and import; the policy's behaviour is covered by tests/test_as_of_partitions.py.
+# and import; the policy's behaviour is covered by tests/test_nights.py.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
