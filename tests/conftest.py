@@ -34,17 +34,22 @@ def pytest_configure(config: pytest.Config) -> None:
 CONTRACT_EXAMPLES = FIXTURES / "contract_examples"
 ROOT = Path(__file__).resolve().parents[1]
 
-#: The modules that run whole refreshes or many dbt builds (a minute or more each), in the
-#: order pytest-xdist should hand them out: longest first, so two workers end together instead
-#: of one running the longest module alone at the end. test_pii builds the shared generated
-#: night (`generated_night`) first; test_analyst_guide, which reads it, comes later.
+#: The modules that run whole refreshes or many dbt builds, longest first (from
+#: `--durations`): pytest-xdist hands modules out in this order, so the workers end together
+#: instead of one running a long module alone at the end (each worker holds two modules, so a
+#: long one picked up late holds the run). test_pii builds the shared generated night
+#: (`generated_night`) first; test_analyst_guide, which reads it, comes with the short ones.
 RUN_FIRST = (
     "test_pii.py",
+    "test_nights.py",
     "test_incremental_nights.py",
     "test_early_warning.py",
-    "test_nights.py",
     "test_network_pd.py",
     "test_guarantees.py",
+    "test_enterprise_features.py",
+    "test_loan_performance.py",
+    "test_publish.py",
+    "test_dbt_partial_parse.py",
 )
 
 
