@@ -35,7 +35,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint dbt_project/models --processes 2
 	@# three workers on two cores: the suite leaves a core idle while processes start (README, Tests)
-	$(BIN)/pytest -q -n 3 --dist loadfile
+	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 ## test-all: the whole suite including the slow end-to-end tests (kill -9 at every step)
 test-all: setup
