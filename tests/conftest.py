@@ -13,8 +13,9 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -126,20 +127,61 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 @dataclass(frozen=True)
-class GeneratedNight:
+class RefreshFolder:
+    """A folder laid out the way `risk refresh` runs on it: landing zone, published warehouse
+    (its build file beside it), DAGSTER_HOME and exports."""
+
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        """The published file analysts open."""
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def build(self) -> Path:
+        """The build file the next night starts from."""
+        from assets.core.publish import build_path
+
+        return build_path(self.warehouse)
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    def risk_env(self, as_of: str) -> dict[str, str]:
+        """RISK_* and DAGSTER_HOME pointing into this folder, as of `as_of`."""
+        return {
+            "RISK_LANDING_DIR": str(self.landing),
+            "RISK_WAREHOUSE": str(self.warehouse),
+            "RISK_AS_OF": as_of,
+            "RISK_EXPORTS_DIR": str(self.exports),
+            "DAGSTER_HOME": str(self.dagster_home),
+        }
+
+
+def refresh_run_id(printed: str) -> str:
+    """The run id `risk refresh` prints in its last line."""
+    return re.search(r"\(run ([0-9a-f-]{36})\)", printed).group(1)
+
+
+@dataclass(frozen=True)
+class GeneratedNight(RefreshFolder):
     """A generated book (300 firms, seed 5, Parquet, plus two CSV loans of 6e15 CNY) after
     `risk refresh` and `risk backtest` as of `as_of`, run as a bank would: subprocesses with
     RISK_* and DAGSTER_HOME pointing into `root`. Read it; never write to it."""
 
-    root: Path
-    landing: Path
-    warehouse: Path  # the published file analysts open
-    build: Path  # the build file the next night starts from
-    dagster_home: Path
-    exports: Path
-    as_of: str
-    refresh_run_id: str
-    refresh_started: float  # epoch seconds, before the refresh started
+    refresh_run_id: str = ""
+    refresh_started: float = 0.0  # epoch seconds, before the refresh started
+    as_of: ClassVar[str] = "2026-10-31"
 
 
 def risk_command(args: list[str], env: dict[str, str], timeout: int = 1200) -> str:
@@ -182,26 +224,17 @@ def _build_generated_night(root: Path) -> GeneratedNight:
     from synthetic.generator import generate
 
     shutil.rmtree(root, ignore_errors=True)
-    night = GeneratedNight(
-        root=root, landing=root / "landing", warehouse=root / "warehouse.duckdb",
-        build=root / "warehouse.build.duckdb", dagster_home=root / "dagster_home",
-        exports=root / "exports", as_of="2026-10-31", refresh_run_id="", refresh_started=0.0,
-    )
+    night = GeneratedNight(root)
     generate(night.landing, n_enterprises=300, seed=5, fmt="parquet")
     add_two_loans_of_6e15_cny(night.landing)
     night.dagster_home.mkdir()
     env = {
         **os.environ,
-        "RISK_LANDING_DIR": str(night.landing),
-        "RISK_WAREHOUSE": str(night.warehouse),
-        "RISK_AS_OF": night.as_of,
-        "RISK_EXPORTS_DIR": str(night.exports),
-        "DAGSTER_HOME": str(night.dagster_home),
+        **night.risk_env(night.as_of),
         "RISK_PSEUDONYM_KEY": "",  # the key file in DAGSTER_HOME, as a bank would run it
     }
     started = time.time()
-    printed = risk_command(["refresh"], env)
-    run_id = re.search(r"\(run ([0-9a-f-]{36})\)", printed).group(1)
+    run_id = refresh_run_id(risk_command(["refresh"], env))
     risk_command(["backtest"], env)  # with its refit: the scorecard tables are published too
     return replace(night, refresh_run_id=run_id, refresh_started=started)
 
@@ -217,9 +250,7 @@ def generated_night(tmp_path_factory: pytest.TempPathFactory) -> GeneratedNight:
     with _exclusive(shared / "generated_night.lock"):
         if not done.exists():
             night = _build_generated_night(root)
-            done.write_text(json.dumps(asdict(night), default=str))
-    fields = json.loads(done.read_text())
-    return GeneratedNight(**{
-        k: Path(v) if k in {"root", "landing", "warehouse", "build", "dagster_home", "exports"}
-        else v for k, v in fields.items()
-    })
+            done.write_text(json.dumps({"run_id": night.refresh_run_id,
+                                        "started": night.refresh_started}))
+    built = json.loads(done.read_text())
+    return GeneratedNight(root, built["run_id"], built["started"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from contextlib import redirect_stdout
@@ -22,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
-from conftest import CONTRACT_EXAMPLES
+from conftest import CONTRACT_EXAMPLES, RefreshFolder, refresh_run_id
 from dagster import DagsterInstance, MaterializeResult, RunsFilter, asset, materialize
 
 from assets.core import partitions
@@ -63,32 +62,15 @@ def _rows_of(path: Path, table: str, d: str) -> list:
 
 
 @dataclass(frozen=True)
-class FirstNight:
+class FirstNight(RefreshFolder):
     """The contract examples after one `risk refresh` as of LATEST (in this process, as the
     schedule's job runs), with what the run printed and recorded right after it. RISK_*
     and DAGSTER_HOME point at `root` for the whole module (`mp`)."""
 
-    root: Path
     mp: pytest.MonkeyPatch
     printed: str
     job_names: list[str]  # the runs in DAGSTER_HOME after the refresh
     decision_dbt_log: str  # the dbt log of the run's last dbt step
-
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "w.duckdb"
-
-    @property
-    def build(self) -> Path:
-        return self.root / "w.build.duckdb"
-
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def exports(self) -> Path:
-        return self.root / "exports"
 
 
 @pytest.fixture(scope="module")
@@ -96,25 +78,22 @@ def first_night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstNight
     """One refresh for the module's tests: building the marts is what costs (about a minute)."""
     from assets.core.dbt_project import dbt_project
 
-    root = tmp_path_factory.mktemp("first_night")
-    shutil.copytree(CONTRACT_EXAMPLES / "landing", root / "landing")
+    folder = RefreshFolder(tmp_path_factory.mktemp("first_night"))
+    shutil.copytree(CONTRACT_EXAMPLES / "landing", folder.landing)
     mp = pytest.MonkeyPatch()
-    for name, value in {
-        "DAGSTER_HOME": root / "dagster_home", "RISK_EXPORTS_DIR": root / "exports",
-        "RISK_LANDING_DIR": root / "landing", "RISK_WAREHOUSE": root / "w.duckdb",
-        "RISK_AS_OF": LATEST,
-    }.items():
-        mp.setenv(name, str(value))
+    for name, value in folder.risk_env(LATEST).items():
+        mp.setenv(name, value)
     printed = io.StringIO()
     try:
         with redirect_stdout(printed):
             assert cli.main(["refresh"]) == 0
         with DagsterInstance.get() as instance:  # recorded where `make ui` looks
             job_names = [r.job_name for r in instance.get_runs()]
-        run_id = re.search(r"\(run ([0-9a-f-]{36})\)", printed.getvalue()).group(1)
+        run_id = refresh_run_id(printed.getvalue())
         target = Path(dbt_project.project_dir) / "target"
         decision_log = next(target.glob(f"decision_dbt_models-{run_id[:7]}-*/dbt.log"))
-        yield FirstNight(root, mp, printed.getvalue(), job_names, decision_log.read_text())
+        yield FirstNight(folder.root, mp, printed.getvalue(), job_names,
+                         decision_log.read_text())
     finally:
         mp.undo()
 
@@ -124,7 +103,7 @@ def test_refresh_builds_every_mart_and_records_the_run(first_night: FirstNight) 
     printed = first_night.printed
     assert "risk refresh succeeded" in printed and str(warehouse) in printed
     # what a person needs: the watchlist in numbers, where the report is, how to look further
-    assert "watchlist as of 2024-12-31:" in printed and "report.html" in printed
+    assert f"watchlist as of {LATEST}:" in printed and "report.html" in printed
     assert "--verbose" in printed and "\n step " not in printed  # timings only with --verbose
     with duckdb.connect(str(warehouse), read_only=True) as con:
         marts = {
@@ -142,17 +121,17 @@ def test_refresh_builds_every_mart_and_records_the_run(first_night: FirstNight) 
             "portfolio_monthly",
         }
         built = con.execute(
-            "SELECT count(*) FROM marts.fct_loan_month_end WHERE month_end = '2024-12-31'"
+            "SELECT count(*) FROM marts.fct_loan_month_end WHERE month_end = ?", [LATEST]
         ).fetchone()[0]
-    expected = CONTRACT_EXAMPLES / "expected_fct_loan_month_end_as_of_2024-12-31.csv"
-    assert built == sum(",2024-12-31," in line for line in expected.read_text().splitlines())
-    assert (first_night.exports / "2024-12-31" / "watchlist.csv").exists()
+    expected = CONTRACT_EXAMPLES / f"expected_fct_loan_month_end_as_of_{LATEST}.csv"
+    assert built == sum(f",{LATEST}," in line for line in expected.read_text().splitlines())
+    assert (first_night.exports / LATEST / "watchlist.csv").exists()
     # Built aside, published in one piece: the published file says which refresh it holds and
     # carries no personal data; the build file beside it keeps everything for the next night.
     assert first_night.build.exists()
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("SELECT as_of_date FROM main.published_refresh").fetchone()[0] \
-            .isoformat() == "2024-12-31"
+            .isoformat() == LATEST
         assert not con.execute(
             "SELECT list(column_name) FROM duckdb_columns() WHERE column_name IN "
             "('legal_rep_name', 'legal_rep_id_number')"
@@ -180,7 +159,7 @@ def test_a_second_refresh_with_nothing_new_skips_and_the_schedule_skips_too(
     from assets.refresh_plan import decide_refresh, refresh_facts
     from orchestration.schedules import nightly_refresh_schedule
 
-    warehouse, landing, day = first_night.warehouse, first_night.landing, date(2024, 12, 31)
+    warehouse, landing, day = first_night.warehouse, first_night.landing, date.fromisoformat(LATEST)
     published_at = warehouse.stat().st_mtime_ns
 
     assert cli.main(["refresh"]) == 0
@@ -217,11 +196,11 @@ def test_a_second_refresh_with_nothing_new_skips_and_the_schedule_skips_too(
 def test_past_date_run_writes_its_rows_and_leaves_the_current_marts(
     first_night: FirstNight, capsys
 ) -> None:
-    env, mp = first_night.root, first_night.mp
-    build = env / "w.build.duckdb"
-    before, published_before = _tables(build), _tables(env / "w.duckdb")
+    night, mp = first_night, first_night.mp
+    build, exports = night.build, night.exports
+    before, published_before = _tables(build), _tables(night.warehouse)
     latest_history = {t: _rows_of(build, t, LATEST) for t in PER_DATE}
-    latest_export = (env / "exports" / LATEST / "watchlist.csv").read_bytes()
+    latest_export = (exports / LATEST / "watchlist.csv").read_bytes()
     mp.setenv("RISK_AS_OF", PAST)
     capsys.readouterr()
     try:
@@ -233,26 +212,25 @@ def test_past_date_run_writes_its_rows_and_leaves_the_current_marts(
     assert f"a past date: the current marts stay as of {LATEST}" in printed
     # The current marts (built and published) are exactly as they were ...
     assert _tables(build) == before
-    assert _tables(env / "w.duckdb") == published_before
+    assert _tables(night.warehouse) == published_before
     # ... the latest date's history rows and files are untouched ...
     assert {t: _rows_of(build, t, LATEST) for t in PER_DATE} == latest_history
-    assert (env / "exports" / LATEST / "watchlist.csv").read_bytes() == latest_export
+    assert (exports / LATEST / "watchlist.csv").read_bytes() == latest_export
     # ... and the past date has its own rows and export folder, published too.
     for table in HISTORY:
-        assert PAST in _dates(env / "w.duckdb", table), table
+        assert PAST in _dates(night.warehouse, table), table
     assert _rows_of(build, "enterprise_risk_profile_history", PAST)
-    assert (env / "exports" / PAST / "watchlist.csv").exists()
-    assert (env / "exports" / PAST / "report.html").exists()
+    assert (exports / PAST / "watchlist.csv").exists()
+    assert (exports / PAST / "report.html").exists()
 
 
 def test_backfill_over_a_range_is_one_run_that_writes_every_date(
     first_night: FirstNight,
 ) -> None:
     """What the UI launches for a single-run backfill: one run tagged with the range."""
-    env = first_night.root
     from orchestration.definitions import defs
 
-    build = env / "w.build.duckdb"
+    build = first_night.build
     before = _tables(build)
     job = defs.resolve_job_def("nightly_refresh")
     with DagsterInstance.get() as instance:
@@ -260,7 +238,8 @@ def test_backfill_over_a_range_is_one_run_that_writes_every_date(
         result = job.execute_in_process(
             instance=instance,
             run_config={"resources": {"warehouse": {"config": {
-                "warehouse": str(env / "w.duckdb"), "landing_dir": str(env / "landing"),
+                "warehouse": str(first_night.warehouse),
+                "landing_dir": str(first_night.landing),
                 "as_of": "", "build_aside": True}}}},
             tags={partitions.RANGE_START_TAG: RANGE[0], partitions.RANGE_END_TAG: RANGE[1]},
         )
@@ -273,7 +252,7 @@ def test_backfill_over_a_range_is_one_run_that_writes_every_date(
     for table in HISTORY:
         assert set(days) <= _dates(build, table), table
     for d in days:
-        assert (env / "exports" / d / "watchlist.csv").exists()
+        assert (first_night.exports / d / "watchlist.csv").exists()
     assert _tables(build) == before  # all three dates are before LATEST
     # Each date is decided as of itself: the profile of a date reads features up to it.
     for d in days:
