@@ -180,9 +180,14 @@ def load(warehouse: Path) -> dict[tuple[str, date], dict]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ef")
-    wh = tmp / "w.duckdb"
+def warehouse(tmp_path_factory) -> Path:
+    """The module's warehouse, built as of 2025-06-30 by `built` (the path dbt parsed)."""
+    return tmp_path_factory.mktemp("ef") / "w.duckdb"
+
+
+@pytest.fixture(scope="module")
+def built(warehouse):
+    tmp, wh = warehouse.parent, warehouse
     con = duckdb.connect(str(wh))
     build_landing(con)
     con.close()
@@ -401,3 +406,35 @@ def test_point_in_time_earlier_build(built):
         b = {k: v for k, v in late[key].items() if k != "as_of_date"}
         assert a == b, key
     assert len(early) == sum(1 for _, me in late if me <= date(2025, 3, 31))
+
+
+def test_a_month_missing_from_the_spine_fails_dense_months(built, warehouse):
+    """The windows read "n rows back" as "n months back" (ROWS frames, lag) because the spine
+    has no gaps: the build above passed `dense_months`, and one missing month makes it fail,
+    naming the enterprise. The row is put back afterwards."""
+    test = "int_enterprise__month_spine_dense"
+    spine = "intermediate.int_enterprise__month_spine"
+    where = "enterprise_id = ? AND month_end = ?"
+    gap = [E1, date(2024, 6, 30)]
+    with duckdb.connect(str(warehouse)) as con:
+        (n_months,) = con.execute(
+            f"SELECT count(*) FROM {spine} WHERE enterprise_id = ?", [E1]).fetchone()
+        removed = con.execute(f"SELECT * FROM {spine} WHERE {where}", gap).fetchall()
+        assert len(removed) == 1
+        key = con.execute(f"SELECT enterprise_key FROM {spine} WHERE {where}", gap).fetchone()[0]
+        con.execute(f"DELETE FROM {spine} WHERE {where}", gap)
+    try:
+        target = warehouse.parent / "target"
+        proc = run_dbt(["test", "--select", test], warehouse=warehouse, target_path=target,
+                       check=False)
+        assert proc.returncode != 0
+        assert f"Failure in test {test}" in proc.stdout
+        assert "Got 1 result" in proc.stdout
+        compiled = next((target / "compiled").rglob(f"{test}.sql")).read_text()
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            failing = con.execute(compiled).fetchall()
+        assert failing == [(key, n_months - 1, n_months)]
+    finally:
+        with duckdb.connect(str(warehouse)) as con:
+            con.executemany(f"INSERT INTO {spine} VALUES ({', '.join('?' * len(removed[0]))})",
+                            removed)

@@ -6,8 +6,10 @@
 
     Scale (1M enterprises x 36 month ends): one window specification `w` (partition by
     enterprise, order by a month index) shared by every column, so DuckDB sorts once; no
-    self-join over months. The frames are RANGE frames on the month index, so "3 months
-    earlier" means that calendar month even if a month were ever missing from the spine. -#}
+    self-join over months. An enterprise's rows are dense (the month spine has no gaps and
+    the calendar none; test `dense_month_ends` in _enterprise_features__models.yml), so ROWS
+    frames and lag(n) mean "n months": RANGE frames on the month index gave the same rows at
+    2.7 times the CPU (125k enterprises, 19.3 to 7.3 s). -#}
 {{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
 {%- if recompute_nothing() %}
 select * from {{ this }}
@@ -47,27 +49,27 @@ windowed as (
         dpd_max_12m,
         outstanding_to_revenue_12m,
         -- own baseline: the 12 month ends before this one
-        avg(revenue_3m) over (w range between 12 preceding and 1 preceding)      as revenue_3m_base_avg,
-        count(revenue_3m) over (w range between 12 preceding and 1 preceding)    as revenue_3m_base_n,
-        max(revenue_3m) over (w range between 12 preceding and 1 preceding)      as revenue_3m_base_max,
-        avg(electricity_3m) over (w range between 12 preceding and 1 preceding)  as electricity_3m_base_avg,
-        count(electricity_3m) over (w range between 12 preceding and 1 preceding) as electricity_3m_base_n,
+        avg(revenue_3m) over (w rows between 12 preceding and 1 preceding)      as revenue_3m_base_avg,
+        count(revenue_3m) over (w rows between 12 preceding and 1 preceding)    as revenue_3m_base_n,
+        max(revenue_3m) over (w rows between 12 preceding and 1 preceding)      as revenue_3m_base_max,
+        avg(electricity_3m) over (w rows between 12 preceding and 1 preceding)  as electricity_3m_base_avg,
+        count(electricity_3m) over (w rows between 12 preceding and 1 preceding) as electricity_3m_base_n,
         -- the same month 3 and 6 months earlier (frames of exactly one month)
-        first_value(revenue_3m_yoy) over (w range between 3 preceding and 3 preceding)  as revenue_3m_yoy_3m_ago,
-        first_value(dpd_max_12m) over (w range between 3 preceding and 3 preceding)     as dpd_max_12m_3m_ago,
-        first_value(dpd_max_12m) over (w range between 6 preceding and 6 preceding)     as dpd_max_12m_6m_ago,
-        first_value(utility_late_payments_6m) over (w range between 3 preceding and 3 preceding)
+        lag(revenue_3m_yoy, 3) over w  as revenue_3m_yoy_3m_ago,
+        lag(dpd_max_12m, 3) over w     as dpd_max_12m_3m_ago,
+        lag(dpd_max_12m, 6) over w     as dpd_max_12m_6m_ago,
+        lag(utility_late_payments_6m, 3) over w
                                                                                   as late_payments_3m_ago,
-        first_value(utility_late_payments_6m) over (w range between 6 preceding and 6 preceding)
+        lag(utility_late_payments_6m, 6) over w
                                                                                   as late_payments_6m_ago,
-        first_value(tax_arrears) over (w range between 6 preceding and 6 preceding)     as tax_arrears_6m_ago,
-        first_value(outstanding_to_revenue_12m) over (w range between 6 preceding and 6 preceding)
+        lag(tax_arrears, 6) over w     as tax_arrears_6m_ago,
+        lag(outstanding_to_revenue_12m, 6) over w
                                                                                   as outstanding_to_revenue_6m_ago,
         -- VAT filing history so far: first filed month, latest month without a filing
         min(case when revenue_1m is not null then month_idx end)
-            over (w range between unbounded preceding and current row)            as first_filing_idx,
+            over (w rows between unbounded preceding and current row)            as first_filing_idx,
         max(case when revenue_1m is null then month_idx end)
-            over (w range between unbounded preceding and current row)            as last_unfiled_idx
+            over (w rows between unbounded preceding and current row)            as last_unfiled_idx
     from base
     window w as (partition by enterprise_id order by month_idx)
 
