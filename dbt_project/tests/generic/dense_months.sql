@@ -2,7 +2,7 @@
     the months between its first and last `month_index` (an integer month number). ROWS frames
     and lag(n) over such a partition mean "n months" only when this holds
     (int_enterprise__month_spine, and through it the windows of the feature models and of
-    fct_enterprise_month_end_trends). Grouped on the integer columns: 1.1 s at 1M enterprises. -#}
+    fct_enterprise_month_end_trends). Grouped on the integer columns: 0.5 s in a 1M-enterprise refresh. -#}
 {% test dense_months(model, partition_by, month_index) %}
 
 select

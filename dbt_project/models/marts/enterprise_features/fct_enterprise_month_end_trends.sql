@@ -7,7 +7,7 @@
     Scale (1M enterprises x 36 month ends): one window specification `w` (partition by
     enterprise, order by a month index) shared by every column, so DuckDB sorts once; no
     self-join over months. An enterprise's rows are dense (the month spine has no gaps and
-    the calendar none; test `dense_month_ends` in _enterprise_features__models.yml), so ROWS
+    the calendar none; test `int_enterprise__month_spine_dense`), so ROWS
     frames and lag(n) mean "n months": RANGE frames on the month index gave the same rows at
     2.7 times the CPU (125k enterprises, 19.3 to 7.3 s). -#}
 {{ config(materialized=month_end_materialization(), incremental_strategy='replace_from_month_end', on_schema_change='fail') }}
