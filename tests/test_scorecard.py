@@ -613,6 +613,35 @@ def test_each_numerical_feature_keeps_the_trend_with_more_information() -> None:
     assert tail["share"].iloc[1] > 0.5 > tail["share"].iloc[0]
 
 
+def test_the_scorecard_reuses_the_cut_points_found_when_choosing_the_trend() -> None:
+    """The selection and the scorecard take each numerical feature's cut points from the
+    binning that chose its trend, fixed, instead of solving the same binning twice more; the
+    bins are those a binning solved from scratch with that trend finds."""
+    df = _diversion_like_sample()
+    rng = np.random.default_rng(11)
+    df["size"] = rng.lognormal(0.0, 1.0, len(df)) * np.where(df["y"], 0.7, 1.0)
+    binning = {**SPEC["binning"], "max_n_bins": 6, "min_bin_size": 0.005,
+               "min_prebin_size": 0.005}
+    spec = make_spec(features=[{"name": "share", "mart": "enterprise"},
+                               {"name": "size", "mart": "enterprise"}], binning=binning)
+    names = ["share", "size"]
+    card, _, _ = fit_module.fit_optbinning_scorecard(df, spec)
+    binnings = fit_module.monotonic_binnings(df, spec, names)
+    assert {n: t for n, (t, _) in binnings.items()} == {"share": "ascending",
+                                                       "size": "descending"}
+    fresh = fit_module._binning_process(
+        spec, names, {n: t for n, (t, _) in binnings.items()}).fit(
+        df[names], df["y"].astype(int).to_numpy(), sample_weight=df["w"].to_numpy())
+    for name in names:
+        used = card.binning_process_.get_binned_variable(name)
+        assert list(used.user_splits) == binnings[name][1]  # given, not searched again
+        assert len(used.splits) >= 2
+        np.testing.assert_array_equal(used.splits, fresh.get_binned_variable(name).splits)
+        woe = [b.binning_table.build()["WoE"].iloc[:-1].to_numpy(dtype=float)  # no Totals
+               for b in (used, fresh.get_binned_variable(name))]
+        np.testing.assert_allclose(woe[0], woe[1])
+
+
 def test_the_model_notes_say_which_way_each_feature_was_binned(con) -> None:
     """A validator reads the direction of every numerical feature's bins in the notes."""
     version = fit_scorecard(con, FIT_DATE, make_spec())

@@ -299,16 +299,25 @@ def _library() -> str:
 
 
 def _binning_process(
-    spec: ScorecardSpec, names: list[str], trends: Mapping[str, str] | None = None
+    spec: ScorecardSpec,
+    names: list[str],
+    trends: Mapping[str, str] | None = None,
+    splits: Mapping[str, Sequence[float]] | None = None,
 ):
     """optbinning's BinningProcess over `names` with the spec's options: monotonic trend for
     numerical features (`trends` fixes it per feature), category grouping for categorical
-    ones, IV-based selection."""
+    ones, IV-based selection. `splits`: cut points already found for a numerical feature on
+    this sample with this trend, fixed so optbinning does not search for them again."""
     from optbinning import BinningProcess
 
     b = spec.binning
     categorical = [n for n in names if spec.feature(n).dtype == "categorical"]
     trends = trends or {}
+    splits = splits or {}
+
+    def fixed(n: str) -> dict:
+        cuts = [float(c) for c in splits.get(n, ())]
+        return {"user_splits": cuts, "user_splits_fixed": [True] * len(cuts)} if cuts else {}
     return BinningProcess(
         variable_names=names,
         categorical_variables=categorical or None,
@@ -321,7 +330,7 @@ def _binning_process(
                                    "top": b.max_features}},
         binning_fit_params={
             n: {"monotonic_trend": trends.get(n, b.monotonic_trend),
-                "min_prebin_size": b.min_prebin_size}
+                "min_prebin_size": b.min_prebin_size, **fixed(n)}
             for n in names
             if n not in categorical
         },
@@ -336,17 +345,28 @@ def monotonic_trends(
     own `auto_asc_desc` guesses from the first pre-bins: on fund_diversion_max_share, zero for
     85% of firm-months, flat up to 0.3, then 73% defaulting above 0.5, it guessed descending
     and left one bin, IV 0, so the scorecard never used it); otherwise the spec's trend."""
+    return {n: trend for n, (trend, _) in monotonic_binnings(df, spec, names).items()}
+
+
+def monotonic_binnings(
+    df: pd.DataFrame, spec: ScorecardSpec, names: list[str]
+) -> dict[str, tuple[str, list[float]]]:
+    """Each numerical feature's trend (see `monotonic_trends`) and the cut points of its
+    binning with that trend, so the selection and the scorecard reuse them instead of
+    solving the same binning twice more (at 100k: 51 to 35 s a fit)."""
     numerical = [n for n in names if spec.feature(n).dtype == "numerical"]
     if spec.binning.monotonic_trend != "ascending_or_descending" or not numerical:
         return {}
     y, weight = df["y"].astype(int).to_numpy(), df["w"].to_numpy()
-    iv = {}
+    iv, cuts = {}, {}
     for trend in ("ascending", "descending"):
         fitted = _binning_process(spec, numerical, dict.fromkeys(numerical, trend)).fit(
             df[numerical], y, sample_weight=weight)
         iv[trend] = fitted.summary().set_index("name")["iv"].astype(float)
-    return {n: "descending" if iv["descending"][n] > iv["ascending"][n] else "ascending"
-            for n in numerical}
+        cuts[trend] = {n: list(fitted.get_binned_variable(n).splits) for n in numerical}
+    chosen = {n: "descending" if iv["descending"][n] > iv["ascending"][n] else "ascending"
+              for n in numerical}
+    return {n: (trend, cuts[trend][n]) for n, trend in chosen.items()}
 
 
 def _logistic(spec: ScorecardSpec):
@@ -420,8 +440,10 @@ def fit_optbinning_scorecard(
     candidates = [f.name for f in spec.features if f.name not in unusable + list(left_out)]
     if not candidates:
         return None, [], unusable
-    trends = monotonic_trends(df, spec, candidates)
-    process = _binning_process(spec, candidates, trends).fit(
+    binnings = monotonic_binnings(df, spec, candidates)
+    trends = {n: trend for n, (trend, _) in binnings.items()}
+    splits = {n: cuts for n, (_, cuts) in binnings.items()}
+    process = _binning_process(spec, candidates, trends, splits).fit(
         df[candidates], y, sample_weight=weight)
     names = list(process.get_support(names=True))
     if not names:
@@ -439,7 +461,7 @@ def fit_optbinning_scorecard(
         dropped.append(worst)
         names.remove(worst)
     card = Scorecard(
-        binning_process=_binning_process(spec, names, trends),
+        binning_process=_binning_process(spec, names, trends, splits),
         estimator=_logistic(spec),
         scaling_method="pdo_odds",
         scaling_method_params={
