@@ -438,3 +438,24 @@ def test_a_month_missing_from_the_spine_fails_dense_months(built, warehouse):
         with duckdb.connect(str(warehouse)) as con:
             con.executemany(f"INSERT INTO {spine} VALUES ({', '.join('?' * len(removed[0]))})",
                             removed)
+
+
+def test_the_mart_built_in_several_buckets_equals_one_pass(built, warehouse, tmp_path):
+    """The feature mart is built in buckets of enterprises (one per `enterprises_per_bucket`
+    registry enterprises, at most 16; this small book takes one). Built again with one
+    enterprise per bucket, each bucket a post-hook, its rows are the same."""
+    copy = tmp_path / "buckets.duckdb"
+    shutil.copy(warehouse, copy)
+    target = tmp_path / "target"
+    run_dbt(["run", "--select", "fct_enterprise_month_end", "--full-refresh"],
+            warehouse=copy, dbt_vars={"as_of_date": "2025-06-30", "enterprises_per_bucket": 1},
+            target_path=target)
+    with duckdb.connect(str(copy), read_only=True) as con:
+        (n,) = con.execute("SELECT count(*) FROM staging.stg_registry__enterprises").fetchone()
+        (rows,) = con.execute("SELECT count(*) FROM marts.fct_enterprise_month_end").fetchone()
+    assert n == 5
+    assert rows == len(built[0])  # no bucket inserted twice (`load` keys rows by firm-month)
+    log = (target / "logs" / "dbt.log").read_text()
+    assert all(f"hash(s.enterprise_id) % {n} = {b}" in log for b in range(n))
+    assert f"hash(s.enterprise_id) % {n + 1}" not in log  # the hooks past the count are empty
+    assert load(copy) == built[0]
