@@ -353,7 +353,7 @@ def monotonic_binnings(
 ) -> dict[str, tuple[str, list[float]]]:
     """Each numerical feature's trend (see `monotonic_trends`) and the cut points of its
     binning with that trend, so the selection and the scorecard reuse them instead of
-    solving the same binning twice more (at 100k: 51 to 35 s a fit)."""
+    solving the same binning twice more (a 100k fit: 42 to 29 s, the same bins)."""
     numerical = [n for n in names if spec.feature(n).dtype == "numerical"]
     if spec.binning.monotonic_trend != "ascending_or_descending" or not numerical:
         return {}

@@ -7,11 +7,11 @@
     the registry, at most `enterprise_buckets` (var, 16). At 1M enterprises that is 16 and a
     bucket fits the 9GB default memory cap; a smaller book uses fewer, since every bucket
     scans all six intermediates again (100k, full build: 16 buckets 29.8 s, 2 buckets 17.1 s
-    at 4.1 GB peak; the hooks past the count insert nothing). An incremental build reads only the rows it
-    recomputes of the per-enterprise-month intermediates too (the same condition as the
-    spine's, on the join keys), not every row of each. A night that recomputes only some
-    enterprises whole (no month end) builds them in bucket 0 alone: the other buckets would
-    scan every intermediate again for nothing.
+    at 4.1 GB peak; the hooks past the count insert nothing). An incremental build reads
+    only the rows it recomputes of the per-enterprise-month intermediates too (the same
+    condition as the spine's, on the join keys), not every row of each. A night that
+    recomputes only some enterprises whole (no month end) builds them in bucket 0 alone: the
+    other buckets would scan every intermediate again for nothing.
     The firm's and its industry's columns are joined to the spine first, in a materialized
     CTE: left to the optimizer, whose estimates the bucket filters shrink, those two small
     tables became the probe side of hash joins built over the wide joined rows (at 200k
