@@ -353,7 +353,10 @@ def monotonic_binnings(
 ) -> dict[str, tuple[str, list[float]]]:
     """Each numerical feature's trend (see `monotonic_trends`) and the cut points of its
     binning with that trend, so the selection and the scorecard reuse them instead of
-    solving the same binning twice more (a 100k fit: 42 to 29 s, the same bins)."""
+    solving the same binning twice more (fits at 100k: 42 to 29 s; 1M: 150 to 109 s). The
+    same cut points; with a sampled, weighted training set the bins' weighted counts move
+    slightly (optbinning truncates each pre-bin's to an integer, and the reused cut points
+    leave one pre-bin per bin): at 1M WoE by at most 5e-5."""
     numerical = [n for n in names if spec.feature(n).dtype == "numerical"]
     if spec.binning.monotonic_trend != "ascending_or_descending" or not numerical:
         return {}
