@@ -112,8 +112,8 @@ def _listed_at_shares(test: pd.DataFrame, score) -> list[tuple[float, float]]:
     """Per share of SHARES: (defaulting firms listed, listed while all loans current), with
     the cut-off that lists that share of the performing firm-months."""
     score = np.asarray(score, float)
-    performing = score[~test.y12.to_numpy(bool)]
     defaulting = test.y12.to_numpy(bool)
+    performing = score[~defaulting]
     firms = test.enterprise_id[defaulting]
     out = []
     for share in SHARES:

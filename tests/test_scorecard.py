@@ -603,7 +603,7 @@ def test_each_numerical_feature_keeps_the_trend_with_more_information() -> None:
 
     both = make_spec(features=features, binning=binning)
     assert both.binning.monotonic_trend == "ascending_or_descending"  # the default
-    assert fit_module.monotonic_trends(df, both, ["share"]) == {"share": "ascending"}
+    assert fit_module.monotonic_binnings(df, both, ["share"])[0] == {"share": "ascending"}
     card, _, _ = fit_module.fit_optbinning_scorecard(df, both)
     table = card.binning_process_.get_binned_variable("share").binning_table
     table.build()
@@ -626,15 +626,13 @@ def test_the_scorecard_reuses_the_cut_points_found_when_choosing_the_trend() -> 
                                {"name": "size", "mart": "enterprise"}], binning=binning)
     names = ["share", "size"]
     card, _, _ = fit_module.fit_optbinning_scorecard(df, spec)
-    binnings = fit_module.monotonic_binnings(df, spec, names)
-    assert {n: t for n, (t, _) in binnings.items()} == {"share": "ascending",
-                                                       "size": "descending"}
-    fresh = fit_module._binning_process(
-        spec, names, {n: t for n, (t, _) in binnings.items()}).fit(
+    trends, splits = fit_module.monotonic_binnings(df, spec, names)
+    assert trends == {"share": "ascending", "size": "descending"}
+    fresh = fit_module._binning_process(spec, names, trends).fit(
         df[names], df["y"].astype(int).to_numpy(), sample_weight=df["w"].to_numpy())
     for name in names:
         used = card.binning_process_.get_binned_variable(name)
-        assert list(used.user_splits) == binnings[name][1]  # given, not searched again
+        assert list(used.user_splits) == splits[name]  # given, not searched again
         assert len(used.splits) >= 2
         np.testing.assert_array_equal(used.splits, fresh.get_binned_variable(name).splits)
         woe = [b.binning_table.build()["WoE"].iloc[:-1].to_numpy(dtype=float)  # no Totals

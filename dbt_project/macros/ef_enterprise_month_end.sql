@@ -17,12 +17,11 @@
     tables became the probe side of hash joins built over the wide joined rows (at 200k
     enterprises, 14 of a bucket's 35 CPU seconds and its memory peak). -#}
 {% macro ef_enterprise_month_end_select(bucket, n_buckets) %}
-{%- if not (recompute_nothing() or only_some_enterprises()) %}
-  {%- set n_buckets = ef_bucket_count(n_buckets) %}
-{%- else %}
-  {%- set n_buckets = 1 %}
+{%- if recompute_nothing() %}{% set n_buckets = 0 %}
+{%- elif only_some_enterprises() %}{% set n_buckets = 1 %}
+{%- else %}{% set n_buckets = ef_bucket_count(n_buckets) %}
 {%- endif %}
-{%- if recompute_nothing() or bucket | int >= n_buckets | int %}
+{%- if bucket | int >= n_buckets | int %}
 select * from {{ this }}
 where false
 {%- else %}
