@@ -203,6 +203,9 @@ class Chunk:
         self.rng = np.random.default_rng([seed, chunk_no])
         #: The benign-noise stream: drawn with the same shapes whatever the settings.
         self.nrng = np.random.default_rng([seed, chunk_no, 1])
+        #: Noise added after the first kinds (loss quarters): its own stream, so adding it
+        #: changed no earlier draw.
+        self.lrng = np.random.default_rng([seed, chunk_no, 2])
         self.noise = NoiseConfig() if noise is None else noise
         #: Guarantees, related parties and contagion (synthetic.network; own stream).
         self.network = network if network is not None else _default_network()

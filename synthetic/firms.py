@@ -100,7 +100,7 @@ def build_enterprises(ch: Chunk) -> None:
     nrng = ch.nrng
     fn = noise.assign_firms(
         nrng, ch.noise, np.array(INDUSTRY_SECTIONS)[industry], distressed,
-        ~distressed & ~diverter & ~liquidity,
+        ~distressed & ~diverter & ~liquidity, ch.lrng,
     )  # fmt: skip
     sudden_lag = randint(nrng, 0, 2, n)
     fast_lag = randint(nrng, 0, 1, n)

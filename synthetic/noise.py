@@ -40,6 +40,10 @@ The kinds, their defaults and what they do (intensities are the module constants
   about a month from year to year), the busiest month 1.3-1.8 times the average and the
   quietest 0.5-0.8 of it.
 - `revenue_dip` 0.08 of firms: one bad quarter (three months 25-50% down), then back.
+- `loss_quarters` 0.30 of firms: each quarter outside distress reports a loss (no corporate
+  income tax payable on its quarterly CIT filing) with probability 0.30, as many small firms
+  do in a slow quarter (a distressed firm reports losses from its onset until it recovers).
+  Drawn from a stream of its own (seeded by (seed, chunk, 2)): adding it changed no other draw.
 - `related_party_flows` 0.15 of the loans of borrowers that do not divert funds: 1-2 modest
   flows after disbursement (3-20% of the principal in all, within 90 days) to related_party
   (50%), cash (30%) or own_account (20%), so fund diversion is not "any related-party flow".
@@ -76,6 +80,7 @@ FIRM_KINDS = (
     "seasonal",
     "revenue_dip",
     "related_party_flows",
+    "loss_quarters",
 )
 #: Truth `distress_speed` of a distressed firm (null for the others).
 SPEEDS = ("sudden", "fast", "normal", "slow")
@@ -89,6 +94,7 @@ MONTH_LATE_P = 0.02  # 28-45 days late
 LATE_UTILITY_P = 0.12  # paid 25-60 days after the month
 LATE_TAX_P = 0.10  # filed 16-45 days after the month
 SHORT_TAX_P = 0.04  # paid 50-90%, the rest with the next filing
+LOSS_QUARTER_P = 0.30  # a quarter reported at a loss (no CIT payable)
 #: Seasonal industries (GB/T 4754-2017 sections) and the month of their peak.
 SEASON_PEAK = {"A": 9.0, "E": 10.0, "H": 7.5, "R": 7.5}
 
@@ -106,6 +112,7 @@ class NoiseConfig:
     seasonal_other: float = 0.03
     revenue_dip: float = 0.08
     related_party_flows: float = 0.15
+    loss_quarters: float = 0.30
     sudden_default: float = 0.15
     fast_distress: float = 0.15
     slow_distress: float = 0.30
@@ -164,10 +171,12 @@ def assign_firms(
     industry_codes: np.ndarray,
     distressed: np.ndarray,
     healthy: np.ndarray,
+    lrng: np.random.Generator,
 ) -> FirmNoise:
     """Draw the firm-level noise of a chunk: `industry_codes` are section letters,
     `healthy` the firms that are never distressed, diverting or liquidity stressed.
-    `related_party_flows` is filled in later from the loans (fund_flows)."""
+    `related_party_flows` is filled in later from the loans (fund_flows). `lrng` draws the
+    kinds added later (`loss_quarters`), so that they leave the older draws unchanged."""
     n = len(distressed)
     u = nrng.random((n, 8))
     seasonal_ind = np.isin(industry_codes, list(SEASON_PEAK))
@@ -180,6 +189,7 @@ def assign_firms(
         "seasonal": u[:, 5] < np.where(seasonal_ind, cfg.seasonal, cfg.seasonal_other),
         "revenue_dip": u[:, 6] < cfg.revenue_dip,
         "related_party_flows": np.zeros(n, dtype=bool),
+        "loss_quarters": lrng.random(n) < cfg.loss_quarters,
     }
     v = u[:, 7]
     sudden = v < cfg.sudden_default

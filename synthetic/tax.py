@@ -54,7 +54,16 @@ def build(ch: Chunk) -> None:
     qrev = ch.rev[:, qm + 2] + ch.rev[:, qm + 1] + ch.rev[:, qm]
     qrev_c = np.round(qrev.ravel() * 100)
     margin = rng.uniform(0.02, 0.12, n)[qfirm] * rng.uniform(0.7, 1.3, n * Q)
-    margin = np.where(qmm >= f.visible[qfirm], -0.05, margin)
+    # In distress a firm makes losses (no CIT payable) until it recovers.
+    in_distress = (qmm >= f.visible[qfirm]) & (qmm < f.recover_at[qfirm])
+    margin = np.where(in_distress, -0.05, margin)
+    # Benign noise: loss quarters outside distress (own stream; one draw per quarter).
+    loss = (
+        f.noise.kinds["loss_quarters"][qfirm]
+        & ~in_distress
+        & (ch.lrng.random(n * Q) < noise.LOSS_QUARTER_P)
+    )
+    margin = np.where(loss, -0.05, margin)
     cit_rate = np.where(f.size == 2, 0.25, 0.05)[qfirm]
     q_pay = np.round(np.maximum(0.0, qrev_c * margin * cit_rate))
     q_arrears = arrears.reshape(n, M)[:, qm].ravel()

@@ -15,7 +15,8 @@
   slow distress may default only after the window);
   noise (the benign noise kinds it got, comma-separated, '' for none) and one boolean
   noise_<kind> per kind (synthetic.noise.FIRM_KINDS: late_installments, late_utility,
-  late_tax, rating_drift, shrinking, seasonal, revenue_dip, related_party_flows), so a
+  late_tax, rating_drift, shrinking, seasonal, revenue_dip, related_party_flows,
+  loss_quarters), so a
   back-test can tell benign noise from distress.
 
 `loans.parquet`, one row per loan: loan_id, enterprise_id, scenario (performing,

@@ -90,6 +90,11 @@ def build_landing(con: duckdb.DuckDBPyConnection) -> None:
         r5 = 50_000 if p in ("2024-02", "2025-01") else 100_000
         tax.append((E5, p, "vat", r5, r5 * 0.1, r5 * 0.1, None))
     tax.append((E1, "2025-03", "cit", 0, 5000, 3000, date(2025, 4, 20)))
+    # E2's quarterly CIT: a profit in 2024-06 and 2024-09, then two loss quarters (nothing
+    # payable), no filing for 2025-06 yet; a loss quarter after D is never read.
+    for p, payable in (("2024-06", 3000), ("2024-09", 2500), ("2024-12", 0), ("2025-03", 0),
+                       ("2025-09", 0)):
+        tax.append((E2, p, "cit", 300_000, payable, payable, None))
     # a period after D: never used when building as of 2025-06-30
     tax.append((E1, "2025-07", "vat", 1, 999_999, 0, None))
     ins("tax_filings", tax)
@@ -288,6 +293,30 @@ def test_tax_arrears_and_rating(f):
     assert r6["tax_rating_downgraded"] is True
     r = row(f, E1, 2024, 6)
     assert (r["tax_rating"], r["tax_rating_downgraded"]) == ("A", False)
+
+
+def test_corporate_income_tax_loss_quarters(f):
+    """CIT filings with nothing payable (no taxable profit) are counted over 12 months; the
+    latest quarter's shows in cit_nil_payable_3m until a newer quarter, NULL when none was
+    filed in the last 3 months."""
+    expected = {  # month end: (filings 12m, nil-payable filings 12m, nil payable in 3m)
+        (2024, 5): (0, 0, None),
+        (2024, 6): (1, 0, 0),
+        (2024, 8): (1, 0, 0),
+        (2024, 9): (2, 0, 0),
+        (2024, 12): (3, 1, 1),
+        (2025, 2): (3, 1, 1),
+        (2025, 3): (4, 2, 1),
+        (2025, 5): (4, 2, 1),
+        (2025, 6): (3, 2, None),  # 2024-06 left the window; 2025-06 not filed
+    }
+    for (y, m), want in expected.items():
+        r = row(f, E2, y, m)
+        got = (r["cit_filings_12m"], r["cit_nil_payable_filings_12m"], r["cit_nil_payable_3m"])
+        assert got == want, (y, m)
+    r = row(f, E1, 2025, 3)  # a profitable quarter
+    assert (r["cit_filings_12m"], r["cit_nil_payable_3m"]) == (1, 0)
+    assert row(f, E4, 2025, 3)["cit_filings_12m"] == 0
 
 
 def test_utility_features(f):

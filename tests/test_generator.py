@@ -621,7 +621,7 @@ def test_noise_is_recorded_in_the_truth(truth):
     assert truth["meta"]["noise"] == NoiseConfig().as_dict()
     n = te.height
     expected = {"late_installments": 0.25, "late_utility": 0.20, "late_tax": 0.15,
-                "rating_drift": 0.20, "revenue_dip": 0.08}  # fmt: skip
+                "rating_drift": 0.20, "revenue_dip": 0.08, "loss_quarters": 0.30}  # fmt: skip
     for kind, share in expected.items():
         assert abs(te[f"noise_{kind}"].mean() - share) < 4 * (share / n) ** 0.5 + 0.01, kind
     assert 0.01 < te["noise_shrinking"].mean() < 0.07
@@ -692,6 +692,32 @@ def test_healthy_firms_pay_bills_and_tax_late_sometimes(data, truth):
     arrears = flagged.group_by("enterprise_id").agg(pl.col("owed").sum(), pl.len())
     assert arrears.filter(pl.col("len") == 36)["owed"].abs().max() < 0.01
     assert vat.filter(~pl.col("noise_late_tax"))["owed"].abs().max() < 0.005
+
+
+def test_healthy_firms_report_a_loss_quarter_now_and_then(data, truth):
+    """Quarterly CIT: firms flagged `loss_quarters` report some quarters with nothing payable
+    (a loss) and profitable ones in between; other healthy firms always owe CIT; a distressed
+    firm owes none from the quarter its distress shows until it recovers."""
+    cit = data["tax_filings"].filter(pl.col("tax_type") == "cit").with_columns(
+        (pl.col("tax_payable") == 0).alias("nil")
+    )
+    calm = cit.join(_calm(truth).select("enterprise_id", "noise_loss_quarters"), on="enterprise_id")
+    rate = dict(calm.group_by("noise_loss_quarters").agg(pl.col("nil").mean()).iter_rows())
+    assert 0.2 < rate[True] < 0.4 and rate[False] == 0.0
+    per_firm = calm.filter(pl.col("noise_loss_quarters")).group_by("enterprise_id").agg(
+        pl.col("nil").sum(), pl.len()
+    )
+    assert (per_firm["nil"] < per_firm["len"]).mean() > 0.9  # losses now and then, not always
+    te = truth["enterprises"].filter(pl.col("distress_speed").is_in(["normal", "slow"]))
+    cit = cit.join(
+        te.select("enterprise_id", "distress_visible_month", "recovery_month"), on="enterprise_id"
+    )
+    recovered = pl.col("period") >= pl.col("recovery_month")
+    shown = cit.filter(pl.col("period") >= pl.col("distress_visible_month"))
+    in_distress = shown.filter(~recovered.fill_null(False))
+    assert in_distress.height > 20 and in_distress["nil"].all()
+    after = shown.filter(recovered.fill_null(False))
+    assert after.height > 10 and after["nil"].mean() < 0.5  # profitable again
 
 
 def test_ratings_persist_and_drift_both_ways(data, truth):
@@ -862,6 +888,7 @@ _TOUCHES = {
     "seasonal": {"tax_filings", "utility_bills"},
     "revenue_dip": {"tax_filings", "utility_bills"},
     "related_party_flows": {"fund_flows"},
+    "loss_quarters": {"tax_filings"},
 }
 
 

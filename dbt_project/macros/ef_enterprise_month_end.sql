@@ -66,6 +66,10 @@ select
     t.tax_arrears,
     t.tax_arrears_change_3m,
     t.tax_arrears_growth_3m,
+    -- tax: quarterly corporate income tax (profit)
+    t.cit_filings_12m,
+    t.cit_nil_payable_filings_12m,
+    t.cit_nil_payable_3m,
     t.tax_rating_year,
     t.tax_rating,
     t.tax_rating_prev,

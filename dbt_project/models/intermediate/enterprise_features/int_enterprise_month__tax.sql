@@ -38,6 +38,17 @@ first_vat as (
     group by 1
 ),
 
+-- quarterly corporate income tax: nothing payable means no taxable profit that quarter
+cit as (
+    select
+        enterprise_key,
+        period_end as month_end,
+        max(case when tax_payable = 0 then 1 else 0 end) as cit_nil_payable
+    from filings
+    where tax_type = 'cit'
+    group by 1, 2
+),
+
 arrears_delta as (
     select enterprise_key, period_end as month_end, sum(tax_payable - tax_paid) as arrears_delta
     from filings
@@ -55,7 +66,9 @@ base as (
         -- an expected VAT filing is missing: filed for an earlier period, none for this one
         case when v.enterprise_key is null and s.month_end > f.first_vat_month_end
             then 1 else 0 end                        as vat_missing,
-        coalesce(a.arrears_delta, 0)                 as arrears_delta
+        coalesce(a.arrears_delta, 0)                 as arrears_delta,
+        cast(c.enterprise_key is not null as integer) as cit_filed,
+        c.cit_nil_payable
     from spine as s
     left join vat as v
         on v.enterprise_key = s.enterprise_key and v.month_end = s.month_end
@@ -63,6 +76,8 @@ base as (
         on f.enterprise_key = s.enterprise_key
     left join arrears_delta as a
         on a.enterprise_key = s.enterprise_key and a.month_end = s.month_end
+    left join cit as c
+        on c.enterprise_key = s.enterprise_key and c.month_end = s.month_end
 ),
 
 -- one window pass: frames "n preceding" over the dense spine are "n months back";
@@ -90,6 +105,9 @@ w3 as (
         sum(vat_missing) over (wk rows between 2 preceding and current row)  as vat_missing_3m,
         sum(vat_missing) over (wk rows between 5 preceding and current row)  as vat_missing_6m,
         sum(vat_missing) over (wk rows between 11 preceding and current row) as vat_missing_12m,
+        sum(cit_filed) over (wk rows between 11 preceding and current row)   as cit_filed_12m,
+        sum(cit_nil_payable) over (wk rows between 11 preceding and current row) as cit_nil_payable_12m,
+        max(cit_nil_payable) over (wk rows between 2 preceding and current row) as cit_nil_payable_3m,
         sum(arrears_delta) over (wk rows between unbounded preceding and current row) as tax_arrears,
         sum(arrears_delta) over (wk rows between unbounded preceding and 3 preceding) as tax_arrears_3m_ago,
         count(*) over (wk rows between unbounded preceding and current row)  as months_so_far
@@ -163,6 +181,9 @@ select
     cast(case when w.months_so_far > 3 then w.tax_arrears - coalesce(w.tax_arrears_3m_ago, 0) end
         as decimal(18, 2))                  as tax_arrears_change_3m,
     {{ ef_growth('w.tax_arrears', 'w.tax_arrears_3m_ago', 'w.months_so_far > 3') }} as tax_arrears_growth_3m,
+    cast(w.cit_filed_12m as integer)        as cit_filings_12m,
+    cast(coalesce(w.cit_nil_payable_12m, 0) as integer) as cit_nil_payable_filings_12m,
+    cast(w.cit_nil_payable_3m as integer)   as cit_nil_payable_3m,
     r.tax_rating_year,
     r.tax_rating,
     r.tax_rating_prev,
