@@ -341,7 +341,7 @@ def _write_risk_profiles(
     marts.enterprise_risk_profile_history and, for `current_date` when it is among them, to
     marts.enterprise_risk_profile. Returns rows per date."""
     engine = current_engine(con)
-    decided = decisions_sql(catalog, engine, "_ew_features", "_ew_hits")
+    decided = decisions_sql(con, catalog, engine, "_ew_features", "_ew_hits")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _ew_new_profile AS

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(max(args.repeat, 1)):
             started = time.perf_counter()
             con.execute(f"create or replace temp table bench_scores as "
-                        f"{score_sql(version, features_relation_sql(), model.feature_specs)}")
+                        f"{score_sql(con, version, features_relation_sql(), model.feature_specs)}")
             best = min(best, time.perf_counter() - started)
         scored = con.execute("select count(*), avg(pd) from bench_scores").fetchall()[0]
         print(f"scoring all firm-months: {scored[0]} of {n_rows} rows in {best:.2f}s "
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         con.execute(
             "create or replace temp table bench_latest as "
-            + score_sql(version, features_relation_sql(f"month_end = {date_literal(latest)}"),
+            + score_sql(con, version, features_relation_sql(f"month_end = {date_literal(latest)}"),
                         model.feature_specs)
         )
         print(f"scoring the latest month end ({latest}): "

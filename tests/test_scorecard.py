@@ -30,7 +30,7 @@ from assets.scorecard import (
 from assets.scorecard import fit as fit_module
 from assets.scorecard.fit import fit_scorecard_detailed, fit_windows, model_card, warmup_end
 from assets.scorecard.spec import SpecError, parse_spec
-from assets.scorecard.sql import examples_sql
+from assets.scorecard.sql import ScoringError, examples_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 FIT_DATE = date(2024, 12, 31)
@@ -188,7 +188,8 @@ def test_sql_scoring_equals_optbinning(con) -> None:
     rows["month_end"] = pd.to_datetime(rows["month_end"])
     con.register("rows_to_score", rows)
     out = con.execute(
-        f"select * from ({score_sql(version, 'select * from rows_to_score', model.feature_specs)})"
+        "select * from ("
+        + score_sql(con, version, "select * from rows_to_score", model.feature_specs) + ")"
     ).df()
     out = out.set_index(["enterprise_id", "month_end"]).loc[
         list(zip(rows["enterprise_id"], rows["month_end"], strict=True))
@@ -229,7 +230,7 @@ def test_missing_and_unseen_values_land_in_a_bin(con) -> None:
         ('N1', DATE '2024-12-31', NULL::DOUBLE, NULL::DOUBLE, NULL::VARCHAR, NULL::DOUBLE),
         ('N2', DATE '2024-12-31', 'nan'::DOUBLE, 'inf'::DOUBLE, 'never-seen', '-inf'::DOUBLE))
         as t(enterprise_id, month_end, x1, x2, grade, t1)""")
-    out = con.execute(score_sql(version, "select * from odd", model.feature_specs)).fetchall()
+    out = con.execute(score_sql(con, version, "select * from odd", model.feature_specs)).fetchall()
     assert len(out) == 2
     for row in out:
         assert len(row[6]) == len(model.features)
@@ -498,15 +499,15 @@ def test_score_sql_refuses_unknown_model_or_missing_features(con) -> None:
     model = load_model(con, version)
     rel = "select * from marts.fct_enterprise_month_end left join " \
           "marts.fct_enterprise_month_end_trends using (enterprise_id, month_end)"
-    with pytest.raises(duckdb.Error, match="no fitted scorecard"):
-        con.execute(score_sql("nope", rel, model.feature_specs)).fetchall()
-    with pytest.raises(duckdb.Error, match="do not cover"):
-        con.execute(score_sql(version, rel, model.feature_specs[1:])).fetchall()
+    with pytest.raises(ScoringError, match="no fitted scorecard"):
+        score_sql(con, "nope", rel, model.feature_specs)
+    with pytest.raises(ScoringError, match="do not cover"):
+        score_sql(con, version, rel, model.feature_specs[1:])
     # extra features (not in the model) are ignored
     extra = [*model.feature_specs, *make_spec(features=[{"name": "noise", "mart": "enterprise"}])
              .features]
-    a = con.execute(f"select sum(pd) from ({score_sql(version, rel, extra)})").fetchall()
-    b = con.execute(f"select sum(pd) from ({score_sql(version, rel, model.feature_specs)})"
+    a = con.execute(f"select sum(pd) from ({score_sql(con, version, rel, extra)})").fetchall()
+    b = con.execute(f"select sum(pd) from ({score_sql(con, version, rel, model.feature_specs)})"
                     ).fetchall()
     assert a == b
 

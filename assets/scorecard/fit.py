@@ -201,12 +201,12 @@ def champion_pd_sql(con: duckdb.DuckDBPyConnection) -> str:
     model fct_enterprise_month_end_network_pd): read before the dbt step, so it is the model
     in use, fitted before this build's features, and scoring stays `score_sql`'s only."""
     model = current_model(con)
-    return "" if model is None else _champion_score_sql(model)
+    return "" if model is None else _champion_score_sql(con, model)
 
 
-def _champion_score_sql(model: ScorecardModel) -> str:
+def _champion_score_sql(con: duckdb.DuckDBPyConnection, model: ScorecardModel) -> str:
     return score_sql(
-        model.model_version, f"select * from {CHAMPION_FEATURES}", model.feature_specs,
+        con, model.model_version, f"select * from {CHAMPION_FEATURES}", model.feature_specs,
         with_feature_points=False,
     )
 
@@ -218,7 +218,7 @@ def champion_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     model = current_model(con)
     if model is None:
         return ""
-    digest = hashlib.sha256(_champion_score_sql(model).encode())
+    digest = hashlib.sha256(_champion_score_sql(con, model).encode())
     for query in (f"SELECT intercept FROM {MODELS}",
                   f"SELECT feature, bin_id, lower_bound, upper_bound, categories, is_missing, "
                   f"logit_contribution FROM {BINS}"):
@@ -580,12 +580,12 @@ def _evaluate(
         create or replace temp table _pd_scorecard_scored as
         select 'train' as sample, s.enterprise_id, s.month_end, s.y, s.w, x.pd, x.score
         from {TRAIN_SAMPLE} as s
-        join ({score_sql(version, f'select * from {TRAIN_SAMPLE}', feats,
+        join ({score_sql(con, version, f'select * from {TRAIN_SAMPLE}', feats,
                          with_feature_points=False)}) as x using (enterprise_id, month_end)
         union all
         select 'oot', e.enterprise_id, e.month_end, e.y, 1.0, x.pd, x.score
         from {OOT_EXAMPLES} as e
-        join ({score_sql(version, oot_rel, feats, with_feature_points=False)}) as x
+        join ({score_sql(con, version, oot_rel, feats, with_feature_points=False)}) as x
             using (enterprise_id, month_end)
     """)
     out: dict = {}
@@ -835,7 +835,7 @@ def oot_auc(
     ex = examples_sql(on.fit_date, on.oot_start, on.oot_end)
     scored = f"""
         select e.y, x.pd from ({ex}) as e
-        join ({score_sql(model.model_version, rel, model.feature_specs,
+        join ({score_sql(con, model.model_version, rel, model.feature_specs,
                          with_feature_points=False)}) as x using (enterprise_id, month_end)"""
     row = con.execute(auc_ks_sql(scored)).fetchone()
     return row[0] if row else None

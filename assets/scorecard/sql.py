@@ -1,18 +1,20 @@
 """The scorecard's SQL: tables, training examples, the features relation and scoring.
 
 A fitted scorecard is rows in `marts.pd_scorecard_bins`, so scoring is one SQL statement run
-inside DuckDB (`score_sql`): each firm-month's feature values become one list, each value
-finds its bin among the model's bins (interval by counting the cut points at or below it,
-category by equality, NULL to the missing bin, an unseen category to the unknown-category
-bin), and the bins' log-odds terms and points are summed. No Python touches the rows, so a
-million firms score in seconds. `feature_bins_sql` gives the same bin assignment in long form
-(one row per firm-month x feature, unnest + hash join) for per-bin statistics such as PSI.
+inside DuckDB (`score_sql`): the bins are written into it as one CASE per feature (interval
+by the cut points at or below the value, category by equality, NULL to the missing bin, an
+unseen category to the unknown-category bin), and the bins' log-odds terms and points are
+summed. No Python touches the rows, so a million firms score in seconds. `feature_bins_sql`
+gives the same bin assignment in long form (one row per firm-month x feature, unnest + hash
+join) for per-bin statistics such as PSI.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+
+import duckdb
 
 from assets.core.sql import date_literal, ident, text
 from assets.scorecard.spec import FeatureSpec
@@ -143,41 +145,127 @@ def feature_bins_sql(
         join bins as b on b.feature = a.feature and b.bin_id = a.bin_id"""
 
 
+#: One term of `score_sql`'s feature_points.
+FEATURE_POINT = (
+    "STRUCT(feature VARCHAR, bin_id INTEGER, bin_label VARCHAR, value VARCHAR, points DOUBLE, "
+    "logit_contribution DOUBLE)"
+)
+
+
+class ScoringError(ValueError):
+    """The model is unknown, has no bins, or the features passed do not cover it."""
+
+
+def _double(x: float | None) -> str:
+    """An exact DOUBLE literal (a decimal literal would be read as DECIMAL)."""
+    return "cast(null as double)" if x is None else f"cast('{float(x)!r}' as double)"
+
+
+def _bin_position_sql(categorical: bool, value: str, bins: list[tuple]) -> str:
+    """SQL of the position (1-based, bin_id order) of the bin `value` (a column: DOUBLE, or
+    VARCHAR for a categorical feature) falls in, NULL when no bin takes it. Bins are rows
+    (bin_id, bin_label, lower_bound, upper_bound, categories, is_missing, points,
+    logit_contribution). An interval bin is [lower, upper): 1 + the number of cut points
+    (lower bounds) at or below the value; a category bin by equality; NULL goes to the missing
+    bin, an unseen category to the unknown-category bin (empty categories)."""
+    missing = next((i for i, b in enumerate(bins, 1) if b[5]), None)
+    whens = [f"when {value} is null then {missing or 'null'}"]
+    if categorical:
+        unknown = next((i for i, b in enumerate(bins, 1) if b[4] is not None and not b[4]), None)
+        for i, b in enumerate(bins, 1):
+            if b[4]:
+                whens.append(f"when {value} in ({', '.join(text(c) for c in b[4])}) then {i}")
+        return f"case {' '.join(whens)} else {unknown or 'null'} end"
+    cuts = [b[2] for b in bins if b[2] is not None and b[4] is None and not b[5]]
+    if cuts != sorted(cuts):
+        raise ScoringError(f"score_sql: the cut points of {value} are not ascending")
+    for i, cut in enumerate(cuts, 1):
+        whens.append(f"when {value} < {_double(cut)} then {i}")
+    return f"case {' '.join(whens)} else {len(cuts) + 1} end"
+
+
 def score_sql(
+    con: duckdb.DuckDBPyConnection,
     model_version: str,
     features_relation: str,
     features: Sequence[FeatureSpec] | None = None,
     *,
     with_feature_points: bool = True,
+    points_from_logit: float | None = None,
 ) -> str:
     """Score a features relation (e.g. `features_relation_sql(...)`) with one model.
 
     Returns enterprise_id, month_end, model_version, logit, pd = 1/(1+exp(-logit)), score
     (points; HIGHER = SAFER: score = offset - factor * logit) and feature_points, a list of
     STRUCT(feature, bin_id, bin_label, value, points, logit_contribution) sorted riskiest term
-    first, so reasons can name what adds most risk. `features`: the model's features with
-    their dtype (`ScorecardModel.feature_specs`); default the candidates of scorecard.yml.
-    Fails (DuckDB error()) if the model is unknown, has no bins or `features` misses one.
+    first, so reasons can name what adds most risk (with `points_from_logit`, only the terms
+    whose logit_contribution reaches it: the rest cost time and name no reason). `features`:
+    the model's features with their dtype (`ScorecardModel.feature_specs`); default the
+    candidates of scorecard.yml; features the model does not use are ignored. Raises
+    ScoringError if the model is unknown, has no bins or `features` misses one of its
+    features.
 
-    How: each row's feature values become one list (the unpivot, in `features` order); the
-    model's bins, read once into a single-row `model` relation (one list entry per feature
-    with its cut points, category positions, missing and unknown-category bin), are joined
-    to every row, and each value picks its bin by position. No GROUP BY over the scored rows
-    (re-aggregating 15 structs per firm is what made the long-form version slow), so 1M firms
-    score in seconds.
+    How: the model's bins (read from `marts.pd_scorecard_bins` through `con`) are written
+    into the statement as one CASE per feature that gives the position of the row's bin, and
+    the bins' log-odds terms and points are picked by position. Plain SQL over the rows, no
+    join and no list lambdas per value: 6M firm-months score in 2.5 s at 1M, where matching
+    each value against list-valued bins took 46 s.
     """
     if features is None:
         from assets.scorecard.spec import load_spec
 
         features = load_spec().features
-    version = text(model_version)
-    items = []
-    for f in features:
-        num, txt, shown = _value_exprs(f)
-        items.append(f"{{'num': {num}, 'txt': {txt}, 'value': {shown}}}")
-    order = ", ".join(f"({i}, {text(f.name)})" for i, f in enumerate(features, start=1))
-    names = ", ".join(text(f.name) for f in features)
-    points = (
+    row = con.execute(f"select intercept from {MODELS} where model_version = ?",
+                      [model_version]).fetchone()
+    if row is None or row[0] is None:
+        raise ScoringError(f"score_sql: no fitted scorecard {model_version}")
+    intercept = row[0]
+    by_feature: dict[str, list[tuple]] = {}
+    for feature, *b in con.execute(
+        f"select feature, bin_id, bin_label, lower_bound, upper_bound, categories, is_missing, "
+        f"points, logit_contribution from {BINS} where model_version = ? "
+        "order by feature, bin_id", [model_version]
+    ).fetchall():
+        by_feature.setdefault(feature, []).append(tuple(b))
+    missing = sorted(set(by_feature) - {f.name for f in features})
+    if missing:
+        raise ScoringError(
+            f"score_sql: the features passed do not cover model {model_version}: {missing}"
+        )
+    used = [(f, by_feature[f.name]) for f in features if f.name in by_feature]
+    values = ", ".join(
+        f"{_value_exprs(f)[1 if f.dtype == 'categorical' else 0]} as _in_{i}, "
+        f"{_value_exprs(f)[2]} as _value_{i}"
+        for i, (f, _) in enumerate(used)
+    )
+    positions = ", ".join(
+        f"{_bin_position_sql(f.dtype == 'categorical', f'_in_{i}', bins)} as _pos_{i}"
+        for i, (f, bins) in enumerate(used)
+    )
+    shown = "".join(f", _value_{i}" for i in range(len(used)))
+
+    def pick(i: int, bins: list[tuple], expr, keep=lambda b: True, none="null") -> str:
+        whens = " ".join(f"when {k} then {expr(b)}" for k, b in enumerate(bins, 1) if keep(b))
+        return f"case _pos_{i} {whens} end" if whens else none
+
+    logits = ", ".join(pick(i, bins, lambda b: _double(b[7])) for i, (_, bins) in enumerate(used))
+    points = ", ".join(pick(i, bins, lambda b: _double(b[6])) for i, (_, bins) in enumerate(used))
+    terms = ""
+    if with_feature_points:
+        structs = ", ".join(
+            pick(i, bins, lambda b, f=f, i=i: (
+                f"struct_pack(feature := {text(f.name)}, bin_id := {int(b[0])}, "
+                f"bin_label := {text(b[1]) if b[1] is not None else 'cast(null as varchar)'}, "
+                f"value := _value_{i}, points := {_double(b[6])}, "
+                f"logit_contribution := {_double(b[7])})"),
+                keep=lambda b: points_from_logit is None or (
+                    b[7] is not None and b[7] >= points_from_logit),
+                none=f"cast(null as {FEATURE_POINT})")
+            for i, (f, bins) in enumerate(used)
+        )
+        terms = f""",
+            list_filter([{structs}], lambda x: x is not null) as p"""
+    sorted_points = (
         """,
             list_select(p, list_grade_up(list_transform(p, lambda x: -x.logit_contribution)))
                                                                     as feature_points"""
@@ -185,93 +273,26 @@ def score_sql(
         else ""
     )
     return f"""
-        with bins as (
-            select *, row_number() over (partition by feature order by bin_id) as pos
-            from {BINS} where model_version = {version}
-        ),
-        per_feature as (
-            select
-                feature,
-                bool_or(categories is not null)                         as is_cat,
-                coalesce(list(lower_bound order by bin_id) filter (
-                    where lower_bound is not null and categories is null and not is_missing),
-                    [])                                                 as cuts,
-                max(case when is_missing then pos end)                  as missing_pos,
-                max(case when len(categories) = 0 then pos end)         as unknown_pos,
-                list(struct_pack(feature, bin_id, bin_label, points, logit_contribution)
-                     order by bin_id)                                   as fbins
-            from bins
-            group by feature
-        ),
-        categories as (
-            select feature, list(category order by category) as cat_keys,
-                   list(pos order by category) as cat_pos
-            from (select feature, pos, unnest(categories) as category
-                  from bins where len(categories) > 0)
-            group by feature
-        ),
-        model as (
-            select
-                any_value(m.intercept) as intercept,
-                list(struct_pack(is_cat := p.is_cat, cuts := p.cuts,
-                                 missing_pos := p.missing_pos, unknown_pos := p.unknown_pos,
-                                 cat_keys := c.cat_keys, cat_pos := c.cat_pos,
-                                 fbins := p.fbins) order by fl.idx) as meta
-            from (values {order}) as fl(idx, feature)
-            left join per_feature as p using (feature)
-            left join categories as c using (feature)
-            left join (select intercept from {MODELS} where model_version = {version}) as m
-                on true
-        ),
-        checked as (
-            select
-                case
-                    when intercept is null then error(
-                        'score_sql: no fitted scorecard ' || {version})
-                    when exists (select 1 from per_feature where feature not in ({names}))
-                        then error('score_sql: the features passed do not cover model '
-                                   || {version})
-                    else intercept
-                end as intercept,
-                meta
-            from model
-        ),
-        picked as (
-            select
-                r.enterprise_id,
-                r.month_end,
-                m.intercept,
-                list_transform([{", ".join(items)}], lambda it, i: struct_pack(
-                    b := m.meta[i].fbins[
-                        case
-                            when m.meta[i].is_cat and it.txt is null then m.meta[i].missing_pos
-                            when m.meta[i].is_cat then coalesce(
-                                m.meta[i].cat_pos[list_position(m.meta[i].cat_keys, it.txt)],
-                                m.meta[i].unknown_pos)
-                            when it.num is null then m.meta[i].missing_pos
-                            -- [lower, upper): the bin is 1 + the number of cut points <= value
-                            else 1 + len(list_filter(m.meta[i].cuts, lambda c: c <= it.num))
-                        end],
-                    value := it.value)) as raw
-            from ({features_relation}) as r, checked as m
-        ),
-        terms as (
-            select
-                enterprise_id, month_end, intercept,
-                list_transform(list_filter(raw, lambda x: x.b is not null), lambda x: struct_pack(
-                    feature := x.b.feature, bin_id := x.b.bin_id, bin_label := x.b.bin_label,
-                    value := x.value, points := x.b.points,
-                    logit_contribution := x.b.logit_contribution)) as p
-            from picked
-        )
         select
             enterprise_id,
             month_end,
-            {version}                                                    as model_version,
-            intercept + list_sum(list_transform(p, lambda x: x.logit_contribution)) as logit,
+            {text(model_version)}                                        as model_version,
+            logit,
             1.0 / (1.0 + exp(-logit))                                    as pd,
-            list_sum(list_transform(p, lambda x: x.points))              as score{points}
-        from terms"""
+            score{sorted_points}
+        from (
+            select
+                enterprise_id, month_end,
+                {_double(intercept)} + list_sum([{logits}])               as logit,
+                list_sum([{points}])                                     as score{terms}
+            from (
+                select enterprise_id, month_end, {positions}{shown}
+                from (
+                    select r.enterprise_id, r.month_end, {values}
+                    from ({features_relation}) as r
+                )
+            )
+        )"""
 
 
 def auc_ks_sql(

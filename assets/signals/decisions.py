@@ -231,7 +231,9 @@ def feature_reason_sql(catalog: Catalog, feature: str, value: str) -> tuple[str,
 # Decisions
 
 
-def decisions_sql(catalog: Catalog, engine: Engine, features: str, hits: str) -> str:
+def decisions_sql(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, engine: Engine, features: str, hits: str
+) -> str:
     """One decision per row of `features` (a relation), from its signal hits `hits` (a
     relation of `signal_hits_rows_sql`): enterprise_id, month_end, engine, model_version, pd,
     tier, listed, hard_triggers, signals, n_high/n_medium/n_low, the five dimension scores,
@@ -262,7 +264,10 @@ def decisions_sql(catalog: Catalog, engine: Engine, features: str, hits: str) ->
     if engine.model_version:
         from assets.scorecard.sql import score_sql
 
-        scored = score_sql(engine.model_version, f"select * from {features}", engine.features)
+        scored = score_sql(
+            con, engine.model_version, f"select * from {features}", engine.features,
+            points_from_logit=catalog.min_reason_logit,
+        )
         topic, reason = feature_reason_sql(catalog, "fp.feature", "fp.value")
         # feature_points come riskiest first: filter and word them in place (an unnest and a
         # GROUP BY back to the firm-month took 3.5 times as long at 1M)
@@ -382,7 +387,7 @@ def build_decision_history(
             "create or replace temp table _hist_hits as "
             + signal_hits_rows_sql(catalog, "_hist_features")
         )
-        decided = decisions_sql(catalog, engine, "_hist_features", "_hist_hits")
+        decided = decisions_sql(con, catalog, engine, "_hist_features", "_hist_hits")
         con.execute(
             f"create temp table _hist_decisions as {decided}" if bucket == 0
             else f"insert into _hist_decisions by name {decided}"
