@@ -221,6 +221,18 @@ def test_sql_scoring_equals_optbinning(con) -> None:
     # riskiest term first
     contrib = [f["logit_contribution"] for f in fp["Z2"]]
     assert contrib == sorted(contrib, reverse=True)
+    # with points_from_logit: the same PD, and only the terms reaching it (those a reason
+    # could name), in the same order
+    floor = sorted(contrib)[len(contrib) // 2]
+    few = con.execute(
+        "select * from ("
+        + score_sql(con, version, "select * from rows_to_score", model.feature_specs,
+                    points_from_logit=floor) + ")"
+    ).df().set_index(["enterprise_id", "month_end"]).loc[out.index]
+    np.testing.assert_array_equal(few["pd"].to_numpy(), out["pd"].to_numpy())
+    for all_terms, kept in zip(out["feature_points"], few["feature_points"], strict=True):
+        assert list(kept) == [t for t in all_terms if t["logit_contribution"] >= floor]
+    assert 0 < len(few["feature_points"].loc["Z2"].iloc[0]) < len(fp["Z2"])
 
 
 def test_missing_and_unseen_values_land_in_a_bin(con) -> None:
