@@ -235,8 +235,9 @@ def test_a_missing_value_reads_as_what_is_missing() -> None:
     _, reason = feature_reason_sql(CAT, "feature", "value")
     got = duckdb.sql(
         f"SELECT {reason} FROM (VALUES ('revenue_1m_yoy', NULL), ('revenue_1m_yoy', '-0.56'), "
-        "('loans_outstanding', NULL), ('dpd_max_12m', NULL), ('dpd_max_12m', '45')) "
-        "AS t(feature, value)"
+        "('loans_outstanding', NULL), ('dpd_max_12m', NULL), ('dpd_max_12m', '45'), "
+        "('principal_due_90d_to_avg_monthly_revenue', '0.0'), "
+        "('principal_due_90d_to_avg_monthly_revenue', '1.5')) AS t(feature, value)"
     ).fetchall()
     assert [r[0] for r in got] == [
         CAT.feature_reasons["revenue_1m_yoy"].reason_missing,
@@ -244,6 +245,8 @@ def test_a_missing_value_reads_as_what_is_missing() -> None:
         "no loan outstanding",
         "a loan was up to n/a days past due in the last 12 months",
         "a loan was up to 45 days past due in the last 12 months",
+        CAT.feature_reasons["principal_due_90d_to_avg_monthly_revenue"].reason_zero,
+        "principal due in 90 days is 1.50 months of revenue",
     ]
 
 
@@ -258,3 +261,7 @@ def test_reason_missing_has_no_placeholder_and_needs_english() -> None:
         FeatureReason(**base, reason_missing="revenue {value}")
     with pytest.raises((ValidationError, ValueError), match="needs the English"):
         FeatureReason(**base, reason_missing_zh="无营收")
+    with pytest.raises((ValidationError, ValueError), match="no \\{placeholder\\} allowed"):
+        FeatureReason(**base, reason_zero="revenue {value}")
+    with pytest.raises((ValidationError, ValueError), match="needs the English reason_zero"):
+        FeatureReason(**base, reason_zero_zh="无营收")

@@ -448,6 +448,9 @@ def test_every_catalog_reason_reads_in_chinese():
         if f.reason_missing:
             assert f.reason_missing_zh, f.reason_missing
             assert reason_zh(f.reason_missing, catalog) == f.reason_missing_zh
+        if f.reason_zero:
+            assert f.reason_zero_zh, f.reason_zero
+            assert reason_zh(f.reason_zero, catalog) == f.reason_zero_zh
     en = "revenue of the last 3 months down 35% year on year"
     assert reason_zh(en) == "近3个月营收同比下降35%"
     assert reason_zh("a micro enterprise") == "微型企业"

@@ -183,6 +183,8 @@ def _reason_templates(catalog: Catalog) -> tuple[tuple[re.Pattern[str], str], ..
     pairs += [(f.reason, f.reason_zh) for f in catalog.feature_reasons.values() if f.reason_zh]
     pairs += [(f.reason_missing, f.reason_missing_zh) for f in catalog.feature_reasons.values()
               if f.reason_missing_zh]
+    pairs += [(f.reason_zero, f.reason_zero_zh) for f in catalog.feature_reasons.values()
+              if f.reason_zero_zh]
     pairs.sort(key=lambda p: -len(_PLACEHOLDER.sub("", p[0])))
     _TEMPLATES[id(catalog)] = tuple((_template_regex(en), zh) for en, zh in pairs)
     return _TEMPLATES[id(catalog)]

@@ -161,16 +161,17 @@ def _double(x: float | None) -> str:
     return "cast(null as double)" if x is None else f"cast('{float(x)!r}' as double)"
 
 
-def _bin_position_sql(categorical: bool, value: str, bins: list[tuple]) -> str:
-    """SQL of the position (1-based, bin_id order) of the bin `value` (a column: DOUBLE, or
-    VARCHAR for a categorical feature) falls in, NULL when no bin takes it. Bins are rows
+def _bin_position_sql(f: FeatureSpec, value: str, bins: list[tuple]) -> str:
+    """SQL of the position (1-based, bin_id order) of the bin that `value`, feature f's value
+    (a column: DOUBLE, or VARCHAR for a categorical feature), falls in; NULL when no bin
+    takes it. Bins are rows
     (bin_id, bin_label, lower_bound, upper_bound, categories, is_missing, points,
     logit_contribution). An interval bin is [lower, upper): 1 + the number of cut points
     (lower bounds) at or below the value; a category bin by equality; NULL goes to the missing
     bin, an unseen category to the unknown-category bin (empty categories)."""
     missing = next((i for i, b in enumerate(bins, 1) if b[5]), None)
     whens = [f"when {value} is null then {missing or 'null'}"]
-    if categorical:
+    if f.dtype == "categorical":
         unknown = next((i for i, b in enumerate(bins, 1) if b[4] is not None and not b[4]), None)
         for i, b in enumerate(bins, 1):
             if b[4]:
@@ -178,7 +179,7 @@ def _bin_position_sql(categorical: bool, value: str, bins: list[tuple]) -> str:
         return f"case {' '.join(whens)} else {unknown or 'null'} end"
     cuts = [b[2] for b in bins if b[2] is not None and b[4] is None and not b[5]]
     if cuts != sorted(cuts):
-        raise ScoringError(f"score_sql: the cut points of {value} are not ascending")
+        raise ScoringError(f"score_sql: the cut points of {f.name} are not ascending")
     for i, cut in enumerate(cuts, 1):
         whens.append(f"when {value} < {_double(cut)} then {i}")
     return f"case {' '.join(whens)} else {len(cuts) + 1} end"
@@ -227,6 +228,8 @@ def score_sql(
         "order by feature, bin_id", [model_version]
     ).fetchall():
         by_feature.setdefault(feature, []).append(tuple(b))
+    if not by_feature:
+        raise ScoringError(f"score_sql: scorecard {model_version} has no bins")
     missing = sorted(set(by_feature) - {f.name for f in features})
     if missing:
         raise ScoringError(
@@ -239,7 +242,7 @@ def score_sql(
         for i, (f, _) in enumerate(used)
     )
     positions = ", ".join(
-        f"{_bin_position_sql(f.dtype == 'categorical', f'_in_{i}', bins)} as _pos_{i}"
+        f"{_bin_position_sql(f, f'_in_{i}', bins)} as _pos_{i}"
         for i, (f, bins) in enumerate(used)
     )
     shown = "".join(f", _value_{i}" for i in range(len(used)))

@@ -434,16 +434,25 @@ class FeatureReason(RuleFileModel):
     reason_missing_zh: str = Field(
         default="", description="Chinese text of `reason_missing`; empty = the English shown."
     )
+    reason_zero: str = Field(
+        default="",
+        description="The reason when the firm's value is 0 (a bin of low values adds the risk "
+        "and '0 months' would read oddly), without placeholders; empty = `reason` with 0.",
+    )
+    reason_zero_zh: str = Field(
+        default="", description="Chinese text of `reason_zero`; empty = the English shown."
+    )
 
     @model_validator(mode="after")
     def _zh_placeholders(self) -> "FeatureReason":
         _same_placeholders(self.reason, self.reason_zh)
-        for name, text_ in (("reason_missing", self.reason_missing),
-                            ("reason_missing_zh", self.reason_missing_zh)):
-            if _PLACEHOLDER.search(text_):
-                raise rule_error("has no value to show: no {placeholder} allowed", name)
-        if self.reason_missing_zh and not self.reason_missing:
-            raise rule_error("needs the English reason_missing", "reason_missing_zh")
+        for kind in ("missing", "zero"):
+            english, chinese = getattr(self, f"reason_{kind}"), getattr(self, f"reason_{kind}_zh")
+            for name, text_ in ((f"reason_{kind}", english), (f"reason_{kind}_zh", chinese)):
+                if _PLACEHOLDER.search(text_):
+                    raise rule_error("has no value to show: no {placeholder} allowed", name)
+            if chinese and not english:
+                raise rule_error(f"needs the English reason_{kind}", f"reason_{kind}_zh")
         return self
 
     @field_validator("reason")

@@ -218,6 +218,9 @@ def feature_reason_sql(catalog: Catalog, feature: str, value: str) -> tuple[str,
     for name, fr in catalog.feature_reasons.items():
         whens_topic.append(f"when {text(name)} then {text(fr.topic)}")
         shown = _template_sql(fr.reason, value)
+        if fr.reason_zero:
+            shown = (f"case when try_cast({value} as double) = 0 then {text(fr.reason_zero)} "
+                     f"else {shown} end")
         if fr.reason_missing:
             shown = f"case when {value} is null then {text(fr.reason_missing)} else {shown} end"
         whens_text.append(f"when {text(name)} then {shown}")
