@@ -17,7 +17,9 @@ check this). The distress kinds (sudden, fast, slow, recovery) change the distre
 so the draws that follow them (events, repayments, applications) differ beyond the firms
 concerned. With every share 0 (`NoiseConfig.off()` plus `recovery=0.48`) the landing tables
 are the pre-noise generator's, byte for byte, except `tax_ratings`: a firm now keeps its
-usual rating from year to year (the old generator drew every year anew).
+usual rating from year to year (the old generator drew every year anew), and the CIT rows of
+`tax_filings` after a recovery: a recovered firm owes CIT again (before 2026-11-30 it never
+did).
 
 The kinds, their defaults and what they do (intensities are the module constants below):
 
