@@ -622,12 +622,12 @@ def _evaluate(
     # Feature PSI over the feature's own bins.
     train_bins = f"""
         select fb.feature, fb.bin_id, sum(s.w) as n
-        from ({feature_bins_sql(version, f'select * from {TRAIN_SAMPLE}', feats)}) as fb
+        from ({feature_bins_sql(con, version, f'select * from {TRAIN_SAMPLE}', feats)}) as fb
         join {TRAIN_SAMPLE} as s using (enterprise_id, month_end)
         group by all"""
     oot_bins = f"""
         select feature, bin_id, count(*)::double as n
-        from ({feature_bins_sql(version, oot_rel, feats)}) group by all"""
+        from ({feature_bins_sql(con, version, oot_rel, feats)}) group by all"""
     con.execute(f"""
         insert into {PSI}
         with t as ({train_bins}), o as ({oot_bins}),

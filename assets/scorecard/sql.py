@@ -5,8 +5,8 @@ inside DuckDB (`score_sql`): the bins are written into it as one CASE per featur
 by the cut points at or below the value, category by equality, NULL to the missing bin, an
 unseen category to the unknown-category bin), and the bins' log-odds terms and points are
 summed. No Python touches the rows, so a million firms score in seconds. `feature_bins_sql`
-gives the same bin assignment in long form (one row per firm-month x feature, unnest + hash
-join) for per-bin statistics such as PSI.
+gives the same bin assignment in long form (one row per firm-month x feature) for per-bin
+statistics such as PSI.
 """
 
 from __future__ import annotations
@@ -83,68 +83,6 @@ def _value_exprs(f: FeatureSpec) -> tuple[str, str, str]:
     return num, "cast(null as varchar)", f"cast({num} as varchar)"
 
 
-def feature_bins_sql(
-    model_version: str, features_relation: str, features: Sequence[FeatureSpec]
-) -> str:
-    """One row per firm x month end x model feature with the bin its value falls in:
-    enterprise_id, month_end, feature, value, bin_id, bin_label, points, logit_contribution.
-    `features` must cover the model's features (others are unpivoted and dropped)."""
-    version = text(model_version)
-    items = []
-    for f in features:
-        num, txt, shown = _value_exprs(f)
-        items.append(
-            f"{{'feature': {text(f.name)}, 'num': {num}, 'txt': {txt}, 'value': {shown}}}"
-        )
-    return f"""
-        with bins as (
-            select * from {BINS} where model_version = {version}
-        ),
-        feature_meta as (
-            select
-                feature,
-                bool_or(categories is not null)                                 as is_categorical,
-                max(case when is_missing then bin_id end)                       as missing_bin,
-                max(case when len(categories) = 0 then bin_id end)              as unknown_bin,
-                list(lower_bound order by lower_bound)
-                    filter (where lower_bound is not null and categories is null
-                            and not is_missing)                                 as cuts
-            from bins
-            group by feature
-        ),
-        category_bins as (
-            select feature, bin_id, unnest(categories) as category
-            from bins
-            where len(categories) > 0
-        ),
-        long as (
-            select enterprise_id, month_end, u.feature, u.num, u.txt, u.value
-            from (
-                select r.enterprise_id, r.month_end, unnest([{", ".join(items)}]) as u
-                from ({features_relation}) as r
-            )
-        ),
-        assigned as (
-            select
-                l.enterprise_id, l.month_end, l.feature, l.value,
-                case
-                    when m.is_categorical and l.txt is null then m.missing_bin
-                    when m.is_categorical then coalesce(c.bin_id, m.unknown_bin)
-                    when l.num is null then m.missing_bin
-                    -- [lower, upper): the bin index is the number of cut points <= value
-                    else len(list_filter(coalesce(m.cuts, []), lambda x: x <= l.num))
-                end as bin_id
-            from long as l
-            join feature_meta as m on m.feature = l.feature
-            left join category_bins as c on c.feature = l.feature and c.category = l.txt
-        )
-        select
-            a.enterprise_id, a.month_end, a.feature, a.value, a.bin_id, b.bin_label,
-            b.points, b.logit_contribution
-        from assigned as a
-        join bins as b on b.feature = a.feature and b.bin_id = a.bin_id"""
-
-
 #: One term of `score_sql`'s feature_points.
 FEATURE_POINT = (
     "STRUCT(feature VARCHAR, bin_id INTEGER, bin_label VARCHAR, value VARCHAR, points DOUBLE, "
@@ -185,6 +123,85 @@ def _bin_position_sql(f: FeatureSpec, value: str, bins: list[tuple]) -> str:
     return f"case {' '.join(whens)} else {len(cuts) + 1} end"
 
 
+class _CompiledModel:
+    """A model's bins read once and written into SQL: per feature used, a CASE giving the
+    position of the bin a row's value falls in (`_bin_position_sql`), and picks of that bin's
+    term, points or whole row by position. `score_sql` and `feature_bins_sql` both assign
+    bins through it, so the rule lives in one place."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, model_version: str,
+        features: Sequence[FeatureSpec] | None,
+    ) -> None:  # fmt: skip
+        if features is None:
+            from assets.scorecard.spec import load_spec
+
+            features = load_spec().features
+        row = con.execute(f"select intercept from {MODELS} where model_version = ?",
+                          [model_version]).fetchone()
+        if row is None or row[0] is None:
+            raise ScoringError(f"score_sql: no fitted scorecard {model_version}")
+        self.intercept = row[0]
+        by_feature: dict[str, list[tuple]] = {}
+        for feature, *b in con.execute(
+            f"select feature, bin_id, bin_label, lower_bound, upper_bound, categories, "
+            f"is_missing, points, logit_contribution from {BINS} where model_version = ? "
+            "order by feature, bin_id", [model_version]
+        ).fetchall():
+            by_feature.setdefault(feature, []).append(tuple(b))
+        if not by_feature:
+            raise ScoringError(f"score_sql: scorecard {model_version} has no bins")
+        missing = sorted(set(by_feature) - {f.name for f in features})
+        if missing:
+            raise ScoringError(
+                f"score_sql: the features passed do not cover model {model_version}: {missing}"
+            )
+        self.used = [(f, by_feature[f.name]) for f in features if f.name in by_feature]
+
+    def positions_sql(self, features_relation: str) -> str:
+        """enterprise_id, month_end, _pos_<i> (the bin's position) and _value_<i> (the value
+        as shown) per feature used, for each row of `features_relation`."""
+        values, positions = [], []
+        for i, (f, bins) in enumerate(self.used):
+            num, txt, shown = _value_exprs(f)
+            values.append(f"{txt if f.dtype == 'categorical' else num} as _in_{i}, "
+                          f"{shown} as _value_{i}")
+            positions.append(f"{_bin_position_sql(f, f'_in_{i}', bins)} as _pos_{i}")
+        shown = "".join(f", _value_{i}" for i in range(len(self.used)))
+        return f"""
+            select enterprise_id, month_end, {", ".join(positions)}{shown}
+            from (
+                select r.enterprise_id, r.month_end, {", ".join(values)}
+                from ({features_relation}) as r
+            )"""
+
+    def picks(self, expr, keep=lambda b: True, none: str = "null") -> str:
+        """Per feature, `expr(bin)` of the row's bin (`keep`: the bins that may be picked;
+        the others give NULL, and so does a feature none can be picked of: `none`)."""
+        out = []
+        for i, (f, bins) in enumerate(self.used):
+            whens = " ".join(
+                f"when {k} then {expr(b, f, i)}" for k, b in enumerate(bins, 1) if keep(b)
+            )
+            out.append(f"case _pos_{i} {whens} end" if whens else none)
+        return ", ".join(out)
+
+    def terms(self, points_from_logit: float | None = None) -> str:
+        """The list of the row's terms (FEATURE_POINT structs), in feature order, only those
+        whose logit_contribution reaches `points_from_logit` when given."""
+        structs = self.picks(
+            lambda b, f, i: (
+                f"struct_pack(feature := {text(f.name)}, bin_id := {int(b[0])}, "
+                f"bin_label := {text(b[1]) if b[1] is not None else 'cast(null as varchar)'}, "
+                f"value := _value_{i}, points := {_double(b[6])}, "
+                f"logit_contribution := {_double(b[7])})"),
+            keep=lambda b: points_from_logit is None or (
+                b[7] is not None and b[7] >= points_from_logit),
+            none=f"cast(null as {FEATURE_POINT})",
+        )
+        return f"list_filter([{structs}], lambda x: x is not null)"
+
+
 def score_sql(
     con: duckdb.DuckDBPyConnection,
     model_version: str,
@@ -212,62 +229,10 @@ def score_sql(
     join and no list lambdas per value: 6M firm-months score in 2.5 s at 1M, where matching
     each value against list-valued bins took 46 s.
     """
-    if features is None:
-        from assets.scorecard.spec import load_spec
-
-        features = load_spec().features
-    row = con.execute(f"select intercept from {MODELS} where model_version = ?",
-                      [model_version]).fetchone()
-    if row is None or row[0] is None:
-        raise ScoringError(f"score_sql: no fitted scorecard {model_version}")
-    intercept = row[0]
-    by_feature: dict[str, list[tuple]] = {}
-    for feature, *b in con.execute(
-        f"select feature, bin_id, bin_label, lower_bound, upper_bound, categories, is_missing, "
-        f"points, logit_contribution from {BINS} where model_version = ? "
-        "order by feature, bin_id", [model_version]
-    ).fetchall():
-        by_feature.setdefault(feature, []).append(tuple(b))
-    if not by_feature:
-        raise ScoringError(f"score_sql: scorecard {model_version} has no bins")
-    missing = sorted(set(by_feature) - {f.name for f in features})
-    if missing:
-        raise ScoringError(
-            f"score_sql: the features passed do not cover model {model_version}: {missing}"
-        )
-    used = [(f, by_feature[f.name]) for f in features if f.name in by_feature]
-    values = ", ".join(
-        f"{_value_exprs(f)[1 if f.dtype == 'categorical' else 0]} as _in_{i}, "
-        f"{_value_exprs(f)[2]} as _value_{i}"
-        for i, (f, _) in enumerate(used)
-    )
-    positions = ", ".join(
-        f"{_bin_position_sql(f, f'_in_{i}', bins)} as _pos_{i}"
-        for i, (f, bins) in enumerate(used)
-    )
-    shown = "".join(f", _value_{i}" for i in range(len(used)))
-
-    def pick(i: int, bins: list[tuple], expr, keep=lambda b: True, none="null") -> str:
-        whens = " ".join(f"when {k} then {expr(b)}" for k, b in enumerate(bins, 1) if keep(b))
-        return f"case _pos_{i} {whens} end" if whens else none
-
-    logits = ", ".join(pick(i, bins, lambda b: _double(b[7])) for i, (_, bins) in enumerate(used))
-    points = ", ".join(pick(i, bins, lambda b: _double(b[6])) for i, (_, bins) in enumerate(used))
-    terms = ""
-    if with_feature_points:
-        structs = ", ".join(
-            pick(i, bins, lambda b, f=f, i=i: (
-                f"struct_pack(feature := {text(f.name)}, bin_id := {int(b[0])}, "
-                f"bin_label := {text(b[1]) if b[1] is not None else 'cast(null as varchar)'}, "
-                f"value := _value_{i}, points := {_double(b[6])}, "
-                f"logit_contribution := {_double(b[7])})"),
-                keep=lambda b: points_from_logit is None or (
-                    b[7] is not None and b[7] >= points_from_logit),
-                none=f"cast(null as {FEATURE_POINT})")
-            for i, (f, bins) in enumerate(used)
-        )
-        terms = f""",
-            list_filter([{structs}], lambda x: x is not null) as p"""
+    model = _CompiledModel(con, model_version, features)
+    logits = model.picks(lambda b, f, i: _double(b[7]))
+    points = model.picks(lambda b, f, i: _double(b[6]))
+    terms = f", {model.terms(points_from_logit)} as p" if with_feature_points else ""
     sorted_points = (
         """,
             list_select(p, list_grade_up(list_transform(p, lambda x: -x.logit_contribution)))
@@ -286,15 +251,29 @@ def score_sql(
         from (
             select
                 enterprise_id, month_end,
-                {_double(intercept)} + list_sum([{logits}])               as logit,
+                {_double(model.intercept)} + list_sum([{logits}])         as logit,
                 list_sum([{points}])                                     as score{terms}
-            from (
-                select enterprise_id, month_end, {positions}{shown}
-                from (
-                    select r.enterprise_id, r.month_end, {values}
-                    from ({features_relation}) as r
-                )
-            )
+            from ({model.positions_sql(features_relation)})
+        )"""
+
+
+def feature_bins_sql(
+    con: duckdb.DuckDBPyConnection,
+    model_version: str,
+    features_relation: str,
+    features: Sequence[FeatureSpec],
+) -> str:
+    """One row per firm x month end x model feature with the bin its value falls in:
+    enterprise_id, month_end, feature, value, bin_id, bin_label, points, logit_contribution
+    (the long form of `score_sql`'s terms, for per-bin statistics such as PSI). `features`
+    must cover the model's features (others are dropped)."""
+    model = _CompiledModel(con, model_version, features)
+    return f"""
+        select enterprise_id, month_end, t.feature, t.value, t.bin_id, t.bin_label, t.points,
+               t.logit_contribution
+        from (
+            select enterprise_id, month_end, unnest({model.terms()}) as t
+            from ({model.positions_sql(features_relation)})
         )"""
 
 

@@ -38,19 +38,16 @@ first_vat as (
     group by 1
 ),
 
--- quarterly corporate income tax: nothing payable means no taxable profit that quarter
-cit as (
+-- per period: the arrears it adds, and its quarterly corporate income tax filing (nothing
+-- payable means no taxable profit that quarter)
+period_totals as (
     select
         enterprise_key,
-        period_end as month_end,
-        max(case when tax_payable = 0 then 1 else 0 end) as cit_nil_payable
-    from filings
-    where tax_type = 'cit'
-    group by 1, 2
-),
-
-arrears_delta as (
-    select enterprise_key, period_end as month_end, sum(tax_payable - tax_paid) as arrears_delta
+        period_end                                   as month_end,
+        sum(tax_payable - tax_paid)                  as arrears_delta,
+        max(case when tax_type = 'cit' then 1 else 0 end) as cit_filed,
+        max(case when tax_type = 'cit' then case when tax_payable = 0 then 1 else 0 end end)
+                                                     as cit_nil_payable
     from filings
     group by 1, 2
 ),
@@ -67,17 +64,15 @@ base as (
         case when v.enterprise_key is null and s.month_end > f.first_vat_month_end
             then 1 else 0 end                        as vat_missing,
         coalesce(a.arrears_delta, 0)                 as arrears_delta,
-        cast(c.enterprise_key is not null as integer) as cit_filed,
-        c.cit_nil_payable
+        coalesce(a.cit_filed, 0)                     as cit_filed,
+        a.cit_nil_payable
     from spine as s
     left join vat as v
         on v.enterprise_key = s.enterprise_key and v.month_end = s.month_end
     left join first_vat as f
         on f.enterprise_key = s.enterprise_key
-    left join arrears_delta as a
+    left join period_totals as a
         on a.enterprise_key = s.enterprise_key and a.month_end = s.month_end
-    left join cit as c
-        on c.enterprise_key = s.enterprise_key and c.month_end = s.month_end
 ),
 
 -- one window pass: frames "n preceding" over the dense spine are "n months back";
