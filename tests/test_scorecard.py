@@ -653,6 +653,29 @@ def test_the_scorecard_reuses_the_cut_points_found_when_choosing_the_trend() -> 
         np.testing.assert_allclose(woe[0], woe[1])
 
 
+def test_binning_in_threads_finds_the_bins_of_one_thread(monkeypatch) -> None:
+    """The features are binned in threads (BINNING_THREADS); each feature's trend, cut points
+    and the scorecard's points are those of binning them one after another."""
+    df = _diversion_like_sample()
+    rng = np.random.default_rng(5)
+    df["size"] = rng.lognormal(0.0, 1.0, len(df)) * np.where(df["y"], 0.7, 1.0)
+    df["late"] = rng.poisson(np.where(df["y"], 1.5, 0.4))
+    binning = {**SPEC["binning"], "max_n_bins": 6, "min_bin_size": 0.005,
+               "min_prebin_size": 0.005}
+    names = ["share", "size", "late"]
+    spec = make_spec(features=[{"name": n, "mart": "enterprise"} for n in names],
+                     binning=binning)
+    results = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(fit_module, "BINNING_THREADS", threads)
+        assert fit_module._binning_process(spec, names).n_jobs == threads
+        card, _, _ = fit_module.fit_optbinning_scorecard(df, spec)
+        results[threads] = (fit_module.monotonic_binnings(df, spec, names),
+                            card.table(style="summary").to_dict("records"))
+    assert results[1] == results[3]
+    assert results[1][0][0] == {"share": "ascending", "size": "descending", "late": "ascending"}
+
+
 def test_the_model_notes_say_which_way_each_feature_was_binned(con) -> None:
     """A validator reads the direction of every numerical feature's bins in the notes."""
     version = fit_scorecard(con, FIT_DATE, make_spec())
