@@ -5,7 +5,8 @@ domain their folder names in `dbt_project.yml` (`meta.dagster.group`: loan_perfo
 enterprise_features, early_warning, pre_lending). dbt sources map onto the ingestion assets
 `raw/<table>` and onto the Python-built marts through their `meta.dagster.asset_key`, so the
 graph runs landing -> raw -> staging -> intermediate -> marts -> early warning -> exports.
-dbt tests become asset checks: severity error blocks, warn only reports.
+dbt tests become asset checks: severity error blocks (except a test a quiet night skips, see
+`RiskDbtTranslator.get_asset_check_spec`), warn only reports.
 
 Three dbt steps: `risk_dbt_models` builds everything up to the feature marts; after the
 Python early-warning engine has scored the firms, `decision_history_dbt_models` (tag
@@ -22,11 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from dagster import AssetExecutionContext, AssetKey, AssetMaterialization, Output
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetSpec,
+    Output,
+)
 from dagster_dbt import (
     DagsterDbtTranslator,
     DbtCliInvocation,
     DbtCliResource,
+    DbtProject,
     dbt_assets,
     get_asset_key_for_model,
 )
@@ -82,6 +91,22 @@ class RiskDbtTranslator(DagsterDbtTranslator):
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
         layer = self._layer(dbt_resource_props)
         return [OWNERS[layer]] if layer else super().get_owners(dbt_resource_props)
+
+    def get_asset_check_spec(
+        self,
+        asset_spec: AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: DbtProject | None,
+    ) -> AssetCheckSpec | None:
+        """dagster-dbt makes every severity-error test blocking; a test a quiet night skips
+        (`skipped_on_quiet_nights`) is not, or Dagster would warn on every such night that a
+        blocking check "emitted no result". If it fails on a night that runs it, dbt still
+        fails the step, so nothing downstream runs either way."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is not None and spec.blocking and skipped_on_quiet_nights(manifest, unique_id):
+            return spec._replace(blocking=False)
+        return spec
 
 
 TRANSLATOR = RiskDbtTranslator()
@@ -219,23 +244,31 @@ def _build(
     keep_partial_parse(invocation.target_path)
 
 
-def unchanged_fact_tests(manifest_path=None) -> list[str]:
-    """The data tests that only read the incremental month-end facts and are not tagged
-    `blocking`: a night that recomputes no month end skips them (their tables are as tested
+def skipped_on_quiet_nights(manifest: Mapping[str, Any], unique_id: str) -> bool:
+    """Whether the data test `unique_id` only reads the incremental month-end facts and is not
+    tagged `blocking`: a night that recomputes no month end skips it (its tables are as tested
     on the night they changed)."""
-    manifest = json.loads((manifest_path or dbt_project.manifest_path).read_text())
     nodes = manifest["nodes"]
-    incremental = {
-        uid for uid, n in nodes.items()
-        if n["resource_type"] == "model"
-        and n["config"].get("incremental_strategy") == "replace_from_month_end"
-    }
+    test = nodes[unique_id]
+    parents = set(test["depends_on"]["nodes"])
+    return (
+        test["resource_type"] == "test"
+        and "blocking" not in test.get("tags", [])
+        and bool(parents)
+        and all(
+            nodes.get(p, {}).get("config", {}).get("incremental_strategy")
+            == "replace_from_month_end"
+            for p in parents
+        )
+    )
+
+
+def unchanged_fact_tests(manifest_path=None) -> list[str]:
+    """The data tests a night that recomputes no month end skips (`skipped_on_quiet_nights`)."""
+    manifest = json.loads((manifest_path or dbt_project.manifest_path).read_text())
     return sorted(
-        n["name"] for n in nodes.values()
-        if n["resource_type"] == "test"
-        and "blocking" not in n.get("tags", [])
-        and (parents := set(n["depends_on"]["nodes"]))
-        and parents <= incremental
+        n["name"] for uid, n in manifest["nodes"].items()
+        if n["resource_type"] == "test" and skipped_on_quiet_nights(manifest, uid)
     )
 
 
