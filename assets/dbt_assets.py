@@ -250,16 +250,12 @@ def skipped_on_quiet_nights(manifest: Mapping[str, Any], unique_id: str) -> bool
     on the night they changed)."""
     nodes = manifest["nodes"]
     test = nodes[unique_id]
-    parents = set(test["depends_on"]["nodes"])
-    return (
-        test["resource_type"] == "test"
-        and "blocking" not in test.get("tags", [])
-        and bool(parents)
-        and all(
-            nodes.get(p, {}).get("config", {}).get("incremental_strategy")
-            == "replace_from_month_end"
-            for p in parents
-        )
+    if test["resource_type"] != "test" or "blocking" in test.get("tags", []):
+        return False
+    parents = test["depends_on"]["nodes"]
+    return bool(parents) and all(
+        nodes.get(p, {}).get("config", {}).get("incremental_strategy") == "replace_from_month_end"
+        for p in parents
     )
 
 
@@ -267,8 +263,7 @@ def unchanged_fact_tests(manifest_path=None) -> list[str]:
     """The data tests a night that recomputes no month end skips (`skipped_on_quiet_nights`)."""
     manifest = json.loads((manifest_path or dbt_project.manifest_path).read_text())
     return sorted(
-        n["name"] for uid, n in manifest["nodes"].items()
-        if n["resource_type"] == "test" and skipped_on_quiet_nights(manifest, uid)
+        n["name"] for uid, n in manifest["nodes"].items() if skipped_on_quiet_nights(manifest, uid)
     )
 
 
