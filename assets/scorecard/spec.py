@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from assets.core.yaml_files import read_yaml
+
 SPEC_PATH = Path(__file__).with_name("scorecard.yml")
 
 #: The network features about another firm on red (issue 13): by a hard trigger
@@ -182,7 +184,7 @@ def load_spec(path: Path | str | None = None) -> ScorecardSpec:
     """Read and validate scorecard.yml (default: the one beside this module)."""
     path = Path(path) if path else SPEC_PATH
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     return parse_spec(data, source=str(path))

@@ -39,6 +39,7 @@ from assets.core.dbt_project import (
 from assets.core.metadata import table_exists
 from assets.core.month_ends import last_month_end
 from assets.core.sql import date_literal, decimal_literal, ident, literal, text, transaction
+from assets.core.yaml_files import read_yaml
 from assets.signals import catalog as signal_catalog
 from assets.signals.catalog import (
     VERSION_PATTERN,
@@ -459,7 +460,7 @@ def load_rules(path: Path | str = RULES_PATH) -> AccessRules:
     """Read and validate the rules file; every error names the file, rule, field and problem."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except yaml.YAMLError as exc:
         raise RulesError(f"{path}: not valid YAML: {exc}") from exc
     return parse_rules(data, source=str(path))

@@ -45,6 +45,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict  # pydantic needs this TypedDict on Python < 3.12
 
 from assets.core.sql import ident, literal, text
+from assets.core.yaml_files import read_yaml
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yml")
 SCHEMA_PATH = Path(__file__).with_name("catalog.schema.json")
@@ -606,7 +607,7 @@ def load_catalog(
     `columns`, every feature a signal reads must be one of them (the feature mart's columns)."""
     path = Path(path) if path else CATALOG_PATH
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from exc
     return parse_catalog(data, source=str(path), columns=columns)
