@@ -127,9 +127,12 @@ def backtest_month_ends(
     window_months: int = WINDOW_MONTHS,
     out_of_time: bool = True,
     fitted_on: str | None = None,
+    oot_of: str | None = None,
 ) -> BacktestMonths:
     """Which month ends a back-test of model `model_version` (None: the expert catalog) judges,
-    ignores and decides (see `backtest`)."""
+    ignores and decides (see `backtest`). `oot_of`: whose stored out-of-time window is the
+    "oot" window (default the model's own; the expert catalog, which has none, is judged on a
+    champion's this way)."""
     # one scan: every month end, and whether any of its outcomes is observed over 12 months
     month_ends = con.execute(
         "select month_end, bool_or(outcome_observed_12m) from marts.fct_enterprise_outcomes "
@@ -147,10 +150,10 @@ def backtest_month_ends(
     decidable = [m for m in observed if warmed_up is None or m >= warmed_up] or observed
     windows = {"window": decidable[-window_months:]}
     reference = training_months(con, model_version, observed)
-    if out_of_time and model_version:
+    if out_of_time and (oot_of or model_version):
         oot = con.execute(
             "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
-            [model_version],
+            [oot_of or model_version],
         ).fetchone()
         if oot and oot[0]:
             windows["oot"] = [m for m in observed if oot[0] <= m <= oot[1]]
@@ -181,16 +184,18 @@ def backtest(
     window_months: int = WINDOW_MONTHS,
     out_of_time: bool = True,
     fitted_on: str | None = None,
+    oot_of: str | None = None,
 ) -> list[dict[str, object]]:
     """Back-test `engine` (default: the current one) on the last `window_months` month ends
     with an observed 12-month outcome after the history's warm-up, and on the champion's
     out-of-time window; returns the backtest_runs rows written. The firm-level figures ignore
     the decisions at the training months of model `fitted_on` (default: the engine's own), so
-    two engines compared on one window can be judged on the same month ends."""
+    two engines compared on one window can be judged on the same month ends; `oot_of` names
+    the model whose out-of-time window the "oot" run reads (default the engine's own)."""
     engine = engine or current_engine(con)
     months = backtest_month_ends(
         con, engine.model_version, window_months=window_months, out_of_time=out_of_time,
-        fitted_on=fitted_on,
+        fitted_on=fitted_on, oot_of=oot_of,
     )
     decisions = build_decision_history(
         con, catalog, engine, start=months.decide_from, end=months.decide_through

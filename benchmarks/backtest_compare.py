@@ -21,7 +21,6 @@ from pathlib import Path
 import duckdb
 
 from assets.backtest_assets import backtest
-from assets.core.month_ends import months_between
 from assets.signals.catalog import load_catalog
 from assets.signals.decisions import Engine, current_engine
 
@@ -113,19 +112,16 @@ def main(argv: list[str] | None = None) -> int:
             cat = catalog if name == "pd_scorecard" else expert_catalog
             # both engines' early-warning figures ignore the champion's training months
             fitted_on = model.model_version
-            runs = backtest(con, cat, engine=engine, window_months=24, fitted_on=fitted_on)
+            # the expert engine has no OOT window of its own: judge it on the model's (also
+            # when month ends after it have become observed since the fit)
+            runs = backtest(con, cat, engine=engine, window_months=24, fitted_on=fitted_on,
+                            oot_of=model.model_version)
             took = time.perf_counter() - t
             oot = con.execute(
                 "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
                 [model.model_version],
             ).fetchone()
-            # the expert engine has no OOT window of its own: judge it on the model's
-            run = next((r for r in runs if r["label"] == "oot"), None)
-            if run is None:  # the OOT window is the last observed month ends
-                runs = backtest(con, cat, engine=engine,
-                                window_months=months_between(oot[0], oot[1]) + 1,
-                                fitted_on=fitted_on)
-                run = runs[-1]
+            run = next(r for r in runs if r["label"] == "oot")
             assert (run["window_start"], run["window_end"]) == tuple(oot), (run, oot)
             results[name] = (run, took)
             if args.truth and name == "pd_scorecard":

@@ -500,3 +500,34 @@ def test_decisions_run_to_the_last_month_end_so_late_defaults_count() -> None:
     assert got.ignored == months[:12]  # the warm-up
     assert got.decide_from == date(2024, 1, 31)  # 12 months before the window
     assert got.decide_through == date(2026, 6, 30)  # not the window's end (2025-06)
+
+
+def test_the_expert_catalog_is_judged_on_a_champions_out_of_time_window() -> None:
+    """The expert catalog has no out-of-time window of its own; `oot_of` judges it on the
+    champion's stored one, also when month ends after it have become observed since the fit
+    (a back-test run a day after the refresh it follows, across a month end)."""
+    from assets.backtest_assets import backtest_month_ends
+    from tests.conftest import create_mart_tables
+
+    con = duckdb.connect()
+    create_mart_tables(con, "fct_enterprise_outcomes", "fct_enterprise_month_end")
+    months = [add_months(date(2023, 12, 31), k) for k in range(1, 31)]  # 2024-01..2026-06
+    con.executemany(
+        "INSERT INTO marts.fct_enterprise_month_end (enterprise_id, month_end, revenue_1m) "
+        "VALUES ('A', ?, 100)",
+        [[m] for m in months],
+    )
+    con.executemany(
+        "INSERT INTO marts.fct_enterprise_outcomes (enterprise_id, month_end, "
+        "outcome_observed_12m) VALUES ('A', ?, ?)",
+        [[m, m <= date(2025, 7, 31)] for m in months],
+    )
+    con.execute("CREATE TABLE marts.pd_scorecard_models (model_version VARCHAR, "
+                "oot_start DATE, oot_end DATE)")
+    con.execute("INSERT INTO marts.pd_scorecard_models VALUES "
+                "('pd-1', DATE '2025-01-31', DATE '2025-06-30')")
+    assert backtest_month_ends(con, None).windows == {"window": months[12:19]}
+    got = backtest_month_ends(con, None, oot_of="pd-1")
+    assert got.windows == {"window": months[12:19], "oot": months[12:18]}  # not July 2025
+    assert backtest_month_ends(con, None, out_of_time=False, oot_of="pd-1").windows == {
+        "window": months[12:19]}
