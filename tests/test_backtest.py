@@ -473,6 +473,30 @@ def test_list_order_auc_ranks_red_firms_first_whatever_their_pd(random_rows) -> 
     assert f["auc_6m_list_order"] > f["auc_6m"]
 
 
+#: One firm's month ends, 2024-01..2026-06 (VAT data from the first: warm-up through 2024-12).
+MONTHS = [add_months(date(2023, 12, 31), k) for k in range(1, 31)]
+
+
+def _one_firm_book(observed_through: date) -> duckdb.DuckDBPyConnection:
+    """The feature and outcome marts of one firm over MONTHS, its 12-month outcome observed
+    for the month ends up to `observed_through`."""
+    from tests.conftest import create_mart_tables
+
+    con = duckdb.connect()
+    create_mart_tables(con, "fct_enterprise_outcomes", "fct_enterprise_month_end")
+    con.executemany(
+        "INSERT INTO marts.fct_enterprise_month_end (enterprise_id, month_end, revenue_1m) "
+        "VALUES ('A', ?, 100)",
+        [[m] for m in MONTHS],
+    )
+    con.executemany(
+        "INSERT INTO marts.fct_enterprise_outcomes (enterprise_id, month_end, "
+        "outcome_observed_12m) VALUES ('A', ?, ?)",
+        [[m, m <= observed_through] for m in MONTHS],
+    )
+    return con
+
+
 def test_decisions_run_to_the_last_month_end_so_late_defaults_count() -> None:
     """A default late in the 12-month horizon (up to a year after the window's last month end)
     was warned of, or not, at month ends after the window: the back-test must decide those
@@ -480,24 +504,11 @@ def test_decisions_run_to_the_last_month_end_so_late_defaults_count() -> None:
     Here: VAT data from January 2024 (warm-up through December 2024), outcomes observed for
     January 2024 to June 2025, month ends to June 2026."""
     from assets.backtest_assets import backtest_month_ends
-    from tests.conftest import create_mart_tables
 
-    con = duckdb.connect()
-    create_mart_tables(con, "fct_enterprise_outcomes", "fct_enterprise_month_end")
-    months = [add_months(date(2023, 12, 31), k) for k in range(1, 31)]  # 2024-01..2026-06
-    con.executemany(
-        "INSERT INTO marts.fct_enterprise_month_end (enterprise_id, month_end, revenue_1m) "
-        "VALUES ('A', ?, 100)",
-        [[m] for m in months],
-    )
-    con.executemany(
-        "INSERT INTO marts.fct_enterprise_outcomes (enterprise_id, month_end, "
-        "outcome_observed_12m) VALUES ('A', ?, ?)",
-        [[m, m <= date(2025, 6, 30)] for m in months],
-    )
+    con = _one_firm_book(date(2025, 6, 30))
     got = backtest_month_ends(con, None)
-    assert got.windows == {"window": months[12:18]}  # 2025-01..06: observed, past the warm-up
-    assert got.ignored == months[:12]  # the warm-up
+    assert got.windows == {"window": MONTHS[12:18]}  # 2025-01..06: observed, past the warm-up
+    assert got.ignored == MONTHS[:12]  # the warm-up
     assert got.decide_from == date(2024, 1, 31)  # 12 months before the window
     assert got.decide_through == date(2026, 6, 30)  # not the window's end (2025-06)
 
@@ -507,27 +518,14 @@ def test_the_expert_catalog_is_judged_on_a_champions_out_of_time_window() -> Non
     champion's stored one, also when month ends after it have become observed since the fit
     (a back-test run a day after the refresh it follows, across a month end)."""
     from assets.backtest_assets import backtest_month_ends
-    from tests.conftest import create_mart_tables
 
-    con = duckdb.connect()
-    create_mart_tables(con, "fct_enterprise_outcomes", "fct_enterprise_month_end")
-    months = [add_months(date(2023, 12, 31), k) for k in range(1, 31)]  # 2024-01..2026-06
-    con.executemany(
-        "INSERT INTO marts.fct_enterprise_month_end (enterprise_id, month_end, revenue_1m) "
-        "VALUES ('A', ?, 100)",
-        [[m] for m in months],
-    )
-    con.executemany(
-        "INSERT INTO marts.fct_enterprise_outcomes (enterprise_id, month_end, "
-        "outcome_observed_12m) VALUES ('A', ?, ?)",
-        [[m, m <= date(2025, 7, 31)] for m in months],
-    )
+    con = _one_firm_book(date(2025, 7, 31))
     con.execute("CREATE TABLE marts.pd_scorecard_models (model_version VARCHAR, "
                 "oot_start DATE, oot_end DATE)")
     con.execute("INSERT INTO marts.pd_scorecard_models VALUES "
                 "('pd-1', DATE '2025-01-31', DATE '2025-06-30')")
-    assert backtest_month_ends(con, None).windows == {"window": months[12:19]}
+    assert backtest_month_ends(con, None).windows == {"window": MONTHS[12:19]}
     got = backtest_month_ends(con, None, oot_of="pd-1")
-    assert got.windows == {"window": months[12:19], "oot": months[12:18]}  # not July 2025
+    assert got.windows == {"window": MONTHS[12:19], "oot": MONTHS[12:18]}  # not July 2025
     assert backtest_month_ends(con, None, out_of_time=False, oot_of="pd-1").windows == {
-        "window": months[12:19]}
+        "window": MONTHS[12:19]}
