@@ -106,21 +106,20 @@ def main(argv: list[str] | None = None) -> int:
         if not model.model_version:
             print("no champion scorecard in this warehouse: run `risk backtest` first")
             return 2
+        oot = con.execute(
+            "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
+            [model.model_version],
+        ).fetchone()
         results = {}
         for name, engine in (("pd_scorecard", model), ("expert_catalog", Engine(note="bench"))):
             t = time.perf_counter()
             cat = catalog if name == "pd_scorecard" else expert_catalog
-            # both engines' early-warning figures ignore the champion's training months
-            fitted_on = model.model_version
-            # the expert engine has no OOT window of its own: judge it on the model's (also
-            # when month ends after it have become observed since the fit)
-            runs = backtest(con, cat, engine=engine, window_months=24, fitted_on=fitted_on,
-                            oot_of=model.model_version)
+            # both engines' early-warning figures ignore the champion's training months; the
+            # expert engine has no OOT window of its own: judge it on the model's (also when
+            # month ends after it have become observed since the fit)
+            runs = backtest(con, cat, engine=engine, window_months=24,
+                            fitted_on=model.model_version, oot_of=model.model_version)
             took = time.perf_counter() - t
-            oot = con.execute(
-                "select oot_start, oot_end from marts.pd_scorecard_models where model_version = ?",
-                [model.model_version],
-            ).fetchone()
             run = next(r for r in runs if r["label"] == "oot")
             assert (run["window_start"], run["window_end"]) == tuple(oot), (run, oot)
             results[name] = (run, took)

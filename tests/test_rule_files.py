@@ -154,7 +154,7 @@ def test_rule_files_are_read_with_libyaml_as_pyyaml_reads_them() -> None:
     files = [CATALOG_PATH, RULES_PATH, SPEC_PATH, *dbt_yaml]
     for path in files:
         want = yaml.safe_load(path.read_text(encoding="utf-8"))
-        got = read_yaml(path)
+        got = read_yaml(path, ValueError)
         assert got == want and repr(got) == repr(want), path
 
 

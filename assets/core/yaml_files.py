@@ -16,7 +16,11 @@ import yaml
 SAFE_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def read_yaml(path: Path) -> Any:
-    """The YAML document in `path` (UTF-8), as `yaml.safe_load` reads it; a syntax error is
-    a `yaml.YAMLError` naming the line and column."""
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506
+def read_yaml(path: Path, error: type[Exception]) -> Any:
+    """The YAML document in `path` (UTF-8), as `yaml.safe_load` reads it; a syntax error
+    raises `error` ("<path>: not valid YAML: ..." with the line and column), the rule file's
+    own error class."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from exc

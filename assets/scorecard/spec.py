@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -183,8 +182,5 @@ def parse_spec(data: object, source: str = "<scorecard spec>") -> ScorecardSpec:
 def load_spec(path: Path | str | None = None) -> ScorecardSpec:
     """Read and validate scorecard.yml (default: the one beside this module)."""
     path = Path(path) if path else SPEC_PATH
-    try:
-        data = read_yaml(path)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, SpecError)
     return parse_spec(data, source=str(path))

@@ -16,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     ConfigDict,
     Field,
@@ -459,10 +458,7 @@ def _fact_conditions(
 def load_rules(path: Path | str = RULES_PATH) -> AccessRules:
     """Read and validate the rules file; every error names the file, rule, field and problem."""
     path = Path(path)
-    try:
-        data = read_yaml(path)
-    except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, RulesError)
     return parse_rules(data, source=str(path))
 
 

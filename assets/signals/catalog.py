@@ -27,7 +27,6 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -606,10 +605,7 @@ def load_catalog(
     """Read and validate the catalog YAML (default: the one beside this module). With
     `columns`, every feature a signal reads must be one of them (the feature mart's columns)."""
     path = Path(path) if path else CATALOG_PATH
-    try:
-        data = read_yaml(path)
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, CatalogError)
     return parse_catalog(data, source=str(path), columns=columns)
 
 
