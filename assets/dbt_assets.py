@@ -45,6 +45,7 @@ from assets.core.dbt_project import (
     dbt_project,
     keep_partial_parse,
     prune_run_targets,
+    write_pd_champion,
     write_run_context,
 )
 from assets.core.metadata import relation_row_counts
@@ -127,15 +128,18 @@ def decision_vars(catalog) -> dict[str, object]:
     }
 
 
-def champion_vars(warehouse_path: Path) -> dict[str, object]:
-    """`pd_champion_sql`: the SQL scoring the champion PD scorecard stored in the warehouse
-    before this step (`champion_pd_sql`; '' with none), for the network features' "another
-    firm on red by its PD" (fct_enterprise_month_end_network_pd). Read when the step starts,
-    so the model in use scores, never the one this run may fit after the feature marts."""
-    if not warehouse_path.exists():
-        return {"pd_champion_sql": ""}
-    with duckdb.connect(str(warehouse_path), read_only=True) as con:
-        return {"pd_champion_sql": champion_pd_sql(con)}
+def store_champion_for_dbt(warehouse_path: Path) -> str:
+    """Store the SQL scoring the champion PD scorecard in the warehouse now (`champion_pd_sql`;
+    '' with none) where the network features' "another firm on red by its PD" reads it
+    (`write_pd_champion`, fct_enterprise_month_end_network_pd); returns it. Called as a dbt
+    step starts, so the model in use scores, never the one this run may fit after the
+    feature marts."""
+    score_sql = ""
+    if warehouse_path.exists():
+        with duckdb.connect(str(warehouse_path), read_only=True) as con:
+            score_sql = champion_pd_sql(con)
+    write_pd_champion(warehouse_path, score_sql)
+    return score_sql
 
 
 def champion_fingerprint_at(warehouse_path: Path) -> str:
@@ -149,15 +153,14 @@ def champion_fingerprint_at(warehouse_path: Path) -> str:
 
 def dbt_vars(warehouse: RiskWarehouse) -> dict[str, object]:
     """The vars of every dbt step: warehouse file and DuckDB memory cap (the profile reads
-    them as vars, so no environment is changed inside a step), the catalog values and the
-    champion's scoring SQL. The same in every step and from night to night (the as-of date
-    goes through `write_run_context`), so dbt keeps its partial parse, except when a new
-    champion is promoted (about monthly): then dbt parses the project once more."""
+    them as vars, so no environment is changed inside a step) and the catalog values. The
+    same in every step and from night to night, so dbt keeps its partial parse: what changes
+    goes through the warehouse (the as-of date, `write_run_context`; the champion's scoring
+    SQL, `store_champion_for_dbt`), and only a new catalog makes dbt parse again."""
     return {
         "warehouse_path": str(warehouse.warehouse_path),
         "duckdb_memory_limit": settings.duckdb_memory_limit(),
         **decision_vars(CATALOG),
-        **champion_vars(warehouse.warehouse_path),
     }
 
 
@@ -225,6 +228,7 @@ def _invoke(
         previous_as_of=recompute.previous_as_of if partial else None,
         recompute_loans=recompute.loans if partial else (),
     )
+    store_champion_for_dbt(warehouse.warehouse_path)
     return dbt.cli(
         [*BUILD_ARGS, *extra, "--vars", json.dumps(dbt_vars(warehouse))], context=context
     )

@@ -211,15 +211,16 @@ def _pd_route(args: argparse.Namespace, wh: Path, truth: Path) -> int:
     import yaml
 
     from assets.core.dbt_project import run_dbt
-    from assets.dbt_assets import champion_vars, decision_vars
+    from assets.dbt_assets import decision_vars, store_champion_for_dbt
     from assets.signals.catalog import CATALOG_PATH
 
     build = wh.with_name(f"{wh.stem}.build.duckdb")
     work = args.dir / "work_pd.duckdb"
     shutil.copy(build if build.exists() else wh, work)
     t = time.perf_counter()
+    store_champion_for_dbt(work)
     run_dbt(["run", "--select", "fct_enterprise_month_end_network_pd"], warehouse=work,
-            dbt_vars={**decision_vars(load_catalog()), **champion_vars(work)},
+            dbt_vars=decision_vars(load_catalog()),
             target_path=args.dir / "target_pd")
     print(f"network PD mart (dbt run): {time.perf_counter() - t:.1f} s")
     data = yaml.safe_load(CATALOG_PATH.read_text(encoding="utf-8"))

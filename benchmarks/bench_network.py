@@ -142,10 +142,10 @@ def _dbt_code(warehouse: Path, target: Path, as_of: str, select: tuple[str, ...]
     return (
         "from pathlib import Path\nfrom assets.core.dbt_project import run_dbt\n"
         "from assets.signals.catalog import load_catalog\n"
-        "from assets.dbt_assets import champion_vars, decision_vars\n"
+        "from assets.dbt_assets import decision_vars, store_champion_for_dbt\n"
+        f"store_champion_for_dbt(Path({str(warehouse)!r}))\n"
         f"run_dbt(['run', '--select', *{list(select)!r}], warehouse=Path({str(warehouse)!r}), "
-        f"dbt_vars={{'as_of_date': {as_of!r}, **decision_vars(load_catalog()), "
-        f"**champion_vars(Path({str(warehouse)!r}))}}, "
+        f"dbt_vars={{'as_of_date': {as_of!r}, **decision_vars(load_catalog())}}, "
         f"target_path=Path({str(target)!r}))"
     )
 

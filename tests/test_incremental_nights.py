@@ -22,7 +22,7 @@ import duckdb
 
 from assets.core.dbt_project import run_dbt, write_run_context
 from assets.core.publish import PUBLISH_INFO, build_path
-from assets.dbt_assets import champion_fingerprint_at, champion_vars, decision_vars
+from assets.dbt_assets import champion_fingerprint_at, decision_vars, store_champion_for_dbt
 from assets.ingestion import ingest_all
 from assets.refresh_plan import NOTHING, code_version, mark_incremental_base, plan_recompute
 from assets.signals.catalog import load_catalog
@@ -98,8 +98,9 @@ def _dbt_night(build: Path, published: Path, landing: Path, as_of: date, *, full
                           plan.network_from_month_end, plan.network_enterprises,
                           previous_as_of=plan.previous_as_of, recompute_loans=plan.loans)
     args = ["run", *SELECT, *(["--full-refresh"] if plan.full else [])]
+    store_champion_for_dbt(build)
     run_dbt(args, warehouse=build, target_path=build.parent / "target",
-            dbt_vars={**decision_vars(load_catalog()), **champion_vars(build)})
+            dbt_vars=decision_vars(load_catalog()))
     mark_incremental_base(build, as_of, champion)
     return plan
 
@@ -392,8 +393,9 @@ def test_incremental_nights_equal_a_full_rebuild(tmp_path: Path) -> None:
     store_champion(reference, 0.6)
     ingest_all(reference, landing)
     write_run_context(reference, date(2026, 12, 20))
+    store_champion_for_dbt(reference)
     run_dbt(["run", *SELECT], warehouse=reference, target_path=reference.parent / "target",
-            dbt_vars={**decision_vars(load_catalog()), **champion_vars(reference)})
+            dbt_vars=decision_vars(load_catalog()))
     for relation in [*LOAN_TABLES, *KEPT_TABLES, *FACTS, NETWORK_PD]:
         got, want = _rows(build, relation), _rows(reference, relation)
         assert len(want) > 0, relation

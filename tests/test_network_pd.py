@@ -28,7 +28,7 @@ from test_guarantees import (
 
 from assets.contract import TABLES
 from assets.core.dbt_project import run_dbt
-from assets.dbt_assets import champion_vars, decision_vars
+from assets.dbt_assets import decision_vars, store_champion_for_dbt
 from assets.ingestion import ingest_all
 from assets.scorecard.spec import NETWORK_ON_RED, SpecError, load_spec, parse_spec
 from assets.scorecard.sql import DDL
@@ -98,10 +98,13 @@ def store_champion(wh: Path, past_due_pd: float) -> None:
 
 
 def build(tmp: Path, wh: Path, *select: str) -> None:
+    """dbt as the Dagster step runs it: the champion stored in the warehouse before the step
+    is the one that scores."""
+    store_champion_for_dbt(wh)
     proc = run_dbt(
         ["build", "--select", *select],
         warehouse=wh,
-        dbt_vars={"as_of_date": AS_OF, **decision_vars(load_catalog()), **champion_vars(wh)},
+        dbt_vars={"as_of_date": AS_OF, **decision_vars(load_catalog())},
         target_path=tmp / "target",
         check=False,
     )
@@ -163,7 +166,7 @@ def label(tag: str) -> str:
 
 def test_no_champion_no_pd_route_and_nothing_breaks(book: tuple[Path, Path]) -> None:
     tmp, wh = book
-    assert champion_vars(wh) == {"pd_champion_sql": ""}
+    assert store_champion_for_dbt(wh) == ""
     assert rows(wh) == {}
     got = hits(wh)
     assert not any(s.endswith("_red_by_pd") for _, _, s in got)
@@ -291,9 +294,9 @@ def test_a_night_rescores_only_the_network_rows_of_its_firms(book: tuple[Path, P
     def night(network_from: date, firms: list[str]) -> dict:
         write_run_context(wh, date.fromisoformat(AS_OF), NOTHING, (), network_from,
                           [code(f) for f in firms])
+        store_champion_for_dbt(wh)
         run_dbt(["run", "--select", "fct_enterprise_month_end_network_pd"], warehouse=wh,
-                dbt_vars={**decision_vars(load_catalog()), **champion_vars(wh)},
-                target_path=tmp / "target")
+                dbt_vars=decision_vars(load_catalog()), target_path=tmp / "night_target")
         return rows(wh)
 
     store_champion(wh, 0.6)  # the same model version, another PD for a firm past due
@@ -310,3 +313,10 @@ def test_a_night_rescores_only_the_network_rows_of_its_firms(book: tuple[Path, P
     assert {round(r["guaranteed_party_pd"] or r["related_party_pd"], 6)
             for r in got.values()} == {0.7}
     assert night(NOTHING, []) == got  # nothing to recompute: every row kept
+    # the champion reaches dbt through the warehouse, not its vars: each new champion above
+    # kept the partial parse of the night before (only the first night parsed in full)
+    log = (tmp / "night_target" / "logs" / "dbt.log").read_text(errors="replace")
+    nights = log.split("Running with dbt=")[1:]
+    assert len(nights) == 4
+    assert "Unable to do partial parsing because saved manifest not found" in nights[0]
+    assert not any("Unable to do partial parsing" in n for n in nights[1:]), nights[1:]

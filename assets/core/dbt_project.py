@@ -35,6 +35,9 @@ RECOMPUTE_NETWORK_ENTERPRISES = "main.dbt_recompute_network_enterprises"
 #: The loans whose landing rows (loan, schedule, repayments) changed since the publish: their
 #: installments are settled again tonight (int_loan_installments__settled).
 RECOMPUTE_LOANS = "main.dbt_recompute_loans"
+#: The champion PD scorecard's scoring SQL that the network PD facts score other firms with
+#: (macro pd_champion_sql): a table, not a dbt var, so a new champion keeps the partial parse.
+PD_CHAMPION = "main.dbt_pd_champion"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 dbt_project = DbtProject(
@@ -144,6 +147,17 @@ def write_run_context(
                            (RECOMPUTE_NETWORK_ENTERPRISES, network_enterprises)):
             con.execute(f"CREATE OR REPLACE TABLE {table} AS "
                         "SELECT CAST(unnest($1) AS VARCHAR) AS enterprise_id", [sorted(ids)])
+
+
+def write_pd_champion(warehouse: Path, score_sql: str) -> None:
+    """Store the scoring SQL of the champion in use ('' with none) for the network PD facts
+    (fct_enterprise_month_end_network_pd reads it through the macro pd_champion_sql when it
+    runs). Through the warehouse, like the as-of date, so dbt's parse inputs stay the same
+    when a monthly refit promotes a new champion."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"CREATE OR REPLACE TABLE {PD_CHAMPION} AS "
+                    "SELECT CAST($1 AS VARCHAR) AS score_sql", [score_sql])
 
 
 def _run_context_row(con: duckdb.DuckDBPyConnection, *columns: str) -> tuple | None:

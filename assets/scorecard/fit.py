@@ -200,9 +200,10 @@ def champion_pd_sql(con: duckdb.DuckDBPyConnection) -> str:
     `champion_features` (enterprise_id, month_end and the model's feature columns), giving
     enterprise_id, month_end, model_version, logit, pd, score; '' with no champion.
 
-    For the network features' "another firm on red by its PD" (dbt var `pd_champion_sql`,
-    model fct_enterprise_month_end_network_pd): read before the dbt step, so it is the model
-    in use, fitted before this build's features, and scoring stays `score_sql`'s only."""
+    For the network features' "another firm on red by its PD" (stored in
+    main.dbt_pd_champion for fct_enterprise_month_end_network_pd): read before the dbt step,
+    so it is the model in use, fitted before this build's features, and scoring stays
+    `score_sql`'s only."""
     model = current_model(con)
     return "" if model is None else _champion_score_sql(con, model)
 

@@ -27,5 +27,19 @@
   ; create table if not exists main.dbt_recompute_enterprises (enterprise_id varchar)
   ; create table if not exists main.dbt_recompute_network_enterprises (enterprise_id varchar)
   ; create table if not exists main.dbt_recompute_loans (loan_id varchar)
+  ; create table if not exists main.dbt_pd_champion (score_sql varchar)
   {%- endif -%}
+{%- endmacro %}
+
+{#- The SQL scoring the champion PD scorecard in use, which the Dagster step stores before
+    each dbt build (assets/core/dbt_project.py: write_pd_champion, from
+    assets.scorecard.fit.champion_pd_sql): '' with no champion, at parse time, on another
+    engine, and when no step stored one (dbt by hand on a fresh file). Read from a table at
+    execution, not from a var, so a newly promoted champion leaves dbt's parse inputs, and
+    with them the partial parse, unchanged. -#}
+{% macro pd_champion_sql() -%}
+  {%- if not execute or target.type != 'duckdb' -%}{{ return('') }}{%- endif -%}
+  {%- set rows = run_query(
+        "select coalesce(max(score_sql), '') from main.dbt_pd_champion").rows -%}
+  {{- return(rows[0][0]) -}}
 {%- endmacro %}

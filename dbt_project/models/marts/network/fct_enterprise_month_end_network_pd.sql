@@ -7,12 +7,13 @@
     int_enterprise_month__network, so one firm is not counted twice).
 
     The champion is the one stored in the warehouse when the dbt step starts, i.e. the model
-    in use, fitted before this build: the Dagster step passes its scoring SQL
-    (assets.scorecard.fit.champion_pd_sql, the same score_sql the engine uses) as the var
-    `pd_champion_sql`, and the red cut-off (catalog pd_tiers.red) as `red_pd_cutoff`, so no
-    threshold and no second scoring lives here. The scorecard's tables are therefore read
+    in use, fitted before this build: the Dagster step stores its scoring SQL
+    (assets.scorecard.fit.champion_pd_sql, the same score_sql the engine uses) in
+    main.dbt_pd_champion (macro pd_champion_sql), and passes the red cut-off (catalog
+    pd_tiers.red) as the var `red_pd_cutoff`, so no threshold and no second scoring lives
+    here. The scorecard's tables are therefore read
     directly, not as a dbt source: a source would order this model after this run's fit.
-    No champion (cold start, first build): the var is empty and this model has no rows.
+    No champion (cold start, first build): the SQL is empty and this model has no rows.
 
     Not circular: the scorecard never takes these columns as candidates (its spec rejects
     them) and scores only fct_enterprise_month_end and its trends, which do not read this
@@ -30,7 +31,7 @@
 -- depends_on: {{ ref('fct_enterprise_month_end') }}
 -- depends_on: {{ ref('fct_enterprise_month_end_trends') }}
 -- depends_on: {{ ref('int_network__default_dates') }}
-{%- set pd_sql = var('pd_champion_sql', '') %}
+{%- set pd_sql = pd_champion_sql() %}
 {%- set red_triggers = var('red_hard_triggers', {}) %}
 {%- set cutoff = var('red_pd_cutoff', 1) %}
 
