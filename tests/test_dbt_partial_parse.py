@@ -4,9 +4,11 @@ of dbt's parse inputs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
+import pytest
 from conftest import CONTRACT_EXAMPLES
 
 from assets.core.dbt_project import RUN_CONTEXT, keep_partial_parse, run_dbt
@@ -49,7 +51,6 @@ def test_the_parse_state_of_a_run_is_kept_for_the_next(tmp_path: Path) -> None:
 
 
 def test_pruning_keeps_the_newest_run_folders_and_any_still_being_written(tmp_path) -> None:
-    import os
     import time
 
     from assets.core.dbt_project import prune_run_targets
@@ -82,3 +83,28 @@ def test_a_dbt_step_builds_no_dbt_adapter_inside_the_dagster_process(monkeypatch
     invocation.wait()
     assert invocation.adapter is None
     assert registered == []
+
+
+def test_run_dbt_in_this_process_answers_as_the_cli_and_releases_the_file(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """run_dbt calls dbt in the test's own process: it returns the CLI's exit code and console
+    output, ignores the caller's RISK_AS_OF without changing it, and leaves the warehouse
+    closed, so it opens again read-only (another configuration than dbt-duckdb's)."""
+    warehouse, target = tmp_path / "w.duckdb", tmp_path / "target"
+    ingest_all(warehouse, CONTRACT_EXAMPLES / "landing")
+    monkeypatch.setenv("RISK_AS_OF", "not a date")
+    proc = run_dbt(["run", "--select", "stg_core_banking__loans"], warehouse=warehouse,
+                   dbt_vars={"as_of_date": "2024-12-31"}, target_path=target)
+    assert proc.returncode == 0 and "Completed successfully" in proc.stdout, proc.stdout
+    assert os.environ["RISK_AS_OF"] == "not a date"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM staging.stg_core_banking__loans").fetchone()[0]
+    failed = run_dbt(["test", "--select", "no_such_model"], warehouse=warehouse,
+                     target_path=target, check=False)
+    assert failed.returncode == 0  # nothing selected: dbt warns and succeeds, as its CLI does
+    bad = run_dbt(["run", "--no-such-option"], warehouse=warehouse, target_path=target,
+                  check=False)
+    assert bad.returncode == 2 and "no-such-option" in bad.stderr + bad.stdout
+    with pytest.raises(RuntimeError, match=r"dbt run --no-such-option failed \(exit 2\)"):
+        run_dbt(["run", "--no-such-option"], warehouse=warehouse, target_path=target)
