@@ -134,11 +134,10 @@ def store_champion_for_dbt(warehouse_path: Path) -> str:
     (`write_pd_champion`, fct_enterprise_month_end_network_pd); returns it. Called as a dbt
     step starts, so the model in use scores, never the one this run may fit after the
     feature marts."""
-    score_sql = ""
-    if warehouse_path.exists():
-        with duckdb.connect(str(warehouse_path), read_only=True) as con:
-            score_sql = champion_pd_sql(con)
-    write_pd_champion(warehouse_path, score_sql)
+    warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(warehouse_path)) as con:
+        score_sql = champion_pd_sql(con)
+        write_pd_champion(con, score_sql)
     return score_sql
 
 

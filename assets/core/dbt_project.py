@@ -152,15 +152,13 @@ def write_run_context(
                         "SELECT CAST(unnest($1) AS VARCHAR) AS enterprise_id", [sorted(ids)])
 
 
-def write_pd_champion(warehouse: Path, score_sql: str) -> None:
+def write_pd_champion(con: duckdb.DuckDBPyConnection, score_sql: str) -> None:
     """Store the scoring SQL of the champion in use ('' with none) for the network PD facts
     (fct_enterprise_month_end_network_pd reads it through the macro pd_champion_sql when it
     runs). Through the warehouse, like the as-of date, so dbt's parse inputs stay the same
     when a monthly refit promotes a new champion."""
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute(f"CREATE OR REPLACE TABLE {PD_CHAMPION} AS "
-                    "SELECT CAST($1 AS VARCHAR) AS score_sql", [score_sql])
+    con.execute(f"CREATE OR REPLACE TABLE {PD_CHAMPION} AS "
+                "SELECT CAST($1 AS VARCHAR) AS score_sql", [score_sql])
 
 
 def _run_context_row(con: duckdb.DuckDBPyConnection, *columns: str) -> tuple | None:
